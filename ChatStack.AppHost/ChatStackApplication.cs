@@ -1,0 +1,39 @@
+using ChatStack.Contracts;
+using ChatStack.Hosting.GoogleCloud;
+
+namespace Aspire.Hosting;
+
+internal static class ChatStackApplication
+{
+    /// <summary>
+    /// The whole stack on local emulators: the provisioner runs once the emulators are healthy, the worker
+    /// once the provisioner has finished, the chat API once the stores it writes to are healthy.
+    /// </summary>
+    public static IDistributedApplicationBuilder AddChatStack(this IDistributedApplicationBuilder builder)
+    {
+        var projectId = builder.AddParameter("gcp-project-id");
+
+        var pubsub = builder.AddPubSubEmulator("pubsub");
+        var firestore = builder.AddFirestoreEmulator("firestore");
+
+        var provisioner = builder.AddProject<Projects.ChatStack_Provisioner>("provisioner")
+            .WithArgs("provision", "--dataset", ResourceNames.Dataset)
+            .WithGoogleCloudProject(projectId)
+            .WithGoogleCloudEmulator(pubsub);
+
+        builder.AddProject<Projects.ChatStack_AnalyticsWorker>("analytics-worker")
+            .WithGoogleCloudProject(projectId)
+            .WithGoogleCloudEmulator(pubsub)
+            .WithHttpHealthCheck("/health")
+            .WaitForCompletion(provisioner);
+
+        builder.AddProject<Projects.ChatStack_ChatApi>("chat-api")
+            .WithGoogleCloudProject(projectId)
+            .WithGoogleCloudEmulator(pubsub)
+            .WithGoogleCloudEmulator(firestore)
+            .WithHttpHealthCheck("/health")
+            .WithExternalHttpEndpoints();
+
+        return builder;
+    }
+}

@@ -1,0 +1,35 @@
+namespace ChatStack.Contracts;
+
+/// <summary>
+/// The names of the infrastructure chat events flow through. The provisioner creates these; the chat API and
+/// the analytics worker use them. Defaults, overridable where a service takes options.
+/// </summary>
+public static class ResourceNames
+{
+    /// <summary>Topic the chat API publishes every chat event to.</summary>
+    public const string ChatEventsTopic = "chat-events";
+
+    /// <summary>Subscription the analytics worker pulls.</summary>
+    public const string ChatEventsSubscription = "chat-events-to-bq";
+
+    /// <summary>Topic messages go to after too many failed deliveries.</summary>
+    public const string DeadLetterTopic = "chat-events-dlq";
+
+    /// <summary>Subscription that keeps dead letters until someone looks at them.</summary>
+    public const string DeadLetterSubscription = "chat-events-dlq-hold";
+
+    /// <summary>The BigQuery dataset of the warehouse.</summary>
+    public const string Dataset = "chat_analytics";
+
+    /// <summary>One row per chat event.</summary>
+    public const string ChatEventsTable = "chat_events";
+
+    /// <summary>One row per tool invocation.</summary>
+    public const string ToolInvocationsTable = "tool_invocations";
+
+    /// <summary>Per-session figures.</summary>
+    public const string SessionsSummaryView = "v_chat_sessions_summary";
+
+    /// <summary>Per-tool, per-day figures.</summary>
+    public const string ToolUsageSummaryView = "v_tool_usage_summary";
+}

@@ -1,0 +1,34 @@
+using ChatStack.Contracts;
+using ChatStack.GoogleCloud.PubSub;
+using ChatStack.Provisioner.PubSub;
+
+namespace ChatStack.Provisioner.Infrastructure;
+
+/// <summary>Where to provision.</summary>
+public sealed record ProvisionSettings(string ProjectId, string Dataset, string Location);
+
+/// <summary>ChatStack's infrastructure, declared once, in the order it must be created.</summary>
+public static class ChatStackInfrastructure
+{
+    /// <summary>Ack deadline of the worker's subscription: a BigQuery insert of one batch fits well inside it.</summary>
+    public static readonly int AckDeadlineSeconds = 60;
+
+    public static IReadOnlyList<IInfrastructureResource> Resources(ProvisionSettings settings, IPubSubAdmin pubSub)
+    {
+        var project = settings.ProjectId;
+        return
+        [
+            new TopicResource(pubSub, project, ResourceNames.ChatEventsTopic),
+            new TopicResource(pubSub, project, ResourceNames.DeadLetterTopic),
+            // Dead letters are only kept while a subscription holds them: a topic alone would drop them.
+            new SubscriptionResource(pubSub, project, new SubscriptionSpec(
+                ResourceNames.DeadLetterSubscription, ResourceNames.DeadLetterTopic,
+                AckDeadlineSeconds, MessageRetention: TimeSpan.FromDays(7))),
+            new SubscriptionResource(pubSub, project, new SubscriptionSpec(
+                ResourceNames.ChatEventsSubscription, ResourceNames.ChatEventsTopic,
+                AckDeadlineSeconds, MessageRetention: TimeSpan.FromDays(7),
+                DeadLetterTopicId: ResourceNames.DeadLetterTopic, MaxDeliveryAttempts: 5,
+                MinimumBackoff: TimeSpan.FromSeconds(10), MaximumBackoff: TimeSpan.FromMinutes(10))),
+        ];
+    }
+}

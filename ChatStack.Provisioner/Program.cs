@@ -1,0 +1,3 @@
+using ChatStack.Provisioner.Cli;
+
+return await ProvisionerCli.Create().Parse(args).InvokeAsync();

@@ -1,0 +1,64 @@
+using System.Diagnostics;
+using Aspire.Hosting;
+using Aspire.Hosting.ApplicationModel;
+using Aspire.Hosting.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace ChatStack.Tests.Support;
+
+/// <summary>
+/// The real AppHost, started once for every test in <see cref="StackCollection"/>: real emulators, real services.
+/// Tests that need fresh state use a project id of their own (the emulators keep projects apart).
+/// </summary>
+public sealed class StackFixture : IAsyncLifetime
+{
+    public static readonly string[] HealthyResources = ["pubsub", "firestore", "analytics-worker", "chat-api"];
+
+    public DistributedApplication App { get; private set; } = null!;
+
+    /// <summary>From the start of the AppHost to every resource healthy (or finished, for the provisioner).</summary>
+    public TimeSpan TimeToHealthy { get; private set; }
+
+    public string PubSubHost { get; private set; } = "";
+
+    public string FirestoreHost { get; private set; } = "";
+
+    public async Task InitializeAsync()
+    {
+        var stopwatch = Stopwatch.StartNew();
+        var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.ChatStack_AppHost>();
+        // The emulators log INFO to stderr, which would show as failures; the tests say what went wrong.
+        builder.Services.AddLogging(logging => logging.SetMinimumLevel(LogLevel.Warning).AddFilter("ChatStack.AppHost.Resources", LogLevel.None));
+        foreach (var project in builder.Resources.OfType<ProjectResource>())
+        {
+            // Without a dashboard to export to, each service would wait 10 s for OTLP at shutdown.
+            builder.CreateResourceBuilder(project).WithEnvironment("OTEL_EXPORTER_OTLP_TIMEOUT", "1000");
+        }
+
+        App = await builder.BuildAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        await App.StartAsync(timeout.Token);
+        var notifications = App.Services.GetRequiredService<ResourceNotificationService>();
+        await Task.WhenAll(HealthyResources.Select(name => notifications.WaitForResourceHealthyAsync(name, timeout.Token))
+            .Append(notifications.WaitForResourceAsync("provisioner", KnownResourceStates.Finished, timeout.Token)));
+        TimeToHealthy = stopwatch.Elapsed;
+
+        PubSubHost = await App.GetConnectionStringAsync("pubsub", timeout.Token) ?? throw new InvalidOperationException("pubsub has no connection string");
+        FirestoreHost = await App.GetConnectionStringAsync("firestore", timeout.Token) ?? throw new InvalidOperationException("firestore has no connection string");
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (App is not null)
+        {
+            await App.DisposeAsync();
+        }
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class StackCollection : ICollectionFixture<StackFixture>
+{
+    public const string Name = "stack";
+}
