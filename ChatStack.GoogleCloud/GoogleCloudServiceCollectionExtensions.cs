@@ -17,7 +17,7 @@ public static class GoogleCloudServiceCollectionExtensions
     /// <summary>The <see cref="GoogleCloudOptions"/> of this process, read once from configuration.</summary>
     public static IHostApplicationBuilder AddGoogleCloudOptions(this IHostApplicationBuilder builder)
     {
-        builder.Services.TryAddSingleton(GoogleCloudOptions.FromConfiguration(builder.Configuration));
+        builder.Services.TryAddSingleton(sp => GoogleCloudOptions.FromConfiguration(sp.GetRequiredService<IConfiguration>()));
         return builder;
     }
 

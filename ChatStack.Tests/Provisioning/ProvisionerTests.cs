@@ -1,0 +1,211 @@
+using System.CommandLine;
+using ChatStack.Contracts;
+using ChatStack.GoogleCloud;
+using ChatStack.GoogleCloud.PubSub;
+using ChatStack.Provisioner.Cli;
+using ChatStack.Tests.Support;
+using Google.Cloud.PubSub.V1;
+using Microsoft.Extensions.Configuration;
+
+namespace ChatStack.Tests.Provisioning;
+
+/// <summary>The provisioner against the real Pub/Sub emulator; every test in a project of its own.</summary>
+[Collection(StackCollection.Name)]
+public sealed class ProvisionerTests(StackFixture stack, ITestOutputHelper output) : IDisposable
+{
+    private readonly string _project = $"prov-{Guid.NewGuid():N}"[..20];
+    private GrpcPubSubAdmin? _admin;
+    private Grpc.Net.Client.GrpcChannel? _channel;
+
+    private GrpcPubSubAdmin Admin
+    {
+        get
+        {
+            _channel ??= GoogleCloudChannels.Create(stack.PubSubHost, GoogleCloudChannels.PubSubEndpoint);
+            return _admin ??= new GrpcPubSubAdmin(new Publisher.PublisherClient(_channel), new Subscriber.SubscriberClient(_channel));
+        }
+    }
+
+    public void Dispose() => _channel?.Dispose();
+
+    private async Task<(int ExitCode, string Output, string Error)> Run(string[] args, string? pubSubHost = null, string? project = "")
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        var settings = new Dictionary<string, string?>
+        {
+            ["PUBSUB_EMULATOR_HOST"] = pubSubHost ?? stack.PubSubHost,
+            ["GOOGLE_CLOUD_PROJECT"] = project == "" ? _project : project,
+        };
+        var command = ProvisionerCli.Create(host => host.Configuration.AddInMemoryCollection(settings));
+        var exitCode = await command.Parse(args).InvokeAsync(new InvocationConfiguration { Output = stdout, Error = stderr });
+        output.WriteLine($"$ provision {string.Join(' ', args)} -> {exitCode}\n{stdout}{stderr}");
+        return (exitCode, stdout.ToString(), stderr.ToString());
+    }
+
+    private string Topic(string id) => PubSubNames.Topic(_project, id);
+
+    private string Subscription(string id) => PubSubNames.Subscription(_project, id);
+
+    [Fact]
+    public async Task Fresh_provision_creates_topics_and_subscriptions_as_declared()
+    {
+        var (exitCode, text, _) = await Run(["provision"]);
+
+        Assert.Equal(0, exitCode);
+        Assert.Contains("create 4, update 0, unchanged 0, incompatible 0", text);
+        Assert.NotNull(await Admin.GetTopicAsync(Topic(ResourceNames.ChatEventsTopic), default));
+        Assert.NotNull(await Admin.GetTopicAsync(Topic(ResourceNames.DeadLetterTopic), default));
+        var subscription = await Admin.GetSubscriptionAsync(Subscription(ResourceNames.ChatEventsSubscription), default);
+        Assert.NotNull(subscription);
+        Assert.Equal(Topic(ResourceNames.ChatEventsTopic), subscription.Topic);
+        Assert.Equal(60, subscription.AckDeadlineSeconds);
+        Assert.Equal(Topic(ResourceNames.DeadLetterTopic), subscription.DeadLetterPolicy.DeadLetterTopic);
+        Assert.Equal(5, subscription.DeadLetterPolicy.MaxDeliveryAttempts);
+        Assert.Equal(TimeSpan.FromSeconds(10), subscription.RetryPolicy.MinimumBackoff.ToTimeSpan());
+        Assert.Equal(TimeSpan.FromDays(7), subscription.MessageRetentionDuration.ToTimeSpan());
+        var deadLetters = await Admin.GetSubscriptionAsync(Subscription(ResourceNames.DeadLetterSubscription), default);
+        Assert.Equal(Topic(ResourceNames.DeadLetterTopic), deadLetters?.Topic);
+    }
+
+    [Fact]
+    public async Task A_second_run_changes_nothing()
+    {
+        Assert.Equal(0, (await Run(["provision"])).ExitCode);
+
+        var (exitCode, text, _) = await Run(["provision"]);
+
+        Assert.Equal(0, exitCode);
+        Assert.Contains("create 0, update 0, unchanged 4, incompatible 0", text);
+    }
+
+    [Fact]
+    public async Task Dry_run_on_a_fresh_project_prints_the_plan_exits_2_and_creates_nothing()
+    {
+        var (exitCode, text, _) = await Run(["provision", "--dry-run"]);
+
+        Assert.Equal(2, exitCode);
+        Assert.Equal(
+            [
+                "Plan (dry run, nothing is changed):",
+                "  + pubsub.topic           chat-events                              create",
+                "  + pubsub.topic           chat-events-dlq                          create",
+                "  + pubsub.subscription    chat-events-dlq-hold                     create",
+                "  + pubsub.subscription    chat-events-to-bq                        create",
+                "to create 4, to update 0, unchanged 0, incompatible 0.",
+            ],
+            text.TrimEnd().Split(Environment.NewLine));
+        Assert.Null(await Admin.GetTopicAsync(Topic(ResourceNames.ChatEventsTopic), default));
+    }
+
+    [Fact]
+    public async Task Dry_run_on_a_provisioned_project_has_nothing_to_do_and_exits_0()
+    {
+        Assert.Equal(0, (await Run(["provision"])).ExitCode);
+
+        var (exitCode, text, _) = await Run(["provision", "--dry-run"]);
+
+        Assert.Equal(0, exitCode);
+        Assert.Equal(4, text.Split(Environment.NewLine).Count(line => line.EndsWith("unchanged", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task A_half_built_project_is_finished()
+    {
+        await Admin.CreateTopicAsync(new Topic { Name = Topic(ResourceNames.ChatEventsTopic) }, default);
+
+        var (exitCode, text, _) = await Run(["provision"]);
+
+        Assert.Equal(0, exitCode);
+        Assert.Contains("create 3, update 0, unchanged 1, incompatible 0", text);
+        Assert.NotNull(await Admin.GetSubscriptionAsync(Subscription(ResourceNames.ChatEventsSubscription), default));
+    }
+
+    [Fact]
+    public async Task A_drifted_subscription_is_shown_field_by_field_and_updated_in_place()
+    {
+        await Admin.CreateTopicAsync(new Topic { Name = Topic(ResourceNames.ChatEventsTopic) }, default);
+        await Admin.CreateTopicAsync(new Topic { Name = Topic(ResourceNames.DeadLetterTopic) }, default);
+        await Admin.CreateSubscriptionAsync(new Subscription
+        {
+            Name = Subscription(ResourceNames.ChatEventsSubscription),
+            Topic = Topic(ResourceNames.ChatEventsTopic),
+            AckDeadlineSeconds = 10,
+        }, default);
+
+        var plan = await Run(["provision", "--dry-run"]);
+        Assert.Equal(2, plan.ExitCode);
+        Assert.Contains("  ~ pubsub.subscription    chat-events-to-bq                        update", plan.Output);
+        Assert.Contains("      ackDeadlineSeconds: 10 -> 60", plan.Output);
+        Assert.Contains($"      deadLetterPolicy.deadLetterTopic: (none) -> {Topic(ResourceNames.DeadLetterTopic)}", plan.Output);
+
+        Assert.Equal(0, (await Run(["provision"])).ExitCode);
+        var updated = await Admin.GetSubscriptionAsync(Subscription(ResourceNames.ChatEventsSubscription), default);
+        Assert.Equal(60, updated!.AckDeadlineSeconds);
+        Assert.Equal(5, updated.DeadLetterPolicy.MaxDeliveryAttempts);
+        Assert.Contains("unchanged 4", (await Run(["provision"])).Output);
+    }
+
+    [Fact]
+    public async Task A_subscription_on_another_topic_is_reported_exits_3_and_is_not_destroyed()
+    {
+        var otherTopic = Topic("someone-elses-topic");
+        await Admin.CreateTopicAsync(new Topic { Name = otherTopic }, default);
+        await Admin.CreateSubscriptionAsync(new Subscription
+        {
+            Name = Subscription(ResourceNames.ChatEventsSubscription),
+            Topic = otherTopic,
+            AckDeadlineSeconds = 10,
+        }, default);
+
+        var (exitCode, text, _) = await Run(["provision"]);
+
+        Assert.Equal(3, exitCode);
+        Assert.Contains("  ! pubsub.subscription    chat-events-to-bq                        incompatible", text);
+        Assert.Contains($"      topic: {otherTopic} -> {Topic(ResourceNames.ChatEventsTopic)}", text);
+        Assert.Contains("left untouched", text);
+        var kept = await Admin.GetSubscriptionAsync(Subscription(ResourceNames.ChatEventsSubscription), default);
+        Assert.Equal(otherTopic, kept!.Topic);
+        Assert.Equal(10, kept.AckDeadlineSeconds);
+        // The rest still converged.
+        Assert.NotNull(await Admin.GetSubscriptionAsync(Subscription(ResourceNames.DeadLetterSubscription), default));
+    }
+
+    [Fact]
+    public async Task Unknown_flags_are_rejected_before_anything_is_touched()
+    {
+        var (exitCode, _, error) = await Run(["provision", "--datset", "x"]);
+
+        Assert.NotEqual(0, exitCode);
+        Assert.Contains("--datset", error);
+        Assert.Null(await Admin.GetTopicAsync(Topic(ResourceNames.ChatEventsTopic), default));
+    }
+
+    [Fact]
+    public async Task An_invalid_dataset_name_is_rejected_with_the_rule()
+    {
+        var (exitCode, _, error) = await Run(["provision", "--dataset", "chat-analytics"]);
+
+        Assert.Equal(1, exitCode);
+        Assert.Contains("Invalid dataset name 'chat-analytics'", error);
+        Assert.Null(await Admin.GetTopicAsync(Topic(ResourceNames.ChatEventsTopic), default));
+    }
+
+    [Fact]
+    public async Task A_missing_project_id_says_how_to_set_it()
+    {
+        var (exitCode, _, error) = await Run(["provision"], project: null);
+
+        Assert.Equal(1, exitCode);
+        Assert.Contains("No Google Cloud project id: pass --project or set GOOGLE_CLOUD_PROJECT.", error);
+    }
+
+    [Fact]
+    public async Task An_unreachable_pubsub_fails_with_one_message_naming_it()
+    {
+        var (exitCode, _, error) = await Run(["provision"], pubSubHost: "127.0.0.1:9");
+
+        Assert.Equal(1, exitCode);
+        Assert.StartsWith("Provisioning failed: the Pub/Sub emulator at 127.0.0.1:9 answered Unavailable", error.Trim());
+    }
+}
