@@ -174,10 +174,10 @@ public static class GoogleSqlTranslator
                     i = after;
                     continue;
                 }
-                if (token.Kind == TokenKind.Ident && next is { } n && tokens[n].IsSymbol('('))
+                if (token.Kind == TokenKind.Ident && !isKeyword && next is { } n && tokens[n].IsSymbol('('))
                 {
                     var close = Close(n, end);
-                    var (text, after) = Function(token, n, close, end);
+                    var (text, after) = Function(token, i, n, close, end);
                     chunks.Add(new(text, ChunkKind.Operand));
                     i = after;
                     continue;
@@ -310,7 +310,7 @@ public static class GoogleSqlTranslator
             return "[" + Emit(open + 1, close) + "]";
         }
 
-        private (string Text, int After) Function(Token name, int open, int close, int end)
+        private (string Text, int After) Function(Token name, int nameIndex, int open, int close, int end)
         {
             var upper = name.Upper;
             var after = close + 1;
@@ -446,7 +446,8 @@ public static class GoogleSqlTranslator
                     return (text, after);
                 }
             }
-            return (name.Text + "(" + Emit(open + 1, close) + ")", after);
+            // Anything else keeps its name: DuckDB shares most of GoogleSQL's function names.
+            return (name.Text + string.Concat(tokens.Skip(nameIndex + 1).Take(open - nameIndex - 1).Select(t => t.Text)) + "(" + Emit(open + 1, close) + ")", after);
         }
 
         private string CastBody(int open, int close)

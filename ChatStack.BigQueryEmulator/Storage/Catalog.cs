@@ -162,10 +162,7 @@ public sealed class Catalog
             request.Schema ??= new TableSchema { Fields = [] };
             request.Schema.Fields ??= [];
             ValidateLayout(request);
-            var columns = request.Schema.Fields.Select(f => SchemaTypes.Quote(f.Name!) + " " + SchemaTypes.ToDuckType(f));
-            // DuckDB needs one column at least; BigQuery allows a table with no schema yet.
-            var columnList = request.Schema.Fields.Count == 0 ? "\"__no_columns\" BOOLEAN" : string.Join(", ", columns);
-            Execute(connection, $"CREATE TABLE {name} ({columnList})");
+            Execute(connection, SchemaTypes.CreateTableSql(name, request.Schema.Fields));
         }
 
         SaveTable(connection, request);

@@ -15,6 +15,14 @@ public static partial class SchemaTypes
 
     public static string TableName(string project, string dataset, string table) => SchemaName(project, dataset) + "." + Quote(table);
 
+    /// <summary>DuckDB DDL for a table schema; partitioning and clustering are metadata only.</summary>
+    public static string CreateTableSql(string name, IReadOnlyList<TableFieldSchema> fields)
+    {
+        // DuckDB needs one column at least; BigQuery allows a table with no schema yet.
+        var columns = fields.Count == 0 ? "\"__no_columns\" BOOLEAN" : string.Join(", ", fields.Select(f => Quote(f.Name!) + " " + ToDuckType(f)));
+        return $"CREATE TABLE {name} ({columns})";
+    }
+
     /// <summary>BigQuery's canonical name for a type, folding the legacy aliases.</summary>
     public static string Canonical(string? type) => (type ?? "").ToUpperInvariant() switch
     {
