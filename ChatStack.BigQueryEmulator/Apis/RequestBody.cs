@@ -47,7 +47,8 @@ public static class RequestBody
         catch (JsonException e)
         {
             var where = e.LineNumber is { } line ? $" at line {line + 1}, position {e.BytePositionInLine + 1}" : "";
-            throw BigQueryError.Invalid($"Invalid JSON payload received. Unexpected token{where}.");
+            var field = string.IsNullOrEmpty(e.Path) || e.Path == "$" ? "" : $" Invalid value at '{e.Path.TrimStart('$', '.')}'.";
+            throw BigQueryError.Invalid($"Invalid JSON payload received. Unexpected token{where}.{field}");
         }
     }
 }

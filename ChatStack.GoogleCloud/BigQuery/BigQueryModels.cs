@@ -142,7 +142,7 @@ public sealed class QueryParameterStructType
 
 public sealed class QueryParameterValue
 {
-    public string? Value { get; set; }
+    [JsonConverter(typeof(Int64StringConverter))] public string? Value { get; set; }
     public List<QueryParameterValue>? ArrayValues { get; set; }
     public Dictionary<string, QueryParameterValue>? StructValues { get; set; }
 }
@@ -301,7 +301,7 @@ public sealed class ErrorEnvelope
     public ErrorBody? Error { get; set; }
 }
 
-/// <summary>BigQuery writes INT64 as JSON strings; some clients send numbers. Accept both, write strings.</summary>
+/// <summary>BigQuery writes INT64 (and parameter values) as JSON strings; some clients send numbers or booleans. Accept them, write strings.</summary>
 public sealed class Int64StringConverter : JsonConverter<string?>
 {
     public override bool HandleNull => false;
@@ -311,6 +311,8 @@ public sealed class Int64StringConverter : JsonConverter<string?>
         {
             JsonTokenType.String => reader.GetString(),
             JsonTokenType.Number => System.Text.Encoding.UTF8.GetString(reader.HasValueSequence ? System.Buffers.BuffersExtensions.ToArray(reader.ValueSequence) : reader.ValueSpan),
+            JsonTokenType.True => "true",
+            JsonTokenType.False => "false",
             JsonTokenType.Null => null,
             _ => throw new JsonException($"Expected an INT64 as a string or number, got {reader.TokenType}."),
         };
