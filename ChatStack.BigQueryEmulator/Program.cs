@@ -1,0 +1,2 @@
+var app = ChatStack.BigQueryEmulator.EmulatorApp.Create(args);
+app.Run();

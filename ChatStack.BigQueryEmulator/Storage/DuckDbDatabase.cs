@@ -1,0 +1,79 @@
+using DuckDB.NET.Data;
+using Microsoft.Extensions.Options;
+
+namespace ChatStack.BigQueryEmulator.Storage;
+
+/// <summary>
+/// The one DuckDB connection. Work is serialised through a gate: DuckDB is fast enough single-threaded for an
+/// emulator, and one connection keeps the session settings (UTC, macros) the translation relies on.
+/// </summary>
+public sealed class DuckDbDatabase : IDisposable
+{
+    private readonly DuckDBConnection _connection;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+
+    public DuckDbDatabase(IOptions<BigQueryEmulatorOptions> options, IHostEnvironment environment)
+    {
+        var settings = options.Value;
+        string dataSource;
+        if (settings.InMemory)
+        {
+            dataSource = ":memory:";
+        }
+        else
+        {
+            var folder = Path.GetFullPath(settings.DataPath, environment.ContentRootPath);
+            Directory.CreateDirectory(folder);
+            dataSource = Path.Combine(folder, "bigquery.duckdb");
+        }
+
+        Location = dataSource;
+        _connection = new DuckDBConnection($"DataSource={dataSource}");
+        _connection.Open();
+        Execute(SessionSql);
+    }
+
+    public string Location { get; }
+
+    public bool IsOpen => _connection.State == System.Data.ConnectionState.Open;
+
+    public async Task<T> RunAsync<T>(Func<DuckDBConnection, T> work, CancellationToken cancellationToken = default)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            return work(_connection);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private void Execute(string sql)
+    {
+        using var command = _connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+
+    public void Dispose()
+    {
+        _connection.Dispose();
+        _gate.Dispose();
+    }
+
+    // BigQuery evaluates DATE(ts) and friends in UTC; the macros give BigQuery's answers where DuckDB's differ.
+    private const string SessionSql = """
+        SET TimeZone = 'UTC';
+        CREATE SCHEMA IF NOT EXISTS __emulator;
+        CREATE TABLE IF NOT EXISTS __emulator.datasets (project VARCHAR, dataset VARCHAR, resource VARCHAR, PRIMARY KEY (project, dataset));
+        CREATE TABLE IF NOT EXISTS __emulator.tables (project VARCHAR, dataset VARCHAR, table_id VARCHAR, resource VARCHAR, PRIMARY KEY (project, dataset, table_id));
+        CREATE OR REPLACE MACRO bq_divide(a, b) AS
+            CASE WHEN b = 0 THEN error('division by zero: ' || CAST(a AS VARCHAR) || ' / ' || CAST(b AS VARCHAR)) ELSE a / b END;
+        CREATE OR REPLACE MACRO bq_safe_divide(a, b) AS
+            CASE WHEN b = 0 THEN NULL ELSE a / b END;
+        CREATE OR REPLACE MACRO bq_json_value(j, p) AS
+            CASE WHEN json_type(CAST(j AS JSON), p) IN ('OBJECT', 'ARRAY') THEN NULL ELSE json_extract_string(CAST(j AS JSON), p) END;
+        """;
+}
