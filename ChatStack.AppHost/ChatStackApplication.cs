@@ -15,15 +15,18 @@ internal static class ChatStackApplication
 
         var pubsub = builder.AddPubSubEmulator("pubsub");
         var firestore = builder.AddFirestoreEmulator("firestore");
+        var bigquery = builder.AddBigQueryEmulator<Projects.ChatStack_BigQueryEmulator>("bigquery");
 
         var provisioner = builder.AddProject<Projects.ChatStack_Provisioner>("provisioner")
             .WithArgs("provision", "--dataset", ResourceNames.Dataset)
             .WithGoogleCloudProject(projectId)
-            .WithGoogleCloudEmulator(pubsub);
+            .WithGoogleCloudEmulator(pubsub)
+            .WithGoogleCloudEmulator(bigquery);
 
         builder.AddProject<Projects.ChatStack_AnalyticsWorker>("analytics-worker")
             .WithGoogleCloudProject(projectId)
             .WithGoogleCloudEmulator(pubsub)
+            .WithGoogleCloudEmulator(bigquery)
             .WithHttpHealthCheck("/health")
             .WaitForCompletion(provisioner);
 

@@ -61,9 +61,17 @@ public static class GoogleCloudEmulatorBuilderExtensions
     public static IResourceBuilder<ProjectResource> AddBigQueryEmulator<TProject>(
         this IDistributedApplicationBuilder builder, string name) where TProject : IProjectMetadata, new()
     {
-        return builder.AddProject<TProject>(name)
+        var emulator = builder.AddProject<TProject>(name);
+        if (!emulator.Resource.Annotations.OfType<EndpointAnnotation>().Any(e => e.Name == "http"))
+        {
+            // No launch profile gave it one: let Aspire pick a free port.
+            emulator.WithHttpEndpoint(name: "http");
+        }
+
+        return emulator
             .WithAnnotation(new GoogleCloudEmulatorAnnotation(BigQueryHostVariable, "http"))
             .WithHttpHealthCheck("/health")
+            .WithIconName("DatabaseSearch")
             .ExcludeFromManifest();
     }
 

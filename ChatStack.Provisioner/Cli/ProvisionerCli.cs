@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.RegularExpressions;
 using ChatStack.Contracts;
 using ChatStack.GoogleCloud;
+using ChatStack.GoogleCloud.BigQuery;
 using ChatStack.GoogleCloud.PubSub;
 using ChatStack.Provisioner.Infrastructure;
 using Grpc.Core;
@@ -71,12 +72,8 @@ public static partial class ProvisionerCli
         InvocationConfiguration console, Action<HostApplicationBuilder>? configureHost, CancellationToken cancellationToken)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { ApplicationName = "ChatStack.Provisioner" });
-        builder.AddBasicServiceDefaults();
-        builder.AddPubSubClients();
         configureHost?.Invoke(builder);
-        using var host = builder.Build();
-
-        var options = host.Services.GetRequiredService<GoogleCloudOptions>();
+        var options = GoogleCloudOptions.FromConfiguration(builder.Configuration);
         var projectId = projectOption ?? options.ProjectId;
         if (string.IsNullOrWhiteSpace(projectId) || !ProjectId().IsMatch(projectId))
         {
@@ -86,12 +83,17 @@ public static partial class ProvisionerCli
             return ProvisioningResult.Failed;
         }
 
+        builder.AddBasicServiceDefaults();
+        builder.AddPubSubClients();
+        builder.AddBigQueryClient(bigQuery => bigQuery.ProjectId = projectId);
+        using var host = builder.Build();
         await host.StartAsync(cancellationToken);
         var logger = host.Services.GetRequiredService<ILogger<ProvisioningRun>>();
         try
         {
             var settings = new ProvisionSettings(projectId, dataset, location);
-            var resources = ChatStackInfrastructure.Resources(settings, host.Services.GetRequiredService<IPubSubAdmin>());
+            var resources = ChatStackInfrastructure.Resources(settings,
+                host.Services.GetRequiredService<IPubSubAdmin>(), host.Services.GetRequiredService<IBigQueryClient>());
             var result = await new ProvisioningRun(resources, console.Output, logger).RunAsync(dryRun, cancellationToken);
             return result.ExitCode;
         }
@@ -100,6 +102,13 @@ public static partial class ProvisionerCli
             var target = options.PubSubEmulatorHost is { } emulator ? $"the Pub/Sub emulator at {emulator}" : GoogleCloudChannels.PubSubEndpoint;
             logger.LogError(e, "Provisioning failed talking to {Target}", target);
             await console.Error.WriteLineAsync($"Provisioning failed: {target} answered {e.StatusCode}: {e.Status.Detail}");
+            return ProvisioningResult.Failed;
+        }
+        catch (Exception e) when (e is BigQueryException or HttpRequestException)
+        {
+            var target = options.BigQueryEmulatorHost is { } emulator ? $"the BigQuery emulator at {emulator}" : "BigQuery";
+            logger.LogError(e, "Provisioning failed talking to {Target}", target);
+            await console.Error.WriteLineAsync($"Provisioning failed: {target}: {e.Message}");
             return ProvisioningResult.Failed;
         }
         finally

@@ -1,5 +1,7 @@
 using ChatStack.Contracts;
+using ChatStack.GoogleCloud.BigQuery;
 using ChatStack.GoogleCloud.PubSub;
+using ChatStack.Provisioner.BigQuery;
 using ChatStack.Provisioner.PubSub;
 
 namespace ChatStack.Provisioner.Infrastructure;
@@ -13,7 +15,7 @@ public static class ChatStackInfrastructure
     /// <summary>Ack deadline of the worker's subscription: a BigQuery insert of one batch fits well inside it.</summary>
     public static readonly int AckDeadlineSeconds = 60;
 
-    public static IReadOnlyList<IInfrastructureResource> Resources(ProvisionSettings settings, IPubSubAdmin pubSub)
+    public static IReadOnlyList<IInfrastructureResource> Resources(ProvisionSettings settings, IPubSubAdmin pubSub, IBigQueryClient bigQuery)
     {
         var project = settings.ProjectId;
         return
@@ -29,6 +31,11 @@ public static class ChatStackInfrastructure
                 AckDeadlineSeconds, MessageRetention: TimeSpan.FromDays(7),
                 DeadLetterTopicId: ResourceNames.DeadLetterTopic, MaxDeliveryAttempts: 5,
                 MinimumBackoff: TimeSpan.FromSeconds(10), MaximumBackoff: TimeSpan.FromMinutes(10))),
+            new DatasetResource(bigQuery, settings.Dataset, settings.Location),
+            new TableResource(bigQuery, settings.Dataset, WarehouseSchema.ChatEvents),
+            new TableResource(bigQuery, settings.Dataset, WarehouseSchema.ToolInvocations),
+            new ViewResource(bigQuery, settings.Dataset, WarehouseSchema.SessionsSummary(project, settings.Dataset)),
+            new ViewResource(bigQuery, settings.Dataset, WarehouseSchema.ToolUsageSummary(project, settings.Dataset)),
         ];
     }
 }

@@ -9,6 +9,9 @@ public interface IInfrastructureResource
     /// <summary>The short name shown in the plan.</summary>
     string Name { get; }
 
+    /// <summary>Names of resources this one needs as declared (a view needs its tables' columns).</summary>
+    IReadOnlyList<string> DependsOn => [];
+
     /// <summary>Reads what exists and says what converging would do. Changes nothing.</summary>
     Task<ResourceChange> PlanAsync(CancellationToken cancellationToken);
 

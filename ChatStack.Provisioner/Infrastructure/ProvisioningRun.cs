@@ -9,7 +9,7 @@ public sealed record ProvisioningResult(IReadOnlyList<ResourceChange> Changes, b
     /// <summary>Process exit codes, documented in the README.</summary>
     public const int Converged = 0, Failed = 1, ChangesPending = 2, IncompatibleFound = 3;
 
-    public bool HasIncompatible => Changes.Any(c => c.Action == ChangeKind.Incompatible);
+    public bool HasIncompatible => Changes.Any(c => c.Action is ChangeKind.Incompatible or ChangeKind.Blocked);
 
     public bool HasPendingChanges => Changes.Any(c => c.Action is ChangeKind.Create or ChangeKind.Update);
 
@@ -32,13 +32,22 @@ public sealed class ProvisioningRun(IReadOnlyList<IInfrastructureResource> resou
         output.WriteLine(dryRun ? "Plan (dry run, nothing is changed):" : "Provisioning:");
 
         var changes = new List<ResourceChange>(resources.Count);
+        var unusable = new HashSet<string>(StringComparer.Ordinal);
         foreach (var resource in resources)
         {
             using var activity = ActivitySource.StartActivity($"provision {resource.Kind}");
             activity?.SetTag("chatstack.provision.resource", resource.Name);
             activity?.SetTag("chatstack.provision.kind", resource.Kind);
 
-            var change = await resource.PlanAsync(cancellationToken);
+            var blockers = resource.DependsOn.Where(unusable.Contains).ToList();
+            var change = blockers.Count > 0
+                ? new ResourceChange(resource.Kind, resource.Name, ChangeKind.Blocked, [.. blockers.Select(b => new FieldDifference("dependsOn", b, "compatible"))])
+                : await resource.PlanAsync(cancellationToken);
+            if (change.Action is ChangeKind.Incompatible or ChangeKind.Blocked)
+            {
+                unusable.Add(resource.Name);
+            }
+
             if (!dryRun && change.Action is ChangeKind.Create or ChangeKind.Update)
             {
                 await resource.ApplyAsync(change, cancellationToken);
@@ -68,6 +77,7 @@ public sealed class ProvisioningRun(IReadOnlyList<IInfrastructureResource> resou
         ChangeKind.Unchanged => "unchanged",
         ChangeKind.Create => dryRun ? "create" : "created",
         ChangeKind.Update => dryRun ? "update" : "updated",
+        ChangeKind.Blocked => "blocked",
         _ => "incompatible",
     };
 
@@ -78,6 +88,7 @@ public sealed class ProvisioningRun(IReadOnlyList<IInfrastructureResource> resou
             ChangeKind.Create => '+',
             ChangeKind.Update => '~',
             ChangeKind.Incompatible => '!',
+            ChangeKind.Blocked => '-',
             _ => '=',
         };
         output.WriteLine($"  {symbol} {change.Kind,-22} {change.Name,-40} {outcome}");
@@ -92,6 +103,11 @@ public sealed class ProvisioningRun(IReadOnlyList<IInfrastructureResource> resou
         int Count(ChangeKind kind) => result.Changes.Count(c => c.Action == kind);
         var verb = result.DryRun ? "to " : "";
         var text = $"{verb}create {Count(ChangeKind.Create)}, {verb}update {Count(ChangeKind.Update)}, unchanged {Count(ChangeKind.Unchanged)}, incompatible {Count(ChangeKind.Incompatible)}.";
+        if (Count(ChangeKind.Blocked) > 0)
+        {
+            text += $" Blocked by them: {Count(ChangeKind.Blocked)}.";
+        }
+
         if (result.HasIncompatible)
         {
             text += " Incompatible resources were left untouched: fix or remove them by hand, then run again.";

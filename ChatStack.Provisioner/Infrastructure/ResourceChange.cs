@@ -14,6 +14,9 @@ public enum ChangeKind
 
     /// <summary>Exists in a shape that cannot be converged without destroying data; left alone and reported.</summary>
     Incompatible,
+
+    /// <summary>Depends on an incompatible resource, so it was not planned or touched.</summary>
+    Blocked,
 }
 
 /// <summary>One field that differs between what exists and what is desired.</summary>

@@ -35,6 +35,7 @@ public sealed class ProvisionerTests(StackFixture stack, ITestOutputHelper outpu
         var settings = new Dictionary<string, string?>
         {
             ["PUBSUB_EMULATOR_HOST"] = pubSubHost ?? stack.PubSubHost,
+            ["BIGQUERY_EMULATOR_HOST"] = stack.BigQueryHost,
             ["GOOGLE_CLOUD_PROJECT"] = project == "" ? _project : project,
         };
         var command = ProvisionerCli.Create(host => host.Configuration.AddInMemoryCollection(settings));
@@ -53,7 +54,7 @@ public sealed class ProvisionerTests(StackFixture stack, ITestOutputHelper outpu
         var (exitCode, text, _) = await Run(["provision"]);
 
         Assert.Equal(0, exitCode);
-        Assert.Contains("create 4, update 0, unchanged 0, incompatible 0", text);
+        Assert.Contains("create 9, update 0, unchanged 0, incompatible 0", text);
         Assert.NotNull(await Admin.GetTopicAsync(Topic(ResourceNames.ChatEventsTopic), default));
         Assert.NotNull(await Admin.GetTopicAsync(Topic(ResourceNames.DeadLetterTopic), default));
         var subscription = await Admin.GetSubscriptionAsync(Subscription(ResourceNames.ChatEventsSubscription), default);
@@ -76,7 +77,7 @@ public sealed class ProvisionerTests(StackFixture stack, ITestOutputHelper outpu
         var (exitCode, text, _) = await Run(["provision"]);
 
         Assert.Equal(0, exitCode);
-        Assert.Contains("create 0, update 0, unchanged 4, incompatible 0", text);
+        Assert.Contains("create 0, update 0, unchanged 9, incompatible 0", text);
     }
 
     [Fact]
@@ -92,7 +93,12 @@ public sealed class ProvisionerTests(StackFixture stack, ITestOutputHelper outpu
                 "  + pubsub.topic           chat-events-dlq                          create",
                 "  + pubsub.subscription    chat-events-dlq-hold                     create",
                 "  + pubsub.subscription    chat-events-to-bq                        create",
-                "to create 4, to update 0, unchanged 0, incompatible 0.",
+                "  + bigquery.dataset       chat_analytics                           create",
+                "  + bigquery.table         chat_analytics.chat_events               create",
+                "  + bigquery.table         chat_analytics.tool_invocations          create",
+                "  + bigquery.view          chat_analytics.v_chat_sessions_summary   create",
+                "  + bigquery.view          chat_analytics.v_tool_usage_summary      create",
+                "to create 9, to update 0, unchanged 0, incompatible 0.",
             ],
             text.TrimEnd().Split(Environment.NewLine));
         Assert.Null(await Admin.GetTopicAsync(Topic(ResourceNames.ChatEventsTopic), default));
@@ -106,7 +112,7 @@ public sealed class ProvisionerTests(StackFixture stack, ITestOutputHelper outpu
         var (exitCode, text, _) = await Run(["provision", "--dry-run"]);
 
         Assert.Equal(0, exitCode);
-        Assert.Equal(4, text.Split(Environment.NewLine).Count(line => line.EndsWith("unchanged", StringComparison.Ordinal)));
+        Assert.Equal(9, text.Split(Environment.NewLine).Count(line => line.EndsWith("unchanged", StringComparison.Ordinal)));
     }
 
     [Fact]
@@ -117,7 +123,7 @@ public sealed class ProvisionerTests(StackFixture stack, ITestOutputHelper outpu
         var (exitCode, text, _) = await Run(["provision"]);
 
         Assert.Equal(0, exitCode);
-        Assert.Contains("create 3, update 0, unchanged 1, incompatible 0", text);
+        Assert.Contains("create 8, update 0, unchanged 1, incompatible 0", text);
         Assert.NotNull(await Admin.GetSubscriptionAsync(Subscription(ResourceNames.ChatEventsSubscription), default));
     }
 
@@ -143,7 +149,7 @@ public sealed class ProvisionerTests(StackFixture stack, ITestOutputHelper outpu
         var updated = await Admin.GetSubscriptionAsync(Subscription(ResourceNames.ChatEventsSubscription), default);
         Assert.Equal(60, updated!.AckDeadlineSeconds);
         Assert.Equal(5, updated.DeadLetterPolicy.MaxDeliveryAttempts);
-        Assert.Contains("unchanged 4", (await Run(["provision"])).Output);
+        Assert.Contains("unchanged 9", (await Run(["provision"])).Output);
     }
 
     [Fact]

@@ -13,7 +13,7 @@ namespace ChatStack.Tests.Support;
 /// </summary>
 public sealed class StackFixture : IAsyncLifetime
 {
-    public static readonly string[] HealthyResources = ["pubsub", "firestore", "analytics-worker", "chat-api"];
+    public static readonly string[] HealthyResources = ["pubsub", "firestore", "bigquery", "analytics-worker", "chat-api"];
 
     public DistributedApplication App { get; private set; } = null!;
 
@@ -23,6 +23,9 @@ public sealed class StackFixture : IAsyncLifetime
     public string PubSubHost { get; private set; } = "";
 
     public string FirestoreHost { get; private set; } = "";
+
+    /// <summary>host:port of the BigQuery emulator, as services get it in BIGQUERY_EMULATOR_HOST.</summary>
+    public string BigQueryHost { get; private set; } = "";
 
     public async Task InitializeAsync()
     {
@@ -36,6 +39,10 @@ public sealed class StackFixture : IAsyncLifetime
             builder.CreateResourceBuilder(project).WithEnvironment("OTEL_EXPORTER_OTLP_TIMEOUT", "1000");
         }
 
+        // Tests must not share (or lock) the warehouse file of a developer's own runs.
+        builder.CreateResourceBuilder(builder.Resources.OfType<ProjectResource>().Single(r => r.Name == "bigquery"))
+            .WithEnvironment("BigQueryEmulator__InMemory", "true");
+
         App = await builder.BuildAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         await App.StartAsync(timeout.Token);
@@ -46,6 +53,8 @@ public sealed class StackFixture : IAsyncLifetime
 
         PubSubHost = await App.GetConnectionStringAsync("pubsub", timeout.Token) ?? throw new InvalidOperationException("pubsub has no connection string");
         FirestoreHost = await App.GetConnectionStringAsync("firestore", timeout.Token) ?? throw new InvalidOperationException("firestore has no connection string");
+        var bigqueryEndpoint = App.GetEndpoint("bigquery", "http");
+        BigQueryHost = $"{bigqueryEndpoint.Host}:{bigqueryEndpoint.Port}";
     }
 
     public async Task DisposeAsync()
