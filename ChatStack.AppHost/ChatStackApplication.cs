@@ -18,7 +18,8 @@ internal static class ChatStackApplication
         var bigquery = builder.AddBigQueryEmulator<Projects.ChatStack_BigQueryEmulator>("bigquery");
 
         var provisioner = builder.AddProject<Projects.ChatStack_Provisioner>("provisioner")
-            .WithArgs("provision", "--dataset", ResourceNames.Dataset)
+            // Locally a rejected event should reach the dead-letter topic in seconds, not the minutes production waits.
+            .WithArgs("provision", "--dataset", ResourceNames.Dataset, "--retry-min-backoff-seconds", "1", "--retry-max-backoff-seconds", "4")
             .WithGoogleCloudProject(projectId)
             .WithGoogleCloudEmulator(pubsub)
             .WithGoogleCloudEmulator(bigquery);

@@ -52,6 +52,19 @@ public static partial class ProvisionerCli
                 result.AddError($"Invalid project id '{value}': 6-30 lowercase letters, digits or hyphens, starting with a letter.");
             }
         });
+        var minBackoff = new Option<int>("--retry-min-backoff-seconds")
+        {
+            Description = "Redelivery backoff after a failed delivery of a chat event, doubling up to the maximum (default 10).",
+            DefaultValueFactory = _ => 10,
+        };
+        var maxBackoff = new Option<int>("--retry-max-backoff-seconds")
+        {
+            Description = "Longest redelivery backoff (default 600).",
+            DefaultValueFactory = _ => 600,
+        };
+        // Pub/Sub's own limits for a retry policy.
+        minBackoff.Validators.Add(result => ValidateBackoff(result, result.GetValueOrDefault<int>()));
+        maxBackoff.Validators.Add(result => ValidateBackoff(result, result.GetValueOrDefault<int>()));
         var dryRun = new Option<bool>("--dry-run")
         {
             Description = "Print the plan (create / update / unchanged per resource) and change nothing. Exit code 2 when changes are pending.",
@@ -59,22 +72,41 @@ public static partial class ProvisionerCli
 
         var provision = new Command("provision", "Create or update ChatStack's Pub/Sub and BigQuery resources so they match the desired state.")
         {
-            dataset, location, project, dryRun,
+            dataset, location, project, minBackoff, maxBackoff, dryRun,
         };
+        provision.Validators.Add(result =>
+        {
+            if (result.GetValue(minBackoff) > result.GetValue(maxBackoff))
+            {
+                result.AddError("--retry-min-backoff-seconds must not exceed --retry-max-backoff-seconds.");
+            }
+        });
         provision.SetAction((parseResult, cancellationToken) => RunAsync(
-            parseResult.GetValue(dataset)!, parseResult.GetValue(location)!, parseResult.GetValue(project),
-            parseResult.GetValue(dryRun), parseResult.InvocationConfiguration, configureHost, cancellationToken));
+            new ProvisionRequest(parseResult.GetValue(dataset)!, parseResult.GetValue(location)!, parseResult.GetValue(project),
+                TimeSpan.FromSeconds(parseResult.GetValue(minBackoff)), TimeSpan.FromSeconds(parseResult.GetValue(maxBackoff)),
+                parseResult.GetValue(dryRun)),
+            parseResult.InvocationConfiguration, configureHost, cancellationToken));
 
         return new RootCommand("ChatStack provisioner: converges Google Cloud infrastructure to what ChatStack needs.") { provision };
     }
 
-    private static async Task<int> RunAsync(string dataset, string location, string? projectOption, bool dryRun,
+    private sealed record ProvisionRequest(string Dataset, string Location, string? Project, TimeSpan MinBackoff, TimeSpan MaxBackoff, bool DryRun);
+
+    private static void ValidateBackoff(System.CommandLine.Parsing.OptionResult result, int seconds)
+    {
+        if (seconds is < 0 or > 600)
+        {
+            result.AddError($"{result.Option.Name} must be between 0 and 600 seconds, not {seconds}.");
+        }
+    }
+
+    private static async Task<int> RunAsync(ProvisionRequest request,
         InvocationConfiguration console, Action<HostApplicationBuilder>? configureHost, CancellationToken cancellationToken)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { ApplicationName = "ChatStack.Provisioner" });
         configureHost?.Invoke(builder);
         var options = GoogleCloudOptions.FromConfiguration(builder.Configuration);
-        var projectId = projectOption ?? options.ProjectId;
+        var projectId = request.Project ?? options.ProjectId;
         if (string.IsNullOrWhiteSpace(projectId) || !ProjectId().IsMatch(projectId))
         {
             await console.Error.WriteLineAsync(string.IsNullOrWhiteSpace(projectId)
@@ -91,10 +123,14 @@ public static partial class ProvisionerCli
         var logger = host.Services.GetRequiredService<ILogger<ProvisioningRun>>();
         try
         {
-            var settings = new ProvisionSettings(projectId, dataset, location);
+            var settings = new ProvisionSettings(projectId, request.Dataset, request.Location)
+            {
+                RetryMinimumBackoff = request.MinBackoff,
+                RetryMaximumBackoff = request.MaxBackoff,
+            };
             var resources = ChatStackInfrastructure.Resources(settings,
                 host.Services.GetRequiredService<IPubSubAdmin>(), host.Services.GetRequiredService<IBigQueryClient>());
-            var result = await new ProvisioningRun(resources, console.Output, logger).RunAsync(dryRun, cancellationToken);
+            var result = await new ProvisioningRun(resources, console.Output, logger).RunAsync(request.DryRun, cancellationToken);
             return result.ExitCode;
         }
         catch (RpcException e)

@@ -6,8 +6,14 @@ using ChatStack.Provisioner.PubSub;
 
 namespace ChatStack.Provisioner.Infrastructure;
 
-/// <summary>Where to provision.</summary>
-public sealed record ProvisionSettings(string ProjectId, string Dataset, string Location);
+/// <summary>Where to provision, and how fast failed deliveries are retried.</summary>
+public sealed record ProvisionSettings(string ProjectId, string Dataset, string Location)
+{
+    /// <summary>Backoff after the first failed delivery; doubles up to <see cref="RetryMaximumBackoff"/>.</summary>
+    public TimeSpan RetryMinimumBackoff { get; init; } = TimeSpan.FromSeconds(10);
+
+    public TimeSpan RetryMaximumBackoff { get; init; } = TimeSpan.FromMinutes(10);
+}
 
 /// <summary>ChatStack's infrastructure, declared once, in the order it must be created.</summary>
 public static class ChatStackInfrastructure
@@ -30,7 +36,7 @@ public static class ChatStackInfrastructure
                 ResourceNames.ChatEventsSubscription, ResourceNames.ChatEventsTopic,
                 AckDeadlineSeconds, MessageRetention: TimeSpan.FromDays(7),
                 DeadLetterTopicId: ResourceNames.DeadLetterTopic, MaxDeliveryAttempts: 5,
-                MinimumBackoff: TimeSpan.FromSeconds(10), MaximumBackoff: TimeSpan.FromMinutes(10))),
+                MinimumBackoff: settings.RetryMinimumBackoff, MaximumBackoff: settings.RetryMaximumBackoff)),
             new DatasetResource(bigQuery, settings.Dataset, settings.Location),
             new TableResource(bigQuery, settings.Dataset, WarehouseSchema.ChatEvents),
             new TableResource(bigQuery, settings.Dataset, WarehouseSchema.ToolInvocations),

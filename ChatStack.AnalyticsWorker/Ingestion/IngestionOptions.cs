@@ -1,0 +1,32 @@
+using ChatStack.Contracts;
+
+namespace ChatStack.AnalyticsWorker.Ingestion;
+
+/// <summary>How the worker pulls chat events and writes them (section <c>Ingestion</c>).</summary>
+public sealed class IngestionOptions
+{
+    public string Subscription { get; set; } = ResourceNames.ChatEventsSubscription;
+
+    public string Dataset { get; set; } = ResourceNames.Dataset;
+
+    /// <summary>Concurrent StreamingPull streams: the emulator serves one stream near 2k messages/s.</summary>
+    public int Streams { get; set; } = 4;
+
+    /// <summary>Messages held (received, not yet acked) before the worker stops reading its streams.</summary>
+    public int MaxOutstandingMessages { get; set; } = 2_000;
+
+    /// <summary>Payload bytes held before the worker stops reading its streams.</summary>
+    public long MaxOutstandingBytes { get; set; } = 64L * 1024 * 1024;
+
+    /// <summary>Rows per insertAll request (BigQuery recommends about 500).</summary>
+    public int BatchSize { get; set; } = 500;
+
+    /// <summary>Longest a received message waits for its batch to fill.</summary>
+    public TimeSpan BatchLatency { get; set; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>Ack deadline the worker asks for and extends while a batch is still being written.</summary>
+    public int AckDeadlineSeconds { get; set; } = 60;
+
+    /// <summary>Attempts for a batch that fails transiently before its messages are nacked for redelivery.</summary>
+    public int MaxInsertAttempts { get; set; } = 6;
+}
