@@ -61,8 +61,8 @@ public static class TableApis
 
         tables.MapPost("/{tableId}/insertAll", async (string projectId, string datasetId, string tableId, HttpContext context, TableWriter writer) =>
         {
-            var request = await RequestBody.ReadAsync(context, BigQueryJsonContext.Default.InsertAllRequest);
-            var response = await writer.InsertAllAsync(projectId, datasetId, tableId, request, context.RequestAborted);
+            using var request = await RequestBody.ReadDocumentAsync(context);
+            var response = await writer.InsertAllAsync(projectId, datasetId, tableId, request.RootElement, context.RequestAborted);
             return Json.Ok(response, BigQueryJsonContext.Default.InsertAllResponse);
         });
 

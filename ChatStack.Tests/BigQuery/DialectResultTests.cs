@@ -112,6 +112,14 @@ public sealed class DialectResultTests : IDisposable
     }
 
     [Fact]
+    public void LatestNonNull_ViaArrayAggOffset_MatchesTheSortedArray()
+    {
+        const string rows = "FROM UNNEST([STRUCT(1 AS k, 'a' AS v), STRUCT(3 AS k, NULL AS v), STRUCT(2 AS k, 'b' AS v)]) AS r";
+        Assert.Equal("b", BigQuery($"SELECT ARRAY_AGG(r.v IGNORE NULLS ORDER BY r.k DESC LIMIT 1)[OFFSET(0)] {rows}"));
+        Assert.Equal("a", BigQuery($"SELECT ARRAY_AGG(r.v IGNORE NULLS ORDER BY r.k LIMIT 1)[OFFSET(0)] {rows}"));
+    }
+
+    [Fact]
     public void CountIfInAView_OverAnEmptyTable_IsZero()
     {
         Raw("CREATE SCHEMA \"p.ds\"; CREATE TABLE \"p.ds\".\"t\" (ok BOOLEAN)");
