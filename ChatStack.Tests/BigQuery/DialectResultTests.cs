@@ -46,6 +46,8 @@ public sealed class DialectResultTests : IDisposable
         Assert.Equal("\"m1\"", Raw("""SELECT json_value('{"model":"m1"}', '$.model')::VARCHAR"""));
         Assert.Null(BigQuery("""SELECT JSON_VALUE('{"a":{"b":1}}', '$.a')"""));
         Assert.Equal("1", BigQuery("""SELECT JSON_VALUE('{"a":{"b":1}}', '$.a.b')"""));
+        Assert.Null(BigQuery("""SELECT JSON_VALUE('{"a":[1]}', '$.a')"""));
+        Assert.Null(BigQuery("""SELECT JSON_VALUE('{"a":null}', '$.a')"""));
     }
 
     [Fact]

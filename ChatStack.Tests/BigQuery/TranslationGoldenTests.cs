@@ -19,7 +19,7 @@ public sealed class TranslationGoldenTests
     [InlineData("SELECT SAFE_DIVIDE(a, b)", "SELECT bq_safe_divide(a, b)")]
     [InlineData("SELECT JSON_VALUE(attrs, '$.model')", "SELECT bq_json_value(attrs, '$.model')")]
     [InlineData("SELECT TIMESTAMP_DIFF(end_ts, start_ts, SECOND)", "SELECT date_sub('second', start_ts, end_ts)")]
-    [InlineData("SELECT APPROX_QUANTILES(latency, 100)[OFFSET(50)]", "SELECT approx_quantile(latency, 0.5)")]
+    [InlineData("SELECT APPROX_QUANTILES(latency, 100)[OFFSET(50)]", "SELECT quantile_disc(latency, 0.5)")]
     [InlineData("SELECT ARRAY_AGG(model IGNORE NULLS ORDER BY ts DESC LIMIT 1)", "SELECT list_slice(array_agg(model ORDER BY ts DESC) FILTER (WHERE (model) IS NOT NULL), 1, 1)")]
     [InlineData("SELECT ARRAY_AGG(x)[OFFSET(0)]", "SELECT array_agg(x)[(0) + 1]")]
     [InlineData("SELECT ARRAY_AGG(model IGNORE NULLS ORDER BY ts DESC LIMIT 1)[OFFSET(0)]", "SELECT arg_max(model, ts) FILTER (WHERE (model) IS NOT NULL)")]

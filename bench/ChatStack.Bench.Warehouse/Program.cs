@@ -121,7 +121,9 @@ try
     foreach (var (label, sql, maxResults) in new[]
     {
         ("view, aggregated to one row", "SELECT COUNT(*) AS sessions, SUM(events) AS events, SUM(tokens) AS tokens FROM warehouse.session_summary", (string?)null),
-        ("view, first page of 1,000 sessions", "SELECT * FROM warehouse.session_summary ORDER BY session_id", "1000"),
+        ("view, one session", "SELECT * FROM warehouse.session_summary WHERE session_id = 's42'", (string?)null),
+        ("view, all sessions computed, first page of 1,000", "SELECT * FROM warehouse.session_summary", "1000"),
+        ("view, all sessions sorted, first page of 1,000", "SELECT * FROM warehouse.session_summary ORDER BY session_id", "1000"),
     })
     {
         var timings = new List<double>();
