@@ -396,6 +396,10 @@ public static class GoogleSqlTranslator
                     return ("now()", after);
                 case "CURRENT_DATE":
                     return ("current_date", after);
+                case "TO_JSON_STRING":
+                    return ($"CAST(to_json({Emit(open + 1, close).Trim()}) AS VARCHAR)", after);
+                case "TO_JSON":
+                    return ($"to_json({Emit(open + 1, close).Trim()})", after);
                 case "GENERATE_ARRAY":
                     return ($"generate_series({string.Join(", ", Args(open, close))})", after);
                 case "LOGICAL_AND":

@@ -203,7 +203,12 @@ public sealed class Catalog
             {
                 SchemaTypes.Validate(fields);
                 statements.AddRange(SchemaChanges(current, fields, name));
-                updated.Schema = new TableSchema { Fields = fields };
+                // Keep the schema in DuckDB's column order (existing columns, then added ones): the appender relies on it.
+                var existing = current.Schema?.Fields ?? [];
+                var ordered = existing.Select(old => fields.First(f => string.Equals(f.Name, old.Name, StringComparison.OrdinalIgnoreCase)))
+                    .Concat(fields.Where(f => !existing.Any(e => string.Equals(e.Name, f.Name, StringComparison.OrdinalIgnoreCase))))
+                    .ToList();
+                updated.Schema = new TableSchema { Fields = ordered };
             }
             ValidateLayout(updated);
         }

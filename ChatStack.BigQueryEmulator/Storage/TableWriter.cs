@@ -124,6 +124,35 @@ public sealed class TableWriter(DuckDbDatabase database, Catalog catalog, TimePr
 
     private int Write(DuckDBConnection connection, string project, string dataset, string tableId, List<TableFieldSchema> fields, List<string?[]> rows)
     {
+        var target = SchemaTypes.TableName(project, dataset, tableId);
+        if (fields.Count > 0 && fields.All(f => f.Mode != "REPEATED" && f.Type is not ("RECORD" or "BYTES")))
+        {
+            // Flat rows go straight into the table through the appender with typed values: about twice as fast.
+            Catalog.Execute(connection, "BEGIN TRANSACTION");
+            try
+            {
+                using (var appender = connection.CreateAppender(SchemaName(project, dataset), tableId))
+                {
+                    foreach (var row in rows)
+                    {
+                        var appended = appender.CreateRow();
+                        for (var i = 0; i < fields.Count; i++)
+                        {
+                            AppendTyped(appended, row[i], fields[i].Type!);
+                        }
+                        appended.EndRow();
+                    }
+                }
+                Catalog.Execute(connection, "COMMIT");
+            }
+            catch
+            {
+                Catalog.Execute(connection, "ROLLBACK");
+                throw;
+            }
+            return rows.Count;
+        }
+
         // One staging table per target and column count; a patch that adds columns gets a new one.
         var staging = "__stage_" + Convert.ToHexString(System.Security.Cryptography.SHA1.HashData(Encoding.UTF8.GetBytes(project + "\0" + dataset + "\0" + tableId)))[..16] + "_" + fields.Count;
         if (_stagingTables.Add(staging))
@@ -145,7 +174,6 @@ public sealed class TableWriter(DuckDbDatabase database, Catalog catalog, TimePr
                     appended.EndRow();
                 }
             }
-            var target = SchemaTypes.TableName(project, dataset, tableId);
             var columns = string.Join(", ", fields.Select(f => SchemaTypes.Quote(f.Name!)));
             var casts = string.Join(", ", fields.Select((f, i) => CastFromText($"c{i}", f)));
             Catalog.Execute(connection, $"INSERT INTO {target} ({columns}) SELECT {casts} FROM {staging}; DELETE FROM {staging}; COMMIT");
@@ -157,6 +185,32 @@ public sealed class TableWriter(DuckDbDatabase database, Catalog catalog, TimePr
             throw;
         }
         return rows.Count;
+    }
+
+    private static string SchemaName(string project, string dataset) => project + "." + dataset;
+
+    /// <summary>Appends a value already checked and normalised by <see cref="Normalise"/>.</summary>
+    private static void AppendTyped(IDuckDBAppenderRow row, string? value, string type)
+    {
+        if (value is null)
+        {
+            row.AppendNullValue();
+            return;
+        }
+        var invariant = CultureInfo.InvariantCulture;
+        switch (type)
+        {
+            case "INTEGER": row.AppendValue(long.Parse(value, invariant)); break;
+            case "FLOAT": row.AppendValue(double.Parse(value, invariant)); break;
+            case "NUMERIC":
+            case "BIGNUMERIC": row.AppendValue(decimal.Parse(value, NumberStyles.Float, invariant)); break;
+            case "BOOLEAN": row.AppendValue(value == "true"); break;
+            case "TIMESTAMP": row.AppendValue(DateTime.ParseExact(value[..^3], "yyyy-MM-dd HH:mm:ss.ffffff", invariant, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal)); break;
+            case "DATETIME": row.AppendValue(DateTime.ParseExact(value, "yyyy-MM-dd HH:mm:ss.ffffff", invariant)); break;
+            case "DATE": row.AppendValue(DateOnly.ParseExact(value, "yyyy-MM-dd", invariant)); break;
+            case "TIME": row.AppendValue(TimeOnly.ParseExact(value, "HH:mm:ss.ffffff", invariant)); break;
+            default: row.AppendValue(value); break;
+        }
     }
 
     private static string CastFromText(string column, TableFieldSchema field)

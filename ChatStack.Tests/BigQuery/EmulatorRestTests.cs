@@ -176,6 +176,34 @@ public sealed class EmulatorRestTests(EmulatorFixture emulator)
         Assert.Equal(12L, rows[1]["tokens"]);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task InsertAll_RoundTripsEveryScalarType_FlatAndNested(bool nested)
+    {
+        var dataset = await NewDatasetAsync();
+        List<TableFieldSchema> scalars =
+        [
+            new() { Name = "s", Type = "STRING" }, new() { Name = "i", Type = "INTEGER" }, new() { Name = "f", Type = "FLOAT" },
+            new() { Name = "n", Type = "NUMERIC" }, new() { Name = "b", Type = "BOOLEAN" }, new() { Name = "ts", Type = "TIMESTAMP" },
+            new() { Name = "d", Type = "DATE" }, new() { Name = "dt", Type = "DATETIME" }, new() { Name = "t", Type = "TIME" },
+            new() { Name = "j", Type = "JSON" },
+        ];
+        // With a REPEATED column the row takes the staging path; without, the typed appender.
+        List<TableFieldSchema> fields = nested ? [.. scalars, new() { Name = "tags", Type = "STRING", Mode = "REPEATED" }] : scalars;
+        await _client.CreateTableAsync(dataset, new Table { TableReference = new() { TableId = "all" }, Schema = new TableSchema { Fields = fields } });
+        var row = JsonNode.Parse("""
+            {"s":"x","i":"-42","f":1.5,"n":"123.456789012","b":"true","ts":"2024-03-04 05:06:07.123456 UTC",
+             "d":"2024-03-04","dt":"2024-03-04T05:06:07.5","t":"05:06:07","j":{"k":[1,2]}}
+            """)!.AsObject();
+        var response = await _client.InsertAllAsync(dataset, "all", new InsertAllRequest { Rows = [new() { Json = row }] });
+        Assert.Null(response.InsertErrors);
+
+        var result = await _client.QueryAsync(new QueryRequest { Query = $"SELECT s, i, f, n, b, ts, d, dt, t, TO_JSON_STRING(j) AS j FROM {dataset}.all" });
+        var cells = result.Rows![0]["f"]!.AsArray().Select(c => c!["v"]!.GetValue<string>()).ToList();
+        Assert.Equal(["x", "-42", "1.5", "123.456789012", "true", "1.709528767123456E9", "2024-03-04", "2024-03-04T05:06:07.500000", "05:06:07", """{"k":[1,2]}"""], cells);
+    }
+
     [Fact]
     public async Task InsertAll_DuplicateInsertIds_WriteOneRow()
     {
