@@ -221,6 +221,20 @@ public sealed class EmulatorRestTests(EmulatorFixture emulator)
     }
 
     [Fact]
+    public async Task InsertAllTyped_SerialisesRowsBySourceGeneration()
+    {
+        var dataset = await NewDatasetAsync();
+        await _client.CreateTableAsync(dataset, EventsTable("events"));
+        InsertAllRow<TypedEvent>[] rows = [new("t1", new TypedEvent("a", 1)), new("t2", new TypedEvent("b", 2)), new("t1", new TypedEvent("a", 1))];
+
+        var response = await _client.InsertAllAsync(dataset, "events", rows, TestJson.Default.TypedEvent);
+
+        Assert.Null(response.InsertErrors);
+        var result = await QueryAsync($"SELECT event_id, seq FROM {dataset}.events ORDER BY seq");
+        Assert.Equal([("a", 1L), ("b", 2L)], result.Select(r => ((string)r["event_id"]!, (long)r["seq"]!)));
+    }
+
+    [Fact]
     public async Task InsertAll_RetriedAfterLostResponse_KeepsInsertIdsAndWritesOnce()
     {
         var dataset = await NewDatasetAsync();
@@ -535,3 +549,10 @@ public sealed class EmulatorRestTests(EmulatorFixture emulator)
         Assert.Equal("notFound", JsonNode.Parse(await response.Content.ReadAsStringAsync())!["error"]!["errors"]![0]!["reason"]!.GetValue<string>());
     }
 }
+
+public sealed record TypedEvent(
+    [property: System.Text.Json.Serialization.JsonPropertyName("event_id")] string EventId,
+    [property: System.Text.Json.Serialization.JsonPropertyName("seq")] long Seq);
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(TypedEvent))]
+public sealed partial class TestJson : System.Text.Json.Serialization.JsonSerializerContext;
