@@ -247,7 +247,7 @@ public sealed class Catalog
             throw BigQueryError.Invalid("View query is empty.", "view.query");
         }
         // Unqualified names in a view resolve against the view's own project, as in BigQuery.
-        var translated = GoogleSqlTranslator.Translate(query, new TranslationContext(project, null, DatasetExists));
+        var translated = SyntaxGuard.Run(() => GoogleSqlTranslator.Translate(query, new TranslationContext(project, null, DatasetExists)));
         try
         {
             Execute(connection, $"CREATE {(replace ? "OR REPLACE " : "")}VIEW {name} AS {translated}");
