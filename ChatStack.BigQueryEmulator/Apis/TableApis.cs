@@ -13,9 +13,9 @@ public static class TableApis
 
         tables.MapPost("", async (string projectId, string datasetId, HttpContext context, DuckDbDatabase database, Catalog catalog) =>
         {
-            var request = await RequestBody.ReadAsync(context, BigQueryJsonContext.Default.Table);
+            var request = await RequestBody.ReadAsync(context, Json.Context.Table);
             var created = await database.RunAsync(connection => WithRows(connection, catalog, catalog.CreateTable(connection, projectId, datasetId, request)), context.RequestAborted);
-            return Json.Ok(created, BigQueryJsonContext.Default.Table);
+            return Json.Ok(created, Json.Context.Table);
         });
 
         tables.MapGet("", (string projectId, string datasetId, Catalog catalog) =>
@@ -33,22 +33,22 @@ public static class TableApis
                 });
             }
             var body = new JsonObject { ["kind"] = "bigquery#tableList", ["tables"] = list, ["totalItems"] = list.Count };
-            return Json.Ok(body, BigQueryJsonContext.Default.JsonObject);
+            return Json.Ok(body, Json.Context.JsonObject);
         });
 
         tables.MapGet("/{tableId}", async (string projectId, string datasetId, string tableId, HttpContext context, DuckDbDatabase database, Catalog catalog) =>
         {
             var table = catalog.GetTable(projectId, datasetId, tableId);
             var result = await database.RunAsync(connection => WithRows(connection, catalog, table), context.RequestAborted);
-            return Json.Ok(result, BigQueryJsonContext.Default.Table);
+            return Json.Ok(result, Json.Context.Table);
         });
 
         // tables.patch and tables.update share the rules: an update is a patch of every field it carries.
         async Task<IResult> Patch(string projectId, string datasetId, string tableId, HttpContext context, DuckDbDatabase database, Catalog catalog)
         {
-            var request = await RequestBody.ReadAsync(context, BigQueryJsonContext.Default.Table);
+            var request = await RequestBody.ReadAsync(context, Json.Context.Table);
             var updated = await database.RunAsync(connection => WithRows(connection, catalog, catalog.PatchTable(connection, projectId, datasetId, tableId, request)), context.RequestAborted);
-            return Json.Ok(updated, BigQueryJsonContext.Default.Table);
+            return Json.Ok(updated, Json.Context.Table);
         }
         tables.MapPatch("/{tableId}", Patch);
         tables.MapPut("/{tableId}", Patch);
@@ -63,7 +63,7 @@ public static class TableApis
         {
             using var request = await RequestBody.ReadDocumentAsync(context);
             var response = await writer.InsertAllAsync(projectId, datasetId, tableId, request.RootElement, context.RequestAborted);
-            return Json.Ok(response, BigQueryJsonContext.Default.InsertAllResponse);
+            return Json.Ok(response, Json.Context.InsertAllResponse);
         });
 
         return routes;
