@@ -304,6 +304,25 @@ public sealed class EmulatorRestTests(EmulatorFixture emulator)
     }
 
     [Fact]
+    public async Task TabledataList_PagesRowsWithTheTableSchema()
+    {
+        var dataset = await NewDatasetAsync();
+        await _client.CreateTableAsync(dataset, EventsTable("events"));
+        await _client.InsertAllAsync(dataset, "events", new InsertAllRequest
+        {
+            Rows = [.. Enumerable.Range(0, 5).Select(i => new InsertAllRow { Json = new JsonObject { ["event_id"] = $"e{i}", ["seq"] = i, ["tags"] = new JsonArray("t") } })],
+        });
+        using var http = emulator.CreateRawClient();
+        var first = JsonNode.Parse(await http.GetStringAsync($"/bigquery/v2/projects/{EmulatorFixture.Project}/datasets/{dataset}/tables/events/data?maxResults=3"))!;
+        Assert.Equal(("5", 3, "3"), (first["totalRows"]!.GetValue<string>(), first["rows"]!.AsArray().Count, first["pageToken"]!.GetValue<string>()));
+        Assert.Equal("t", first["rows"]![0]!["f"]![7]!["v"]![0]!["v"]!.GetValue<string>());
+
+        var rest = JsonNode.Parse(await http.GetStringAsync($"/bigquery/v2/projects/{EmulatorFixture.Project}/datasets/{dataset}/tables/events/data?maxResults=3&pageToken=3"))!;
+        Assert.Equal(2, rest["rows"]!.AsArray().Count);
+        Assert.Null(rest["pageToken"]);
+    }
+
+    [Fact]
     public async Task MalformedJson_Returns400InBigQueryShape()
     {
         using var http = emulator.CreateRawClient();
