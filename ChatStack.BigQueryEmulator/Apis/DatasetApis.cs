@@ -11,13 +11,13 @@ public static class DatasetApis
 
         datasets.MapPost("", async (string projectId, HttpContext context, DuckDbDatabase database, Catalog catalog) =>
         {
-            var request = await RequestBody.ReadAsync(context, BigQueryJsonContext.Default.Dataset);
+            var request = await RequestBody.ReadAsync(context, Json.Context.Dataset);
             var created = await database.RunAsync(connection => catalog.CreateDataset(connection, projectId, request), context.RequestAborted);
-            return Json.Ok(created, BigQueryJsonContext.Default.Dataset);
+            return Json.Ok(created, Json.Context.Dataset);
         });
 
         datasets.MapGet("/{datasetId}", (string projectId, string datasetId, Catalog catalog) =>
-            Json.Ok(catalog.GetDataset(projectId, datasetId), BigQueryJsonContext.Default.Dataset));
+            Json.Ok(catalog.GetDataset(projectId, datasetId), Json.Context.Dataset));
 
         datasets.MapDelete("/{datasetId}", async (string projectId, string datasetId, bool? deleteContents, HttpContext context, DuckDbDatabase database, Catalog catalog) =>
         {

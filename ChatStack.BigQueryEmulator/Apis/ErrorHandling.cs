@@ -45,6 +45,6 @@ public static class ErrorHandling
         context.Response.Clear();
         context.Response.StatusCode = error.Code;
         context.Response.ContentType = "application/json; charset=UTF-8";
-        await JsonSerializer.SerializeAsync(context.Response.Body, error.ToEnvelope(), BigQueryJsonContext.Default.ErrorEnvelope, context.RequestAborted);
+        await JsonSerializer.SerializeAsync(context.Response.Body, error.ToEnvelope(), Json.Context.ErrorEnvelope, context.RequestAborted);
     }
 }

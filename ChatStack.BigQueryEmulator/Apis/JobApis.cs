@@ -13,7 +13,7 @@ public static class JobApis
 
         project.MapPost("/queries", async (string projectId, HttpContext context, QueryEngine engine) =>
         {
-            var request = await RequestBody.ReadAsync(context, BigQueryJsonContext.Default.QueryRequest);
+            var request = await RequestBody.ReadAsync(context, Json.Context.QueryRequest);
             var spec = new QuerySpec(request.Query ?? "", request.UseLegacySql, request.DefaultDataset, request.QueryParameters,
                 request.ParameterMode, request.DryRun == true, null, request.Location);
             var job = await engine.RunAsync(projectId, spec, context.RequestAborted);
@@ -35,7 +35,7 @@ public static class JobApis
                 CacheHit = false,
                 NumDmlAffectedRows = job.DmlAffectedRows?.ToString(CultureInfo.InvariantCulture),
             };
-            return Json.Ok(response, BigQueryJsonContext.Default.QueryResponse);
+            return Json.Ok(response, Json.Context.QueryResponse);
         });
 
         project.MapGet("/queries/{jobId}", (string projectId, string jobId, string? maxResults, string? pageToken, string? startIndex,
@@ -62,22 +62,22 @@ public static class JobApis
                 CacheHit = false,
                 NumDmlAffectedRows = job.DmlAffectedRows?.ToString(CultureInfo.InvariantCulture),
             };
-            return Json.Ok(response, BigQueryJsonContext.Default.GetQueryResultsResponse);
+            return Json.Ok(response, Json.Context.GetQueryResultsResponse);
         });
 
         project.MapPost("/jobs", async (string projectId, HttpContext context, QueryEngine engine) =>
         {
-            var request = await RequestBody.ReadAsync(context, BigQueryJsonContext.Default.Job);
+            var request = await RequestBody.ReadAsync(context, Json.Context.Job);
             var query = request.Configuration?.Query
                 ?? throw BigQueryError.Invalid("The BigQuery emulator runs query jobs only: configuration.query is required.", "configuration");
             var spec = new QuerySpec(query.Query ?? "", query.UseLegacySql, query.DefaultDataset, query.QueryParameters, query.ParameterMode,
                 request.Configuration.DryRun == true, request.JobReference?.JobId, request.JobReference?.Location);
             var job = await engine.RunAsync(projectId, spec, context.RequestAborted);
-            return Json.Ok(job.Resource, BigQueryJsonContext.Default.Job);
+            return Json.Ok(job.Resource, Json.Context.Job);
         });
 
         project.MapGet("/jobs/{jobId}", (string projectId, string jobId, QueryEngine engine) =>
-            Json.Ok(engine.GetJob(projectId, jobId).Resource, BigQueryJsonContext.Default.Job));
+            Json.Ok(engine.GetJob(projectId, jobId).Resource, Json.Context.Job));
 
         return routes;
     }

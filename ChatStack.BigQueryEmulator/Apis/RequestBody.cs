@@ -14,11 +14,52 @@ public static class RequestBody
 
     public static async Task<T> ReadAsync<T>(HttpContext context, JsonTypeInfo<T> typeInfo) where T : class
     {
+        var bytes = await ReadBytesAsync(context);
+        try
+        {
+            return JsonSerializer.Deserialize(bytes.Span, typeInfo)
+                   ?? throw BigQueryError.Invalid("Invalid JSON payload received. Expected an object.");
+        }
+        catch (JsonException e)
+        {
+            throw Malformed(e);
+        }
+    }
+
+    /// <summary>The body as a JsonDocument, for insertAll, which validates rows without building a DOM of nodes.</summary>
+    public static async Task<JsonDocument> ReadDocumentAsync(HttpContext context)
+    {
+        var bytes = await ReadBytesAsync(context);
+        try
+        {
+            var document = JsonDocument.Parse(bytes);
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                document.Dispose();
+                throw BigQueryError.Invalid("Invalid JSON payload received. Expected an object.");
+            }
+            return document;
+        }
+        catch (JsonException e)
+        {
+            throw Malformed(e);
+        }
+    }
+
+    private static BigQueryError Malformed(JsonException e)
+    {
+        var where = e.LineNumber is { } line ? $" at line {line + 1}, position {e.BytePositionInLine + 1}" : "";
+        var field = string.IsNullOrEmpty(e.Path) || e.Path == "$" ? "" : $" Invalid value at '{e.Path.TrimStart('$', '.')}'.";
+        return BigQueryError.Invalid($"Invalid JSON payload received. Unexpected token{where}.{field}");
+    }
+
+    private static async Task<ReadOnlyMemory<byte>> ReadBytesAsync(HttpContext context)
+    {
         if (context.Request.ContentLength > DrainLimit)
         {
             throw BigQueryError.PayloadTooLarge(MaxBytes);
         }
-        var buffer = new ArrayBufferWriter<byte>(4096);
+        var buffer = new ArrayBufferWriter<byte>((int)Math.Clamp(context.Request.ContentLength ?? 4096, 1, MaxBytes) + 1);
         var body = context.Request.Body;
         long total = 0;
         while (true)
@@ -39,16 +80,6 @@ public static class RequestBody
         {
             throw BigQueryError.Invalid("Invalid JSON payload received. Empty request body.");
         }
-        try
-        {
-            return JsonSerializer.Deserialize(buffer.WrittenSpan, typeInfo)
-                   ?? throw BigQueryError.Invalid("Invalid JSON payload received. Expected an object.");
-        }
-        catch (JsonException e)
-        {
-            var where = e.LineNumber is { } line ? $" at line {line + 1}, position {e.BytePositionInLine + 1}" : "";
-            var field = string.IsNullOrEmpty(e.Path) || e.Path == "$" ? "" : $" Invalid value at '{e.Path.TrimStart('$', '.')}'.";
-            throw BigQueryError.Invalid($"Invalid JSON payload received. Unexpected token{where}.{field}");
-        }
+        return buffer.WrittenMemory;
     }
 }

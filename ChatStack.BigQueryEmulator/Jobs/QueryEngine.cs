@@ -93,7 +93,7 @@ public sealed class QueryEngine(DuckDbDatabase database, Catalog catalog, TimePr
         var defaultProject = spec.DefaultDataset?.ProjectId ?? project;
         var defaultDataset = spec.DefaultDataset?.DatasetId;
 
-        if (DdlParser.TryParse(spec.Query, defaultProject, defaultDataset) is { } ddl)
+        if (Sql.SyntaxGuard.Run(() => DdlParser.TryParse(spec.Query, defaultProject, defaultDataset)) is { } ddl)
         {
             var type = ddl.Kind switch { DdlKind.CreateTable => "CREATE_TABLE", DdlKind.CreateView => "CREATE_VIEW", DdlKind.DropTable => "DROP_TABLE", _ => "DROP_VIEW" };
             if (!spec.DryRun)
@@ -105,7 +105,7 @@ public sealed class QueryEngine(DuckDbDatabase database, Catalog catalog, TimePr
 
         var (named, positional) = QueryParameters.Literals(spec.Parameters, spec.ParameterMode);
         var context = new TranslationContext(defaultProject, defaultDataset, catalog.DatasetExists, named, positional);
-        var sql = GoogleSqlTranslator.Translate(spec.Query, context);
+        var sql = Sql.SyntaxGuard.Run(() => GoogleSqlTranslator.Translate(spec.Query, context));
         var statementType = StatementType(sql);
 
         return await database.RunAsync(connection =>

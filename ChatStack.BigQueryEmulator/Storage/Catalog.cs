@@ -203,7 +203,12 @@ public sealed class Catalog
             {
                 SchemaTypes.Validate(fields);
                 statements.AddRange(SchemaChanges(current, fields, name));
-                updated.Schema = new TableSchema { Fields = fields };
+                // Keep the schema in DuckDB's column order (existing columns, then added ones): the appender relies on it.
+                var existing = current.Schema?.Fields ?? [];
+                var ordered = existing.Select(old => fields.First(f => string.Equals(f.Name, old.Name, StringComparison.OrdinalIgnoreCase)))
+                    .Concat(fields.Where(f => !existing.Any(e => string.Equals(e.Name, f.Name, StringComparison.OrdinalIgnoreCase))))
+                    .ToList();
+                updated.Schema = new TableSchema { Fields = ordered };
             }
             ValidateLayout(updated);
         }
@@ -242,7 +247,7 @@ public sealed class Catalog
             throw BigQueryError.Invalid("View query is empty.", "view.query");
         }
         // Unqualified names in a view resolve against the view's own project, as in BigQuery.
-        var translated = GoogleSqlTranslator.Translate(query, new TranslationContext(project, null, DatasetExists));
+        var translated = SyntaxGuard.Run(() => GoogleSqlTranslator.Translate(query, new TranslationContext(project, null, DatasetExists)));
         try
         {
             Execute(connection, $"CREATE {(replace ? "OR REPLACE " : "")}VIEW {name} AS {translated}");

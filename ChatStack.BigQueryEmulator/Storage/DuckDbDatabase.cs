@@ -63,7 +63,8 @@ public sealed class DuckDbDatabase : IDisposable
         _gate.Dispose();
     }
 
-    // BigQuery evaluates DATE(ts) and friends in UTC; the macros give BigQuery's answers where DuckDB's differ.
+    // BigQuery evaluates DATE(ts) and friends in UTC; the macros give BigQuery's answers where DuckDB's differ:
+    // "/" raises on zero, SAFE_DIVIDE is NULL there, JSON_VALUE unquotes scalars and is NULL for objects and arrays.
     private const string SessionSql = """
         SET TimeZone = 'UTC';
         CREATE SCHEMA IF NOT EXISTS __emulator;
@@ -73,7 +74,6 @@ public sealed class DuckDbDatabase : IDisposable
             CASE WHEN b = 0 THEN error('division by zero: ' || CAST(a AS VARCHAR) || ' / ' || CAST(b AS VARCHAR)) ELSE a / b END;
         CREATE OR REPLACE MACRO bq_safe_divide(a, b) AS
             CASE WHEN b = 0 THEN NULL ELSE a / b END;
-        CREATE OR REPLACE MACRO bq_json_value(j, p) AS
-            CASE WHEN json_type(CAST(j AS JSON), p) IN ('OBJECT', 'ARRAY') THEN NULL ELSE json_extract_string(CAST(j AS JSON), p) END;
+        CREATE OR REPLACE MACRO bq_json_value(j, p) AS (json_value(CAST(j AS JSON), p) ->> '$');
         """;
 }

@@ -1,8 +1,8 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using ChatStack.BigQueryEmulator.Apis;
 using ChatStack.GoogleCloud.BigQuery;
 using DuckDB.NET.Data;
@@ -11,55 +11,70 @@ using Microsoft.Extensions.Options;
 namespace ChatStack.BigQueryEmulator.Storage;
 
 /// <summary>
-/// tabledata.insertAll: rows are checked against the schema here, then appended as text into a staging table and
-/// cast into the real one by one INSERT…SELECT (DuckDB's appender cannot write STRUCT columns, and one INSERT per
-/// row is ~1k rows/s).
+/// tabledata.insertAll. Rows are checked against the schema straight from the request's JsonDocument, then
+/// appended as text into a staging table and cast into the real one by one INSERT…SELECT: DuckDB's appender
+/// cannot write STRUCT columns, and one INSERT per row manages ~1k rows/s.
 /// </summary>
 public sealed class TableWriter(DuckDbDatabase database, Catalog catalog, TimeProvider time, IOptions<BigQueryEmulatorOptions> options)
 {
     private readonly ConcurrentDictionary<(string, string, string), ConcurrentDictionary<string, DateTimeOffset>> _insertIds = new();
+    private readonly HashSet<string> _stagingTables = [];
 
-    public async Task<InsertAllResponse> InsertAllAsync(string project, string dataset, string tableId, InsertAllRequest request, CancellationToken cancellationToken)
+    private static readonly ErrorProto Stopped = new() { Reason = "stopped", Location = "", DebugInfo = "", Message = "" };
+
+    public async Task<InsertAllResponse> InsertAllAsync(string project, string dataset, string tableId, JsonElement request, CancellationToken cancellationToken)
     {
         var table = catalog.GetTable(project, dataset, tableId);
         if (table.Type == "VIEW")
         {
             throw BigQueryError.Invalid($"Cannot insert into view {project}:{dataset}.{tableId}.");
         }
-        if (request.Rows is not { Count: > 0 })
+        if (!request.TryGetProperty("rows", out var rows) || rows.ValueKind != JsonValueKind.Array || rows.GetArrayLength() == 0)
         {
             throw BigQueryError.Invalid("No rows present in the request.", "rows");
         }
+        var skipInvalid = Flag(request, "skipInvalidRows");
+        var converter = new RowConverter(table.Schema?.Fields ?? [], Flag(request, "ignoreUnknownValues"));
 
-        var fields = table.Schema?.Fields ?? [];
-        var ignoreUnknown = request.IgnoreUnknownValues == true;
-        var converted = new string?[request.Rows.Count][];
-        var errors = new List<ErrorProto>?[request.Rows.Count];
-        for (var i = 0; i < request.Rows.Count; i++)
+        var count = rows.GetArrayLength();
+        var converted = new string?[count][];
+        var insertIds = new string?[count];
+        var errors = new List<ErrorProto>?[count];
+        var index = 0;
+        foreach (var row in rows.EnumerateArray())
         {
             var rowErrors = new List<ErrorProto>();
-            converted[i] = ConvertRow(request.Rows[i].Json, fields, ignoreUnknown, rowErrors);
-            errors[i] = rowErrors.Count > 0 ? rowErrors : null;
+            if (row.ValueKind != JsonValueKind.Object)
+            {
+                throw BigQueryError.Invalid($"Invalid JSON payload received. rows[{index}] must be an object.");
+            }
+            if (row.TryGetProperty("insertId", out var id) && id.ValueKind == JsonValueKind.String)
+            {
+                insertIds[index] = id.GetString();
+            }
+            var json = row.TryGetProperty("json", out var j) ? j : default;
+            converted[index] = converter.Convert(json, rowErrors);
+            errors[index] = rowErrors.Count > 0 ? rowErrors : null;
+            index++;
         }
 
-        var anyInvalid = errors.Any(e => e is not null);
         var response = new InsertAllResponse { Kind = "bigquery#tableDataInsertAllResponse" };
-        if (anyInvalid)
+        if (errors.Any(e => e is not null))
         {
             response.InsertErrors = [];
-            for (var i = 0; i < errors.Length; i++)
+            for (var i = 0; i < count; i++)
             {
                 if (errors[i] is { } rowErrors)
                 {
                     response.InsertErrors.Add(new InsertError { Index = i, Errors = rowErrors });
                 }
-                else if (request.SkipInvalidRows != true)
+                else if (!skipInvalid)
                 {
                     // Without skipInvalidRows BigQuery writes nothing and marks every valid row "stopped".
-                    response.InsertErrors.Add(new InsertError { Index = i, Errors = [new ErrorProto { Reason = "stopped", Location = "", DebugInfo = "", Message = "" }] });
+                    response.InsertErrors.Add(new InsertError { Index = i, Errors = [Stopped] });
                 }
             }
-            if (request.SkipInvalidRows != true)
+            if (!skipInvalid)
             {
                 return response;
             }
@@ -68,26 +83,25 @@ public sealed class TableWriter(DuckDbDatabase database, Catalog catalog, TimePr
         var now = time.GetUtcNow();
         var seen = _insertIds.GetOrAdd((project, dataset, tableId), _ => new());
         var window = options.Value.InsertIdWindow;
-        var toWrite = new List<string?[]>(converted.Length);
+        var toWrite = new List<string?[]>(count);
         var newIds = new HashSet<string>(StringComparer.Ordinal);
-        for (var i = 0; i < converted.Length; i++)
+        for (var i = 0; i < count; i++)
         {
             if (errors[i] is not null)
             {
                 continue;
             }
-            if (request.Rows[i].InsertId is { Length: > 0 } insertId)
+            if (insertIds[i] is { Length: > 0 } insertId
+                && ((seen.TryGetValue(insertId, out var at) && now - at < window) || !newIds.Add(insertId)))
             {
-                if ((seen.TryGetValue(insertId, out var at) && now - at < window) || !newIds.Add(insertId))
-                {
-                    continue;
-                }
+                continue;
             }
             toWrite.Add(converted[i]);
         }
 
         if (toWrite.Count > 0)
         {
+            var fields = table.Schema?.Fields ?? [];
             await database.RunAsync(connection => Write(connection, project, dataset, tableId, fields, toWrite), cancellationToken);
         }
 
@@ -105,10 +119,46 @@ public sealed class TableWriter(DuckDbDatabase database, Catalog catalog, TimePr
         return response;
     }
 
-    private static int Write(DuckDBConnection connection, string project, string dataset, string tableId, List<TableFieldSchema> fields, List<string?[]> rows)
+    private static bool Flag(JsonElement request, string name) =>
+        request.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.True;
+
+    private int Write(DuckDBConnection connection, string project, string dataset, string tableId, List<TableFieldSchema> fields, List<string?[]> rows)
     {
+        var target = SchemaTypes.TableName(project, dataset, tableId);
+        if (fields.Count > 0 && fields.All(f => f.Mode != "REPEATED" && f.Type is not ("RECORD" or "BYTES")))
+        {
+            // Flat rows go straight into the table through the appender with typed values: about twice as fast.
+            Catalog.Execute(connection, "BEGIN TRANSACTION");
+            try
+            {
+                using (var appender = connection.CreateAppender(SchemaName(project, dataset), tableId))
+                {
+                    foreach (var row in rows)
+                    {
+                        var appended = appender.CreateRow();
+                        for (var i = 0; i < fields.Count; i++)
+                        {
+                            AppendTyped(appended, row[i], fields[i].Type!);
+                        }
+                        appended.EndRow();
+                    }
+                }
+                Catalog.Execute(connection, "COMMIT");
+            }
+            catch
+            {
+                Catalog.Execute(connection, "ROLLBACK");
+                throw;
+            }
+            return rows.Count;
+        }
+
+        // One staging table per target and column count; a patch that adds columns gets a new one.
         var staging = "__stage_" + Convert.ToHexString(System.Security.Cryptography.SHA1.HashData(Encoding.UTF8.GetBytes(project + "\0" + dataset + "\0" + tableId)))[..16] + "_" + fields.Count;
-        Catalog.Execute(connection, $"CREATE TEMP TABLE IF NOT EXISTS {staging} ({string.Join(", ", fields.Select((_, i) => $"c{i} VARCHAR"))})");
+        if (_stagingTables.Add(staging))
+        {
+            Catalog.Execute(connection, $"CREATE TEMP TABLE IF NOT EXISTS {staging} ({string.Join(", ", fields.Select((_, i) => $"c{i} VARCHAR"))})");
+        }
         Catalog.Execute(connection, "BEGIN TRANSACTION");
         try
         {
@@ -124,19 +174,43 @@ public sealed class TableWriter(DuckDbDatabase database, Catalog catalog, TimePr
                     appended.EndRow();
                 }
             }
-            var target = SchemaTypes.TableName(project, dataset, tableId);
             var columns = string.Join(", ", fields.Select(f => SchemaTypes.Quote(f.Name!)));
             var casts = string.Join(", ", fields.Select((f, i) => CastFromText($"c{i}", f)));
-            Catalog.Execute(connection, $"INSERT INTO {target} ({columns}) SELECT {casts} FROM {staging}");
-            Catalog.Execute(connection, $"DELETE FROM {staging}");
-            Catalog.Execute(connection, "COMMIT");
+            Catalog.Execute(connection, $"INSERT INTO {target} ({columns}) SELECT {casts} FROM {staging}; DELETE FROM {staging}; COMMIT");
         }
         catch
         {
             Catalog.Execute(connection, "ROLLBACK");
+            Catalog.Execute(connection, $"DELETE FROM {staging}");
             throw;
         }
         return rows.Count;
+    }
+
+    private static string SchemaName(string project, string dataset) => project + "." + dataset;
+
+    /// <summary>Appends a value already checked and normalised by <see cref="Normalise"/>.</summary>
+    private static void AppendTyped(IDuckDBAppenderRow row, string? value, string type)
+    {
+        if (value is null)
+        {
+            row.AppendNullValue();
+            return;
+        }
+        var invariant = CultureInfo.InvariantCulture;
+        switch (type)
+        {
+            case "INTEGER": row.AppendValue(long.Parse(value, invariant)); break;
+            case "FLOAT": row.AppendValue(double.Parse(value, invariant)); break;
+            case "NUMERIC":
+            case "BIGNUMERIC": row.AppendValue(decimal.Parse(value, NumberStyles.Float, invariant)); break;
+            case "BOOLEAN": row.AppendValue(value == "true"); break;
+            case "TIMESTAMP": row.AppendValue(DateTime.ParseExact(value[..^3], "yyyy-MM-dd HH:mm:ss.ffffff", invariant, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal)); break;
+            case "DATETIME": row.AppendValue(DateTime.ParseExact(value, "yyyy-MM-dd HH:mm:ss.ffffff", invariant)); break;
+            case "DATE": row.AppendValue(DateOnly.ParseExact(value, "yyyy-MM-dd", invariant)); break;
+            case "TIME": row.AppendValue(TimeOnly.ParseExact(value, "HH:mm:ss.ffffff", invariant)); break;
+            default: row.AppendValue(value); break;
+        }
     }
 
     private static string CastFromText(string column, TableFieldSchema field)
@@ -153,133 +227,172 @@ public sealed class TableWriter(DuckDbDatabase database, Catalog catalog, TimePr
         };
     }
 
-    /// <summary>One row as the text of each top-level column, or errors in BigQuery's words.</summary>
-    private static string?[] ConvertRow(JsonObject? json, List<TableFieldSchema> fields, bool ignoreUnknown, List<ErrorProto> errors)
+    /// <summary>Checks one row against the schema, giving each top-level column as text DuckDB casts exactly.</summary>
+    private sealed class RowConverter(List<TableFieldSchema> fields, bool ignoreUnknown)
     {
-        var result = new string?[fields.Count];
-        json ??= [];
-        CheckUnknown(json, fields, "", ignoreUnknown, errors);
-        for (var i = 0; i < fields.Count; i++)
-        {
-            var field = fields[i];
-            var node = Find(json, field.Name!);
-            var value = ConvertField(node, field, field.Name!, ignoreUnknown, errors);
-            result[i] = value switch
-            {
-                null => null,
-                JsonNode n when field.Mode == "REPEATED" || field.Type == "RECORD" => n.ToJsonString(),
-                JsonValue v => v.GetValue<string>(),
-                _ => value.ToJsonString(),
-            };
-        }
-        return result;
-    }
+        private readonly Dictionary<List<TableFieldSchema>, Dictionary<string, int>> _lookups = new(ReferenceEqualityComparer.Instance);
+        private readonly ArrayBufferWriter<byte> _buffer = new(1024);
 
-    private static JsonNode? Find(JsonObject json, string name)
-    {
-        if (json.TryGetPropertyValue(name, out var exact))
+        public string?[] Convert(JsonElement json, List<ErrorProto> errors)
         {
-            return exact;
-        }
-        // Field names are case-insensitive in BigQuery.
-        foreach (var (key, value) in json)
-        {
-            if (string.Equals(key, name, StringComparison.OrdinalIgnoreCase)) return value;
-        }
-        return null;
-    }
-
-    private static void CheckUnknown(JsonObject json, List<TableFieldSchema> fields, string prefix, bool ignoreUnknown, List<ErrorProto> errors)
-    {
-        if (ignoreUnknown) return;
-        foreach (var (key, _) in json)
-        {
-            if (!fields.Any(f => string.Equals(f.Name, key, StringComparison.OrdinalIgnoreCase)))
+            var values = new string?[fields.Count];
+            if (json.ValueKind is not (JsonValueKind.Object or JsonValueKind.Undefined or JsonValueKind.Null))
             {
-                errors.Add(Error(prefix + key, $"no such field: {prefix + key}."));
+                errors.Add(Error("", "Row must be a JSON object."));
+                return values;
             }
-        }
-    }
-
-    /// <summary>The value normalised to text DuckDB casts exactly (inside JSON for RECORD/REPEATED), or null.</summary>
-    private static JsonNode? ConvertField(JsonNode? node, TableFieldSchema field, string path, bool ignoreUnknown, List<ErrorProto> errors)
-    {
-        if (field.Mode == "REPEATED")
-        {
-            if (node is null) return new JsonArray();
-            if (node is not JsonArray array)
+            var present = new JsonElement[fields.Count];
+            if (json.ValueKind == JsonValueKind.Object)
             {
-                errors.Add(Error(path, $"Array specified for non-repeated field: {path}."));
-                return null;
-            }
-            var items = new JsonArray();
-            foreach (var item in array)
-            {
-                if (item is null)
+                var lookup = Lookup(fields);
+                foreach (var property in json.EnumerateObject())
                 {
-                    errors.Add(Error(path, $"Array specified for field {path} contains a null element."));
-                    return null;
+                    if (lookup.TryGetValue(property.Name, out var at)) present[at] = property.Value;
+                    else if (!ignoreUnknown) errors.Add(Error(property.Name, $"no such field: {property.Name}."));
                 }
-                items.Add(ConvertScalarOrRecord(item, field, path, ignoreUnknown, errors));
             }
-            return items;
-        }
-        if (node is null || node.GetValueKind() == JsonValueKind.Null)
-        {
-            if (field.Mode == "REQUIRED")
+            for (var i = 0; i < fields.Count; i++)
             {
-                errors.Add(Error(path, $"Missing required field: {path}."));
+                var field = fields[i];
+                var value = present[i];
+                if (field.Mode == "REPEATED" || field.Type == "RECORD")
+                {
+                    if (field.Mode != "REPEATED" && IsNull(value))
+                    {
+                        if (field.Mode == "REQUIRED") errors.Add(Error(field.Name!, $"Missing required field: {field.Name}."));
+                        continue;
+                    }
+                    _buffer.ResetWrittenCount();
+                    using (var writer = new Utf8JsonWriter(_buffer))
+                    {
+                        WriteValue(writer, value, field, field.Name!, errors);
+                    }
+                    values[i] = Encoding.UTF8.GetString(_buffer.WrittenSpan);
+                }
+                else if (IsNull(value))
+                {
+                    if (field.Mode == "REQUIRED") errors.Add(Error(field.Name!, $"Missing required field: {field.Name}."));
+                }
+                else
+                {
+                    values[i] = Scalar(value, field, field.Name!, errors);
+                }
             }
-            return null;
+            return values;
         }
-        return ConvertScalarOrRecord(node, field, path, ignoreUnknown, errors);
-    }
 
-    private static JsonNode? ConvertScalarOrRecord(JsonNode node, TableFieldSchema field, string path, bool ignoreUnknown, List<ErrorProto> errors)
-    {
-        if (field.Type == "RECORD")
+        private static bool IsNull(JsonElement value) => value.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null;
+
+        private Dictionary<string, int> Lookup(List<TableFieldSchema> schema)
         {
-            if (node is not JsonObject obj)
+            if (!_lookups.TryGetValue(schema, out var lookup))
             {
-                errors.Add(Error(path, $"This field: {path} is not a record."));
-                return null;
+                // Field names are case-insensitive in BigQuery.
+                lookup = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
+                for (var i = 0; i < schema.Count; i++) lookup[schema[i].Name!] = i;
+                _lookups[schema] = lookup;
             }
-            CheckUnknown(obj, field.Fields!, path + ".", ignoreUnknown, errors);
-            var result = new JsonObject();
-            foreach (var sub in field.Fields!)
-            {
-                result[sub.Name!] = ConvertField(Find(obj, sub.Name!), sub, path + "." + sub.Name, ignoreUnknown, errors);
-            }
-            return result;
+            return lookup;
         }
-        if (field.Type == "JSON")
+
+        /// <summary>Writes a RECORD or REPEATED value as normalised JSON for DuckDB's JSON-to-STRUCT/LIST cast.</summary>
+        private void WriteValue(Utf8JsonWriter writer, JsonElement value, TableFieldSchema field, string path, List<ErrorProto> errors)
         {
-            if (node is JsonValue text && text.GetValueKind() == JsonValueKind.String)
+            if (field.Mode == "REPEATED")
             {
+                writer.WriteStartArray();
+                if (value.ValueKind == JsonValueKind.Array)
+                {
+                    foreach (var item in value.EnumerateArray())
+                    {
+                        if (IsNull(item)) errors.Add(Error(path, $"Array specified for field {path} contains a null element."));
+                        else WriteSingle(writer, item, field, path, errors);
+                    }
+                }
+                else if (!IsNull(value))
+                {
+                    errors.Add(Error(path, $"Array specified for non-repeated field: {path}."));
+                }
+                writer.WriteEndArray();
+                return;
+            }
+            if (IsNull(value))
+            {
+                if (field.Mode == "REQUIRED") errors.Add(Error(path, $"Missing required field: {path}."));
+                writer.WriteNullValue();
+                return;
+            }
+            WriteSingle(writer, value, field, path, errors);
+        }
+
+        private void WriteSingle(Utf8JsonWriter writer, JsonElement value, TableFieldSchema field, string path, List<ErrorProto> errors)
+        {
+            if (field.Type == "RECORD")
+            {
+                if (value.ValueKind != JsonValueKind.Object)
+                {
+                    errors.Add(Error(path, $"This field: {path} is not a record."));
+                    writer.WriteNullValue();
+                    return;
+                }
+                var subFields = field.Fields!;
+                var lookup = Lookup(subFields);
+                var present = new JsonElement[subFields.Count];
+                foreach (var property in value.EnumerateObject())
+                {
+                    if (lookup.TryGetValue(property.Name, out var at)) present[at] = property.Value;
+                    else if (!ignoreUnknown) errors.Add(Error(path + "." + property.Name, $"no such field: {path}.{property.Name}."));
+                }
+                writer.WriteStartObject();
+                for (var i = 0; i < subFields.Count; i++)
+                {
+                    writer.WritePropertyName(subFields[i].Name!);
+                    WriteValue(writer, present[i], subFields[i], path + "." + subFields[i].Name, errors);
+                }
+                writer.WriteEndObject();
+                return;
+            }
+            var text = Scalar(value, field, path, errors);
+            if (text is null) writer.WriteNullValue();
+            else if (field.Type == "JSON") writer.WriteRawValue(text);
+            else writer.WriteStringValue(text);
+        }
+
+        private static string? Scalar(JsonElement value, TableFieldSchema field, string path, List<ErrorProto> errors)
+        {
+            var type = field.Type!;
+            if (type == "JSON")
+            {
+                if (value.ValueKind != JsonValueKind.String)
+                {
+                    return value.GetRawText();
+                }
+                // A JSON column also takes JSON text in a string.
+                var text = value.GetString()!;
                 try
                 {
-                    return JsonValue.Create(JsonNode.Parse(text.GetValue<string>())?.ToJsonString() ?? "null");
+                    using var parsed = JsonDocument.Parse(text);
+                    return parsed.RootElement.GetRawText();
                 }
                 catch (JsonException)
                 {
-                    errors.Add(Error(path, $"Cannot convert value to JSON (bad value): {text.GetValue<string>()}"));
+                    errors.Add(Error(path, $"Cannot convert value to JSON (bad value): {text}"));
                     return null;
                 }
             }
-            return JsonValue.Create(node.ToJsonString());
+            if (value.ValueKind is JsonValueKind.Object or JsonValueKind.Array)
+            {
+                errors.Add(Error(path, value.ValueKind == JsonValueKind.Array ? $"Array specified for non-repeated field: {path}." : $"This field: {path} is not a record."));
+                return null;
+            }
+            var normalised = Normalise(value, type);
+            if (normalised is null)
+            {
+                var raw = value.ValueKind == JsonValueKind.String ? value.GetString() : value.GetRawText();
+                errors.Add(Error(path, $"Cannot convert value to {TypeWord(type)} (bad value): {raw}"));
+            }
+            return normalised;
         }
-        if (node is not JsonValue value)
-        {
-            errors.Add(Error(path, $"This field: {path} is not a record."));
-            return null;
-        }
-        var normalised = Scalar(value, field.Type!);
-        if (normalised is null)
-        {
-            errors.Add(Error(path, $"Cannot convert value to {TypeWord(field.Type!)} (bad value): {Raw(value)}"));
-            return null;
-        }
-        return JsonValue.Create(normalised);
     }
 
     private static string TypeWord(string type) => type switch
@@ -287,44 +400,44 @@ public sealed class TableWriter(DuckDbDatabase database, Catalog catalog, TimePr
         "INTEGER" => "integer",
         "FLOAT" => "floating point",
         "BOOLEAN" => "boolean",
-        "TIMESTAMP" => "timestamp",
         _ => type.ToLowerInvariant(),
     };
 
-    private static string Raw(JsonValue value) =>
-        value.GetValueKind() == JsonValueKind.String ? value.GetValue<string>() : value.ToJsonString();
-
-    private static string? Scalar(JsonValue value, string type)
+    private static string? Normalise(JsonElement value, string type)
     {
-        var kind = value.GetValueKind();
-        var text = kind == JsonValueKind.String ? value.GetValue<string>() : value.ToJsonString();
+        var kind = value.ValueKind;
+        var text = kind switch
+        {
+            JsonValueKind.String => value.GetString()!,
+            JsonValueKind.True => "true",
+            JsonValueKind.False => "false",
+            _ => value.GetRawText(),
+        };
+        var isText = kind is JsonValueKind.String or JsonValueKind.Number;
         var invariant = CultureInfo.InvariantCulture;
         switch (type)
         {
             case "STRING":
             case "GEOGRAPHY":
-                return kind is JsonValueKind.String or JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False ? text : null;
+                return text;
             case "INTEGER":
-                if (kind is not (JsonValueKind.String or JsonValueKind.Number)) return null;
+                if (!isText) return null;
                 if (long.TryParse(text, NumberStyles.AllowLeadingSign, invariant, out var l)) return l.ToString(invariant);
                 return decimal.TryParse(text, NumberStyles.Float, invariant, out var d) && d == decimal.Truncate(d) && d is >= long.MinValue and <= long.MaxValue
                     ? ((long)d).ToString(invariant) : null;
             case "FLOAT":
-                if (kind is not (JsonValueKind.String or JsonValueKind.Number)) return null;
-                return double.TryParse(text, NumberStyles.Float, invariant, out var f) || (text is "NaN" or "Infinity" or "-Infinity")
-                    ? text : null;
+                if (!isText) return null;
+                return double.TryParse(text, NumberStyles.Float, invariant, out _) || text is "NaN" or "Infinity" or "-Infinity" ? text : null;
             case "NUMERIC":
             case "BIGNUMERIC":
-                if (kind is not (JsonValueKind.String or JsonValueKind.Number)) return null;
-                if (!decimal.TryParse(text, NumberStyles.Float, invariant, out var n)) return null;
-                var scale = type == "NUMERIC" ? 9 : 18;
-                n = Math.Round(n, Math.Min(scale, 28), MidpointRounding.AwayFromZero);
-                return Math.Abs(decimal.Truncate(n)) >= (type == "NUMERIC" ? decimal.MaxValue : 1e20m) ? null : n.ToString(invariant);
+                if (!isText || !decimal.TryParse(text, NumberStyles.Float, invariant, out var n)) return null;
+                n = Math.Round(n, type == "NUMERIC" ? 9 : 18, MidpointRounding.AwayFromZero);
+                return type == "BIGNUMERIC" && Math.Abs(decimal.Truncate(n)) >= 1e20m ? null : n.ToString(invariant);
             case "BOOLEAN":
                 if (kind is JsonValueKind.True or JsonValueKind.False) return text;
                 return text.ToLowerInvariant() switch { "true" or "1" => "true", "false" or "0" => "false", _ => null };
             case "TIMESTAMP":
-                if (kind == JsonValueKind.Number && double.TryParse(text, NumberStyles.Float, invariant, out var seconds))
+                if (kind == JsonValueKind.Number && value.TryGetDouble(out var seconds))
                 {
                     return FormatTimestamp(DateTimeOffset.UnixEpoch.AddTicks((long)Math.Round(seconds * 1e6) * 10));
                 }
@@ -333,15 +446,14 @@ public sealed class TableWriter(DuckDbDatabase database, Catalog catalog, TimePr
                 return kind == JsonValueKind.String && DateOnly.TryParseExact(text, "yyyy-MM-dd", invariant, DateTimeStyles.None, out var date)
                     ? date.ToString("yyyy-MM-dd", invariant) : null;
             case "DATETIME":
-                return kind == JsonValueKind.String && DateTime.TryParse(text.Replace(' ', 'T'), invariant, DateTimeStyles.None, out var dt) && !text.EndsWith('Z')
+                return kind == JsonValueKind.String && !text.EndsWith('Z') && DateTime.TryParse(text.Replace(' ', 'T'), invariant, DateTimeStyles.None, out var dt)
                     ? dt.ToString("yyyy-MM-dd HH:mm:ss.ffffff", invariant) : null;
             case "TIME":
-                return kind == JsonValueKind.String && TimeOnly.TryParse(text, invariant, out var time)
-                    ? time.ToString("HH:mm:ss.ffffff", invariant) : null;
+                return kind == JsonValueKind.String && TimeOnly.TryParse(text, invariant, out var t)
+                    ? t.ToString("HH:mm:ss.ffffff", invariant) : null;
             case "BYTES":
                 if (kind != JsonValueKind.String) return null;
-                Span<byte> buffer = new byte[text.Length];
-                return Convert.TryFromBase64String(text, buffer, out _) ? text : null;
+                return System.Convert.TryFromBase64String(text, new byte[text.Length], out _) ? text : null;
             default:
                 return null;
         }

@@ -57,6 +57,31 @@ public sealed class BigQueryClient(HttpClient http, IOptions<BigQueryOptions> op
             BigQueryJsonContext.Default.InsertAllRequest, BigQueryJsonContext.Default.InsertAllResponse, retry: true, cancellationToken);
     }
 
+    public Task<InsertAllResponse> InsertAllAsync<TRow>(string datasetId, string tableId, IReadOnlyList<InsertAllRow<TRow>> rows, JsonTypeInfo<TRow> rowType,
+        bool skipInvalidRows = false, bool ignoreUnknownValues = false, CancellationToken cancellationToken = default)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(Math.Max(1024, rows.Count * 256));
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            if (skipInvalidRows) writer.WriteBoolean("skipInvalidRows", true);
+            if (ignoreUnknownValues) writer.WriteBoolean("ignoreUnknownValues", true);
+            writer.WriteStartArray("rows");
+            foreach (var row in rows)
+            {
+                writer.WriteStartObject();
+                writer.WriteString("insertId", row.InsertId);
+                writer.WritePropertyName("json");
+                JsonSerializer.Serialize(writer, row.Json, rowType);
+                writer.WriteEndObject();
+            }
+            writer.WriteEndArray();
+            writer.WriteEndObject();
+        }
+        return SendBytesAsync(HttpMethod.Post, $"{Project}/datasets/{Segment(datasetId)}/tables/{Segment(tableId)}/insertAll", buffer.WrittenMemory.ToArray(),
+            BigQueryJsonContext.Default.InsertAllResponse, retry: true, cancellationToken);
+    }
+
     public Task<QueryResponse> QueryAsync(QueryRequest request, CancellationToken cancellationToken = default)
     {
         request.UseLegacySql = false;
@@ -97,12 +122,18 @@ public sealed class BigQueryClient(HttpClient http, IOptions<BigQueryOptions> op
         }
     }
 
-    private async Task<TResponse> SendAsync<TRequest, TResponse>(HttpMethod method, string path, TRequest? body, JsonTypeInfo<TRequest>? requestType,
+    private Task<TResponse> SendAsync<TRequest, TResponse>(HttpMethod method, string path, TRequest? body, JsonTypeInfo<TRequest>? requestType,
         JsonTypeInfo<TResponse> responseType, bool retry, CancellationToken cancellationToken)
         where TRequest : class
     {
         // Serialised once: a retried insertAll is byte-for-byte the first attempt, insertIds included.
         var payload = body is null ? null : JsonSerializer.SerializeToUtf8Bytes(body, requestType!);
+        return SendBytesAsync(method, path, payload, responseType, retry, cancellationToken);
+    }
+
+    private async Task<TResponse> SendBytesAsync<TResponse>(HttpMethod method, string path, byte[]? payload, JsonTypeInfo<TResponse> responseType,
+        bool retry, CancellationToken cancellationToken)
+    {
         var attempts = retry ? Math.Max(1, _options.MaxAttempts) : 1;
         var backoff = _options.InitialBackoff;
         for (var attempt = 1; ; attempt++)

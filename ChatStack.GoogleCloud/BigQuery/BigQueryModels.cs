@@ -142,7 +142,7 @@ public sealed class QueryParameterStructType
 
 public sealed class QueryParameterValue
 {
-    [JsonConverter(typeof(Int64StringConverter))] public string? Value { get; set; }
+    [JsonConverter(typeof(ScalarStringConverter))] public string? Value { get; set; }
     public List<QueryParameterValue>? ArrayValues { get; set; }
     public Dictionary<string, QueryParameterValue>? StructValues { get; set; }
 }
@@ -301,21 +301,40 @@ public sealed class ErrorEnvelope
     public ErrorBody? Error { get; set; }
 }
 
-/// <summary>BigQuery writes INT64 (and parameter values) as JSON strings; some clients send numbers or booleans. Accept them, write strings.</summary>
+/// <summary>BigQuery writes INT64 as JSON strings; some clients send numbers. Accept both when they are integers, write strings.</summary>
 public sealed class Int64StringConverter : JsonConverter<string?>
 {
     public override bool HandleNull => false;
 
-    public override string? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
-        reader.TokenType switch
+    public override string? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        var text = ScalarStringConverter.ReadScalar(ref reader);
+        if (text is not null && !long.TryParse(text, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out _))
         {
-            JsonTokenType.String => reader.GetString(),
-            JsonTokenType.Number => System.Text.Encoding.UTF8.GetString(reader.HasValueSequence ? System.Buffers.BuffersExtensions.ToArray(reader.ValueSequence) : reader.ValueSpan),
-            JsonTokenType.True => "true",
-            JsonTokenType.False => "false",
-            JsonTokenType.Null => null,
-            _ => throw new JsonException($"Expected an INT64 as a string or number, got {reader.TokenType}."),
-        };
+            throw new JsonException($"Invalid INT64 value: \"{text}\".");
+        }
+        return text;
+    }
+
+    public override void Write(Utf8JsonWriter writer, string? value, JsonSerializerOptions options) => writer.WriteStringValue(value);
+}
+
+/// <summary>A query parameter value: BigQuery sends strings; some clients send numbers or booleans.</summary>
+public sealed class ScalarStringConverter : JsonConverter<string?>
+{
+    public override bool HandleNull => false;
+
+    public override string? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => ReadScalar(ref reader);
+
+    internal static string? ReadScalar(ref Utf8JsonReader reader) => reader.TokenType switch
+    {
+        JsonTokenType.String => reader.GetString(),
+        JsonTokenType.Number => System.Text.Encoding.UTF8.GetString(reader.HasValueSequence ? System.Buffers.BuffersExtensions.ToArray(reader.ValueSequence) : reader.ValueSpan),
+        JsonTokenType.True => "true",
+        JsonTokenType.False => "false",
+        JsonTokenType.Null => null,
+        _ => throw new JsonException($"Expected a scalar, got {reader.TokenType}."),
+    };
 
     public override void Write(Utf8JsonWriter writer, string? value, JsonSerializerOptions options) => writer.WriteStringValue(value);
 }

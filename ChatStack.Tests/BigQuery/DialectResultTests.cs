@@ -46,6 +46,8 @@ public sealed class DialectResultTests : IDisposable
         Assert.Equal("\"m1\"", Raw("""SELECT json_value('{"model":"m1"}', '$.model')::VARCHAR"""));
         Assert.Null(BigQuery("""SELECT JSON_VALUE('{"a":{"b":1}}', '$.a')"""));
         Assert.Equal("1", BigQuery("""SELECT JSON_VALUE('{"a":{"b":1}}', '$.a.b')"""));
+        Assert.Null(BigQuery("""SELECT JSON_VALUE('{"a":[1]}', '$.a')"""));
+        Assert.Null(BigQuery("""SELECT JSON_VALUE('{"a":null}', '$.a')"""));
     }
 
     [Fact]
@@ -109,6 +111,14 @@ public sealed class DialectResultTests : IDisposable
     {
         var value = BigQuery("SELECT ARRAY_AGG(x IGNORE NULLS ORDER BY x DESC LIMIT 2) FROM UNNEST([1, NULL, 3, 2]) AS x");
         Assert.Equal([3, 2], ((System.Collections.IEnumerable)value!).Cast<object>().Select(Convert.ToInt64));
+    }
+
+    [Fact]
+    public void LatestNonNull_ViaArrayAggOffset_MatchesTheSortedArray()
+    {
+        const string rows = "FROM UNNEST([STRUCT(1 AS k, 'a' AS v), STRUCT(3 AS k, NULL AS v), STRUCT(2 AS k, 'b' AS v)]) AS r";
+        Assert.Equal("b", BigQuery($"SELECT ARRAY_AGG(r.v IGNORE NULLS ORDER BY r.k DESC LIMIT 1)[OFFSET(0)] {rows}"));
+        Assert.Equal("a", BigQuery($"SELECT ARRAY_AGG(r.v IGNORE NULLS ORDER BY r.k LIMIT 1)[OFFSET(0)] {rows}"));
     }
 
     [Fact]

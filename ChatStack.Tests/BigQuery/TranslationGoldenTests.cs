@@ -19,9 +19,11 @@ public sealed class TranslationGoldenTests
     [InlineData("SELECT SAFE_DIVIDE(a, b)", "SELECT bq_safe_divide(a, b)")]
     [InlineData("SELECT JSON_VALUE(attrs, '$.model')", "SELECT bq_json_value(attrs, '$.model')")]
     [InlineData("SELECT TIMESTAMP_DIFF(end_ts, start_ts, SECOND)", "SELECT date_sub('second', start_ts, end_ts)")]
-    [InlineData("SELECT APPROX_QUANTILES(latency, 100)[OFFSET(50)]", "SELECT quantile_disc(latency, (50) / (100))")]
+    [InlineData("SELECT APPROX_QUANTILES(latency, 100)[OFFSET(50)]", "SELECT quantile_disc(latency, 0.5)")]
     [InlineData("SELECT ARRAY_AGG(model IGNORE NULLS ORDER BY ts DESC LIMIT 1)", "SELECT list_slice(array_agg(model ORDER BY ts DESC) FILTER (WHERE (model) IS NOT NULL), 1, 1)")]
     [InlineData("SELECT ARRAY_AGG(x)[OFFSET(0)]", "SELECT array_agg(x)[(0) + 1]")]
+    [InlineData("SELECT ARRAY_AGG(model IGNORE NULLS ORDER BY ts DESC LIMIT 1)[OFFSET(0)]", "SELECT arg_max(model, ts) FILTER (WHERE (model) IS NOT NULL)")]
+    [InlineData("SELECT ARRAY_AGG(model ORDER BY ts LIMIT 1)[OFFSET(0)]", "SELECT arg_min(model, ts)")]
     [InlineData("SELECT tags[OFFSET(1)], tags[ORDINAL(1)], tags[SAFE_OFFSET(i)]", "SELECT tags[(1) + 1], tags[1], tags[(i) + 1]")]
     [InlineData("SELECT a / b", "SELECT bq_divide(a, b)")]
     [InlineData("SELECT x * y / z + 1", "SELECT bq_divide(x * y, z) + 1")]
@@ -38,6 +40,7 @@ public sealed class TranslationGoldenTests
     [InlineData("WITH s AS (SELECT 1 AS a) SELECT a FROM s", "WITH s AS (SELECT 1 AS a) SELECT a FROM \"s\"")]
     [InlineData("SELECT x FROM UNNEST([1, 2]) AS x", "SELECT x FROM unnest([1, 2]) AS \"x\"(\"x\")")]
     [InlineData("SELECT 1 -- comment\n;", "SELECT 1")]
+    [InlineData("SELECT ARRAY_AGG(r.v IGNORE NULLS ORDER BY r.k DESC LIMIT 1)[OFFSET(0)] FROM UNNEST([1]) AS r", "SELECT arg_max(r.v, r.k) FILTER (WHERE (r.v) IS NOT NULL) FROM unnest([1]) AS \"r\"(\"r\")")]
     public void Translates(string googleSql, string duckDbSql)
     {
         Assert.Equal(duckDbSql, GoogleSqlTranslator.Translate(googleSql, Context));

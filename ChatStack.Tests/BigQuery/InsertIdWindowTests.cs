@@ -1,0 +1,48 @@
+using System.Text.Json.Nodes;
+using ChatStack.BigQueryEmulator;
+using ChatStack.GoogleCloud.BigQuery;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Time.Testing;
+
+namespace ChatStack.Tests.BigQuery;
+
+/// <summary>insertId de-duplication is best effort over a window, as in BigQuery: a repeat after it is a new row.</summary>
+public sealed class InsertIdWindowTests
+{
+    [Fact]
+    public async Task RepeatedInsertId_IsDroppedInsideTheWindowAndWrittenAfterIt()
+    {
+        var clock = new FakeTimeProvider(DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
+        var app = EmulatorApp.Create(["--urls", "http://127.0.0.1:0", "--BigQueryEmulator:InMemory=true", "--BigQueryEmulator:InsertIdWindow=00:01:00"], builder =>
+        {
+            builder.Logging.SetMinimumLevel(LogLevel.Warning);
+            builder.Services.AddSingleton<TimeProvider>(clock);
+        });
+        await app.StartAsync();
+        try
+        {
+            var address = EmulatorFixture.AddressOf(app);
+            var options = new BigQueryOptions { ProjectId = "window", EmulatorHost = $"{address.Host}:{address.Port}" };
+            var client = new BigQueryClient(new HttpClient { BaseAddress = options.BaseAddress }, Microsoft.Extensions.Options.Options.Create(options));
+            await client.CreateDatasetAsync(new Dataset { DatasetReference = new DatasetReference { DatasetId = "d" } });
+            await client.CreateTableAsync("d", new Table { TableReference = new() { TableId = "t" }, Schema = new TableSchema { Fields = [new() { Name = "a", Type = "STRING" }] } });
+            InsertAllRequest Row() => new() { Rows = [new() { InsertId = "same", Json = new JsonObject { ["a"] = "x" } }] };
+
+            await client.InsertAllAsync("d", "t", Row());
+            clock.Advance(TimeSpan.FromSeconds(59));
+            await client.InsertAllAsync("d", "t", Row());
+            Assert.Equal("1", (await client.GetTableAsync("d", "t")).NumRows);
+
+            clock.Advance(TimeSpan.FromSeconds(2));
+            await client.InsertAllAsync("d", "t", Row());
+            Assert.Equal("2", (await client.GetTableAsync("d", "t")).NumRows);
+        }
+        finally
+        {
+            await app.StopAsync();
+            await app.DisposeAsync();
+        }
+    }
+}
