@@ -1,0 +1,145 @@
+using System.Collections.Concurrent;
+using System.Text;
+
+namespace ChatStack.Tokenization;
+
+/// <summary>Counts and encodes text exactly as OpenAI's tiktoken does for one encoding.</summary>
+public interface ITokenCounter
+{
+    /// <summary>The tiktoken encoding name, e.g. <c>o200k_base</c>.</summary>
+    string EncodingName { get; }
+
+    /// <summary>Number of tokens of <paramref name="text"/> (special-token text is counted as ordinary text).</summary>
+    int CountTokens(ReadOnlySpan<char> text);
+
+    /// <summary>Token ids of <paramref name="text"/>, as tiktoken's <c>encode_ordinary</c>.</summary>
+    IReadOnlyList<int> EncodeToIds(ReadOnlySpan<char> text);
+
+    /// <summary>A new counter for one stream of deltas; not thread-safe, one per stream.</summary>
+    StreamingTokenCounter CreateStreamingCounter();
+}
+
+/// <summary>
+/// Exact tiktoken counter: hand-written split of Unicode scalar values (<see cref="PieceSplitter"/>), tiktoken's
+/// byte-pair merge over the ranks of Microsoft.ML.Tokenizers' encoding data, and a shared piece cache so that
+/// counting allocates nothing once the vocabulary of a text has been seen. Thread-safe; share one per encoding.
+/// </summary>
+/// <remarks>
+/// Lone UTF-16 surrogates count as U+FFFD, which is what tiktoken sees when a JS string or any UTF-8 encoder
+/// passes them on. Special tokens such as <c>&lt;|endoftext|&gt;</c> are not recognised: their text is ordinary text.
+/// </remarks>
+public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
+{
+    // Pieces longer than this are not cached: long whitespace or CJK runs rarely repeat, and keys stay small.
+    private const int MaxCachedPieceLength = 128;
+    private const int MaxCacheEntries = 250_000;
+
+    private readonly BpeRanks _ranks;
+    private readonly bool _o200k;
+    private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _lookup;
+    private int _cacheEntries;
+
+    private TokenCounter(string encodingName, BpeRanks ranks)
+    {
+        EncodingName = encodingName;
+        _ranks = ranks;
+        _o200k = encodingName == TokenizerEncodings.O200kBase;
+        _lookup = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
+    }
+
+    /// <summary>Loads an encoding (<c>o200k_base</c> or <c>cl100k_base</c>) from the Microsoft.ML.Tokenizers data packages.</summary>
+    public static TokenCounter Create(string encodingName)
+    {
+        if (encodingName != TokenizerEncodings.O200kBase && encodingName != TokenizerEncodings.Cl100kBase)
+        {
+            throw new ArgumentException($"Unsupported encoding '{encodingName}'.", nameof(encodingName));
+        }
+        return new TokenCounter(encodingName, new BpeRanks(EncodingData.LoadRanks(encodingName)));
+    }
+
+    public string EncodingName { get; }
+
+    public int CountTokens(ReadOnlySpan<char> text)
+    {
+        int count = 0;
+        int i = 0;
+        while (i < text.Length)
+        {
+            int end = _o200k ? PieceSplitter.NextO200k(text, i) : PieceSplitter.NextCl100k(text, i);
+            count += PieceTokens(text[i..end]).Length;
+            i = end;
+        }
+        return count;
+    }
+
+    public IReadOnlyList<int> EncodeToIds(ReadOnlySpan<char> text)
+    {
+        var ids = new List<int>(text.Length / 3 + 1);
+        int i = 0;
+        while (i < text.Length)
+        {
+            int end = _o200k ? PieceSplitter.NextO200k(text, i) : PieceSplitter.NextCl100k(text, i);
+            ids.AddRange(PieceTokens(text[i..end]));
+            i = end;
+        }
+        return ids;
+    }
+
+    public StreamingTokenCounter CreateStreamingCounter() => new(this);
+
+    /// <summary>Splits <paramref name="text"/> into pieces (end offsets), for tests and diagnostics.</summary>
+    internal List<int> SplitEnds(ReadOnlySpan<char> text)
+    {
+        var ends = new List<int>();
+        for (int i = 0; i < text.Length;)
+        {
+            i = _o200k ? PieceSplitter.NextO200k(text, i) : PieceSplitter.NextCl100k(text, i);
+            ends.Add(i);
+        }
+        return ends;
+    }
+
+    private ReadOnlySpan<int> PieceTokens(ReadOnlySpan<char> piece)
+    {
+        if (piece.Length <= MaxCachedPieceLength && _lookup.TryGetValue(piece, out int[]? cached))
+        {
+            return cached;
+        }
+        int[] ids = EncodePiece(piece);
+        if (piece.Length <= MaxCachedPieceLength && Volatile.Read(ref _cacheEntries) < MaxCacheEntries
+            && _lookup.TryAdd(piece, ids))
+        {
+            Interlocked.Increment(ref _cacheEntries);
+        }
+        return ids;
+    }
+
+    private int[] EncodePiece(ReadOnlySpan<char> piece)
+    {
+        // UTF8 replaces lone surrogates with EF BF BD (U+FFFD), like the JS binding of tiktoken.
+        int max = Encoding.UTF8.GetMaxByteCount(piece.Length);
+        byte[]? rented = null;
+        Span<byte> bytes = max <= 512 ? stackalloc byte[max] : (rented = System.Buffers.ArrayPool<byte>.Shared.Rent(max));
+        try
+        {
+            int len = Encoding.UTF8.GetBytes(piece, bytes);
+            ReadOnlySpan<byte> utf8 = bytes[..len];
+            int whole = _ranks.Get(utf8);
+            if (whole != int.MaxValue)
+            {
+                return [whole];
+            }
+            var output = new List<int>();
+            BytePairEncoder.Encode(_ranks, utf8, output);
+            return output.ToArray();
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+            }
+        }
+    }
+}
