@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Text;
 
@@ -60,6 +61,8 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
 
     public string EncodingName { get; }
 
+    internal BpeRanks Ranks => _ranks;
+
     public int CountTokens(ReadOnlySpan<char> text)
     {
         int count = 0;
@@ -67,7 +70,7 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
         while (i < text.Length)
         {
             int end = _o200k ? PieceSplitter.NextO200k(text, i) : PieceSplitter.NextCl100k(text, i);
-            count += PieceTokens(text[i..end]).Length;
+            count += PieceTokenCount(text[i..end]);
             i = end;
         }
         return count;
@@ -100,31 +103,54 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
         return ends;
     }
 
+    private int PieceTokenCount(ReadOnlySpan<char> piece)
+    {
+        if (piece.Length > MaxCachedPieceLength)
+        {
+            return CountUncached(piece);
+        }
+        return _lookup.TryGetValue(piece, out int[]? cached) ? cached.Length : AddToCache(piece).Length;
+    }
+
     private ReadOnlySpan<int> PieceTokens(ReadOnlySpan<char> piece)
     {
-        if (piece.Length <= MaxCachedPieceLength && _lookup.TryGetValue(piece, out int[]? cached))
+        if (piece.Length > MaxCachedPieceLength)
         {
-            return cached;
+            return EncodePiece(piece);
         }
+        return _lookup.TryGetValue(piece, out int[]? cached) ? cached : AddToCache(piece);
+    }
+
+    private int[] AddToCache(ReadOnlySpan<char> piece)
+    {
         int[] ids = EncodePiece(piece);
-        if (piece.Length <= MaxCachedPieceLength && Volatile.Read(ref _cacheEntries) < MaxCacheEntries
-            && _lookup.TryAdd(piece, ids))
+        // A full cache stops growing rather than evicting: the vocabulary of a workload settles quickly.
+        if (Volatile.Read(ref _cacheEntries) < MaxCacheEntries && _lookup.TryAdd(piece, ids))
         {
             Interlocked.Increment(ref _cacheEntries);
         }
         return ids;
     }
 
+    // Long pieces (whitespace or CJK runs) rarely repeat: count them with pooled buffers and keep them out of the cache.
+    private int CountUncached(ReadOnlySpan<char> piece)
+    {
+        byte[] rented = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(piece.Length));
+        int len = Encoding.UTF8.GetBytes(piece, rented);
+        ReadOnlySpan<byte> utf8 = rented.AsSpan(0, len);
+        int count = _ranks.Get(utf8) != int.MaxValue ? 1 : BytePairEncoder.Count(_ranks, utf8);
+        ArrayPool<byte>.Shared.Return(rented);
+        return count;
+    }
+
     private int[] EncodePiece(ReadOnlySpan<char> piece)
     {
         // UTF8 replaces lone surrogates with EF BF BD (U+FFFD), like the JS binding of tiktoken.
-        int max = Encoding.UTF8.GetMaxByteCount(piece.Length);
-        byte[]? rented = null;
-        Span<byte> bytes = max <= 512 ? stackalloc byte[max] : (rented = System.Buffers.ArrayPool<byte>.Shared.Rent(max));
+        byte[] rented = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(piece.Length));
         try
         {
-            int len = Encoding.UTF8.GetBytes(piece, bytes);
-            ReadOnlySpan<byte> utf8 = bytes[..len];
+            int len = Encoding.UTF8.GetBytes(piece, rented);
+            ReadOnlySpan<byte> utf8 = rented.AsSpan(0, len);
             int whole = _ranks.Get(utf8);
             if (whole != int.MaxValue)
             {
@@ -136,10 +162,7 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
         }
         finally
         {
-            if (rented is not null)
-            {
-                System.Buffers.ArrayPool<byte>.Shared.Return(rented);
-            }
+            ArrayPool<byte>.Shared.Return(rented);
         }
     }
 }
