@@ -26,31 +26,52 @@ public sealed class StreamingTokenCounter
     private int _committed;
     private int _total;
     private bool _dirty;
+    private long _appended;
 
     internal StreamingTokenCounter(ITokenCounterCore counter) => _counter = counter;
 
     /// <summary>Characters appended so far.</summary>
-    public long Length { get; private set; }
+    public long Length => _appended;
+
+    /// <summary>Characters after the committed boundary, re-counted at each read of <see cref="Total"/>.</summary>
+    internal int TailLength => _length;
 
     /// <summary>Appends the next delta of the stream.</summary>
     public void Append(ReadOnlySpan<char> delta)
     {
-        if (delta.IsEmpty)
+        int length = _length;
+        int end = length + delta.Length;
+        char[] tail = _tail;
+        if ((uint)end > (uint)tail.Length)
         {
-            return;
+            tail = Grow(end);
         }
-        if (_length + delta.Length > _tail.Length)
+        // Stream deltas are a few characters: a plain loop beats a Memmove call for them.
+        if (delta.Length <= 16)
         {
-            Array.Resize(ref _tail, Math.Max(_tail.Length * 2, _length + delta.Length));
+            Span<char> target = tail.AsSpan(length, delta.Length);
+            for (int k = 0; k < target.Length; k++)
+            {
+                target[k] = delta[k];
+            }
         }
-        delta.CopyTo(_tail.AsSpan(_length));
-        _length += delta.Length;
-        Length += delta.Length;
+        else
+        {
+            delta.CopyTo(tail.AsSpan(length));
+        }
+        _length = end;
+        _appended += delta.Length;
         _dirty = true;
-        if (_length >= EagerCommitLength)
+        if (end >= EagerCommitLength)
         {
             Commit();
         }
+    }
+
+    private char[] Grow(int needed)
+    {
+        Array.Resize(ref _tail, Math.Max(_tail.Length * 2, needed));
+        return _tail;
     }
 
     /// <summary>Tokens of all text appended so far; equal to counting that text in one call.</summary>
@@ -72,7 +93,7 @@ public sealed class StreamingTokenCounter
     public void Reset()
     {
         _length = _scanned = _committed = _total = 0;
-        Length = 0;
+        _appended = 0;
         _dirty = false;
     }
 

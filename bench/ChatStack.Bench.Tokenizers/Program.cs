@@ -10,6 +10,12 @@ using ChatStack.Tokenization;
 // Usage: dotnet run -c Release --project bench/ChatStack.Bench.Tokenizers -- [--job short] [BenchmarkDotNet options]
 // Runs the .NET counters under BenchmarkDotNet (in-process unless --outOfProcess), then the npm peers on the same
 // corpus file, and prints MB/s, allocations and ratios (also written to BenchmarkDotNet.Artifacts/token-counting.md).
+if (args.Contains("--stream-profile"))
+{
+    StreamProfile.Run();
+    return;
+}
+
 var bdnArgs = args.Where(a => a != "--outOfProcess").ToList();
 if (!bdnArgs.Any(a => a.StartsWith("--filter", StringComparison.Ordinal)))
 {
@@ -67,18 +73,25 @@ foreach (var group in rows.GroupBy(r => r.Encoding))
 }
 
 var streaming = summaries.SelectMany(s => s.Reports).Where(r => r.Success && r.BenchmarkCase.Descriptor.Type == typeof(StreamingBenchmarks)).ToList();
-if (streaming.Count == 2)
+if (streaming.Count == 3)
 {
-    var once = streaming.First(r => r.BenchmarkCase.Descriptor.WorkloadMethod.Name == nameof(StreamingBenchmarks.OneShot));
+    double Median(string method) => streaming.First(r => r.BenchmarkCase.Descriptor.WorkloadMethod.Name == method).ResultStatistics!.Median;
     var inc = streaming.First(r => r.BenchmarkCase.Descriptor.WorkloadMethod.Name == nameof(StreamingBenchmarks.Incremental));
+    double once = Median(nameof(StreamingBenchmarks.OneShot));
+    double accumulate = Median(nameof(StreamingBenchmarks.AccumulateThenCount));
+    double incremental = Median(nameof(StreamingBenchmarks.Incremental));
     var setup = new StreamingBenchmarks();
     setup.Setup();
     md.AppendLine();
     md.AppendLine(CultureInfo.InvariantCulture,
-        $"Streaming (o200k): {setup.AnswerTokens:N0}-token answer, {setup.DeltaCount:N0} deltas, {setup.CheckpointCount:N0} checkpoints. " +
-        $"Count once {once.ResultStatistics!.Median / 1e6:F2} ms, incremental {inc.ResultStatistics!.Median / 1e6:F2} ms " +
-        $"(allocated {FormatBytes(inc.GcStats.GetBytesAllocatedPerOperation(inc.BenchmarkCase) ?? 0)}): " +
-        $"ratio {inc.ResultStatistics.Median / once.ResultStatistics.Median:F2}×.");
+        $"Streaming (o200k): {setup.AnswerTokens:N0}-token answer, {setup.DeltaCount:N0} deltas of 1-8 chars, {setup.CheckpointCount:N0} checkpoints (~50 tokens apart).");
+    md.AppendLine();
+    md.AppendLine("| | median | incremental ÷ this |");
+    md.AppendLine("|---|---:|---:|");
+    md.AppendLine(CultureInfo.InvariantCulture, $"| count final text once | {once / 1e6:F2} ms | {incremental / once:F2}× |");
+    md.AppendLine(CultureInfo.InvariantCulture, $"| accumulate deltas (StringBuilder) + count once | {accumulate / 1e6:F2} ms | {incremental / accumulate:F2}× |");
+    md.AppendLine(CultureInfo.InvariantCulture,
+        $"| incremental, exact at every checkpoint | {incremental / 1e6:F2} ms (allocated {FormatBytes(inc.GcStats.GetBytesAllocatedPerOperation(inc.BenchmarkCase) ?? 0)}) | 1.00× |");
 }
 
 Console.WriteLine();

@@ -23,6 +23,49 @@ public class StreamingBenchmarks
         (_deltaEnds, _checkpointAfter) = StreamingAnswer.Deltas(_counter, _answer, seed: 7);
     }
 
+    internal int AppendOnly()
+    {
+        var stream = _counter.CreateStreamingCounter();
+        int start = 0;
+        foreach (int end in _deltaEnds)
+        {
+            stream.Append(_answer.AsSpan(start, end - start));
+            start = end;
+        }
+        return (int)stream.Length;
+    }
+
+    internal int CopyOnly()
+    {
+        var buffer = new char[_answer.Length];
+        int start = 0;
+        foreach (int end in _deltaEnds)
+        {
+            _answer.AsSpan(start, end - start).CopyTo(buffer.AsSpan(start));
+            start = end;
+        }
+        return buffer.Length;
+    }
+
+    internal (long TailChars, int Checkpoints) TailStats()
+    {
+        var stream = _counter.CreateStreamingCounter();
+        int start = 0, checkpoints = 0;
+        long tail = 0;
+        for (int k = 0; k < _deltaEnds.Length; k++)
+        {
+            stream.Append(_answer.AsSpan(start, _deltaEnds[k] - start));
+            start = _deltaEnds[k];
+            if (_checkpointAfter[k])
+            {
+                _ = stream.Total;
+                tail += stream.TailLength;
+                checkpoints++;
+            }
+        }
+        return (tail, checkpoints);
+    }
+
     internal int AnswerTokens => _counter.CountTokens(_answer);
 
     internal int DeltaCount => _deltaEnds.Length;
@@ -31,6 +74,20 @@ public class StreamingBenchmarks
 
     [Benchmark(Baseline = true, Description = "count final text once")]
     public int OneShot() => _counter.CountTokens(_answer);
+
+    [Benchmark(Description = "accumulate deltas, count final text once")]
+    public int AccumulateThenCount()
+    {
+        // What a caller that counts once must also do: keep the streamed text.
+        var builder = new System.Text.StringBuilder();
+        int start = 0;
+        foreach (int end in _deltaEnds)
+        {
+            builder.Append(_answer.AsSpan(start, end - start));
+            start = end;
+        }
+        return _counter.CountTokens(builder.ToString());
+    }
 
     [Benchmark(Description = "incremental, checkpoint every ~50 tokens")]
     public int Incremental() => StreamingAnswer.Stream(_counter.CreateStreamingCounter(), _answer, _deltaEnds, _checkpointAfter);
@@ -42,10 +99,10 @@ internal static class StreamingAnswer
     internal static string Build(ITokenCounter counter, int targetTokens)
     {
         string text = Corpus.Text;
-        int length = Math.Min(text.Length, targetTokens * 4);
+        int length = Math.Min(text.Length, targetTokens);
         while (length < text.Length && counter.CountTokens(text.AsSpan(0, length)) < targetTokens)
         {
-            length += 4096;
+            length += 512;
         }
         if (length < text.Length && char.IsLowSurrogate(text[length]))
         {
