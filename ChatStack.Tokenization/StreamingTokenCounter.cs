@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace ChatStack.Tokenization;
 
 /// <summary>
@@ -20,7 +22,7 @@ public sealed class StreamingTokenCounter
     private const int EagerCommitLength = 4096;
 
     private readonly ITokenCounterCore _counter;
-    private char[] _tail = new char[256];
+    private char[] _tail = new char[EagerCommitLength];
     private int _length;
     private int _scanned; // positions below this (in _tail) were checked and are not boundaries
     private int _committed;
@@ -37,41 +39,35 @@ public sealed class StreamingTokenCounter
     internal int TailLength => _length;
 
     /// <summary>Appends the next delta of the stream.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Append(ReadOnlySpan<char> delta)
     {
+        // Hot path, once per delta: copy into the preallocated tail; everything else waits for Total.
         int length = _length;
         int end = length + delta.Length;
-        char[] tail = _tail;
-        if ((uint)end > (uint)tail.Length)
+        if (end < EagerCommitLength)
         {
-            tail = Grow(end);
+            delta.CopyTo(new Span<char>(_tail, length, delta.Length));
+            _length = end;
+            _appended += delta.Length;
+            _dirty = true;
+            return;
         }
-        // Stream deltas are a few characters: a plain loop beats a Memmove call for them.
-        if (delta.Length <= 16)
+        AppendLong(delta);
+    }
+
+    private void AppendLong(ReadOnlySpan<char> delta)
+    {
+        int end = _length + delta.Length;
+        if (end > _tail.Length)
         {
-            Span<char> target = tail.AsSpan(length, delta.Length);
-            for (int k = 0; k < target.Length; k++)
-            {
-                target[k] = delta[k];
-            }
+            Array.Resize(ref _tail, Math.Max(_tail.Length * 2, end));
         }
-        else
-        {
-            delta.CopyTo(tail.AsSpan(length));
-        }
+        delta.CopyTo(_tail.AsSpan(_length));
         _length = end;
         _appended += delta.Length;
         _dirty = true;
-        if (end >= EagerCommitLength)
-        {
-            Commit();
-        }
-    }
-
-    private char[] Grow(int needed)
-    {
-        Array.Resize(ref _tail, Math.Max(_tail.Length * 2, needed));
-        return _tail;
+        Commit();
     }
 
     /// <summary>Tokens of all text appended so far; equal to counting that text in one call.</summary>

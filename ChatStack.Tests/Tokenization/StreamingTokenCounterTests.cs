@@ -54,6 +54,36 @@ public sealed class StreamingTokenCounterTests
 
     [Theory]
     [MemberData(nameof(Encodings))]
+    public void Streaming_EqualsOneShot_WithLongRunsAndRareReads(string encoding)
+    {
+        // Long runs without a stable boundary and large deltas exercise the buffer growth and eager commits.
+        string[] longFragments = [.. s_fragments, new string(' ', 5000), string.Concat(Enumerable.Repeat("漢字", 2500)),
+            string.Concat(Enumerable.Repeat("word ", 1000)), string.Concat(Enumerable.Repeat("ABC", 2000)), new string('\n', 3000)];
+        var gen = Gen.Int[0, longFragments.Length - 1].Array[1, 40].Select(ix => string.Concat(ix.Select(i => longFragments[i])))
+            .SelectMany(t => Gen.Int[1, 3000].Array[1, 30].SelectMany(c => Gen.Bool.Array[c.Length].Select(r => (t, c, r))));
+        var counter = TokenCounterFactory.Default.ForEncoding(encoding);
+        gen.Sample(sample =>
+        {
+            var (text, cuts, reads) = sample;
+            var stream = counter.CreateStreamingCounter();
+            int pos = 0;
+            for (int k = 0; k < cuts.Length && pos < text.Length; k++)
+            {
+                int len = Math.Min(cuts[k], text.Length - pos);
+                stream.Append(text.AsSpan(pos, len));
+                pos += len;
+                if (reads[k] && stream.Total != counter.CountTokens(text.AsSpan(0, pos)))
+                {
+                    return false;
+                }
+            }
+            stream.Append(text.AsSpan(pos));
+            return stream.Total == counter.CountTokens(text);
+        }, iter: 150);
+    }
+
+    [Theory]
+    [MemberData(nameof(Encodings))]
     public void Streaming_EqualsTiktoken_AtCheckpoints_OverReferenceCorpus(string encoding)
     {
         // The generated corpus streamed in small random deltas, read every ~50 tokens like the chat API does.

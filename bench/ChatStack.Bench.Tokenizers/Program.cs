@@ -62,7 +62,7 @@ md.AppendLine("| library | encoding | MB/s | tokens | vs tiktoken | allocated pe
 md.AppendLine("|---|---|---:|---:|---|---:|---:|");
 foreach (var group in rows.GroupBy(r => r.Encoding))
 {
-    double ours = group.First(r => r.Library == "ChatStack").MBps;
+    double ours = group.FirstOrDefault(r => r.Library == "ChatStack").MBps;
     int? reference = group.FirstOrDefault(r => r.Library.StartsWith("tiktoken", StringComparison.Ordinal)).Tokens;
     foreach (var r in group.OrderByDescending(r => r.MBps))
     {

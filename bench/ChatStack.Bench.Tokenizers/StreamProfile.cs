@@ -13,6 +13,10 @@ internal static class StreamProfile
         var counter = TokenCounterFactory.Default.ForEncoding(TokenizerEncodings.O200kBase);
         Console.WriteLine($"answer tokens {b.AnswerTokens}, deltas {b.DeltaCount}, checkpoints {b.CheckpointCount}");
         Console.WriteLine($"tail chars re-counted over all checkpoints: {b.TailStats()}");
+        for (int k = 0; k < 5; k++)
+        {
+            Console.WriteLine($"time in Append / in Total (incl. stopwatch): {b.SplitTimes()}");
+        }
         for (int round = 0; round < 3; round++)
         {
             Console.WriteLine($"one-shot {Time(() => b.OneShot()):F3} ms, incremental {Time(() => b.Incremental()):F3} ms, " +
