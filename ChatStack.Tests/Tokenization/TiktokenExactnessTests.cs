@@ -71,6 +71,32 @@ public sealed class TiktokenExactnessTests
 
     [Theory]
     [MemberData(nameof(Encodings))]
+    public void EveryScalarValueOfPlanes0To3And14_InLetterDigitSpaceContexts_MatchesTiktoken(string encoding)
+    {
+        // Catches any split-class difference between .NET's Unicode tables and those of tiktoken's Rust regex.
+        // Its own counter, so a million one-off pieces do not fill the shared piece cache.
+        var counter = TokenCounter.Create(encoding);
+        var mismatches = new List<string>();
+        var blocks = TiktokenReference.UnicodeSweep[encoding];
+        foreach (var (start, count, checksum) in blocks)
+        {
+            var ids = counter.EncodeToIds(TiktokenReference.SweepBlockText(start));
+            uint h = 0;
+            foreach (int id in ids)
+            {
+                h = unchecked(h * 31 + (uint)id);
+            }
+            if (ids.Count != count || h != checksum)
+            {
+                mismatches.Add($"U+{start:X5}..U+{start + 0xFFF:X5}: expected {count} tokens, got {ids.Count}");
+            }
+        }
+        Assert.Equal(80, blocks.Length);
+        Assert.Empty(mismatches);
+    }
+
+    [Theory]
+    [MemberData(nameof(Encodings))]
     public void LoneSurrogates_CountAsReplacementCharacter_LikeTiktokensJsBinding(string encoding)
     {
         // tiktoken's JS binding UTF-8-encodes JS strings, which turns each lone surrogate into U+FFFD.

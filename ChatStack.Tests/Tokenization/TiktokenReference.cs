@@ -79,6 +79,45 @@ public sealed class TiktokenReference
         }
     }
 
+    /// <summary>Encoding → (block start, count, checksum) from gen-unicode-sweep.mjs.</summary>
+    public static IReadOnlyDictionary<string, (int Start, int Count, uint Checksum)[]> UnicodeSweep => s_sweep.Value;
+
+    private static readonly Lazy<IReadOnlyDictionary<string, (int Start, int Count, uint Checksum)[]>> s_sweep = new(() =>
+    {
+        _ = Instance; // runs npm ci if needed
+        string output = Path.Combine(Path.GetTempPath(), $"chatstack-sweep-{Guid.NewGuid():N}.json");
+        try
+        {
+            Run("node", $"gen-unicode-sweep.mjs \"{output}\"", ScriptDirectory);
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(output));
+            return doc.RootElement.GetProperty("encodings").EnumerateObject().ToDictionary(
+                e => e.Name,
+                e => e.Value.EnumerateArray()
+                    .Select(b => (b.GetProperty("start").GetInt32(), b.GetProperty("count").GetInt32(), b.GetProperty("checksum").GetUInt32()))
+                    .ToArray());
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+    }, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    /// <summary>The text of one sweep block, built exactly as gen-unicode-sweep.mjs builds it.</summary>
+    public static string SweepBlockText(int start)
+    {
+        var builder = new System.Text.StringBuilder();
+        for (int cp = start; cp < start + 0x1000; cp++)
+        {
+            if (cp is >= 0xD800 and <= 0xDFFF)
+            {
+                continue;
+            }
+            string c = char.ConvertFromUtf32(cp);
+            builder.Append(c).Append('A').Append(c).Append('a').Append(c).Append('1').Append(c).Append(' ').Append(c).Append('\n');
+        }
+        return builder.ToString();
+    }
+
     private static void Run(string file, string arguments, string workingDirectory)
     {
         var psi = new ProcessStartInfo(file, arguments)
