@@ -61,6 +61,17 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
 
     public string EncodingName { get; }
 
+    /// <summary>
+    /// A Microsoft.ML.Tokenizers <see cref="Microsoft.ML.Tokenizers.TiktokenTokenizer"/> over the same encoding data with the
+    /// exact <see cref="ScalarValuePreTokenizer"/>, for APIs that take a <see cref="Microsoft.ML.Tokenizers.Tokenizer"/>.
+    /// Special tokens are not recognised, as in <see cref="EncodeToIds"/>.
+    /// </summary>
+    public Microsoft.ML.Tokenizers.TiktokenTokenizer CreateMicrosoftMLTokenizer()
+    {
+        using Stream data = EncodingData.OpenTiktokenFile(EncodingName);
+        return Microsoft.ML.Tokenizers.TiktokenTokenizer.Create(data, new ScalarValuePreTokenizer(EncodingName), normalizer: null);
+    }
+
     internal BpeRanks Ranks => _ranks;
 
     public int CountTokens(ReadOnlySpan<char> text)

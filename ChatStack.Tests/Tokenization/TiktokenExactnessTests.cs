@@ -141,3 +141,35 @@ public sealed class TiktokenExactnessTests
         return new string(chars);
     }
 }
+
+public sealed class MicrosoftMLTokenizerAdapterTests
+{
+    public static TheoryData<string> Encodings => new() { TokenizerEncodings.O200kBase, TokenizerEncodings.Cl100kBase };
+
+    [Theory]
+    [MemberData(nameof(Encodings))]
+    public void TiktokenTokenizerWithScalarValuePreTokenizer_MatchesTiktoken_OnValidUnicode(string encoding)
+    {
+        var reference = TiktokenReference.Instance;
+        var tokenizer = ((TokenCounter)TokenCounterFactory.Default.ForEncoding(encoding)).CreateMicrosoftMLTokenizer();
+        var mismatches = new List<string>();
+        int checkedTexts = 0;
+        foreach (var (name, expected) in reference.Ids[encoding])
+        {
+            string text = reference.Texts[name];
+            // ML.Tokenizers' own UTF-8 step treats lone surrogates differently; TokenCounter is the exact path for them.
+            if (System.Text.Unicode.Utf8.FromUtf16(text, new byte[text.Length * 3 + 1], out _, out _, replaceInvalidSequences: false)
+                != System.Buffers.OperationStatus.Done)
+            {
+                continue;
+            }
+            checkedTexts++;
+            if (!tokenizer.EncodeToIds(text).SequenceEqual(expected) || tokenizer.CountTokens(text) != expected.Length)
+            {
+                mismatches.Add(name);
+            }
+        }
+        Assert.True(checkedTexts > 40, $"only {checkedTexts} texts without lone surrogates");
+        Assert.Empty(mismatches);
+    }
+}
