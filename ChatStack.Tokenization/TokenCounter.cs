@@ -120,7 +120,12 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
         {
             return CountUncached(piece);
         }
-        return _lookup.TryGetValue(piece, out int[]? cached) ? cached.Length : AddToCache(piece).Length;
+        if (_lookup.TryGetValue(piece, out int[]? cached))
+        {
+            return cached.Length;
+        }
+        // Once the cache is full, misses are counted with pooled buffers rather than allocating ids.
+        return Volatile.Read(ref _cacheEntries) < MaxCacheEntries ? AddToCache(piece).Length : CountUncached(piece);
     }
 
     private ReadOnlySpan<int> PieceTokens(ReadOnlySpan<char> piece)
@@ -143,7 +148,7 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
         return ids;
     }
 
-    // Long pieces (whitespace or CJK runs) rarely repeat: count them with pooled buffers and keep them out of the cache.
+    // Long pieces (whitespace or CJK runs) rarely repeat: counted with pooled buffers and kept out of the cache.
     private int CountUncached(ReadOnlySpan<char> piece)
     {
         byte[] rented = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(piece.Length));

@@ -46,6 +46,11 @@ public sealed class TokenCounterFactory
     public ITokenCounter ForModel(string model) => ForEncoding(EncodingForModel(model));
 
     public ITokenCounter ForEncoding(string encodingName)
+        => encodingName is TokenizerEncodings.O200kBase or TokenizerEncodings.Cl100kBase
+            ? Shared(encodingName)
+            : throw new ArgumentException($"Unsupported encoding '{encodingName}'.", nameof(encodingName));
+
+    private static TokenCounter Shared(string encodingName)
         => s_counters.GetOrAdd(encodingName, static name => new Lazy<TokenCounter>(() => TokenCounter.Create(name))).Value;
 
     /// <summary>The encoding for <paramref name="model"/>; a provider prefix such as <c>openai/</c> is ignored.</summary>

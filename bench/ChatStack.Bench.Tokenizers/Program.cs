@@ -92,6 +92,14 @@ if (streaming.Count == 3)
     md.AppendLine(CultureInfo.InvariantCulture, $"| accumulate deltas (StringBuilder) + count once | {accumulate / 1e6:F2} ms | {incremental / accumulate:F2}× |");
     md.AppendLine(CultureInfo.InvariantCulture,
         $"| incremental, exact at every checkpoint | {incremental / 1e6:F2} ms (allocated {FormatBytes(inc.GcStats.GetBytesAllocatedPerOperation(inc.BenchmarkCase) ?? 0)}) | 1.00× |");
+    md.AppendLine();
+    md.AppendLine("Those are BenchmarkDotNet medians of separate runs; on a shared machine load shifts between them, so the same three are");
+    md.AppendLine("also timed interleaved, keeping each one's minimum (load only ever adds time):");
+    var (o, a, i, rounds) = StreamProfile.Measure();
+    md.AppendLine();
+    md.AppendLine(CultureInfo.InvariantCulture,
+        $"- min of {rounds} interleaved rounds: count once {o:F2} ms, accumulate + count once {a:F2} ms, incremental {i:F2} ms → " +
+        $"**incremental ÷ count once = {i / o:F2}×**, ÷ accumulate + count once = {i / a:F2}×.");
 }
 
 Console.WriteLine();

@@ -23,51 +23,6 @@ public class StreamingBenchmarks
         (_deltaEnds, _checkpointAfter) = StreamingAnswer.Deltas(_counter, _answer, seed: 7);
     }
 
-    internal int AppendOnly()
-    {
-        var stream = _counter.CreateStreamingCounter();
-        int start = 0;
-        foreach (int end in _deltaEnds)
-        {
-            stream.Append(_answer.AsSpan(start, end - start));
-            start = end;
-        }
-        return (int)stream.Length;
-    }
-
-    internal int CopyOnly()
-    {
-        var buffer = new char[_answer.Length];
-        int start = 0;
-        foreach (int end in _deltaEnds)
-        {
-            _answer.AsSpan(start, end - start).CopyTo(buffer.AsSpan(start));
-            start = end;
-        }
-        return buffer.Length;
-    }
-
-    internal (double AppendMs, double TotalMs) SplitTimes()
-    {
-        var stream = _counter.CreateStreamingCounter();
-        int start = 0;
-        long inAppend = 0, inTotal = 0;
-        for (int k = 0; k < _deltaEnds.Length; k++)
-        {
-            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-            stream.Append(_answer.AsSpan(start, _deltaEnds[k] - start));
-            long t1 = System.Diagnostics.Stopwatch.GetTimestamp();
-            inAppend += t1 - t0;
-            start = _deltaEnds[k];
-            if (_checkpointAfter[k])
-            {
-                _ = stream.Total;
-                inTotal += System.Diagnostics.Stopwatch.GetTimestamp() - t1;
-            }
-        }
-        return (inAppend * 1000.0 / System.Diagnostics.Stopwatch.Frequency, inTotal * 1000.0 / System.Diagnostics.Stopwatch.Frequency);
-    }
-
     internal (long TailChars, int Checkpoints) TailStats()
     {
         var stream = _counter.CreateStreamingCounter();
