@@ -79,7 +79,7 @@ public sealed class StreamingTokenCounterTests
             }
             stream.Append(text.AsSpan(pos));
             return stream.Total == counter.CountTokens(text);
-        }, iter: 150);
+        }, iter: 80);
     }
 
     [Theory]

@@ -65,8 +65,8 @@ public sealed class TiktokenExactnessTests
                 mismatches.Add($"{name}: expected {expected.Length} tokens, got {actual.Count}");
             }
         }
-        Assert.True(reference.Ids[encoding].Count > 50 && tokens > 50_000, "reference corpus unexpectedly small");
-        Assert.Empty(mismatches);
+        Assert.True(reference.Ids[encoding].Count > 5000 && tokens > 50_000, "reference corpus unexpectedly small");
+        Assert.Empty(mismatches.Take(20));
     }
 
     [Theory]

@@ -49,7 +49,7 @@ public sealed class TokenCounterFactoryTests
         var counter = TokenCounterFactory.Default.ForEncoding(TokenizerEncodings.Cl100kBase);
         var items = reference.Ids[TokenizerEncodings.Cl100kBase].ToArray();
         var wrong = 0;
-        Parallel.For(0, 4 * items.Length, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i =>
+        Parallel.For(0, items.Length, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i =>
         {
             var (name, ids) = items[i % items.Length];
             if (counter.CountTokens(reference.Texts[name]) != ids.Length)

@@ -175,3 +175,26 @@ export function chunks(prefix, text, chunk) {
   for (let k = 0; k * chunk < text.length; k++) out.push([`${prefix}-${k}`, text.slice(k * chunk, (k + 1) * chunk)]);
   return out;
 }
+
+// Characters from every class the split patterns distinguish, to fuzz their interactions: cased and uncased
+// letters (BMP and astral, Lt, Lm, Lo), marks (Mn, Mc, Me), numbers (Nd, Nl, No, astral), apostrophes and the
+// contraction letters (with U+017F, which folds to 's'), whitespace of each kind, '/', U+FEFF, emoji, lone surrogates.
+const fuzzPool = [
+  'a', 'b', 's', 't', 'd', 'm', 'l', 'r', 'e', 'v', 'A', 'S', 'L', 'E', 'D', "'", "'", "'", '\u017F', '\u2019',
+  'ǅ', 'ʰ', 'ˆ', '中', 'ا', 'ー', '々', '\u0301', '\u0903', '\u20DD', '0', '7', '٣', 'Ⅻ', '½', '𝟙', '𐐀', '𐐨', '𝔘',
+  ' ', ' ', ' ', '\t', '\n', '\n', '\r', '\u00A0', '\u3000', '\u2028', '\u0085', '\u000B', '/', '.', ',', '!', '-',
+  '"', '(', '\uFEFF', '😀', '👍🏽', '\u200D', '\uD83D', '\uDC00', '<', '|', '_', '#', '$', '%', '€', '™',
+];
+
+/** `n` short random strings over fuzzPool, deterministic for a seed. */
+export function fuzzCases(seed, n) {
+  const r = rng(seed);
+  const out = [];
+  for (let k = 0; k < n; k++) {
+    const len = Math.floor(r() * 40);
+    let s = '';
+    for (let m = 0; m < len; m++) s += pick(r, fuzzPool);
+    out.push([`fuzz-${k}`, s]);
+  }
+  return out;
+}

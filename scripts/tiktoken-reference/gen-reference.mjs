@@ -4,11 +4,11 @@
 // (its wasm-bindgen glue UTF-8-encodes them, turning lone surrogates into U+FFFD).
 import { writeFileSync } from 'node:fs';
 import { get_encoding } from 'tiktoken';
-import { namedCases, generateCorpus, chunks } from './corpus.mjs';
+import { namedCases, generateCorpus, chunks, fuzzCases } from './corpus.mjs';
 
 const [out = 'tiktoken-reference.json', sizeArg = '300000'] = process.argv.slice(2);
 const corpus = generateCorpus(20251126, Number(sizeArg), { loneSurrogates: true });
-const cases = [...namedCases.map(([n, t]) => [`case:${n}`, t]), ...chunks('corpus', corpus, 20000)];
+const cases = [...namedCases.map(([n, t]) => [`case:${n}`, t]), ...chunks('corpus', corpus, 20000), ...fuzzCases(7, 10000)];
 
 const utf16 = (s) => {
   const b = Buffer.alloc(s.length * 2);
