@@ -7,7 +7,7 @@ using BenchmarkDotNet.Running;
 using ChatStack.Bench.Tokenizers;
 using ChatStack.Tokenization;
 
-// Usage: dotnet run -c Release --project bench/ChatStack.Bench.Tokenizers -- [--job short] [BenchmarkDotNet options]
+// Usage: dotnet run -c Release --project bench/ChatStack.Bench.Tokenizers -- [--job short] [--segments] [BenchmarkDotNet options]
 // Runs the .NET counters under BenchmarkDotNet (in-process unless --outOfProcess), then the npm peers on the same
 // corpus file, and prints MB/s, allocations and ratios (also written to BenchmarkDotNet.Artifacts/token-counting.md).
 if (args.Contains("--stream-profile"))
@@ -26,6 +26,7 @@ if (!args.Contains("--outOfProcess"))
     bdnArgs.Add("--inProcess"); // skips generating and building a separate benchmark project (2 cores)
 }
 bool quick = args.Contains("short");
+bdnArgs.Remove("--segments");
 
 string corpusPath = Corpus.FilePath;
 int corpusBytes = Corpus.Utf8Bytes;
@@ -100,6 +101,12 @@ if (streaming.Count == 3)
     md.AppendLine(CultureInfo.InvariantCulture,
         $"- min of {rounds} interleaved rounds: count once {o:F2} ms, accumulate + count once {a:F2} ms, incremental {i:F2} ms → " +
         $"**incremental ÷ count once = {i / o:F2}×**, ÷ accumulate + count once = {i / a:F2}×.");
+}
+
+if (args.Contains("--segments"))
+{
+    md.AppendLine();
+    md.Append(Segments.Run(quick ? 3 : 7));
 }
 
 Console.WriteLine();

@@ -147,11 +147,12 @@ function segment(r, kind) {
   return out.join('');
 }
 
-const weights = [['prose', 35], ['code', 25], ['cjk', 20], ['emoji', 7], ['whitespace', 5], ['astral', 4], ['mixed', 4]];
+export const allWeights = [['prose', 35], ['code', 25], ['cjk', 20], ['emoji', 7], ['whitespace', 5], ['astral', 4], ['mixed', 4]];
 
-/** Generated multilingual text of about `size` UTF-16 code units; `loneSurrogates` sprinkles some in. */
-export function generateCorpus(seed, size, { loneSurrogates = false } = {}) {
+/** Generated multilingual text of about `size` UTF-16 code units; `loneSurrogates` sprinkles some in; `kinds` keeps only those segment kinds. */
+export function generateCorpus(seed, size, { loneSurrogates = false, kinds = null } = {}) {
   const r = rng(seed);
+  const weights = kinds ? allWeights.filter(([k]) => kinds.includes(k)) : allWeights;
   const total = weights.reduce((s, [, w]) => s + w, 0);
   const parts = [];
   let length = 0;

@@ -1,5 +1,5 @@
 // Measures the npm tokenizers on a corpus file and prints one JSON array on stdout:
-//   node peers.mjs <corpus.txt> [iterations]
+//   node peers.mjs <corpus.txt> [iterations] [onlyEncoding]
 // Each library/encoding gets one warm-up pass (which fills gpt-tokenizer's piece cache, as ChatStack's is warm
 // in BenchmarkDotNet), then the median of `iterations` timed passes over the whole corpus.
 import { readFileSync } from 'node:fs';
@@ -8,7 +8,7 @@ import { get_encoding } from 'tiktoken';
 import * as gptO200k from 'gpt-tokenizer/encoding/o200k_base';
 import * as gptCl100k from 'gpt-tokenizer/encoding/cl100k_base';
 
-const [corpusPath, iterArg = '5'] = process.argv.slice(2);
+const [corpusPath, iterArg = '5', only] = process.argv.slice(2);
 const text = readFileSync(corpusPath, 'utf8');
 const bytes = Buffer.byteLength(text, 'utf8');
 const iterations = Number(iterArg);
@@ -27,7 +27,7 @@ function measure(library, encoding, count) {
 }
 
 const results = [];
-for (const [encoding, gpt] of [['o200k_base', gptO200k], ['cl100k_base', gptCl100k]]) {
+for (const [encoding, gpt] of [['o200k_base', gptO200k], ['cl100k_base', gptCl100k]].filter(([e]) => !only || e === only)) {
   results.push(measure('gpt-tokenizer 4.0.0', encoding, () => gpt.countTokens(text)));
   const enc = get_encoding(encoding);
   results.push(measure('tiktoken 1.0.22 (WASM)', encoding, () => enc.encode_ordinary(text).length));
