@@ -33,16 +33,19 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
 {
     // Pieces longer than this are not cached: long whitespace or CJK runs rarely repeat, and keys stay small.
     private const int MaxCachedPieceLength = 128;
-    private const int MaxCacheEntries = 250_000;
+    /// <summary>Default bound of the piece cache: ~100k distinct pieces, roughly 10-15 MB per encoding at most.</summary>
+    public const int DefaultMaxCacheEntries = 100_000;
 
     private readonly BpeRanks _ranks;
     private readonly bool _o200k;
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _lookup;
+    private readonly int _maxCacheEntries;
     private int _cacheEntries;
 
-    private TokenCounter(string encodingName, BpeRanks ranks)
+    private TokenCounter(string encodingName, BpeRanks ranks, int maxCacheEntries)
     {
+        _maxCacheEntries = maxCacheEntries;
         EncodingName = encodingName;
         _ranks = ranks;
         _o200k = encodingName == TokenizerEncodings.O200kBase;
@@ -50,13 +53,14 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
     }
 
     /// <summary>Loads an encoding (<c>o200k_base</c> or <c>cl100k_base</c>) from the Microsoft.ML.Tokenizers data packages.</summary>
-    public static TokenCounter Create(string encodingName)
+    public static TokenCounter Create(string encodingName, int maxCacheEntries = DefaultMaxCacheEntries)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(maxCacheEntries);
         if (encodingName != TokenizerEncodings.O200kBase && encodingName != TokenizerEncodings.Cl100kBase)
         {
             throw new ArgumentException($"Unsupported encoding '{encodingName}'.", nameof(encodingName));
         }
-        return new TokenCounter(encodingName, new BpeRanks(EncodingData.LoadRanks(encodingName)));
+        return new TokenCounter(encodingName, new BpeRanks(EncodingData.LoadRanks(encodingName)), maxCacheEntries);
     }
 
     public string EncodingName { get; }
@@ -73,6 +77,9 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
     }
 
     internal BpeRanks Ranks => _ranks;
+
+    /// <summary>Distinct pieces cached so far.</summary>
+    public int CachedPieces => Volatile.Read(ref _cacheEntries);
 
     public int CountTokens(ReadOnlySpan<char> text)
     {
@@ -125,7 +132,7 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
             return cached.Length;
         }
         // Once the cache is full, misses are counted with pooled buffers rather than allocating ids.
-        return Volatile.Read(ref _cacheEntries) < MaxCacheEntries ? AddToCache(piece).Length : CountUncached(piece);
+        return Volatile.Read(ref _cacheEntries) < _maxCacheEntries ? AddToCache(piece).Length : CountUncached(piece);
     }
 
     private ReadOnlySpan<int> PieceTokens(ReadOnlySpan<char> piece)
@@ -141,7 +148,7 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
     {
         int[] ids = EncodePiece(piece);
         // A full cache stops growing rather than evicting: the vocabulary of a workload settles quickly.
-        if (Volatile.Read(ref _cacheEntries) < MaxCacheEntries && _lookup.TryAdd(piece, ids))
+        if (Volatile.Read(ref _cacheEntries) < _maxCacheEntries && _lookup.TryAdd(piece, ids))
         {
             Interlocked.Increment(ref _cacheEntries);
         }

@@ -30,6 +30,12 @@ bdnArgs.Remove("--segments");
 
 string corpusPath = Corpus.FilePath;
 int corpusBytes = Corpus.Utf8Bytes;
+foreach (string encoding in new[] { TokenizerEncodings.O200kBase, TokenizerEncodings.Cl100kBase })
+{
+    var probe = TokenCounter.Create(encoding);
+    probe.CountTokens(Corpus.Text);
+    Console.WriteLine($"{encoding}: {probe.CachedPieces:N0} distinct cacheable pieces in the corpus (cache bound {TokenCounter.DefaultMaxCacheEntries:N0})");
+}
 Console.WriteLine($"Corpus: {corpusPath}, {Corpus.Text.Length:N0} UTF-16 code units, {corpusBytes:N0} UTF-8 bytes");
 
 var summaries = BenchmarkSwitcher.FromTypes([typeof(CountingBenchmarks), typeof(StreamingBenchmarks)])
@@ -116,7 +122,7 @@ File.WriteAllText(Path.Combine("BenchmarkDotNet.Artifacts", "token-counting.md")
 
 static int? Count(string library, string encoding) => library switch
 {
-    "ChatStack" => TokenCounterFactory.Default.ForEncoding(encoding).CountTokens(Corpus.Text),
+    "ChatStack" or "ChatStack, piece cache off" => TokenCounterFactory.Default.ForEncoding(encoding).CountTokens(Corpus.Text),
     "ML.Tokenizers 2.0.1" => Microsoft.ML.Tokenizers.TiktokenTokenizer.CreateForEncoding(encoding).CountTokens(Corpus.Text),
     "SharpToken 2.0.6" => SharpToken.GptEncoding.GetEncoding(encoding).CountTokens(Corpus.Text),
     _ => null,
