@@ -50,9 +50,16 @@ public sealed class TiktokenExactnessTests
     [Theory]
     [MemberData(nameof(Encodings))]
     public void EveryReferenceText_MatchesTiktoken(string encoding)
+        => AssertMatchesReference(encoding, TokenCounterFactory.Default.ForEncoding(encoding));
+
+    [Theory]
+    [MemberData(nameof(Encodings))]
+    public void EveryReferenceText_MatchesTiktoken_WithPieceCacheOff(string encoding)
+        => AssertMatchesReference(encoding, TokenCounter.Create(encoding, maxCacheEntries: 0));
+
+    private static void AssertMatchesReference(string encoding, ITokenCounter counter)
     {
         var reference = TiktokenReference.Instance;
-        var counter = TokenCounterFactory.Default.ForEncoding(encoding);
         var mismatches = new List<string>();
         int tokens = 0;
         foreach (var (name, expected) in reference.Ids[encoding])
