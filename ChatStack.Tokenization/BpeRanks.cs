@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 
 namespace ChatStack.Tokenization;
@@ -71,17 +72,28 @@ internal sealed class BpeRanks
         }
     }
 
+    // Word-at-a-time multiply-xorshift: tokens are mostly 2-16 bytes, so this is a few multiplications per lookup.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static uint Hash(ReadOnlySpan<byte> bytes)
     {
-        uint h = 2166136261u ^ (uint)bytes.Length;
-        foreach (byte b in bytes)
+        ulong h = (ulong)bytes.Length * 0x9E3779B97F4A7C15UL;
+        while (bytes.Length >= 8)
         {
-            h = (h ^ b) * 16777619u;
+            h = (h ^ BinaryPrimitives.ReadUInt64LittleEndian(bytes)) * 0xFF51AFD7ED558CCDUL;
+            h ^= h >> 29;
+            bytes = bytes[8..];
         }
-        h ^= h >> 15;
-        h *= 0x2c1b3c6du;
-        h ^= h >> 12;
-        return h;
+        if (!bytes.IsEmpty)
+        {
+            ulong tail = 0;
+            for (int k = bytes.Length - 1; k >= 0; k--)
+            {
+                tail = (tail << 8) | bytes[k];
+            }
+            h = (h ^ tail) * 0xC4CEB9FE1A85EC53UL;
+        }
+        h ^= h >> 32;
+        h *= 0x9E3779B97F4A7C15UL;
+        return (uint)(h >> 32);
     }
 }
