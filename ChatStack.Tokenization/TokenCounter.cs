@@ -33,7 +33,7 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
 {
     // Pieces longer than this are not cached: long whitespace or CJK runs rarely repeat, and keys stay small.
     private const int MaxCachedPieceLength = 128;
-    /// <summary>Default bound of the piece cache: ~100k distinct pieces, roughly 10-15 MB per encoding at most.</summary>
+    /// <summary>Default bound of the piece cache: ~100k distinct pieces, roughly 10-15 MB per encoding at most; a full cache is cleared.</summary>
     public const int DefaultMaxCacheEntries = 100_000;
 
     private readonly BpeRanks _ranks;
@@ -131,8 +131,7 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
         {
             return cached.Length;
         }
-        // Once the cache is full, misses are counted with pooled buffers rather than allocating ids.
-        return Volatile.Read(ref _cacheEntries) < _maxCacheEntries ? AddToCache(piece).Length : CountUncached(piece);
+        return _maxCacheEntries > 0 ? AddToCache(piece).Length : CountUncached(piece);
     }
 
     private ReadOnlySpan<int> PieceTokens(ReadOnlySpan<char> piece)
@@ -147,10 +146,20 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
     private int[] AddToCache(ReadOnlySpan<char> piece)
     {
         int[] ids = EncodePiece(piece);
-        // A full cache stops growing rather than evicting: the vocabulary of a workload settles quickly.
-        if (Volatile.Read(ref _cacheEntries) < _maxCacheEntries && _lookup.TryAdd(piece, ids))
+        if (_maxCacheEntries == 0)
         {
-            Interlocked.Increment(ref _cacheEntries);
+            return ids;
+        }
+        // A full cache starts over rather than freezing: streams also cache the word fragments at their tails
+        // ("hel" before "lo" arrives), and a frozen cache full of those would stop learning the real vocabulary.
+        if (Interlocked.Increment(ref _cacheEntries) > _maxCacheEntries)
+        {
+            _cache.Clear();
+            Interlocked.Exchange(ref _cacheEntries, 1);
+        }
+        if (!_lookup.TryAdd(piece, ids))
+        {
+            Interlocked.Decrement(ref _cacheEntries);
         }
         return ids;
     }

@@ -57,6 +57,15 @@ public sealed class TiktokenExactnessTests
     public void EveryReferenceText_MatchesTiktoken_WithPieceCacheOff(string encoding)
         => AssertMatchesReference(encoding, TokenCounter.Create(encoding, maxCacheEntries: 0));
 
+    [Theory]
+    [MemberData(nameof(Encodings))]
+    public void EveryReferenceText_MatchesTiktoken_WithATinyCacheThatKeepsClearing(string encoding)
+    {
+        var counter = TokenCounter.Create(encoding, maxCacheEntries: 64);
+        AssertMatchesReference(encoding, counter);
+        Assert.InRange(counter.CachedPieces, 1, 64);
+    }
+
     private static void AssertMatchesReference(string encoding, ITokenCounter counter)
     {
         var reference = TiktokenReference.Instance;
