@@ -7,12 +7,22 @@ namespace ChatStack.Tokenization;
 /// Immutable open-addressing map from token bytes to rank, looked up by span so merging allocates nothing.
 /// Built once from the encoding data of Microsoft.ML.Tokenizers; safe to share between threads.
 /// </summary>
+/// <remarks>
+/// Each slot holds the token's first 8 bytes, its length and rank, so the short keys that byte-pair merging looks
+/// up (almost all of them) cost one memory access; only longer tokens compare the rest of their bytes in a blob.
+/// </remarks>
 internal sealed class BpeRanks
 {
+    private struct Slot
+    {
+        public ulong Head;   // first (up to) 8 bytes, little-endian, zero-padded
+        public int Length;   // 0 = empty slot
+        public int Rank;
+        public int Offset;   // start of the bytes after the head in _blob (tokens longer than 8 bytes)
+    }
+
+    private readonly Slot[] _slots;
     private readonly byte[] _blob;
-    private readonly int[] _offsets; // entry -> start in _blob; entry + 1 -> end
-    private readonly int[] _ranks;   // entry -> rank
-    private readonly int[] _slots;   // hash slot -> entry + 1 (0 = empty)
     private readonly int _mask;
 
     internal BpeRanks(IReadOnlyDictionary<ReadOnlyMemory<byte>, int> encoder)
@@ -21,29 +31,31 @@ internal sealed class BpeRanks
         int total = 0;
         foreach (var kv in encoder)
         {
-            total += kv.Key.Length;
+            total += Math.Max(0, kv.Key.Length - 8);
         }
         _blob = new byte[total];
-        _offsets = new int[count + 1];
-        _ranks = new int[count];
-        int size = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)(count * 3));
-        _slots = new int[size];
+        int size = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)(count * 2));
+        _slots = new Slot[size];
         _mask = size - 1;
-        int entry = 0, pos = 0;
+        int pos = 0;
         foreach (var kv in encoder)
         {
-            kv.Key.Span.CopyTo(_blob.AsSpan(pos));
-            _offsets[entry] = pos;
-            _ranks[entry] = kv.Value;
-            pos += kv.Key.Length;
-            _offsets[entry + 1] = pos;
-            int slot = (int)Hash(kv.Key.Span) & _mask;
-            while (_slots[slot] != 0)
+            ReadOnlySpan<byte> key = kv.Key.Span;
+            if (key.IsEmpty)
+            {
+                continue;
+            }
+            int slot = (int)Hash(key) & _mask;
+            while (_slots[slot].Length != 0)
             {
                 slot = (slot + 1) & _mask;
             }
-            _slots[slot] = entry + 1;
-            entry++;
+            _slots[slot] = new Slot { Head = Head(key), Length = key.Length, Rank = kv.Value, Offset = pos };
+            if (key.Length > 8)
+            {
+                key[8..].CopyTo(_blob.AsSpan(pos));
+                pos += key.Length - 8;
+            }
         }
         Count = count;
     }
@@ -54,43 +66,62 @@ internal sealed class BpeRanks
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal int Get(ReadOnlySpan<byte> bytes)
     {
-        int slot = (int)Hash(bytes) & _mask;
+        if (bytes.IsEmpty)
+        {
+            return int.MaxValue;
+        }
+        ulong head = Head(bytes);
+        int slot = (int)Hash(bytes, head) & _mask;
         while (true)
         {
-            int e = _slots[slot];
-            if (e == 0)
+            ref Slot s = ref _slots[slot];
+            if (s.Length == 0)
             {
                 return int.MaxValue;
             }
-            e--;
-            int start = _offsets[e];
-            if (bytes.SequenceEqual(_blob.AsSpan(start, _offsets[e + 1] - start)))
+            if (s.Head == head && s.Length == bytes.Length
+                && (bytes.Length <= 8 || bytes[8..].SequenceEqual(_blob.AsSpan(s.Offset, bytes.Length - 8))))
             {
-                return _ranks[e];
+                return s.Rank;
             }
             slot = (slot + 1) & _mask;
         }
     }
 
-    // Word-at-a-time multiply-xorshift: tokens are mostly 2-16 bytes, so this is a few multiplications per lookup.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static uint Hash(ReadOnlySpan<byte> bytes)
+    private static ulong Head(ReadOnlySpan<byte> bytes)
     {
-        ulong h = (ulong)bytes.Length * 0x9E3779B97F4A7C15UL;
-        while (bytes.Length >= 8)
+        if (bytes.Length >= 8)
         {
-            h = (h ^ BinaryPrimitives.ReadUInt64LittleEndian(bytes)) * 0xFF51AFD7ED558CCDUL;
-            h ^= h >> 29;
-            bytes = bytes[8..];
+            return BinaryPrimitives.ReadUInt64LittleEndian(bytes);
         }
-        if (!bytes.IsEmpty)
+        ulong v = 0;
+        for (int k = bytes.Length - 1; k >= 0; k--)
         {
-            ulong tail = 0;
-            for (int k = bytes.Length - 1; k >= 0; k--)
+            v = (v << 8) | bytes[k];
+        }
+        return v;
+    }
+
+    private static uint Hash(ReadOnlySpan<byte> bytes) => Hash(bytes, Head(bytes));
+
+    // Multiply-xorshift over the head and any further 8-byte words; tokens are mostly 2-16 bytes.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint Hash(ReadOnlySpan<byte> bytes, ulong head)
+    {
+        ulong h = ((ulong)bytes.Length * 0x9E3779B97F4A7C15UL) ^ head;
+        h *= 0xFF51AFD7ED558CCDUL;
+        h ^= h >> 29;
+        if (bytes.Length > 8)
+        {
+            bytes = bytes[8..];
+            while (bytes.Length >= 8)
             {
-                tail = (tail << 8) | bytes[k];
+                h = (h ^ BinaryPrimitives.ReadUInt64LittleEndian(bytes)) * 0xC4CEB9FE1A85EC53UL;
+                h ^= h >> 29;
+                bytes = bytes[8..];
             }
-            h = (h ^ tail) * 0xC4CEB9FE1A85EC53UL;
+            h = (h ^ Head(bytes)) * 0xC4CEB9FE1A85EC53UL;
         }
         h ^= h >> 32;
         h *= 0x9E3779B97F4A7C15UL;
