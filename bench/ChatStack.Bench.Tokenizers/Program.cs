@@ -1,0 +1,136 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Reports;
+using BenchmarkDotNet.Running;
+using ChatStack.Bench.Tokenizers;
+using ChatStack.Tokenization;
+
+// Usage: dotnet run -c Release --project bench/ChatStack.Bench.Tokenizers -- [--job short] [--segments] [BenchmarkDotNet options]
+// Runs the .NET counters under BenchmarkDotNet (in-process unless --outOfProcess), then the npm peers on the same
+// corpus file, and prints MB/s, allocations and ratios (also written to BenchmarkDotNet.Artifacts/token-counting.md).
+if (args.Contains("--stream-profile"))
+{
+    StreamProfile.Run();
+    return;
+}
+
+var bdnArgs = args.Where(a => a != "--outOfProcess").ToList();
+if (!bdnArgs.Any(a => a.StartsWith("--filter", StringComparison.Ordinal)))
+{
+    bdnArgs.AddRange(["--filter", "*"]);
+}
+if (!args.Contains("--outOfProcess"))
+{
+    bdnArgs.Add("--inProcess"); // skips generating and building a separate benchmark project (2 cores)
+}
+bool quick = args.Contains("short");
+bdnArgs.Remove("--segments");
+
+string corpusPath = Corpus.FilePath;
+int corpusBytes = Corpus.Utf8Bytes;
+foreach (string encoding in new[] { TokenizerEncodings.O200kBase, TokenizerEncodings.Cl100kBase })
+{
+    var probe = TokenCounter.Create(encoding);
+    probe.CountTokens(Corpus.Text);
+    Console.WriteLine($"{encoding}: {probe.CachedPieces:N0} distinct cacheable pieces in the corpus (cache bound {TokenCounter.DefaultMaxCacheEntries:N0})");
+}
+Console.WriteLine($"Corpus: {corpusPath}, {Corpus.Text.Length:N0} UTF-16 code units, {corpusBytes:N0} UTF-8 bytes");
+
+var summaries = BenchmarkSwitcher.FromTypes([typeof(CountingBenchmarks), typeof(StreamingBenchmarks)])
+    .Run([.. bdnArgs], DefaultConfig.Instance.WithOptions(ConfigOptions.JoinSummary)).ToList();
+
+Console.WriteLine("Running npm peers on the same corpus...");
+string peersDir = Corpus.PeersDirectory;
+if (!Directory.Exists(Path.Combine(peersDir, "node_modules", "gpt-tokenizer")))
+{
+    Corpus.Run("npm", "ci --no-audit --no-fund", peersDir);
+}
+using var peers = JsonDocument.Parse(Corpus.Run("node", $"peers.mjs \"{corpusPath}\" {(quick ? 3 : 7)}", peersDir));
+
+var rows = new List<(string Library, string Encoding, double MBps, int? Tokens, double? Allocated)>();
+foreach (var report in summaries.SelectMany(s => s.Reports).Where(r => r.Success && r.BenchmarkCase.Descriptor.Type == typeof(CountingBenchmarks)))
+{
+    string encoding = (string)report.BenchmarkCase.Parameters["Encoding"];
+    double seconds = report.ResultStatistics!.Median / 1e9;
+    string library = report.BenchmarkCase.Descriptor.WorkloadMethodDisplayInfo.Trim('\'');
+    rows.Add((library, encoding, corpusBytes / 1e6 / seconds, Count(library, encoding), report.GcStats.GetBytesAllocatedPerOperation(report.BenchmarkCase)));
+}
+foreach (var r in peers.RootElement.GetProperty("results").EnumerateArray())
+{
+    rows.Add((r.GetProperty("library").GetString()!, r.GetProperty("encoding").GetString()!, r.GetProperty("mbPerSec").GetDouble(), r.GetProperty("tokens").GetInt32(), null));
+}
+
+var md = new StringBuilder();
+md.AppendLine(CultureInfo.InvariantCulture, $"Corpus: {corpusBytes / 1e6:F2} MB UTF-8 ({Corpus.Text.Length:N0} UTF-16 code units), median of {(quick ? "a short" : "a default")} BenchmarkDotNet job; npm peers: median of {(quick ? 3 : 7)} warm passes.");
+md.AppendLine();
+md.AppendLine("| library | encoding | MB/s | tokens | vs tiktoken | allocated per pass | ChatStack speed ÷ this |");
+md.AppendLine("|---|---|---:|---:|---|---:|---:|");
+foreach (var group in rows.GroupBy(r => r.Encoding))
+{
+    double ours = group.FirstOrDefault(r => r.Library == "ChatStack").MBps;
+    int? reference = group.FirstOrDefault(r => r.Library.StartsWith("tiktoken", StringComparison.Ordinal)).Tokens;
+    foreach (var r in group.OrderByDescending(r => r.MBps))
+    {
+        string exact = reference is null || r.Tokens is null ? "?" : r.Tokens == reference ? "exact" : $"{r.Tokens - reference:+#;-#}";
+        string alloc = r.Allocated is { } a ? FormatBytes(a) : "–";
+        md.AppendLine(CultureInfo.InvariantCulture, $"| {r.Library} | {r.Encoding} | {r.MBps:F1} | {r.Tokens:N0} | {exact} | {alloc} | {ours / r.MBps:F2}× |");
+    }
+}
+
+var streaming = summaries.SelectMany(s => s.Reports).Where(r => r.Success && r.BenchmarkCase.Descriptor.Type == typeof(StreamingBenchmarks)).ToList();
+if (streaming.Count == 3)
+{
+    double Median(string method) => streaming.First(r => r.BenchmarkCase.Descriptor.WorkloadMethod.Name == method).ResultStatistics!.Median;
+    var inc = streaming.First(r => r.BenchmarkCase.Descriptor.WorkloadMethod.Name == nameof(StreamingBenchmarks.Incremental));
+    double once = Median(nameof(StreamingBenchmarks.OneShot));
+    double accumulate = Median(nameof(StreamingBenchmarks.AccumulateThenCount));
+    double incremental = Median(nameof(StreamingBenchmarks.Incremental));
+    var setup = new StreamingBenchmarks();
+    setup.Setup();
+    md.AppendLine();
+    md.AppendLine(CultureInfo.InvariantCulture,
+        $"Streaming (o200k): {setup.AnswerTokens:N0}-token answer, {setup.DeltaCount:N0} deltas of 1-8 chars, {setup.CheckpointCount:N0} checkpoints (~50 tokens apart).");
+    md.AppendLine();
+    md.AppendLine("| | median | incremental ÷ this |");
+    md.AppendLine("|---|---:|---:|");
+    md.AppendLine(CultureInfo.InvariantCulture, $"| count final text once | {once / 1e6:F2} ms | {incremental / once:F2}× |");
+    md.AppendLine(CultureInfo.InvariantCulture, $"| accumulate deltas (StringBuilder) + count once | {accumulate / 1e6:F2} ms | {incremental / accumulate:F2}× |");
+    md.AppendLine(CultureInfo.InvariantCulture,
+        $"| incremental, exact at every checkpoint | {incremental / 1e6:F2} ms (allocated {FormatBytes(inc.GcStats.GetBytesAllocatedPerOperation(inc.BenchmarkCase) ?? 0)}) | 1.00× |");
+    md.AppendLine();
+    md.AppendLine("Those are BenchmarkDotNet medians of separate runs; on a shared machine load shifts between them, so the same three are");
+    md.AppendLine("also timed interleaved, keeping each one's minimum (load only ever adds time):");
+    var (o, a, i, rounds) = StreamProfile.Measure();
+    md.AppendLine();
+    md.AppendLine(CultureInfo.InvariantCulture,
+        $"- min of {rounds} interleaved rounds: count once {o:F2} ms, accumulate + count once {a:F2} ms, incremental {i:F2} ms → " +
+        $"**incremental ÷ count once = {i / o:F2}×**, ÷ accumulate + count once = {i / a:F2}×.");
+}
+
+if (args.Contains("--segments"))
+{
+    md.AppendLine();
+    md.Append(Segments.Run(quick ? 3 : 7));
+}
+
+Console.WriteLine();
+Console.WriteLine(md.ToString());
+Directory.CreateDirectory("BenchmarkDotNet.Artifacts");
+File.WriteAllText(Path.Combine("BenchmarkDotNet.Artifacts", "token-counting.md"), md.ToString());
+
+static int? Count(string library, string encoding) => library switch
+{
+    "ChatStack" or "ChatStack, piece cache off" => TokenCounterFactory.Default.ForEncoding(encoding).CountTokens(Corpus.Text),
+    "ML.Tokenizers 2.0.1" => Microsoft.ML.Tokenizers.TiktokenTokenizer.CreateForEncoding(encoding).CountTokens(Corpus.Text),
+    "SharpToken 2.0.6" => SharpToken.GptEncoding.GetEncoding(encoding).CountTokens(Corpus.Text),
+    _ => null,
+};
+
+static string FormatBytes(double bytes) => bytes switch
+{
+    < 1024 => $"{bytes:F0} B",
+    < 1024 * 1024 => $"{bytes / 1024:F1} KiB",
+    _ => $"{bytes / 1024 / 1024:F2} MiB",
+};

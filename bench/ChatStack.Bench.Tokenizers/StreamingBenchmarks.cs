@@ -1,0 +1,131 @@
+using BenchmarkDotNet.Attributes;
+using ChatStack.Tokenization;
+
+namespace ChatStack.Bench.Tokenizers;
+
+/// <summary>
+/// A streamed ~50k-token o200k answer arriving as small deltas, read at a checkpoint every ~50 tokens, against
+/// counting the final text once. The deltas and checkpoints are fixed in setup so both see the same work.
+/// </summary>
+[MemoryDiagnoser]
+public class StreamingBenchmarks
+{
+    private string _answer = "";
+    private int[] _deltaEnds = [];
+    private bool[] _checkpointAfter = [];
+    private ITokenCounter _counter = null!;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _counter = TokenCounterFactory.Default.ForEncoding(TokenizerEncodings.O200kBase);
+        _answer = StreamingAnswer.Build(_counter, targetTokens: 50_000);
+        (_deltaEnds, _checkpointAfter) = StreamingAnswer.Deltas(_counter, _answer, seed: 7);
+    }
+
+    internal (long TailChars, int Checkpoints) TailStats()
+    {
+        var stream = _counter.CreateStreamingCounter();
+        int start = 0, checkpoints = 0;
+        long tail = 0;
+        for (int k = 0; k < _deltaEnds.Length; k++)
+        {
+            stream.Append(_answer.AsSpan(start, _deltaEnds[k] - start));
+            start = _deltaEnds[k];
+            if (_checkpointAfter[k])
+            {
+                _ = stream.Total;
+                tail += stream.TailLength;
+                checkpoints++;
+            }
+        }
+        return (tail, checkpoints);
+    }
+
+    internal int AnswerTokens => _counter.CountTokens(_answer);
+
+    internal int DeltaCount => _deltaEnds.Length;
+
+    internal int CheckpointCount => _checkpointAfter.Count(c => c);
+
+    [Benchmark(Baseline = true, Description = "count final text once")]
+    public int OneShot() => _counter.CountTokens(_answer);
+
+    [Benchmark(Description = "accumulate deltas, count final text once")]
+    public int AccumulateThenCount()
+    {
+        // What a caller that counts once must also do: keep the streamed text.
+        var builder = new System.Text.StringBuilder();
+        int start = 0;
+        foreach (int end in _deltaEnds)
+        {
+            builder.Append(_answer.AsSpan(start, end - start));
+            start = end;
+        }
+        return _counter.CountTokens(builder.ToString());
+    }
+
+    [Benchmark(Description = "incremental, checkpoint every ~50 tokens")]
+    public int Incremental() => StreamingAnswer.Stream(_counter.CreateStreamingCounter(), _answer, _deltaEnds, _checkpointAfter);
+}
+
+internal static class StreamingAnswer
+{
+    /// <summary>A prefix of the corpus (starting at a stable point) with about <paramref name="targetTokens"/> tokens.</summary>
+    internal static string Build(ITokenCounter counter, int targetTokens)
+    {
+        string text = Corpus.Text;
+        int length = Math.Min(text.Length, targetTokens);
+        while (length < text.Length && counter.CountTokens(text.AsSpan(0, length)) < targetTokens)
+        {
+            length += 512;
+        }
+        if (length < text.Length && char.IsLowSurrogate(text[length]))
+        {
+            length--;
+        }
+        return text[..Math.Min(length, text.Length)];
+    }
+
+    /// <summary>Delta ends of 1-8 characters (like LLM stream chunks) and where a ~50-token checkpoint falls.</summary>
+    internal static (int[] Ends, bool[] Checkpoint) Deltas(ITokenCounter counter, string answer, int seed)
+    {
+        var random = new Random(seed);
+        var ends = new List<int>();
+        for (int pos = 0; pos < answer.Length;)
+        {
+            pos = Math.Min(answer.Length, pos + random.Next(1, 9));
+            ends.Add(pos);
+        }
+        var checkpoint = new bool[ends.Count];
+        var stream = counter.CreateStreamingCounter();
+        int lastTotal = 0, start = 0;
+        for (int k = 0; k < ends.Count; k++)
+        {
+            stream.Append(answer.AsSpan(start, ends[k] - start));
+            start = ends[k];
+            // Chat API semantics: a checkpoint once ~50 tokens were produced since the last one, and at the end.
+            if (stream.Total - lastTotal >= 50 || k == ends.Count - 1)
+            {
+                checkpoint[k] = true;
+                lastTotal = stream.Total;
+            }
+        }
+        return (ends.ToArray(), checkpoint);
+    }
+
+    internal static int Stream(StreamingTokenCounter stream, string answer, int[] ends, bool[] checkpoint)
+    {
+        int start = 0, total = 0;
+        for (int k = 0; k < ends.Length; k++)
+        {
+            stream.Append(answer.AsSpan(start, ends[k] - start));
+            start = ends[k];
+            if (checkpoint[k])
+            {
+                total = stream.Total;
+            }
+        }
+        return total;
+    }
+}
