@@ -13,7 +13,7 @@ namespace ChatStack.AnalyticsWorker.Ingestion;
 /// subscription's last delivery attempt Pub/Sub moves them to the dead-letter topic; neither stops the rest.
 /// </summary>
 public sealed class ChatEventIngestionService(
-    StreamingPullSource source,
+    SubscriptionSource source,
     IBigQueryClient bigQuery,
     IOptions<IngestionOptions> options,
     IngestionTelemetry telemetry,
@@ -24,7 +24,7 @@ public sealed class ChatEventIngestionService(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        logger.LogInformation("Pulling {Subscription} with {Streams} streams into dataset {Dataset}", source.Subscription, _options.Streams, _options.Dataset);
+        logger.LogInformation("Writing {Subscription} into dataset {Dataset}", source.Subscription, _options.Dataset);
         var pulling = source.RunAsync(stoppingToken);
         var reader = source.Messages;
         var batch = new List<ReceivedMessage>(_options.BatchSize);

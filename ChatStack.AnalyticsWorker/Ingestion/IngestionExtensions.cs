@@ -14,7 +14,7 @@ internal static class IngestionExtensions
         builder.Services.AddOptions<IngestionOptions>().BindConfiguration("Ingestion");
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<IngestionTelemetry>();
-        builder.Services.AddSingleton<StreamingPullSource>();
+        builder.Services.AddSingleton<SubscriptionSource>();
         builder.Services.AddHostedService<ChatEventIngestionService>();
         builder.Services.AddOpenTelemetry()
             .WithTracing(tracing => tracing.AddSource(IngestionTelemetry.Name))

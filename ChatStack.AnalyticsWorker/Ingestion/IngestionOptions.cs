@@ -9,8 +9,11 @@ public sealed class IngestionOptions
 
     public string Dataset { get; set; } = ResourceNames.Dataset;
 
-    /// <summary>Concurrent StreamingPull streams: the emulator serves one stream near 2k messages/s.</summary>
+    /// <summary>Concurrent StreamingPull streams (or unary Pull loops): the emulator serves one stream near 2k messages/s.</summary>
     public int Streams { get; set; } = 4;
+
+    /// <summary>StreamingPull against real Pub/Sub; unary Pull against the emulator (<see cref="PullMode.Auto"/>).</summary>
+    public PullMode PullMode { get; set; } = PullMode.Auto;
 
     /// <summary>Messages held (received, not yet acked) before the worker stops reading its streams.</summary>
     public int MaxOutstandingMessages { get; set; } = 2_000;
@@ -29,4 +32,15 @@ public sealed class IngestionOptions
 
     /// <summary>Attempts for a batch that fails transiently before its messages are nacked for redelivery.</summary>
     public int MaxInsertAttempts { get; set; } = 6;
+}
+
+/// <summary>How the worker receives messages.</summary>
+public enum PullMode
+{
+    /// <summary>StreamingPull, except against the emulator, which strands the messages of a StreamingPull client that died.</summary>
+    Auto,
+
+    Streaming,
+
+    Unary,
 }

@@ -7,19 +7,28 @@ using Microsoft.Extensions.Options;
 namespace ChatStack.AnalyticsWorker.Ingestion;
 
 /// <summary>
-/// Pulls a subscription over several StreamingPull streams into one queue, holding at most
+/// Pulls a subscription over several StreamingPull streams (or, see <see cref="PullMode"/>, unary Pull loops) into one queue, holding at most
 /// <see cref="IngestionOptions.MaxOutstandingMessages"/> messages and <see cref="IngestionOptions.MaxOutstandingBytes"/>
 /// bytes (the emulator ignores server-side flow control, so the client stops reading instead), and keeps the
 /// lease of every held message alive until it is acked or nacked.
 /// </summary>
-public sealed class StreamingPullSource(
-    Subscriber.SubscriberClient subscriber, IOptions<IngestionOptions> options, ChatStack.GoogleCloud.GoogleCloudOptions cloud, ILogger<StreamingPullSource> logger)
+public sealed class SubscriptionSource(
+    Subscriber.SubscriberClient subscriber, IOptions<IngestionOptions> options, ChatStack.GoogleCloud.GoogleCloudOptions cloud, ILogger<SubscriptionSource> logger)
 {
+    private readonly bool _streaming = options.Value.PullMode switch
+    {
+        PullMode.Streaming => true,
+        PullMode.Unary => false,
+        // The emulator never releases messages held by a StreamingPull client that died (its clean-up throws
+        // NoSuchMethodError), so a crashed worker would strand them until the emulator restarts.
+        _ => cloud.PubSubEmulatorHost is null,
+    };
+
     private const int MaxAckIdsPerRequest = 1000;
 
     private readonly IngestionOptions _options = options.Value;
     private readonly Channel<ReceivedMessage> _queue = Channel.CreateUnbounded<ReceivedMessage>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly ConcurrentDictionary<string, int> _held = new();
+    private readonly ConcurrentDictionary<string, Lease> _held = new();
     private readonly SemaphoreSlim _messagePermits = new(options.Value.MaxOutstandingMessages, options.Value.MaxOutstandingMessages);
     private long _heldBytes;
 
@@ -35,7 +44,9 @@ public sealed class StreamingPullSource(
     {
         using var leases = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         var extender = ExtendLeasesAsync(leases.Token);
-        await Task.WhenAll(Enumerable.Range(0, Math.Max(1, _options.Streams)).Select(i => PullAsync(i, stoppingToken)));
+        logger.LogInformation("Pulling {Subscription} with {Count} {Mode}", Subscription, _options.Streams, _streaming ? "StreamingPull streams" : "unary Pull loops");
+        await Task.WhenAll(Enumerable.Range(0, Math.Max(1, _options.Streams))
+            .Select(i => _streaming ? PullAsync(i, stoppingToken) : UnaryPullAsync(stoppingToken)));
         _queue.Writer.TryComplete();
         await leases.CancelAsync();
         await extender;
@@ -74,14 +85,25 @@ public sealed class StreamingPullSource(
                 {
                     backoff = TimeSpan.FromMilliseconds(250);
                     var received = call.ResponseStream.Current.ReceivedMessages;
+
+                    // Lease everything received before waiting for room: the emulator ignores server-side flow
+                    // control and keeps pushing, and a message left unleased while the worker waits would expire,
+                    // burn a delivery attempt and, after five, be dead-lettered without ever being processed.
+                    var leases = received.Select(Hold).ToList();
                     for (var i = 0; i < received.Count; i++)
                     {
-                        if (!await HoldAsync(received[i], stoppingToken))
+                        if (!await AdmitAsync(received[i], leases[i], stoppingToken))
                         {
                             // Stopping while waiting for room: give the rest back rather than let their leases run out.
                             await NackAsync(received.Skip(i).ToList(), CancellationToken.None);
                             break;
                         }
+                    }
+
+                    // Read on only once the held bytes are back under the limit.
+                    while (Interlocked.Read(ref _heldBytes) > _options.MaxOutstandingBytes && !stoppingToken.IsCancellationRequested)
+                    {
+                        await Delay(TimeSpan.FromMilliseconds(5), stoppingToken);
                     }
                 }
             }
@@ -99,24 +121,85 @@ public sealed class StreamingPullSource(
         }
     }
 
-    private async Task<bool> HoldAsync(ReceivedMessage message, CancellationToken stoppingToken)
+    private async Task UnaryPullAsync(CancellationToken stoppingToken)
     {
-        var size = message.Message.CalculateSize();
+        var backoff = TimeSpan.FromMilliseconds(250);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            // Ask only for what there is room for.
+            while (_messagePermits.CurrentCount == 0 || Interlocked.Read(ref _heldBytes) > _options.MaxOutstandingBytes)
+            {
+                await Delay(TimeSpan.FromMilliseconds(5), stoppingToken);
+                if (stoppingToken.IsCancellationRequested)
+                {
+                    return;
+                }
+            }
+
+            PullResponse response;
+            try
+            {
+                // Never cancelled: a pull cancelled in flight may already have leased messages the worker then never
+                // sees, stranding them for a whole ack deadline. A short deadline bounds both an empty pull (which
+                // blocks about 90 s on the emulator without one) and how long stopping waits.
+                response = await subscriber.PullAsync(
+                    new PullRequest { Subscription = Subscription, MaxMessages = Math.Min(1000, _messagePermits.CurrentCount) },
+                    deadline: DateTime.UtcNow.AddSeconds(3), cancellationToken: CancellationToken.None);
+                backoff = TimeSpan.FromMilliseconds(250);
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.DeadlineExceeded)
+            {
+                continue;
+            }
+            catch (RpcException e)
+            {
+                logger.LogWarning("Pull on {Subscription} failed with {Status}: {Detail}; retrying in {Delay} ms",
+                    Subscription, e.StatusCode, e.Status.Detail, (int)backoff.TotalMilliseconds);
+                await Delay(backoff, stoppingToken);
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(30).Ticks));
+                continue;
+            }
+
+            var received = response.ReceivedMessages;
+            if (received.Count == 0)
+            {
+                continue;
+            }
+
+            var leases = received.Select(Hold).ToList();
+            // Unary pulls get the subscription's deadline; take the worker's own, as a stream would.
+            await ExtendAsync(received.Select(m => m.AckId).ToList());
+            for (var i = 0; i < received.Count; i++)
+            {
+                if (!await AdmitAsync(received[i], leases[i], stoppingToken))
+                {
+                    await NackAsync(received.Skip(i).ToList(), CancellationToken.None);
+                    break;
+                }
+            }
+        }
+    }
+
+    private Lease Hold(ReceivedMessage message)
+    {
+        var lease = new Lease(message.Message.CalculateSize());
+        _held[message.AckId] = lease;
+        Interlocked.Add(ref _heldBytes, lease.Size);
+        return lease;
+    }
+
+    private async Task<bool> AdmitAsync(ReceivedMessage message, Lease lease, CancellationToken stoppingToken)
+    {
         try
         {
             await _messagePermits.WaitAsync(stoppingToken);
-            while (Interlocked.Read(ref _heldBytes) + size > _options.MaxOutstandingBytes && !_held.IsEmpty)
-            {
-                await Task.Delay(5, stoppingToken);
-            }
         }
         catch (OperationCanceledException)
         {
             return false;
         }
 
-        Interlocked.Add(ref _heldBytes, size);
-        _held[message.AckId] = size;
+        lease.Admitted = true;
         _queue.Writer.TryWrite(message);
         return true;
     }
@@ -138,10 +221,13 @@ public sealed class StreamingPullSource(
 
         foreach (var message in messages)
         {
-            if (_held.TryRemove(message.AckId, out var size))
+            if (_held.TryRemove(message.AckId, out var lease))
             {
-                Interlocked.Add(ref _heldBytes, -size);
-                _messagePermits.Release();
+                Interlocked.Add(ref _heldBytes, -lease.Size);
+                if (lease.Admitted)
+                {
+                    _messagePermits.Release();
+                }
             }
         }
     }
@@ -152,21 +238,26 @@ public sealed class StreamingPullSource(
         while (!cancellationToken.IsCancellationRequested)
         {
             await Delay(period, cancellationToken);
-            foreach (var chunk in _held.Keys.Chunk(MaxAckIdsPerRequest))
+            await ExtendAsync(_held.Keys.ToList());
+        }
+    }
+
+    private async Task ExtendAsync(IReadOnlyList<string> ackIds)
+    {
+        foreach (var chunk in ackIds.Chunk(MaxAckIdsPerRequest))
+        {
+            try
             {
-                try
+                await subscriber.ModifyAckDeadlineAsync(new ModifyAckDeadlineRequest
                 {
-                    await subscriber.ModifyAckDeadlineAsync(new ModifyAckDeadlineRequest
-                    {
-                        Subscription = Subscription,
-                        AckDeadlineSeconds = _options.AckDeadlineSeconds,
-                        AckIds = { chunk },
-                    }, deadline: Deadline(), cancellationToken: CancellationToken.None);
-                }
-                catch (RpcException e)
-                {
-                    logger.LogWarning("Extending {Count} leases on {Subscription} failed with {Status}", chunk.Length, Subscription, e.StatusCode);
-                }
+                    Subscription = Subscription,
+                    AckDeadlineSeconds = _options.AckDeadlineSeconds,
+                    AckIds = { chunk },
+                }, deadline: Deadline(), cancellationToken: CancellationToken.None);
+            }
+            catch (RpcException e)
+            {
+                logger.LogWarning("Extending {Count} leases on {Subscription} failed with {Status}", chunk.Length, Subscription, e.StatusCode);
             }
         }
     }
@@ -183,4 +274,13 @@ public sealed class StreamingPullSource(
     }
 
     private static DateTime Deadline() => DateTime.UtcNow.AddSeconds(30);
+
+    /// <summary>A received message the worker is responsible for until it acks or nacks it.</summary>
+    private sealed class Lease(int size)
+    {
+        public int Size { get; } = size;
+
+        /// <summary>Holds one of the <see cref="IngestionOptions.MaxOutstandingMessages"/> permits.</summary>
+        public bool Admitted { get; set; }
+    }
 }

@@ -1,0 +1,168 @@
+using System.CommandLine;
+using ChatStack.Contracts;
+using ChatStack.Contracts.Events;
+using ChatStack.GoogleCloud;
+using ChatStack.GoogleCloud.BigQuery;
+using ChatStack.GoogleCloud.PubSub;
+using ChatStack.Provisioner.Cli;
+using ChatStack.Tests.Support;
+using Google.Cloud.PubSub.V1;
+using Google.Protobuf;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace ChatStack.Tests.Ingestion;
+
+/// <summary>A worker of its own, on a project of its own, that the tests crash and stop.</summary>
+[Collection(StackCollection.Name)]
+public sealed class WorkerRecoveryTests(StackFixture stack, ITestOutputHelper output) : IDisposable
+{
+    private readonly string _project = $"wk-{Guid.NewGuid():N}"[..20];
+    private readonly Grpc.Net.Client.GrpcChannel _channel = GoogleCloudChannels.Create(stack.PubSubHost, GoogleCloudChannels.PubSubEndpoint);
+    private ServiceProvider? _services;
+
+    public void Dispose()
+    {
+        _services?.Dispose();
+        _channel.Dispose();
+    }
+
+    private IBigQueryClient BigQuery => (_services ??= new ServiceCollection()
+        .AddBigQueryClient(new ConfigurationBuilder().Build(), o =>
+        {
+            o.EmulatorHost = stack.BigQueryHost;
+            o.ProjectId = _project;
+        })
+        .BuildServiceProvider()).GetRequiredService<IBigQueryClient>();
+
+    private Dictionary<string, string> WorkerEnvironment(string pullMode = "Auto") => new()
+    {
+        ["Ingestion__PullMode"] = pullMode,
+        ["GOOGLE_CLOUD_PROJECT"] = _project,
+        ["PUBSUB_EMULATOR_HOST"] = stack.PubSubHost,
+        ["BIGQUERY_EMULATOR_HOST"] = stack.BigQueryHost,
+        // Short leases so messages a crashed worker held come back within seconds.
+        ["Ingestion__AckDeadlineSeconds"] = "10",
+        ["Ingestion__BatchSize"] = "100",
+    };
+
+    private async Task ProvisionAsync()
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["PUBSUB_EMULATOR_HOST"] = stack.PubSubHost,
+            ["BIGQUERY_EMULATOR_HOST"] = stack.BigQueryHost,
+            ["GOOGLE_CLOUD_PROJECT"] = _project,
+        };
+        var exitCode = await ProvisionerCli.Create(host => host.Configuration.AddInMemoryCollection(settings))
+            .Parse(["provision", "--retry-min-backoff-seconds", "1", "--retry-max-backoff-seconds", "4"]).InvokeAsync(new InvocationConfiguration { Output = TextWriter.Null, Error = TextWriter.Null });
+        Assert.Equal(0, exitCode);
+    }
+
+    private async Task<List<string>> PublishAsync(int count)
+    {
+        var publisher = new Publisher.PublisherClient(_channel);
+        var ids = new List<string>(count);
+        foreach (var chunk in Enumerable.Range(0, count).Chunk(500))
+        {
+            var request = new PublishRequest { Topic = PubSubNames.Topic(_project, ResourceNames.ChatEventsTopic) };
+            foreach (var i in chunk)
+            {
+                var e = new ChatEvent
+                {
+                    EventId = ChatEventIds.ForEvent($"session-{i % 50}", $"m{i}", ChatEventTypes.AssistantMessage),
+                    EventType = ChatEventTypes.AssistantMessage,
+                    SessionId = $"session-{i % 50}",
+                    UserId = "user-1",
+                    MessageId = $"m{i}",
+                    PromptTokens = 10,
+                    CompletionTokens = 5,
+                    TotalTokens = 15,
+                    EventTimestamp = DateTimeOffset.UtcNow,
+                };
+                ids.Add(e.EventId);
+                request.Messages.Add(new PubsubMessage { Data = ByteString.CopyFrom(ChatEventMessages.Serialize(e)), Attributes = { ChatEventMessages.Attributes(e, null) } });
+            }
+
+            await publisher.PublishAsync(request);
+        }
+
+        return ids;
+    }
+
+    private async Task<(long Rows, long Distinct)> CountAsync()
+    {
+        var response = await BigQuery.QueryAsync(new QueryRequest
+        {
+            Query = $"SELECT COUNT(*) AS n, COUNT(DISTINCT event_id) AS d FROM `{_project}.{ResourceNames.Dataset}.{ResourceNames.ChatEventsTable}`",
+        });
+        var row = BigQueryRows.Decode(response.Rows![0], response.Schema!);
+        return ((long)row["n"]!, (long)row["d"]!);
+    }
+
+    private async Task<(long Rows, long Distinct)> WaitForAsync(Func<(long Rows, long Distinct), bool> done, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        var counts = await CountAsync();
+        while (!done(counts) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(200);
+            counts = await CountAsync();
+        }
+
+        return counts;
+    }
+
+    /// <remarks>
+    /// In the emulator's default unary-Pull mode: the emulator strands the messages of a StreamingPull client
+    /// that died (real Pub/Sub redelivers them once their lease runs out).
+    /// </remarks>
+    [Fact]
+    public async Task A_worker_killed_mid_stream_and_restarted_loses_nothing_and_counts_nothing_twice()
+    {
+        await ProvisionAsync();
+        const int Events = 3000;
+        await PublishAsync(Events);
+
+        using (var first = new WorkerProcess(WorkerEnvironment()))
+        {
+            var partial = await WaitForAsync(c => c.Rows >= 300, TimeSpan.FromSeconds(60));
+            first.Crash();
+            output.WriteLine($"killed the worker with {partial.Rows} rows written");
+            Assert.InRange(partial.Rows, 300, Events - 1);
+        }
+
+        using var second = new WorkerProcess(WorkerEnvironment());
+        var final = await WaitForAsync(c => c.Distinct >= Events, TimeSpan.FromSeconds(90));
+        await Task.Delay(TimeSpan.FromSeconds(12)); // one more lease period: any redelivery would have landed by now
+        final = await CountAsync();
+        output.WriteLine($"after restart: {final.Rows} rows, {final.Distinct} distinct events");
+        Assert.Equal(Events, final.Distinct);
+        Assert.Equal(Events, final.Rows);
+    }
+
+    [Theory]
+    [InlineData("Streaming")]
+    [InlineData("Unary")]
+    public async Task A_stopped_worker_finishes_its_batch_and_hands_the_rest_back(string pullMode)
+    {
+        await ProvisionAsync();
+        const int Events = 2000;
+        await PublishAsync(Events);
+
+        var worker = new WorkerProcess(WorkerEnvironment(pullMode));
+        await WaitForAsync(c => c.Rows >= 200, TimeSpan.FromSeconds(60));
+        var exitCode = await worker.StopAsync(TimeSpan.FromSeconds(30));
+        var log = worker.Log;
+        worker.Dispose();
+        output.WriteLine(log);
+        Assert.Equal(0, exitCode);
+        Assert.Contains("unprocessed messages", log);
+
+        // Released messages are redelivered at once, not after their lease: a new worker finishes well within a lease.
+        using var second = new WorkerProcess(WorkerEnvironment(pullMode));
+        var final = await WaitForAsync(c => c.Distinct >= Events, TimeSpan.FromSeconds(60));
+        Assert.Equal(Events, final.Distinct);
+        Assert.Equal(Events, final.Rows);
+    }
+}
