@@ -1,0 +1,54 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+
+namespace ChatStack.Tests.Support;
+
+/// <summary>Talks to a chat API as a frontend would: a development token, then JSON in and SSE out.</summary>
+public sealed class ChatApiClient(HttpClient http)
+{
+    public HttpClient Http => http;
+
+    /// <summary>A client authenticated as <paramref name="userId"/> through the development token endpoint.</summary>
+    public static async Task<ChatApiClient> SignInAsync(HttpClient http, string userId)
+    {
+        var response = await http.PostAsJsonAsync("/api/dev/token", new { user_id = userId });
+        response.EnsureSuccessStatusCode();
+        var token = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("access_token").GetString();
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        http.Timeout = TimeSpan.FromMinutes(2);
+        return new ChatApiClient(http);
+    }
+
+    /// <summary>Posts a chat request; the response is returned as soon as its headers arrive.</summary>
+    public Task<HttpResponseMessage> PostChatAsync(object body, CancellationToken cancellationToken = default) =>
+        PostRawAsync(JsonSerializer.Serialize(body), cancellationToken);
+
+    public Task<HttpResponseMessage> PostRawAsync(string json, CancellationToken cancellationToken = default, string contentType = "application/json")
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/api/chat") { Content = new StringContent(json, Encoding.UTF8, contentType) };
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
+        return http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+    }
+
+    /// <summary>Posts and reads the whole stream.</summary>
+    public async Task<List<SseMessage>> ChatAsync(object body, CancellationToken cancellationToken = default)
+    {
+        using var response = await PostChatAsync(body, cancellationToken);
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new HttpRequestException($"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellationToken)}");
+        }
+
+        return await Sse.ReadAllAsync(response, cancellationToken);
+    }
+
+    public async Task<JsonElement> GetJsonAsync(string path)
+    {
+        using var response = await http.GetAsync(path);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"{path}: {(int)response.StatusCode} {text}");
+        return JsonDocument.Parse(text).RootElement;
+    }
+}
