@@ -14,6 +14,31 @@ internal static class Problems
         return TypedResults.Problem(detail, statusCode: status, title: title, type: TypeBase + code, extensions: extensions);
     }
 
+    /// <summary>A problem for a bare status code (401 from authentication, 415 from routing, 500 from a bug).</summary>
+    public static IResult ForStatus(HttpContext context, int status)
+    {
+        var (code, title) = status switch
+        {
+            StatusCodes.Status400BadRequest => ("bad-request", "Bad request"),
+            StatusCodes.Status401Unauthorized => ("unauthorized", "Authentication required"),
+            StatusCodes.Status403Forbidden => ("forbidden", "Forbidden"),
+            StatusCodes.Status404NotFound => ("not-found", "Not found"),
+            StatusCodes.Status405MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
+            StatusCodes.Status413PayloadTooLarge => ("request-too-large", "Request too large"),
+            StatusCodes.Status415UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
+            >= 500 => ("internal-error", "Internal error"),
+            _ => ("http-" + status, "HTTP " + status),
+        };
+        var detail = status switch
+        {
+            StatusCodes.Status401Unauthorized => "Send a bearer token (in Development: POST /api/dev/token).",
+            StatusCodes.Status415UnsupportedMediaType => "Send the request as application/json.",
+            >= 500 => "Something went wrong on our side; it has been logged.",
+            _ => title,
+        };
+        return Create(context, status, code, title, detail);
+    }
+
     /// <summary>The store did not answer: come back shortly, nothing was spent.</summary>
     public static IResult StoreUnavailable(HttpContext context)
     {

@@ -44,8 +44,14 @@ internal static class ChatApiExtensions
         // Fail at start-up, not on the first request, when the model configuration is wrong.
         _ = app.Services.GetRequiredService<ModelCatalog>();
 
-        app.UseExceptionHandler();
-        app.UseStatusCodePages();
+        // Problem details whatever the client accepts: an SSE client (Accept: text/event-stream) must still get a
+        // readable error instead of the plain-text fallback the default writers choose for it.
+        app.UseExceptionHandler(new ExceptionHandlerOptions
+        {
+            StatusCodeSelector = e => e is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError,
+            ExceptionHandler = context => Problems.ForStatus(context, context.Response.StatusCode).ExecuteAsync(context),
+        });
+        app.UseStatusCodePages(pages => Problems.ForStatus(pages.HttpContext, pages.HttpContext.Response.StatusCode).ExecuteAsync(pages.HttpContext));
         app.UseAuthentication();
         app.UseAuthorization();
 

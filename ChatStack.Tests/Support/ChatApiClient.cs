@@ -10,14 +10,24 @@ public sealed class ChatApiClient(HttpClient http)
 {
     public HttpClient Http => http;
 
+    /// <summary>
+    /// A plain client for <paramref name="baseAddress"/>, like a browser's: no retries, and a response disposed
+    /// early closes the connection at once (HttpClient would otherwise drain it to reuse the connection, and the
+    /// server would see no disconnect).
+    /// </summary>
+    public static HttpClient CreateHttpClient(Uri baseAddress) =>
+        new(new SocketsHttpHandler { MaxResponseDrainSize = 0, ResponseDrainTimeout = TimeSpan.Zero }) { BaseAddress = baseAddress };
+
+    public static Task<ChatApiClient> SignInAsync(Uri baseAddress, string userId) => SignInAsync(CreateHttpClient(baseAddress), userId);
+
     /// <summary>A client authenticated as <paramref name="userId"/> through the development token endpoint.</summary>
     public static async Task<ChatApiClient> SignInAsync(HttpClient http, string userId)
     {
+        http.Timeout = TimeSpan.FromMinutes(2);
         var response = await http.PostAsJsonAsync("/api/dev/token", new { user_id = userId });
         response.EnsureSuccessStatusCode();
         var token = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("access_token").GetString();
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        http.Timeout = TimeSpan.FromMinutes(2);
         return new ChatApiClient(http);
     }
 
