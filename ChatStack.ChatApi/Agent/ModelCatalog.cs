@@ -72,6 +72,8 @@ internal sealed class ChatCompletionServices(ModelCatalog catalog, ITokenCounter
             // Streams last as long as the answer: no client-side timeout, cancellation ends them.
             Transport = new System.ClientModel.Primitives.HttpClientPipelineTransport(Http),
             NetworkTimeout = Timeout.InfiniteTimeSpan,
+            // One retry for a failed connection; more would keep an SSE client waiting on a dead provider.
+            RetryPolicy = new System.ClientModel.Primitives.ClientRetryPolicy(maxRetries: 1),
         };
         if (spec.Options.Endpoint is { } endpoint)
         {

@@ -156,9 +156,8 @@ internal static class ChatApis
                 history = [];
             }
         }
-        catch (ChatStoreUnavailableException e)
+        catch (ChatStoreUnavailableException)
         {
-            logger.LogWarning(e, "Chat store unavailable before the model call");
             return Problems.StoreUnavailable(context);
         }
 

@@ -7,8 +7,10 @@ internal static class Problems
 
     public static IResult Create(HttpContext context, int status, string code, string title, string detail, Dictionary<string, object?>? extensions = null)
     {
+        // The one log line of a refused request: a warning when it is our side (5xx), information for the client's.
         context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("ChatStack.ChatApi.Problems")
-            .LogInformation("{Method} {Path} answered {Status} {Code}: {Detail}", context.Request.Method, context.Request.Path, status, code, detail);
+            .Log(status >= 500 ? LogLevel.Warning : LogLevel.Information, "{Method} {Path} answered {Status} {Code}: {Detail}",
+                context.Request.Method, context.Request.Path, status, code, detail);
         extensions ??= [];
         extensions["code"] = code;
         return TypedResults.Problem(detail, statusCode: status, title: title, type: TypeBase + code, extensions: extensions);

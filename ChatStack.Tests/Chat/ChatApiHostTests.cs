@@ -59,6 +59,23 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_failing_provider_ends_the_stream_with_an_error_event_after_finalize()
+    {
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?>
+        {
+            ["Chat:Models:dead-gpt-4o:Endpoint"] = "http://127.0.0.1:9/v1/",
+            ["Chat:Models:dead-gpt-4o:ApiKey"] = "k",
+        });
+        var client = await ChatApiClient.SignInAsync(host.Address, "unlucky-user");
+        var events = await client.ChatAsync(new { message = "hello", model = "dead-gpt-4o" });
+        Assert.Equal(["token_count", "token_count", "token_count", "error"], events.Select(e => e.Event));
+        Assert.Equal("finalize", events[^2].Payload.GetProperty("phase").GetString());
+        Assert.Equal("model_error", events[^1].Payload.GetProperty("code").GetString());
+        var messages = (await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}/messages")).EnumerateArray().ToList();
+        Assert.Equal(["user"], messages.Select(m => m.GetProperty("role").GetString()));
+    }
+
+    [Fact]
     public async Task An_unreachable_firestore_answers_503_with_retry_after_before_the_model_is_called()
     {
         await using var provider = await OpenAiCompatibleServer.StartAsync();

@@ -10,6 +10,9 @@ public sealed class ChatApiClient(HttpClient http)
 {
     public HttpClient Http => http;
 
+    /// <summary>The <c>X-Session-Id</c> of the last chat this client read.</summary>
+    public string? LastSessionId { get; private set; }
+
     /// <summary>
     /// A plain client for <paramref name="baseAddress"/>, like a browser's: no retries, and a response disposed
     /// early closes the connection at once (HttpClient would otherwise drain it to reuse the connection, and the
@@ -46,6 +49,7 @@ public sealed class ChatApiClient(HttpClient http)
     public async Task<List<SseMessage>> ChatAsync(object body, CancellationToken cancellationToken = default)
     {
         using var response = await PostChatAsync(body, cancellationToken);
+        LastSessionId = response.Headers.TryGetValues("X-Session-Id", out var ids) ? ids.Single() : null;
         if (!response.IsSuccessStatusCode)
         {
             throw new HttpRequestException($"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellationToken)}");
