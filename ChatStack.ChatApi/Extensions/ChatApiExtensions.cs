@@ -19,7 +19,7 @@ internal static class ChatApiExtensions
 
         var services = builder.Services;
         services.AddProblemDetails();
-        services.AddOpenApi();
+        services.AddOpenApi(openApi => openApi.AddDocumentTransformer<BearerSecuritySchemeTransformer>());
         services.ConfigureHttpJsonOptions(json => json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower);
         services.AddSingleton(TimeProvider.System);
 

@@ -38,8 +38,24 @@ internal sealed record ChatMessageRecord
     [JsonPropertyName("tool_status")] public string? ToolStatus { get; init; }
     [JsonPropertyName("duration_ms")] public double? DurationMs { get; init; }
 
-    /// <summary>Time-ordered, unique, and a safe Firestore document id.</summary>
-    public static string NewId(DateTimeOffset now) => $"{now.UtcTicks:D19}-{Guid.NewGuid().ToString("N")[..8]}";
+    private static long s_lastTicks;
+
+    /// <summary>
+    /// Time-ordered, unique, and a safe Firestore document id. Strictly increasing within this process, so two
+    /// messages saved in the same clock tick still list in the order they were written.
+    /// </summary>
+    public static string NewId(DateTimeOffset now)
+    {
+        long last, next;
+        do
+        {
+            last = Interlocked.Read(ref s_lastTicks);
+            next = Math.Max(now.UtcTicks, last + 1);
+        }
+        while (Interlocked.CompareExchange(ref s_lastTicks, next, last) != last);
+
+        return $"{next:D19}-{Guid.NewGuid().ToString("N")[..8]}";
+    }
 }
 
 /// <summary>The store is unreachable: the API answers 503 rather than calling the model with nowhere to keep the answer.</summary>

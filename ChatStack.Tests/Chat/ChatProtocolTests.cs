@@ -313,5 +313,12 @@ public class ChatProtocolTests(StackFixture stack, ITestOutputHelper output)
         {
             Assert.True(paths.TryGetProperty(path, out _), path);
         }
+
+        Assert.Equal("bearer", document.GetProperty("components").GetProperty("securitySchemes").GetProperty("Bearer").GetProperty("scheme").GetString());
+        var chatRequest = document.GetProperty("components").GetProperty("schemas").GetProperty("ChatRequest").GetProperty("properties");
+        foreach (var field in new[] { "session_id", "message", "model", "budget_max" })
+        {
+            Assert.True(chatRequest.TryGetProperty(field, out _), field);
+        }
     }
 }
