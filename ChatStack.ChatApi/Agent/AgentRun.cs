@@ -38,7 +38,8 @@ internal sealed class AgentRun(
     private int _nextCheckpoint = options.CheckpointTokens;
     private int _providerPrompt;
     private int _providerCompletion;
-    private bool _providerReported;
+    private int _modelCalls;
+    private int _modelCallsReported;
     private string? _providerFinish;
     private int _persistedMessages;
 
@@ -123,6 +124,7 @@ internal sealed class AgentRun(
         }
 
         var settings = new OpenAIPromptExecutionSettings { MaxTokens = Math.Min(512, request.Model.Options.MaxOutputTokens) };
+        _modelCalls++;
         var reply = (await model.GetChatMessageContentsAsync(summarize, settings, kernel: null, cancellationToken)).FirstOrDefault();
         var summary = reply?.Content?.Trim() ?? "";
         RecordProviderUsage(reply?.Metadata);
@@ -198,6 +200,7 @@ internal sealed class AgentRun(
     {
         var calls = new FunctionCallContentBuilder();
         _live = new StreamingTokenCounter(counter);
+        _modelCalls++;
         try
         {
             await foreach (var update in model.GetStreamingChatMessageContentsAsync(context, settings, kernel, cancellationToken))
@@ -268,7 +271,8 @@ internal sealed class AgentRun(
     private async Task FinalizeAsync(string userMessageId, string finishReason, ErrorEvent? error)
     {
         ReconciliationEvent? reconciliation = null;
-        if (_providerReported && error is null)
+        // Only a complete picture replaces the count: a call cut short (budget, disconnect) never sends its usage.
+        if (_modelCalls > 0 && _modelCallsReported == _modelCalls && error is null)
         {
             var counted = _budget.Current.TotalTokens;
             _budget.Reconcile(_providerPrompt, _providerCompletion);
@@ -386,7 +390,7 @@ internal sealed class AgentRun(
         {
             _providerPrompt += prompt;
             _providerCompletion += completion;
-            _providerReported = true;
+            _modelCallsReported++;
         }
     }
 
