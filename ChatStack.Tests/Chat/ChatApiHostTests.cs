@@ -152,6 +152,33 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Outside_development_there_is_no_token_endpoint_and_tokens_must_be_signed_with_the_configured_key()
+    {
+        const string key = "a-production-signing-key-of-sufficient-length-0123456789";
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?> { ["Identity:SigningKey"] = key }, "Production");
+        using var http = ChatApiClient.CreateHttpClient(host.Address);
+        using var devToken = await http.PostAsync("/api/dev/token", new StringContent("{\"user_id\":\"x\"}", System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.NotFound, devToken.StatusCode);
+
+        var options = new ChatStack.ChatApi.Identity.ChatIdentityOptions { SigningKey = key };
+        var good = ChatStack.ChatApi.Identity.IdentityExtensions.IssueDevelopmentToken(options, "prod-user", TimeProvider.System);
+        var forged = ChatStack.ChatApi.Identity.IdentityExtensions.IssueDevelopmentToken(new() { SigningKey = key.Replace('a', 'b') }, "prod-user", TimeProvider.System);
+        foreach (var (token, expected) in new[] { (good, HttpStatusCode.NotFound), (forged, HttpStatusCode.Unauthorized), ("not-a-jwt", HttpStatusCode.Unauthorized) })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/api/sessions/whatever");
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+            using var response = await http.SendAsync(request);
+            Assert.Equal(expected, response.StatusCode);
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        }
+    }
+
+    [Fact]
+    public void Outside_development_a_missing_signing_key_stops_start_up() =>
+        Assert.Throws<InvalidOperationException>(() =>
+            ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?>(), "Production").GetAwaiter().GetResult());
+
+    [Fact]
     public async Task Idle_streams_get_heartbeat_comments()
     {
         await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?>

@@ -1,5 +1,7 @@
 using Aspire.Hosting;
+using Aspire.Hosting.ApplicationModel;
 using Aspire.Hosting.Testing;
+using Microsoft.Extensions.DependencyInjection;
 using System.Net;
 using System.Text.Json;
 using ChatStack.Tests.Support;
@@ -301,6 +303,17 @@ public class ChatProtocolTests(StackFixture stack, ITestOutputHelper output)
         // None of that spent anything: the session still has just its first exchange.
         var session = await client.GetJsonAsync($"/api/sessions/{mine}");
         Assert.Equal(2, session.GetProperty("message_count").GetInt32());
+    }
+
+    [Fact]
+    public async Task The_apphost_hands_the_chat_api_a_generated_signing_key()
+    {
+        var model = stack.App.Services.GetRequiredService<DistributedApplicationModel>();
+        var api = model.Resources.OfType<ProjectResource>().Single(r => r.Name == "chat-api");
+#pragma warning disable CS0618 // reading what the resource was launched with
+        var environment = await api.GetEnvironmentVariableValuesAsync();
+#pragma warning restore CS0618
+        Assert.True(environment["Identity__SigningKey"].Length >= 48);
     }
 
     [Fact]

@@ -28,11 +28,11 @@ public sealed class ChatApiHost : IAsyncDisposable
 
     public HttpClient CreateClient() => new() { BaseAddress = Address, Timeout = TimeSpan.FromMinutes(2) };
 
-    public static async Task<ChatApiHost> StartAsync(string firestoreHost, IDictionary<string, string?> settings)
+    public static async Task<ChatApiHost> StartAsync(string firestoreHost, IDictionary<string, string?> settings, string environment = "Development")
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
-            EnvironmentName = Environments.Development,
+            EnvironmentName = environment,
             ApplicationName = "ChatStack.ChatApi",
             ContentRootPath = AppContext.BaseDirectory,
         });
