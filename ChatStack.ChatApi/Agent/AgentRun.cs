@@ -47,6 +47,9 @@ internal sealed class AgentRun(
 
     public async Task ExecuteAsync(CancellationToken cancellationToken)
     {
+        using var activity = ChatTelemetry.Source.StartActivity("chat.run");
+        activity?.SetTag("gen_ai.request.model", request.Model.Name);
+        activity?.SetTag("chat.session_id", _session.Id);
         string finishReason;
         ErrorEvent? error = null;
         string userMessageId = "";
@@ -72,6 +75,14 @@ internal sealed class AgentRun(
         }
 
         await FinalizeAsync(userMessageId, finishReason, error);
+        activity?.SetTag("gen_ai.usage.input_tokens", _budget.Current.PromptTokens);
+        activity?.SetTag("gen_ai.usage.output_tokens", _budget.Current.CompletionTokens);
+        activity?.SetTag("chat.finish_reason", finishReason);
+        activity?.SetTag("chat.budget_max", _budget.Current.BudgetMax);
+        if (error is not null)
+        {
+            activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, error.Code);
+        }
     }
 
     private async Task<string> IngressAsync(CancellationToken cancellationToken)
@@ -299,6 +310,7 @@ internal sealed class AgentRun(
                     CreatedAt = time.GetUtcNow(),
                     Model = request.Model.Name,
                     FinishReason = finishReason,
+                    ReconciliationDelta = reconciliation?.Delta,
                 };
                 await PersistAsync(message, CancellationToken.None);
                 assistantMessageId = message.Id;

@@ -65,7 +65,7 @@ internal static class ChatApis
 
     private static async Task<IResult> PostChat(HttpContext context, ChatAgent agent, ModelCatalog models, ITokenCounterProvider counters,
         IChatSessionStore store, UserLimiter limiter, ChatStreamRegistry streams, IOptions<ChatOptions> chatOptions,
-        IHostApplicationLifetime lifetime, TimeProvider time, ILogger<ChatAgent> logger)
+        IHostApplicationLifetime lifetime, ChatRunTracker runs, TimeProvider time, ILogger<ChatAgent> logger)
     {
         var options = chatOptions.Value;
         var userId = context.User.UserId();
@@ -165,7 +165,7 @@ internal static class ChatApis
         var run = new ChatRunRequest(userId, session, history, message, model, budgetMax);
         context.Response.Headers["X-Session-Id"] = session.Id;
         context.Response.Headers["X-Stream-Id"] = stream.Id;
-        _ = RunInBackground(agent, run, stream, lifetime.ApplicationStopping, logger);
+        runs.Track(RunInBackground(agent, run, stream, lifetime.ApplicationStopping, logger));
         return new SseResult(stream, 0, TimeSpan.FromSeconds(options.HeartbeatSeconds));
     }
 

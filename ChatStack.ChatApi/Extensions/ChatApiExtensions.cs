@@ -31,6 +31,8 @@ internal static class ChatApiExtensions
         services.AddSingleton<ChatCompletionServices>();
         services.AddSingleton<ChatAgent>();
         services.AddSingleton<UserLimiter>();
+        services.AddSingleton<ChatRunTracker>();
+        services.AddHostedService(sp => sp.GetRequiredService<ChatRunTracker>());
         services.AddSingleton(sp => new ChatStreamRegistry(sp.GetRequiredService<TimeProvider>())
         {
             ResumeWindow = TimeSpan.FromSeconds(sp.GetRequiredService<IOptions<ChatOptions>>().Value.ResumeWindowSeconds),

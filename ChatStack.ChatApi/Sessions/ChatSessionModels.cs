@@ -38,6 +38,9 @@ internal sealed record ChatMessageRecord
     [JsonPropertyName("tool_status")] public string? ToolStatus { get; init; }
     [JsonPropertyName("duration_ms")] public double? DurationMs { get; init; }
 
+    /// <summary>Provider-reported minus counted tokens of the run that wrote this answer, when the provider reported usage.</summary>
+    [JsonPropertyName("usage_reconciliation_delta")] public int? ReconciliationDelta { get; init; }
+
     private static long s_lastTicks;
 
     /// <summary>

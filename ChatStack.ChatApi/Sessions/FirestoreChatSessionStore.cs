@@ -74,6 +74,11 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
         AddIfSet(document, "tool_name", message.ToolName);
         AddIfSet(document, "tool_arguments", message.ToolArguments);
         AddIfSet(document, "tool_status", message.ToolStatus);
+        if (message.ReconciliationDelta is { } delta)
+        {
+            document.Fields["usage_reconciliation_delta"] = Int(delta);
+        }
+
         if (message.DurationMs is { } duration)
         {
             document.Fields["duration_ms"] = new FsValue { DoubleValue = duration };
@@ -193,6 +198,7 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
         ToolName = S(d, "tool_name"),
         ToolArguments = S(d, "tool_arguments"),
         ToolStatus = S(d, "tool_status"),
+        ReconciliationDelta = d.Fields.TryGetValue("usage_reconciliation_delta", out var r) && r.ValueTypeCase == FsValue.ValueTypeOneofCase.IntegerValue ? (int)r.IntegerValue : null,
         DurationMs = d.Fields.TryGetValue("duration_ms", out var v) && v.ValueTypeCase == FsValue.ValueTypeOneofCase.DoubleValue ? v.DoubleValue : null,
     };
 

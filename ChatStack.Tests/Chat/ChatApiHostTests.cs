@@ -56,6 +56,11 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
         Assert.Equal(reconciliation.GetProperty("provider_total").GetInt32() - counted, reconciliation.GetProperty("delta").GetInt32());
         output.WriteLine($"counted {counted}, provider {reconciliation.GetProperty("provider_total").GetInt32()}");
         Assert.Equal(usage.GetProperty("total_tokens").GetInt32(), events.Last(e => e.Event == "token_count").Payload.GetProperty("total").GetInt32());
+
+        // The difference is recorded with the answer, and the session totals are the provider's.
+        var answer = (await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}/messages")).EnumerateArray().Last();
+        Assert.Equal(reconciliation.GetProperty("delta").GetInt32(), answer.GetProperty("usage_reconciliation_delta").GetInt32());
+        Assert.Equal(usage.GetProperty("total_tokens").GetInt32(), (await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}")).GetProperty("total_tokens").GetInt32());
     }
 
     [Fact]
