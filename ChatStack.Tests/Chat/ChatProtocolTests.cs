@@ -208,8 +208,9 @@ public class ChatProtocolTests(StackFixture stack, ITestOutputHelper output)
         var content = last.GetProperty("content").GetString()!;
         Assert.NotEmpty(content);
         output.WriteLine($"kept {content.Length} characters, {last.GetProperty("tokens").GetInt32()} tokens after a disconnect at delta 5");
-        // The whole answer is ~1,000 tokens; a prompt cancellation keeps a few deltas' worth.
-        Assert.True(last.GetProperty("tokens").GetInt32() < 200, "the long answer was cut short");
+        // The whole answer is ~1,000 tokens; a prompt cancellation keeps a few deltas' worth (37 measured
+        // locally). The bound leaves room for a slow machine noticing the disconnect late.
+        Assert.True(last.GetProperty("tokens").GetInt32() < 500, "the long answer was cut short");
         // The session totals are updated right after the message: what was generated is counted.
         var completionTokens = 0;
         for (var attempt = 0; attempt < 50 && completionTokens == 0; attempt++)
