@@ -224,8 +224,18 @@ internal sealed class AgentRun(
                 }
 
                 _answer.Append(update.Content);
-                _budget.SetCompletion(_completionBase + _live.Append(update.Content));
+                _live.Add(update.Content);
                 events.Write(ChatEventTypes.MessageDelta, new MessageDeltaEvent(update.Content));
+
+                // Count exactly only when a checkpoint or the budget might have been reached: the same deltas
+                // trigger as with a count after every delta, at a fraction of the tokenizer calls.
+                var budgetLimit = _budget.Current.BudgetMax - _budget.Current.PromptTokens;
+                if (_completionBase + _live.UpperBound < Math.Min(_nextCheckpoint, budgetLimit))
+                {
+                    continue;
+                }
+
+                _budget.SetCompletion(_completionBase + _live.Count());
                 if (_budget.Current.CompletionTokens >= _nextCheckpoint)
                 {
                     Emit(BudgetPhases.ModelStream);
@@ -241,6 +251,7 @@ internal sealed class AgentRun(
         finally
         {
             _completionBase += _live.Count();
+            _budget.SetCompletion(_completionBase);
             _live = null;
         }
 

@@ -29,10 +29,27 @@ internal sealed class StreamingTokenCounter(ITokenCounter counter)
 
     public int Length => _text.Length;
 
+    // The last exact count, and the UTF-8 bytes appended since: no byte-level BPE token is shorter than a byte.
+    private int _lastCount;
+    private int _bytesSinceCount;
+
+    /// <summary>
+    /// The count cannot be above this: the last exact count plus one token per UTF-8 byte added since. Lets a
+    /// caller count exactly only when a threshold (checkpoint, budget) might have been crossed.
+    /// </summary>
+    public int UpperBound => _lastCount + _bytesSinceCount;
+
+    /// <summary>Appends a delta without counting it.</summary>
+    public void Add(ReadOnlySpan<char> delta)
+    {
+        _text.Append(delta);
+        _bytesSinceCount += System.Text.Encoding.UTF8.GetByteCount(delta);
+    }
+
     /// <summary>Appends a delta and returns the exact token count of all text so far.</summary>
     public int Append(ReadOnlySpan<char> delta)
     {
-        _text.Append(delta);
+        Add(delta);
         return Count();
     }
 
@@ -41,6 +58,7 @@ internal sealed class StreamingTokenCounter(ITokenCounter counter)
     {
         var tail = _text.ToString(_committedChars, _text.Length - _committedChars);
         var total = _committedTokens + counter.Count(tail);
+        (_lastCount, _bytesSinceCount) = (total, 0);
         var boundary = FindBoundary(tail);
         if (boundary > 0)
         {

@@ -90,6 +90,74 @@ public class TokenCountingTests(ITestOutputHelper output)
         Assert.True(charsPerChar < 60, $"tokenized {charsPerChar:0.0} chars per char");
     }
 
+    [Fact]
+    public void Counting_only_when_a_checkpoint_may_be_crossed_finds_the_same_checkpoints_with_few_tokenizer_calls()
+    {
+        var text = Sample("prose", 200) + Sample("multilingual", 50) + Sample("emoji", 50) + Sample("code", 50) + Sample("cjk", 100);
+        var deltas = Split(text, 11).ToList();
+
+        // Reference: exact count after every delta; a checkpoint at each first delta reaching 50, 100, ...
+        var everyDelta = new StreamingTokenCounter(O200k);
+        var expected = new List<(int Delta, int Tokens)>();
+        var next = 50;
+        for (var i = 0; i < deltas.Count; i++)
+        {
+            var count = everyDelta.Append(deltas[i]);
+            if (count >= next)
+            {
+                expected.Add((i, count));
+                next = (count / 50 + 1) * 50;
+            }
+        }
+
+        // What the agent does: count only when the upper bound says a checkpoint may have been reached.
+        var recording = new RecordingCounter(O200k);
+        var gated = new StreamingTokenCounter(recording);
+        var actual = new List<(int Delta, int Tokens)>();
+        next = 50;
+        var calls = 0;
+        var stopwatch = Stopwatch.StartNew();
+        for (var i = 0; i < deltas.Count; i++)
+        {
+            gated.Add(deltas[i]);
+            if (gated.UpperBound < next)
+            {
+                continue;
+            }
+
+            calls++;
+            var count = gated.Count();
+            if (count >= next)
+            {
+                actual.Add((i, count));
+                next = (count / 50 + 1) * 50;
+            }
+        }
+
+        var total = gated.Count();
+        stopwatch.Stop();
+        var once = Stopwatch.StartNew();
+        var full = O200k.Count(text);
+        once.Stop();
+
+        // The naive way: re-encode everything at each checkpoint.
+        var naive = Stopwatch.StartNew();
+        var sofar = new StringBuilder();
+        foreach (var (delta, _) in expected)
+        {
+            sofar.Clear().Append(string.Concat(deltas.Take(delta + 1)));
+            O200k.Count(sofar.ToString());
+        }
+
+        naive.Stop();
+        Assert.Equal(full, total);
+        Assert.Equal(expected, actual);
+        output.WriteLine($"{text.Length} chars, {full} tokens, {deltas.Count} deltas, {expected.Count} checkpoints: gated incremental " +
+            $"{calls} counts in {stopwatch.Elapsed.TotalMilliseconds:0.0} ms, {(double)recording.CharactersCounted / text.Length:0.0} chars tokenized per char; " +
+            $"once {once.Elapsed.TotalMilliseconds:0.0} ms; re-encoding at each checkpoint {naive.Elapsed.TotalMilliseconds:0.0} ms");
+        Assert.True(calls < deltas.Count / 3, $"{calls} counts for {deltas.Count} deltas");
+    }
+
     [Theory]
     [InlineData("gpt-4o", "o200k_base")]
     [InlineData("gpt-4o-mini", "o200k_base")]
