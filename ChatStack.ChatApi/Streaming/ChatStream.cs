@@ -28,6 +28,9 @@ internal sealed class ChatStream : IChatEventWriter
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        // Event data is never embedded in HTML: keep "+", accents, CJK and emoji as themselves instead of \uXXXX,
+        // which would double or triple the bytes of a non-English answer. Control characters (newlines) stay escaped.
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
     private readonly List<SseEvent> _events = [];
