@@ -31,7 +31,12 @@ internal static class ChatStackApplication
             .WithHttpHealthCheck("/health")
             .WaitForCompletion(provisioner);
 
+        // The chat API's local token signing key: generated per run, never committed, shown as a secret.
+        var chatSigningKey = builder.AddParameter("chat-api-jwt-signing-key",
+            new GenerateParameterDefault { MinLength = 48, Special = false }, secret: true);
+
         builder.AddProject<Projects.ChatStack_ChatApi>("chat-api")
+            .WithEnvironment("Identity__SigningKey", chatSigningKey)
             .WithGoogleCloudProject(projectId)
             .WithGoogleCloudEmulator(pubsub)
             .WithGoogleCloudEmulator(firestore)

@@ -1,4 +1,6 @@
+using ChatStack.ChatApi.Sessions;
 using ChatStack.GoogleCloud;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Microsoft.Extensions.Hosting;
 
@@ -9,6 +11,9 @@ internal static class ChatStorageExtensions
     {
         builder.AddFirestoreClient();
         builder.AddPubSubClients();
+        builder.Services.TryAddSingleton<IChatSessionStore, FirestoreChatSessionStore>();
+        // The Pub/Sub outbox replaces this sink; until then persisted messages go nowhere else.
+        builder.Services.TryAddSingleton<IChatEventSink, NoOpChatEventSink>();
         return builder;
     }
 }

@@ -1,0 +1,421 @@
+using System.Text;
+using System.Text.Json;
+using ChatStack.ChatApi.Budget;
+using ChatStack.ChatApi.Limits;
+using ChatStack.ChatApi.Sessions;
+using ChatStack.ChatApi.Streaming;
+using ChatStack.Contracts;
+using Microsoft.SemanticKernel;
+using Microsoft.SemanticKernel.ChatCompletion;
+using Microsoft.SemanticKernel.Connectors.OpenAI;
+
+namespace ChatStack.ChatApi.Agent;
+
+/// <summary>
+/// One agent run: count the message (ingress), load history and compact it if needed (retrieval), stream the
+/// model with tool round trips (model_stream, tool), then reconcile, persist and report (finalize). Whatever
+/// happens — budget exhausted, client gone, provider failure — what was generated is kept and counted.
+/// </summary>
+internal sealed class AgentRun(
+    ChatRunRequest request,
+    IChatEventWriter events,
+    IChatCompletionService model,
+    ITokenCounter counter,
+    IChatSessionStore store,
+    IChatEventSink sink,
+    UserLimiter limiter,
+    ChatOptions options,
+    TimeProvider time,
+    ILogger logger)
+{
+    private readonly BudgetTracker _budget = new(request.Model.Name, request.BudgetMax, request.Model.Options.ContextWindow, options.SummarizeShare, time);
+    private readonly StringBuilder _answer = new();
+    private ChatSession _session = request.Session;
+
+    // Completion tokens of finished model calls, tool arguments and summaries; the live call adds its own.
+    private int _completionBase;
+    private StreamingTokenCounter? _live;
+    private int _nextCheckpoint = options.CheckpointTokens;
+    private int _providerPrompt;
+    private int _providerCompletion;
+    private int _modelCalls;
+    private int _modelCallsReported;
+    private string? _providerFinish;
+    private int _persistedMessages;
+
+    public TokenBudget Budget => _budget.Current;
+
+    public async Task ExecuteAsync(CancellationToken cancellationToken)
+    {
+        using var activity = ChatTelemetry.Source.StartActivity("chat.run");
+        activity?.SetTag("gen_ai.request.model", request.Model.Name);
+        activity?.SetTag("chat.session_id", _session.Id);
+        string finishReason;
+        ErrorEvent? error = null;
+        string userMessageId = "";
+        try
+        {
+            userMessageId = await IngressAsync(cancellationToken);
+            var context = await RetrievalAsync(cancellationToken);
+            finishReason = await GenerateAsync(context, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            finishReason = FinishReasons.Cancelled;
+        }
+        catch (ChatStoreUnavailableException e)
+        {
+            logger.LogWarning(e, "Chat store failed during a run of session {SessionId}", _session.Id);
+            (finishReason, error) = (FinishReasons.Error, new ErrorEvent("store_unavailable", "The conversation store is unavailable; try again shortly."));
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "Model call failed for session {SessionId} with model {Model}", _session.Id, request.Model.Name);
+            (finishReason, error) = (FinishReasons.Error, new ErrorEvent("model_error", $"The model call failed: {e.GetBaseException().Message}"));
+        }
+
+        await FinalizeAsync(userMessageId, finishReason, error);
+        activity?.SetTag("gen_ai.usage.input_tokens", _budget.Current.PromptTokens);
+        activity?.SetTag("gen_ai.usage.output_tokens", _budget.Current.CompletionTokens);
+        activity?.SetTag("chat.finish_reason", finishReason);
+        activity?.SetTag("chat.budget_max", _budget.Current.BudgetMax);
+        if (error is not null)
+        {
+            activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, error.Code);
+        }
+    }
+
+    private async Task<string> IngressAsync(CancellationToken cancellationToken)
+    {
+        var userTokens = counter.Count(request.Message);
+        _budget.SetPrompt(counter.Count(options.SystemPrompt) + userTokens);
+        var message = new ChatMessageRecord
+        {
+            Id = ChatMessageRecord.NewId(time.GetUtcNow()),
+            Role = "user",
+            Content = request.Message,
+            Tokens = userTokens,
+            CreatedAt = time.GetUtcNow(),
+        };
+        await PersistAsync(message, cancellationToken);
+        Emit(BudgetPhases.Ingress);
+        return message.Id;
+    }
+
+    /// <summary>System prompt, summary of older history, recent history, the new message; summarized first when too big.</summary>
+    private async Task<ChatHistory> RetrievalAsync(CancellationToken cancellationToken)
+    {
+        var conversation = Conversation();
+        var context = BuildContext(_session.Summary, conversation);
+        var contextTokens = Count(context);
+        _budget.SetPrompt(contextTokens);
+        _budget.EvaluateContext(contextTokens);
+        Emit(BudgetPhases.Retrieval);
+        if (!_budget.Current.ShouldSummarize)
+        {
+            return context;
+        }
+
+        var keep = Math.Max(0, options.KeepRecentMessages);
+        var older = conversation.Take(Math.Max(0, conversation.Count - keep)).ToList();
+        if (older.Count == 0)
+        {
+            return context; // nothing old enough to compact: the newest turns are kept verbatim
+        }
+
+        var summarize = new ChatHistory($"{OfflineChatCompletionService.SummarizeInstruction}. Keep names, numbers, decisions and open questions; be brief.");
+        if (_session.Summary is { } previous)
+        {
+            summarize.AddSystemMessage($"Earlier summary: {previous}");
+        }
+
+        foreach (var message in older)
+        {
+            summarize.AddMessage(message.Role == "user" ? AuthorRole.User : AuthorRole.Assistant, message.Content);
+        }
+
+        var settings = new OpenAIPromptExecutionSettings { MaxTokens = Math.Min(512, request.Model.Options.MaxOutputTokens) };
+        _modelCalls++;
+        var reply = (await model.GetChatMessageContentsAsync(summarize, settings, kernel: null, cancellationToken)).FirstOrDefault();
+        var summary = reply?.Content?.Trim() ?? "";
+        RecordProviderUsage(reply?.Metadata);
+        var summaryTokens = counter.Count(summary);
+        var summarizationInput = Count(summarize);
+        var throughId = older[^1].Id;
+        await store.SetSummaryAsync(_session.Id, summary, throughId, time.GetUtcNow(), cancellationToken);
+        _session = _session with { Summary = summary, SummaryThroughMessageId = throughId };
+
+        var compacted = BuildContext(summary, conversation.Skip(older.Count).ToList());
+        var compactedTokens = Count(compacted);
+        _completionBase += summaryTokens;
+        events.Write(ChatEventTypes.Summarized, new SummarizedEvent(older.Count, conversation.Count - older.Count, contextTokens, compactedTokens, summaryTokens, throughId));
+
+        // The summarization call was spent too: its input counts as prompt, its summary as completion.
+        _budget.SetPrompt(compactedTokens + summarizationInput);
+        _budget.SetCompletion(_completionBase);
+        _budget.EvaluateContext(compactedTokens);
+        Emit(BudgetPhases.Retrieval);
+        return compacted;
+    }
+
+    private async Task<string> GenerateAsync(ChatHistory context, CancellationToken cancellationToken)
+    {
+        var kernel = new Kernel();
+        kernel.Plugins.AddFromObject(new ChatTools(request.History, time), ChatTools.PluginName);
+        kernel.FunctionInvocationFilters.Add(new ToolInvocationFilter(this));
+
+        for (var round = 0; round <= options.MaxToolRounds; round++)
+        {
+            if (_budget.IsExhausted)
+            {
+                return FinishReasons.BudgetExhausted;
+            }
+
+            var settings = new OpenAIPromptExecutionSettings
+            {
+                MaxTokens = Math.Max(1, Math.Min(request.Model.Options.MaxOutputTokens, _budget.Current.BudgetRemaining)),
+                // Tools are offered until the last round, then the model must answer. Invoked by us, not the
+                // connector, so every call passes through the filter and the budget.
+                FunctionChoiceBehavior = round < options.MaxToolRounds ? FunctionChoiceBehavior.Auto(autoInvoke: false) : null,
+            };
+            var calls = await StreamModelAsync(context, settings, kernel, cancellationToken);
+            if (_budget.IsExhausted)
+            {
+                return FinishReasons.BudgetExhausted;
+            }
+
+            if (calls.Count == 0)
+            {
+                return _providerFinish == "length" ? FinishReasons.Length : FinishReasons.Stop;
+            }
+
+            var callMessage = new ChatMessageContent(AuthorRole.Assistant, content: null);
+            foreach (var call in calls)
+            {
+                callMessage.Items.Add(call);
+            }
+
+            context.Add(callMessage);
+            foreach (var call in calls)
+            {
+                var result = await call.InvokeAsync(kernel, cancellationToken);
+                context.Add(result.ToChatMessage());
+            }
+        }
+
+        return FinishReasons.Stop;
+    }
+
+    /// <summary>One streamed model call: text goes out as deltas and is counted incrementally; tool calls are collected.</summary>
+    private async Task<IReadOnlyList<FunctionCallContent>> StreamModelAsync(ChatHistory context, PromptExecutionSettings settings, Kernel kernel, CancellationToken cancellationToken)
+    {
+        var calls = new FunctionCallContentBuilder();
+        _live = new StreamingTokenCounter(counter);
+        _modelCalls++;
+        try
+        {
+            await foreach (var update in model.GetStreamingChatMessageContentsAsync(context, settings, kernel, cancellationToken))
+            {
+                calls.Append(update);
+                RecordProviderUsage(update.Metadata);
+                if (string.IsNullOrEmpty(update.Content))
+                {
+                    continue;
+                }
+
+                _answer.Append(update.Content);
+                _live.Add(update.Content);
+                events.Write(ChatEventTypes.MessageDelta, new MessageDeltaEvent(update.Content));
+
+                // Count exactly only when a checkpoint or the budget might have been reached: the same deltas
+                // trigger as with a count after every delta, at a fraction of the tokenizer calls.
+                var budgetLimit = _budget.Current.BudgetMax - _budget.Current.PromptTokens;
+                if (_completionBase + _live.UpperBound < Math.Min(_nextCheckpoint, budgetLimit))
+                {
+                    continue;
+                }
+
+                _budget.SetCompletion(_completionBase + _live.Count());
+                if (_budget.Current.CompletionTokens >= _nextCheckpoint)
+                {
+                    Emit(BudgetPhases.ModelStream);
+                    _nextCheckpoint = (_budget.Current.CompletionTokens / options.CheckpointTokens + 1) * options.CheckpointTokens;
+                }
+
+                if (_budget.IsExhausted)
+                {
+                    break; // leaving the loop disposes the provider's stream: generation stops here
+                }
+            }
+        }
+        finally
+        {
+            _completionBase += _live.Count();
+            _budget.SetCompletion(_completionBase);
+            _live = null;
+        }
+
+        return calls.Build();
+    }
+
+    public Task OnToolStartAsync(string name, IReadOnlyDictionary<string, string?> arguments)
+    {
+        // The model wrote the call: its name and arguments are completion tokens.
+        _completionBase += counter.Count(name) + counter.Count(JsonSerializer.Serialize(arguments));
+        _budget.SetCompletion(_completionBase);
+        events.Write(ChatEventTypes.ToolStart, new ToolStartEvent(name, arguments));
+        Emit(BudgetPhases.Tool);
+        return Task.CompletedTask;
+    }
+
+    public async Task OnToolEndAsync(string name, IReadOnlyDictionary<string, string?> arguments, string result, TimeSpan duration, string status)
+    {
+        // The result goes back to the model: prompt tokens.
+        var resultTokens = counter.Count(result);
+        _budget.AddPrompt(resultTokens);
+        await PersistAsync(new ChatMessageRecord
+        {
+            Id = ChatMessageRecord.NewId(time.GetUtcNow()),
+            Role = "tool",
+            Content = result,
+            Tokens = resultTokens,
+            CreatedAt = time.GetUtcNow(),
+            ToolName = name,
+            ToolArguments = JsonSerializer.Serialize(arguments),
+            ToolStatus = status,
+            DurationMs = Math.Round(duration.TotalMilliseconds, 3),
+        }, CancellationToken.None);
+        events.Write(ChatEventTypes.ToolEnd, new ToolEndEvent(name, arguments, result.Length <= 200 ? result : result[..200] + "…",
+            Math.Round(duration.TotalMilliseconds, 3), status));
+        Emit(BudgetPhases.Tool);
+    }
+
+    private async Task FinalizeAsync(string userMessageId, string finishReason, ErrorEvent? error)
+    {
+        ReconciliationEvent? reconciliation = null;
+        // Only a complete picture replaces the count: a call cut short (budget, disconnect) never sends its usage.
+        if (_modelCalls > 0 && _modelCallsReported == _modelCalls && error is null)
+        {
+            var counted = _budget.Current.TotalTokens;
+            _budget.Reconcile(_providerPrompt, _providerCompletion);
+            reconciliation = new ReconciliationEvent(counted, _budget.Current.TotalTokens, _budget.ReconciliationDelta ?? 0);
+            if (reconciliation.Delta != 0)
+            {
+                logger.LogInformation("Provider usage differs from the count by {Delta} tokens (counted {Counted}, provider {Provider}) for {Model}",
+                    reconciliation.Delta, counted, reconciliation.ProviderTotal, request.Model.Name);
+            }
+        }
+
+        string? assistantMessageId = null;
+        try
+        {
+            // Persisted even when the client left or the budget ran out: what was said is kept.
+            if (userMessageId.Length > 0 && (_answer.Length > 0 || error is null))
+            {
+                var message = new ChatMessageRecord
+                {
+                    Id = ChatMessageRecord.NewId(time.GetUtcNow()),
+                    Role = "assistant",
+                    Content = _answer.ToString(),
+                    Tokens = counter.Count(_answer.ToString()),
+                    CreatedAt = time.GetUtcNow(),
+                    Model = request.Model.Name,
+                    FinishReason = finishReason,
+                    ReconciliationDelta = reconciliation?.Delta,
+                };
+                await PersistAsync(message, CancellationToken.None);
+                assistantMessageId = message.Id;
+            }
+
+            if (_persistedMessages > 0)
+            {
+                await store.AddUsageAsync(_session.Id, _budget.Current.PromptTokens, _budget.Current.CompletionTokens, _persistedMessages, time.GetUtcNow(), CancellationToken.None);
+            }
+        }
+        catch (ChatStoreUnavailableException e)
+        {
+            logger.LogWarning(e, "Could not persist the end of a run of session {SessionId}", _session.Id);
+            error ??= new ErrorEvent("store_unavailable", "The answer could not be saved; the conversation store is unavailable.");
+            finishReason = FinishReasons.Error;
+        }
+
+        limiter.RecordTokens(request.UserId, _budget.Current.TotalTokens);
+        Emit(BudgetPhases.Finalize);
+        if (error is not null)
+        {
+            events.Write(ChatEventTypes.Error, error);
+        }
+        else
+        {
+            events.Write(ChatEventTypes.Done, new DoneEvent(_session.Id, userMessageId, assistantMessageId, finishReason, _budget.Current, reconciliation));
+        }
+    }
+
+    private async Task PersistAsync(ChatMessageRecord message, CancellationToken cancellationToken)
+    {
+        await store.AppendMessageAsync(_session.Id, message, cancellationToken);
+        _persistedMessages++;
+        await sink.MessagePersistedAsync(_session, message, cancellationToken);
+    }
+
+    /// <summary>Earlier user and assistant messages not yet covered by the session's summary.</summary>
+    private List<ChatMessageRecord> Conversation() => request.History
+        .Where(m => m.Role is "user" or "assistant")
+        .Where(m => _session.SummaryThroughMessageId is not { } through || string.CompareOrdinal(m.Id, through) > 0)
+        .ToList();
+
+    private ChatHistory BuildContext(string? summary, IReadOnlyList<ChatMessageRecord> conversation)
+    {
+        var context = new ChatHistory(options.SystemPrompt);
+        if (!string.IsNullOrEmpty(summary))
+        {
+            context.AddSystemMessage($"Summary of the earlier conversation: {summary}");
+        }
+
+        foreach (var message in conversation)
+        {
+            context.AddMessage(message.Role == "user" ? AuthorRole.User : AuthorRole.Assistant, message.Content);
+        }
+
+        context.AddUserMessage(request.Message);
+        return context;
+    }
+
+    private int Count(ChatHistory history) => history.Sum(m => counter.Count(m.Content ?? ""));
+
+    private void RecordProviderUsage(IReadOnlyDictionary<string, object?>? metadata)
+    {
+        if (metadata is null)
+        {
+            return;
+        }
+
+        if (metadata.TryGetValue("FinishReason", out var finish) && finish is not null)
+        {
+            _providerFinish = finish.ToString() switch
+            {
+                "Length" or "length" => "length",
+                var other => other?.ToLowerInvariant(),
+            };
+        }
+
+        switch (metadata.TryGetValue("Usage", out var usage) ? usage : null)
+        {
+            case ProviderUsage offline:
+                Add(offline.PromptTokens, offline.CompletionTokens);
+                break;
+            case OpenAI.Chat.ChatTokenUsage openAi:
+                Add(openAi.InputTokenCount, openAi.OutputTokenCount);
+                break;
+        }
+
+        void Add(int prompt, int completion)
+        {
+            _providerPrompt += prompt;
+            _providerCompletion += completion;
+            _modelCallsReported++;
+        }
+    }
+
+    private void Emit(string phase) => events.Write(ChatEventTypes.TokenCount, TokenCountEvent.From(_budget.Current, phase));
+}

@@ -1,0 +1,29 @@
+using ChatStack.ChatApi.Budget;
+using ChatStack.ChatApi.Limits;
+using ChatStack.ChatApi.Sessions;
+using ChatStack.ChatApi.Streaming;
+using Microsoft.Extensions.Options;
+
+namespace ChatStack.ChatApi.Agent;
+
+/// <summary>What one chat request asks the agent to do, after validation and admission.</summary>
+internal sealed record ChatRunRequest(string UserId, ChatSession Session, IReadOnlyList<ChatMessageRecord> History, string Message, ModelSpec Model, int BudgetMax);
+
+/// <summary>Runs the agent for one request; the per-run state lives in <see cref="AgentRun"/>.</summary>
+internal sealed class ChatAgent(
+    ChatCompletionServices completions,
+    ITokenCounterProvider counters,
+    IChatSessionStore store,
+    IChatEventSink sink,
+    UserLimiter limiter,
+    IOptions<ChatOptions> options,
+    TimeProvider time,
+    ILogger<ChatAgent> logger)
+{
+    public Task RunAsync(ChatRunRequest request, IChatEventWriter events, CancellationToken cancellationToken)
+    {
+        var run = new AgentRun(request, events, completions.For(request.Model.Name), counters.ForModel(request.Model.Name),
+            store, sink, limiter, options.Value, time, logger);
+        return run.ExecuteAsync(cancellationToken);
+    }
+}

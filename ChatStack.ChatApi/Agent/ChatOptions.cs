@@ -1,0 +1,82 @@
+namespace ChatStack.ChatApi.Agent;
+
+/// <summary>The chat API's settings (section <c>Chat</c>).</summary>
+internal sealed class ChatOptions
+{
+    public const string Section = "Chat";
+
+    /// <summary>The model used when a request names none. The offline model needs no key.</summary>
+    public string DefaultModel { get; set; } = OfflineChatCompletionService.ModelName;
+
+    /// <summary>Models a request may name, by the name it uses.</summary>
+    public Dictionary<string, ModelOptions> Models { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    public string SystemPrompt { get; set; } =
+        "You are ChatStack's assistant. Answer clearly and concisely. Use the tools when they help: the current time in a time zone, a calculator, and a search over this conversation.";
+
+    /// <summary>Share of the model's context window past which older history is summarized before the model call.</summary>
+    public double SummarizeShare { get; set; } = 0.75;
+
+    /// <summary>Newest messages kept verbatim when history is summarized.</summary>
+    public int KeepRecentMessages { get; set; } = 4;
+
+    /// <summary>Budget of a request that names none.</summary>
+    public int DefaultBudget { get; set; } = 8_000;
+
+    /// <summary>Smallest <c>budget_max</c> a request may ask for.</summary>
+    public int MinBudget { get; set; } = 64;
+
+    /// <summary>Largest <c>budget_max</c> a request may ask for: the per-request ceiling.</summary>
+    public int MaxBudgetPerRequest { get; set; } = 32_000;
+
+    public int MaxMessageChars { get; set; } = 16_000;
+
+    public int MaxRequestBytes { get; set; } = 64 * 1024;
+
+    /// <summary>A <c>model_stream</c> token count is sent about every this many completion tokens.</summary>
+    public int CheckpointTokens { get; set; } = 50;
+
+    /// <summary>Model round trips allowed for tool calls in one answer.</summary>
+    public int MaxToolRounds { get; set; } = 3;
+
+    public double HeartbeatSeconds { get; set; } = 15;
+
+    /// <summary>How long a finished stream can still be resumed with <c>Last-Event-ID</c>.</summary>
+    public double ResumeWindowSeconds { get; set; } = 300;
+
+    public OfflineModelOptions Offline { get; set; } = new();
+}
+
+internal enum ModelProvider
+{
+    Offline,
+    OpenAI,
+}
+
+/// <summary>One model a request may name.</summary>
+internal sealed class ModelOptions
+{
+    public ModelProvider Provider { get; set; } = ModelProvider.OpenAI;
+
+    /// <summary>An OpenAI-compatible base URL (OpenAI, Azure OpenAI's /openai/v1/, Ollama's /v1, vLLM). Null = api.openai.com.</summary>
+    public Uri? Endpoint { get; set; }
+
+    public string? ApiKey { get; set; }
+
+    /// <summary>The provider's own model id, when it differs from the name requests use.</summary>
+    public string? ProviderModelId { get; set; }
+
+    /// <summary><c>o200k_base</c> or <c>cl100k_base</c>; null = implied by the model name.</summary>
+    public string? Encoding { get; set; }
+
+    public int ContextWindow { get; set; } = 128_000;
+
+    /// <summary>Most output tokens asked for in one model call (the remaining budget lowers it further).</summary>
+    public int MaxOutputTokens { get; set; } = 4_096;
+}
+
+internal sealed class OfflineModelOptions
+{
+    /// <summary>Pause between streamed deltas, so the offline model streams at a human-visible pace.</summary>
+    public int DeltaDelayMs { get; set; } = 8;
+}

@@ -1,0 +1,150 @@
+using System.ComponentModel;
+using System.Globalization;
+using ChatStack.ChatApi.Sessions;
+using Microsoft.SemanticKernel;
+
+namespace ChatStack.ChatApi.Agent;
+
+/// <summary>
+/// The agent's tools, registered as kernel functions (plugin <c>tools</c>). One instance per run: the history
+/// search sees only the session the run belongs to.
+/// </summary>
+internal sealed class ChatTools(IReadOnlyList<ChatMessageRecord> sessionHistory, TimeProvider time)
+{
+    public const string PluginName = "tools";
+    public const string TimeNow = "time_now";
+    public const string Calculate = "calculate";
+    public const string SearchHistory = "search_history";
+
+    [KernelFunction(TimeNow), Description("The current date and time in an IANA time zone, e.g. Europe/Paris or Asia/Tokyo.")]
+    public string GetTimeNow([Description("IANA time zone id")] string time_zone)
+    {
+        var zone = TimeZoneInfo.FindSystemTimeZoneById(time_zone.Trim());
+        var now = TimeZoneInfo.ConvertTime(time.GetUtcNow(), zone);
+        return $"{now:yyyy-MM-dd HH:mm} ({zone.Id}, UTC{now:zzz})";
+    }
+
+    [KernelFunction(Calculate), Description("Evaluates an arithmetic expression with + - * / ^ and parentheses.")]
+    public string Evaluate([Description("the expression, e.g. (12.5 + 3) * 4")] string expression) =>
+        Calculator.Evaluate(expression).ToString("G15", CultureInfo.InvariantCulture);
+
+    [KernelFunction(SearchHistory), Description("Searches the earlier messages of this conversation for words.")]
+    public string Search([Description("words to look for")] string query)
+    {
+        var terms = query.Split([' ', ',', ';'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Where(t => t.Length > 2).ToArray();
+        var hits = sessionHistory
+            .Where(m => m.Role is "user" or "assistant")
+            .Select(m => (Message: m, Score: terms.Count(t => m.Content.Contains(t, StringComparison.OrdinalIgnoreCase))))
+            .Where(h => h.Score > 0)
+            .OrderByDescending(h => h.Score).ThenByDescending(h => h.Message.CreatedAt)
+            .Take(3)
+            .Select(h => $"[{h.Message.Role} {h.Message.CreatedAt:u}] {Snippet(h.Message.Content)}")
+            .ToList();
+        return hits.Count == 0 ? $"No earlier message mentions '{query}'." : string.Join(" | ", hits);
+    }
+
+    private static string Snippet(string text) => text.Length <= 160 ? text : text[..160] + "…";
+}
+
+/// <summary>A small recursive-descent evaluator: no code execution, just numbers and operators.</summary>
+internal static class Calculator
+{
+    public static double Evaluate(string expression)
+    {
+        var position = 0;
+        var value = ParseSum(expression, ref position);
+        SkipSpaces(expression, ref position);
+        if (position != expression.Length)
+        {
+            throw new FormatException($"Unexpected '{expression[position]}' at {position} in '{expression}'.");
+        }
+
+        return double.IsFinite(value) ? value : throw new ArithmeticException($"'{expression}' has no finite value.");
+    }
+
+    private static double ParseSum(string s, ref int i)
+    {
+        var value = ParseProduct(s, ref i);
+        while (Peek(s, ref i) is '+' or '-')
+        {
+            var op = s[i++];
+            var right = ParseProduct(s, ref i);
+            value = op == '+' ? value + right : value - right;
+        }
+
+        return value;
+    }
+
+    private static double ParseProduct(string s, ref int i)
+    {
+        var value = ParsePower(s, ref i);
+        while (Peek(s, ref i) is '*' or '/' or '×' or '÷')
+        {
+            var op = s[i++];
+            var right = ParsePower(s, ref i);
+            value = op is '*' or '×' ? value * right : value / right;
+        }
+
+        return value;
+    }
+
+    private static double ParsePower(string s, ref int i)
+    {
+        var value = ParseUnary(s, ref i);
+        if (Peek(s, ref i) == '^')
+        {
+            i++;
+            return Math.Pow(value, ParsePower(s, ref i));
+        }
+
+        return value;
+    }
+
+    private static double ParseUnary(string s, ref int i)
+    {
+        var c = Peek(s, ref i);
+        if (c == '-')
+        {
+            i++;
+            return -ParseUnary(s, ref i);
+        }
+
+        if (c == '(')
+        {
+            i++;
+            var value = ParseSum(s, ref i);
+            if (Peek(s, ref i) != ')')
+            {
+                throw new FormatException($"Missing ')' in '{s}'.");
+            }
+
+            i++;
+            return value;
+        }
+
+        var start = i;
+        while (i < s.Length && (char.IsAsciiDigit(s[i]) || s[i] == '.'))
+        {
+            i++;
+        }
+
+        return start < i && double.TryParse(s.AsSpan(start, i - start), NumberStyles.Float, CultureInfo.InvariantCulture, out var number)
+            ? number
+            : throw new FormatException($"Expected a number at {start} in '{s}'.");
+    }
+
+    private static char Peek(string s, ref int i)
+    {
+        SkipSpaces(s, ref i);
+        return i < s.Length ? s[i] : '\0';
+    }
+
+    private static void SkipSpaces(string s, ref int i)
+    {
+        while (i < s.Length && char.IsWhiteSpace(s[i]))
+        {
+            i++;
+        }
+    }
+}

@@ -1,0 +1,352 @@
+using System.Globalization;
+using System.Text.Json;
+using ChatStack.ChatApi.Agent;
+using ChatStack.ChatApi.Budget;
+using ChatStack.ChatApi.Identity;
+using ChatStack.ChatApi.Limits;
+using ChatStack.ChatApi.Sessions;
+using ChatStack.ChatApi.Streaming;
+using Microsoft.Extensions.Options;
+
+namespace ChatStack.ChatApi.Apis;
+
+internal static class ChatApis
+{
+    private static readonly JsonSerializerOptions RequestJson = new(JsonSerializerDefaults.Web);
+
+    public static IEndpointRouteBuilder MapChatEndpoints(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/api").RequireAuthorization().WithTags("Chat");
+
+        api.MapPost("/chat", PostChat)
+            .WithName("PostChat")
+            .WithSummary("Send a message; the answer streams back as server-sent events (see README, Chat API protocol).")
+            .Accepts<ChatRequest>("application/json")
+            .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .ProducesProblem(StatusCodes.Status429TooManyRequests)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+
+        api.MapGet("/chat/streams/{streamId}", ResumeStream)
+            .WithName("ResumeChatStream")
+            .WithSummary("Resume a stream in progress or just finished; send Last-Event-ID to skip what you have.")
+            .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        api.MapGet("/sessions/{sessionId}", GetSession)
+            .WithName("GetSession")
+            .Produces<ChatSession>()
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        api.MapGet("/sessions/{sessionId}/messages", GetMessages)
+            .WithName("GetSessionMessages")
+            .Produces<IReadOnlyList<ChatMessageRecord>>()
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        return app;
+    }
+
+    /// <summary>Development only: a signed token for any user id, so a local frontend or curl can call the API.</summary>
+    public static IEndpointRouteBuilder MapDevelopmentTokenApi(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/api/dev/token", (DevTokenRequest body, HttpContext context, ChatIdentityOptions identity, TimeProvider time) =>
+            body.UserId is { } userId && Ids.UserId().IsMatch(userId)
+                ? Results.Ok(new DevTokenResponse(IdentityExtensions.IssueDevelopmentToken(identity, userId, time), "Bearer", (int)(identity.DevTokenLifetimeMinutes * 60)))
+                : Problems.Create(context, StatusCodes.Status400BadRequest, "invalid-user-id", "Invalid user id",
+                    "user_id must be 1-128 characters: letters, digits, '.', '_', '@' or '-'."))
+            .AllowAnonymous()
+            .WithTags("Development")
+            .WithName("IssueDevelopmentToken");
+        return app;
+    }
+
+    private static async Task<IResult> PostChat(HttpContext context, ChatAgent agent, ModelCatalog models, ITokenCounterProvider counters,
+        IChatSessionStore store, UserLimiter limiter, ChatStreamRegistry streams, IOptions<ChatOptions> chatOptions,
+        IHostApplicationLifetime lifetime, ChatRunTracker runs, TimeProvider time, ILogger<ChatAgent> logger)
+    {
+        var options = chatOptions.Value;
+        var userId = context.User.UserId();
+
+        // A client reconnecting to the same URL (EventSource does) resumes instead of asking again.
+        if (context.Request.Headers.TryGetValue("Last-Event-ID", out var lastEventId) && !string.IsNullOrEmpty(lastEventId))
+        {
+            return Resume(context, streams, userId, lastEventId!, options);
+        }
+
+        var (chat, problem) = await ReadRequestAsync(context, options);
+        if (problem is not null)
+        {
+            return problem;
+        }
+
+        var message = chat!.Message!;
+        var modelName = chat.Model ?? models.DefaultModel;
+        if (!models.TryGet(modelName, out var model))
+        {
+            return Problems.Create(context, StatusCodes.Status400BadRequest, "unknown-model", "Unknown model",
+                $"'{modelName}' is not a configured model.", new() { ["models"] = models.Names.Order().ToArray() });
+        }
+
+        var budgetMax = chat.BudgetMax ?? Math.Min(options.DefaultBudget, options.MaxBudgetPerRequest);
+        if (budgetMax < options.MinBudget || budgetMax > options.MaxBudgetPerRequest)
+        {
+            return Problems.Create(context, StatusCodes.Status400BadRequest, "budget-out-of-range", "budget_max out of range",
+                $"budget_max must be between {options.MinBudget} and {options.MaxBudgetPerRequest}.",
+                new() { ["budget_min"] = options.MinBudget, ["budget_max_ceiling"] = options.MaxBudgetPerRequest });
+        }
+
+        var counter = counters.ForModel(model.Name);
+        var inputTokens = counter.Count(options.SystemPrompt) + counter.Count(message);
+        if (inputTokens >= budgetMax)
+        {
+            return Problems.Create(context, StatusCodes.Status400BadRequest, "budget-too-small", "Budget too small",
+                $"The message alone needs {inputTokens} tokens; budget_max is {budgetMax}.", new() { ["input_tokens"] = inputTokens });
+        }
+
+        var admission = limiter.TryAdmit(userId);
+        WriteRateLimitHeaders(context, admission);
+        if (!admission.Allowed)
+        {
+            return admission.Code == LimitDecision.QuotaExhausted
+                ? Problems.Create(context, StatusCodes.Status429TooManyRequests, LimitDecision.QuotaExhausted, "Token quota exhausted",
+                    $"You have used your {admission.Limit} tokens for this period; more become available as older usage leaves the window.")
+                : Problems.Create(context, StatusCodes.Status429TooManyRequests, LimitDecision.RateLimited, "Too many requests",
+                    $"At most {admission.Limit} chat requests per window; retry after {Seconds(admission.RetryAfter)} s.");
+        }
+
+        // The quota caps the budget: a request never plans to spend more than the user has left.
+        budgetMax = (int)Math.Min(budgetMax, limiter.TokensRemaining(userId));
+        if (inputTokens >= budgetMax)
+        {
+            return Problems.Create(context, StatusCodes.Status429TooManyRequests, LimitDecision.QuotaExhausted, "Token quota exhausted",
+                $"Only {budgetMax} tokens are left in your quota; this message needs {inputTokens} to start.");
+        }
+
+        ChatSession session;
+        IReadOnlyList<ChatMessageRecord> history;
+        try
+        {
+            if (chat.SessionId is { } sessionId)
+            {
+                var existing = await store.GetSessionAsync(sessionId, context.RequestAborted);
+                if (existing is null || existing.UserId != userId)
+                {
+                    return SessionNotFound(context, sessionId);
+                }
+
+                session = existing;
+                history = await store.ListMessagesAsync(sessionId, context.RequestAborted);
+            }
+            else
+            {
+                var now = time.GetUtcNow();
+                session = new ChatSession
+                {
+                    Id = Guid.NewGuid().ToString("N"),
+                    UserId = userId,
+                    Title = message.Length <= 80 ? message : message[..80] + "…",
+                    Model = model.Name,
+                    CreatedAt = now,
+                    UpdatedAt = now,
+                };
+                await store.CreateSessionAsync(session, context.RequestAborted);
+                history = [];
+            }
+        }
+        catch (ChatStoreUnavailableException)
+        {
+            return Problems.StoreUnavailable(context);
+        }
+
+        var stream = streams.Start(userId, session.Id);
+        var run = new ChatRunRequest(userId, session, history, message, model, budgetMax);
+        context.Response.Headers["X-Session-Id"] = session.Id;
+        context.Response.Headers["X-Stream-Id"] = stream.Id;
+        runs.Track(RunInBackground(agent, run, stream, lifetime.ApplicationStopping, logger));
+        return new SseResult(stream, 0, TimeSpan.FromSeconds(options.HeartbeatSeconds));
+    }
+
+    /// <summary>
+    /// The run belongs to the stream, not the request: a reconnecting client can pick it up; it is cancelled
+    /// when no reader is left or the app stops.
+    /// </summary>
+    private static async Task RunInBackground(ChatAgent agent, ChatRunRequest run, ChatStream stream, CancellationToken stopping, ILogger logger)
+    {
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(stream.RunCancellation, stopping);
+        try
+        {
+            await Task.Yield();
+            await agent.RunAsync(run, stream, cancel.Token);
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "Chat run {StreamId} failed", stream.Id);
+        }
+        finally
+        {
+            stream.Complete();
+        }
+    }
+
+    private static IResult ResumeStream(string streamId, HttpContext context, ChatStreamRegistry streams, IOptions<ChatOptions> options)
+    {
+        var lastEventId = context.Request.Headers["Last-Event-ID"].ToString();
+        return Resume(context, streams, context.User.UserId(), string.IsNullOrEmpty(lastEventId) ? $"{streamId}.0" : lastEventId, options.Value, streamId);
+    }
+
+    private static IResult Resume(HttpContext context, ChatStreamRegistry streams, string userId, string lastEventId, ChatOptions options, string? expectedStream = null)
+    {
+        if (!ChatStream.TryParseEventId(lastEventId, out var streamId, out var sequence) || (expectedStream is not null && streamId != expectedStream))
+        {
+            return Problems.Create(context, StatusCodes.Status400BadRequest, "invalid-last-event-id", "Invalid Last-Event-ID",
+                "Last-Event-ID must be an id this API sent, e.g. '3f2c….17'.");
+        }
+
+        var stream = streams.Find(streamId);
+        if (stream is null || stream.UserId != userId)
+        {
+            return Problems.Create(context, StatusCodes.Status404NotFound, "stream-not-found", "Stream not found",
+                "No stream with that id is in progress or recently finished. Read the session's messages instead.");
+        }
+
+        context.Response.Headers["X-Session-Id"] = stream.SessionId;
+        context.Response.Headers["X-Stream-Id"] = stream.Id;
+        return new SseResult(stream, sequence, TimeSpan.FromSeconds(options.HeartbeatSeconds));
+    }
+
+    private static async Task<IResult> GetSession(string sessionId, HttpContext context, IChatSessionStore store)
+    {
+        if (!Ids.IsSafe(sessionId))
+        {
+            return InvalidSessionId(context);
+        }
+
+        try
+        {
+            var session = await store.GetSessionAsync(sessionId, context.RequestAborted);
+            return session is null || session.UserId != context.User.UserId() ? SessionNotFound(context, sessionId) : TypedResults.Ok(session);
+        }
+        catch (ChatStoreUnavailableException)
+        {
+            return Problems.StoreUnavailable(context);
+        }
+    }
+
+    private static async Task<IResult> GetMessages(string sessionId, HttpContext context, IChatSessionStore store)
+    {
+        if (!Ids.IsSafe(sessionId))
+        {
+            return InvalidSessionId(context);
+        }
+
+        try
+        {
+            var session = await store.GetSessionAsync(sessionId, context.RequestAborted);
+            if (session is null || session.UserId != context.User.UserId())
+            {
+                return SessionNotFound(context, sessionId);
+            }
+
+            return TypedResults.Ok(await store.ListMessagesAsync(sessionId, context.RequestAborted));
+        }
+        catch (ChatStoreUnavailableException)
+        {
+            return Problems.StoreUnavailable(context);
+        }
+    }
+
+    /// <summary>Reads and validates the body; a problem result for the first thing wrong with it.</summary>
+    private static async Task<(ChatRequest? Request, IResult? Problem)> ReadRequestAsync(HttpContext context, ChatOptions options)
+    {
+        if (!context.Request.HasJsonContentType())
+        {
+            return (null, Problems.Create(context, StatusCodes.Status415UnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
+                "Send the request as application/json."));
+        }
+
+        if (context.Request.ContentLength > options.MaxRequestBytes)
+        {
+            return (null, TooLarge(context, options));
+        }
+
+        // Read at most one byte past the limit, whatever Content-Length claimed (or chunked bodies without it).
+        using var buffer = new MemoryStream();
+        var chunk = new byte[16 * 1024];
+        int read;
+        while ((read = await context.Request.Body.ReadAsync(chunk, context.RequestAborted)) > 0)
+        {
+            buffer.Write(chunk, 0, read);
+            if (buffer.Length > options.MaxRequestBytes)
+            {
+                return (null, TooLarge(context, options));
+            }
+        }
+
+        ChatRequest? request;
+        try
+        {
+            request = JsonSerializer.Deserialize<ChatRequest>(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), RequestJson);
+        }
+        catch (JsonException e)
+        {
+            return (null, Problems.Create(context, StatusCodes.Status400BadRequest, "malformed-json", "Malformed JSON",
+                $"The body is not a valid chat request: {e.Message}"));
+        }
+
+        if (request is null || string.IsNullOrWhiteSpace(request.Message))
+        {
+            return (null, Problems.Create(context, StatusCodes.Status400BadRequest, "empty-message", "Empty message",
+                "message is required and must contain text."));
+        }
+
+        if (request.Message.Length > options.MaxMessageChars)
+        {
+            return (null, Problems.Create(context, StatusCodes.Status413PayloadTooLarge, "message-too-large", "Message too large",
+                $"message has {request.Message.Length} characters; the limit is {options.MaxMessageChars}.",
+                new() { ["max_message_chars"] = options.MaxMessageChars }));
+        }
+
+        if (request.SessionId is not null && !Ids.IsSafe(request.SessionId))
+        {
+            return (null, InvalidSessionId(context));
+        }
+
+        return (request, null);
+    }
+
+    private static IResult TooLarge(HttpContext context, ChatOptions options) =>
+        Problems.Create(context, StatusCodes.Status413PayloadTooLarge, "request-too-large", "Request too large",
+            $"The request body is larger than {options.MaxRequestBytes} bytes.");
+
+    private static IResult InvalidSessionId(HttpContext context) =>
+        Problems.Create(context, StatusCodes.Status400BadRequest, "invalid-session-id", "Invalid session id",
+            "A session id is 1-128 characters of letters, digits, '-' and '_'.");
+
+    private static IResult SessionNotFound(HttpContext context, string sessionId) =>
+        Problems.Create(context, StatusCodes.Status404NotFound, "session-not-found", "Session not found",
+            $"No session '{sessionId}' belongs to you.");
+
+    /// <summary>The IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers), plus Retry-After when refused.</summary>
+    private static void WriteRateLimitHeaders(HttpContext context, LimitDecision decision)
+    {
+        var headers = context.Response.Headers;
+        headers["RateLimit-Limit"] = decision.Limit.ToString(CultureInfo.InvariantCulture);
+        headers["RateLimit-Remaining"] = decision.Remaining.ToString(CultureInfo.InvariantCulture);
+        headers["RateLimit-Reset"] = Seconds(decision.Reset).ToString(CultureInfo.InvariantCulture);
+        if (decision.RetryAfter is { } retry)
+        {
+            headers.RetryAfter = Seconds(retry).ToString(CultureInfo.InvariantCulture);
+        }
+    }
+
+    private static long Seconds(TimeSpan? span) => (long)Math.Ceiling((span ?? TimeSpan.Zero).TotalSeconds);
+}
+
+/// <summary>Writes a chat stream as server-sent events.</summary>
+internal sealed class SseResult(ChatStream stream, long afterSequence, TimeSpan heartbeat) : IResult
+{
+    public Task ExecuteAsync(HttpContext httpContext) => SseResponse.WriteAsync(httpContext, stream, afterSequence, heartbeat);
+}

@@ -1,0 +1,42 @@
+using System.Text.Json.Serialization;
+using System.Text.RegularExpressions;
+
+namespace ChatStack.ChatApi.Apis;
+
+/// <summary>The body of <c>POST /api/chat</c>. There is no user id here: it comes from the token.</summary>
+internal sealed record ChatRequest
+{
+    /// <summary>Continue this session; omit to start a new one.</summary>
+    [JsonPropertyName("session_id")] public string? SessionId { get; init; }
+
+    [JsonPropertyName("message")] public string? Message { get; init; }
+
+    /// <summary>A configured model name; omit for the default.</summary>
+    [JsonPropertyName("model")] public string? Model { get; init; }
+
+    /// <summary>The most tokens this request may spend.</summary>
+    [JsonPropertyName("budget_max")] public int? BudgetMax { get; init; }
+}
+
+/// <summary>A development token request.</summary>
+internal sealed record DevTokenRequest([property: JsonPropertyName("user_id")] string? UserId);
+
+internal sealed record DevTokenResponse(
+    [property: JsonPropertyName("access_token")] string AccessToken,
+    [property: JsonPropertyName("token_type")] string TokenType,
+    [property: JsonPropertyName("expires_in")] int ExpiresIn);
+
+internal static partial class Ids
+{
+    /// <summary>
+    /// Safe as a Firestore document id and in a URL: letters, digits, '-' and '_', at most 128. Firestore forbids
+    /// '/', '.' and '..', and ids of the form __x__; this is stricter on purpose.
+    /// </summary>
+    public static bool IsSafe(string? id) => id is not null && SafeId().IsMatch(id) && !(id.StartsWith("__", StringComparison.Ordinal) && id.EndsWith("__", StringComparison.Ordinal));
+
+    [GeneratedRegex("^[A-Za-z0-9_-]{1,128}$")]
+    private static partial Regex SafeId();
+
+    [GeneratedRegex("^[A-Za-z0-9_.@-]{1,128}$")]
+    public static partial Regex UserId();
+}

@@ -1,0 +1,51 @@
+namespace ChatStack.ChatApi.Apis;
+
+/// <summary>RFC 7807 problem responses with a stable <c>code</c>, each logged once where it is made.</summary>
+internal static class Problems
+{
+    public const string TypeBase = "https://chatstack.dev/problems/";
+
+    public static IResult Create(HttpContext context, int status, string code, string title, string detail, Dictionary<string, object?>? extensions = null)
+    {
+        // The one log line of a refused request: a warning when it is our side (5xx), information for the client's.
+        context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("ChatStack.ChatApi.Problems")
+            .Log(status >= 500 ? LogLevel.Warning : LogLevel.Information, "{Method} {Path} answered {Status} {Code}: {Detail}",
+                context.Request.Method, context.Request.Path, status, code, detail);
+        extensions ??= [];
+        extensions["code"] = code;
+        return TypedResults.Problem(detail, statusCode: status, title: title, type: TypeBase + code, extensions: extensions);
+    }
+
+    /// <summary>A problem for a bare status code (401 from authentication, 415 from routing, 500 from a bug).</summary>
+    public static IResult ForStatus(HttpContext context, int status)
+    {
+        var (code, title) = status switch
+        {
+            StatusCodes.Status400BadRequest => ("bad-request", "Bad request"),
+            StatusCodes.Status401Unauthorized => ("unauthorized", "Authentication required"),
+            StatusCodes.Status403Forbidden => ("forbidden", "Forbidden"),
+            StatusCodes.Status404NotFound => ("not-found", "Not found"),
+            StatusCodes.Status405MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
+            StatusCodes.Status413PayloadTooLarge => ("request-too-large", "Request too large"),
+            StatusCodes.Status415UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
+            >= 500 => ("internal-error", "Internal error"),
+            _ => ("http-" + status, "HTTP " + status),
+        };
+        var detail = status switch
+        {
+            StatusCodes.Status401Unauthorized => "Send a bearer token (in Development: POST /api/dev/token).",
+            StatusCodes.Status415UnsupportedMediaType => "Send the request as application/json.",
+            >= 500 => "Something went wrong on our side; it has been logged.",
+            _ => title,
+        };
+        return Create(context, status, code, title, detail);
+    }
+
+    /// <summary>The store did not answer: come back shortly, nothing was spent.</summary>
+    public static IResult StoreUnavailable(HttpContext context)
+    {
+        context.Response.Headers.RetryAfter = "5";
+        return Create(context, StatusCodes.Status503ServiceUnavailable, "store-unavailable", "Conversation store unavailable",
+            "The conversation store did not answer. No tokens were spent; retry after a few seconds.");
+    }
+}

@@ -1,0 +1,69 @@
+using System.Text.Json;
+using ChatStack.ChatApi.Agent;
+using ChatStack.ChatApi.Apis;
+using ChatStack.ChatApi.Budget;
+using ChatStack.ChatApi.Identity;
+using ChatStack.ChatApi.Limits;
+using ChatStack.ChatApi.Streaming;
+using Microsoft.Extensions.Options;
+
+namespace Microsoft.Extensions.Hosting;
+
+internal static class ChatApiExtensions
+{
+    /// <summary>Everything the chat API needs, one capability at a time.</summary>
+    public static IHostApplicationBuilder AddChatApi(this IHostApplicationBuilder builder)
+    {
+        builder.AddChatStorage();
+        builder.AddChatIdentity();
+
+        var services = builder.Services;
+        services.AddProblemDetails();
+        services.AddOpenApi(openApi => openApi.AddDocumentTransformer<BearerSecuritySchemeTransformer>());
+        services.ConfigureHttpJsonOptions(json => json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower);
+        services.AddSingleton(TimeProvider.System);
+
+        services.AddOptions<ChatOptions>().Bind(builder.Configuration.GetSection(ChatOptions.Section));
+        services.AddSingleton(sp => builder.Configuration.GetSection(LimitOptions.Section).Get<LimitOptions>() ?? new LimitOptions());
+        services.AddSingleton<ModelCatalog>();
+        services.AddSingleton<TokenCounterProvider>();
+        services.AddSingleton<ITokenCounterProvider>(sp => sp.GetRequiredService<TokenCounterProvider>());
+        services.AddSingleton<ChatCompletionServices>();
+        services.AddSingleton<ChatAgent>();
+        services.AddSingleton<UserLimiter>();
+        services.AddSingleton<ChatRunTracker>();
+        services.AddHostedService(sp => sp.GetRequiredService<ChatRunTracker>());
+        services.AddSingleton(sp => new ChatStreamRegistry(sp.GetRequiredService<TimeProvider>())
+        {
+            ResumeWindow = TimeSpan.FromSeconds(sp.GetRequiredService<IOptions<ChatOptions>>().Value.ResumeWindowSeconds),
+        });
+        return builder;
+    }
+
+    /// <summary>Middleware and endpoints: problem details for every error, authentication, the API, OpenAPI.</summary>
+    public static WebApplication MapChatApi(this WebApplication app)
+    {
+        // Fail at start-up, not on the first request, when the model configuration is wrong.
+        _ = app.Services.GetRequiredService<ModelCatalog>();
+
+        // Problem details whatever the client accepts: an SSE client (Accept: text/event-stream) must still get a
+        // readable error instead of the plain-text fallback the default writers choose for it.
+        app.UseExceptionHandler(new ExceptionHandlerOptions
+        {
+            StatusCodeSelector = e => e is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError,
+            ExceptionHandler = context => Problems.ForStatus(context, context.Response.StatusCode).ExecuteAsync(context),
+        });
+        app.UseStatusCodePages(pages => Problems.ForStatus(pages.HttpContext, pages.HttpContext.Response.StatusCode).ExecuteAsync(pages.HttpContext));
+        app.UseAuthentication();
+        app.UseAuthorization();
+
+        app.MapOpenApi().AllowAnonymous();
+        app.MapChatEndpoints();
+        if (app.Environment.IsDevelopment())
+        {
+            app.MapDevelopmentTokenApi();
+        }
+
+        return app;
+    }
+}

@@ -1,0 +1,126 @@
+using System.Collections.Concurrent;
+
+namespace ChatStack.ChatApi.Limits;
+
+/// <summary>Per-user limits (section <c>Limits</c>).</summary>
+internal sealed class LimitOptions
+{
+    public const string Section = "Limits";
+
+    /// <summary>Chat requests a user may start per <see cref="RequestWindowSeconds"/>.</summary>
+    public int RequestsPerWindow { get; set; } = 30;
+
+    public double RequestWindowSeconds { get; set; } = 60;
+
+    /// <summary>Tokens a user may spend over the rolling <see cref="TokenWindowHours"/>.</summary>
+    public long TokensPerWindow { get; set; } = 500_000;
+
+    public double TokenWindowHours { get; set; } = 24;
+}
+
+/// <summary>Why a request was refused, and when to come back.</summary>
+internal sealed record LimitDecision(bool Allowed, string? Code, long Limit, long Remaining, TimeSpan Reset, TimeSpan? RetryAfter)
+{
+    public const string RateLimited = "rate-limited";
+    public const string QuotaExhausted = "quota-exhausted";
+}
+
+/// <summary>
+/// Request rate and token quota per user over rolling windows, checked before the model is called. In memory,
+/// per instance: with several replicas each enforces its own share (a shared store is the next step).
+/// </summary>
+internal sealed class UserLimiter(LimitOptions options, TimeProvider time)
+{
+    private readonly ConcurrentDictionary<string, UserUsage> _users = new(StringComparer.Ordinal);
+
+    private TimeSpan RequestWindow => TimeSpan.FromSeconds(options.RequestWindowSeconds);
+
+    private TimeSpan TokenWindow => TimeSpan.FromHours(options.TokenWindowHours);
+
+    /// <summary>Admits a request (and counts it) or says why not.</summary>
+    public LimitDecision TryAdmit(string userId)
+    {
+        var now = time.GetUtcNow();
+        var usage = _users.GetOrAdd(userId, _ => new UserUsage());
+        lock (usage)
+        {
+            usage.Prune(now - RequestWindow, now - TokenWindow);
+            var tokensUsed = usage.Tokens.Sum(t => t.Tokens);
+            if (tokensUsed >= options.TokensPerWindow)
+            {
+                // Back when enough of the oldest spending has left the window to be under the quota again.
+                var retry = TimeUntilBelow(usage.Tokens, tokensUsed - options.TokensPerWindow + 1, TokenWindow, now);
+                return new LimitDecision(false, LimitDecision.QuotaExhausted, options.TokensPerWindow, 0, retry, retry);
+            }
+
+            if (usage.Requests.Count >= options.RequestsPerWindow)
+            {
+                var retry = usage.Requests.Peek() + RequestWindow - now;
+                return new LimitDecision(false, LimitDecision.RateLimited, options.RequestsPerWindow, 0, retry, Positive(retry));
+            }
+
+            usage.Requests.Enqueue(now);
+            var reset = usage.Requests.Peek() + RequestWindow - now;
+            return new LimitDecision(true, null, options.RequestsPerWindow, options.RequestsPerWindow - usage.Requests.Count, Positive(reset), null);
+        }
+    }
+
+    /// <summary>Tokens the user may still spend in the current window.</summary>
+    public long TokensRemaining(string userId)
+    {
+        var now = time.GetUtcNow();
+        var usage = _users.GetOrAdd(userId, _ => new UserUsage());
+        lock (usage)
+        {
+            usage.Prune(now - RequestWindow, now - TokenWindow);
+            return Math.Max(0, options.TokensPerWindow - usage.Tokens.Sum(t => t.Tokens));
+        }
+    }
+
+    /// <summary>Records what a finished run spent.</summary>
+    public void RecordTokens(string userId, long tokens)
+    {
+        var usage = _users.GetOrAdd(userId, _ => new UserUsage());
+        lock (usage)
+        {
+            usage.Tokens.Enqueue((time.GetUtcNow(), tokens));
+        }
+    }
+
+    private static TimeSpan TimeUntilBelow(Queue<(DateTimeOffset At, long Tokens)> spent, long mustExpire, TimeSpan window, DateTimeOffset now)
+    {
+        long expired = 0;
+        foreach (var (at, tokens) in spent)
+        {
+            expired += tokens;
+            if (expired >= mustExpire)
+            {
+                return Positive(at + window - now);
+            }
+        }
+
+        return window;
+    }
+
+    private static TimeSpan Positive(TimeSpan span) => span < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : span;
+
+    private sealed class UserUsage
+    {
+        public Queue<DateTimeOffset> Requests { get; } = new();
+
+        public Queue<(DateTimeOffset At, long Tokens)> Tokens { get; } = new();
+
+        public void Prune(DateTimeOffset requestsBefore, DateTimeOffset tokensBefore)
+        {
+            while (Requests.Count > 0 && Requests.Peek() <= requestsBefore)
+            {
+                Requests.Dequeue();
+            }
+
+            while (Tokens.Count > 0 && Tokens.Peek().At <= tokensBefore)
+            {
+                Tokens.Dequeue();
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+using System.Text.Json.Serialization;
+
+namespace ChatStack.ChatApi.Sessions;
+
+/// <summary>A conversation: <c>sessions/{id}</c> in Firestore.</summary>
+internal sealed record ChatSession
+{
+    [JsonPropertyName("id")] public required string Id { get; init; }
+    [JsonPropertyName("user_id")] public required string UserId { get; init; }
+    [JsonPropertyName("title")] public required string Title { get; init; }
+    [JsonPropertyName("model")] public required string Model { get; init; }
+    [JsonPropertyName("created_at")] public DateTimeOffset CreatedAt { get; init; }
+    [JsonPropertyName("updated_at")] public DateTimeOffset UpdatedAt { get; init; }
+    [JsonPropertyName("prompt_tokens")] public long PromptTokens { get; init; }
+    [JsonPropertyName("completion_tokens")] public long CompletionTokens { get; init; }
+    [JsonPropertyName("total_tokens")] public long TotalTokens { get; init; }
+    [JsonPropertyName("message_count")] public long MessageCount { get; init; }
+
+    /// <summary>Summary of the history up to and including <see cref="SummaryThroughMessageId"/>, once compacted.</summary>
+    [JsonPropertyName("summary")] public string? Summary { get; init; }
+    [JsonPropertyName("summary_through_message_id")] public string? SummaryThroughMessageId { get; init; }
+}
+
+/// <summary>One message: <c>sessions/{id}/messages/{messageId}</c>. Ids sort by creation time.</summary>
+internal sealed record ChatMessageRecord
+{
+    [JsonPropertyName("id")] public required string Id { get; init; }
+
+    /// <summary><c>user</c>, <c>assistant</c> or <c>tool</c>.</summary>
+    [JsonPropertyName("role")] public required string Role { get; init; }
+    [JsonPropertyName("content")] public required string Content { get; init; }
+    [JsonPropertyName("tokens")] public int Tokens { get; init; }
+    [JsonPropertyName("created_at")] public DateTimeOffset CreatedAt { get; init; }
+    [JsonPropertyName("model")] public string? Model { get; init; }
+    [JsonPropertyName("finish_reason")] public string? FinishReason { get; init; }
+    [JsonPropertyName("tool_name")] public string? ToolName { get; init; }
+    [JsonPropertyName("tool_arguments")] public string? ToolArguments { get; init; }
+    [JsonPropertyName("tool_status")] public string? ToolStatus { get; init; }
+    [JsonPropertyName("duration_ms")] public double? DurationMs { get; init; }
+
+    /// <summary>Provider-reported minus counted tokens of the run that wrote this answer, when the provider reported usage.</summary>
+    [JsonPropertyName("usage_reconciliation_delta")] public int? ReconciliationDelta { get; init; }
+
+    private static long s_lastTicks;
+
+    /// <summary>
+    /// Time-ordered, unique, and a safe Firestore document id. Strictly increasing within this process, so two
+    /// messages saved in the same clock tick still list in the order they were written.
+    /// </summary>
+    public static string NewId(DateTimeOffset now)
+    {
+        long last, next;
+        do
+        {
+            last = Interlocked.Read(ref s_lastTicks);
+            next = Math.Max(now.UtcTicks, last + 1);
+        }
+        while (Interlocked.CompareExchange(ref s_lastTicks, next, last) != last);
+
+        return $"{next:D19}-{Guid.NewGuid().ToString("N")[..8]}";
+    }
+}
+
+/// <summary>The store is unreachable: the API answers 503 rather than calling the model with nowhere to keep the answer.</summary>
+internal sealed class ChatStoreUnavailableException(string message, Exception inner) : Exception(message, inner);
+
+/// <summary>Where sessions and messages are kept.</summary>
+internal interface IChatSessionStore
+{
+    Task<ChatSession?> GetSessionAsync(string sessionId, CancellationToken cancellationToken);
+
+    Task CreateSessionAsync(ChatSession session, CancellationToken cancellationToken);
+
+    Task AppendMessageAsync(string sessionId, ChatMessageRecord message, CancellationToken cancellationToken);
+
+    /// <summary>Messages in creation order.</summary>
+    Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken);
+
+    /// <summary>Adds a run's usage and message count to the session totals, atomically.</summary>
+    Task AddUsageAsync(string sessionId, int promptTokens, int completionTokens, int messages, DateTimeOffset now, CancellationToken cancellationToken);
+
+    Task SetSummaryAsync(string sessionId, string summary, string throughMessageId, DateTimeOffset now, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// Called after each persisted message or tool invocation. The seam the Pub/Sub outbox (another issue) plugs
+/// into; the default does nothing.
+/// </summary>
+internal interface IChatEventSink
+{
+    Task MessagePersistedAsync(ChatSession session, ChatMessageRecord message, CancellationToken cancellationToken);
+}
+
+internal sealed class NoOpChatEventSink : IChatEventSink
+{
+    public Task MessagePersistedAsync(ChatSession session, ChatMessageRecord message, CancellationToken cancellationToken) => Task.CompletedTask;
+}

@@ -1,0 +1,213 @@
+using ChatStack.GoogleCloud;
+using Google.Cloud.Firestore.V1;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using FsValue = Google.Cloud.Firestore.V1.Value;
+
+namespace ChatStack.ChatApi.Sessions;
+
+/// <summary>
+/// Sessions in Firestore through the generated gRPC client, laid out for a person to browse:
+/// <c>sessions/{sessionId}</c> (user_id, title, timestamps, token totals) and
+/// <c>sessions/{sessionId}/messages/{messageId}</c> (role, content, tokens, created_at).
+/// </summary>
+internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client, GoogleCloudOptions options) : IChatSessionStore
+{
+    // Short deadlines: a store that does not answer must become a 503 quickly, not a hung request.
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(5);
+
+    private string Database => $"projects/{options.RequireProjectId()}/databases/{options.FirestoreDatabase}";
+
+    private string SessionName(string sessionId) => $"{Database}/documents/sessions/{sessionId}";
+
+    public async Task<ChatSession?> GetSessionAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var document = await Call(() => client.GetDocumentAsync(new GetDocumentRequest { Name = SessionName(sessionId) },
+                deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken).ResponseAsync);
+            return ToSession(sessionId, document);
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
+        {
+            return null;
+        }
+    }
+
+    public Task CreateSessionAsync(ChatSession session, CancellationToken cancellationToken) =>
+        Commit(new Write
+        {
+            Update = new Document
+            {
+                Name = SessionName(session.Id),
+                Fields =
+                {
+                    ["user_id"] = Str(session.UserId),
+                    ["title"] = Str(session.Title),
+                    ["model"] = Str(session.Model),
+                    ["created_at"] = Time(session.CreatedAt),
+                    ["updated_at"] = Time(session.UpdatedAt),
+                    ["prompt_tokens"] = Int(0),
+                    ["completion_tokens"] = Int(0),
+                    ["total_tokens"] = Int(0),
+                    ["message_count"] = Int(0),
+                },
+            },
+            CurrentDocument = new Precondition { Exists = false },
+        }, cancellationToken);
+
+    public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, CancellationToken cancellationToken)
+    {
+        var document = new Document
+        {
+            Name = $"{SessionName(sessionId)}/messages/{message.Id}",
+            Fields =
+            {
+                ["role"] = Str(message.Role),
+                ["content"] = Str(message.Content),
+                ["tokens"] = Int(message.Tokens),
+                ["created_at"] = Time(message.CreatedAt),
+            },
+        };
+        AddIfSet(document, "model", message.Model);
+        AddIfSet(document, "finish_reason", message.FinishReason);
+        AddIfSet(document, "tool_name", message.ToolName);
+        AddIfSet(document, "tool_arguments", message.ToolArguments);
+        AddIfSet(document, "tool_status", message.ToolStatus);
+        if (message.ReconciliationDelta is { } delta)
+        {
+            document.Fields["usage_reconciliation_delta"] = Int(delta);
+        }
+
+        if (message.DurationMs is { } duration)
+        {
+            document.Fields["duration_ms"] = new FsValue { DoubleValue = duration };
+        }
+
+        return Commit(new Write { Update = document, CurrentDocument = new Precondition { Exists = false } }, cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        var messages = new List<ChatMessageRecord>();
+        var pageToken = "";
+        do
+        {
+            // Ids are time-ordered, and documents list in id order: no index needed.
+            var page = await Call(() => client.ListDocumentsAsync(new ListDocumentsRequest
+            {
+                Parent = SessionName(sessionId),
+                CollectionId = "messages",
+                PageSize = 300,
+                PageToken = pageToken,
+            }, deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken).ResponseAsync);
+            messages.AddRange(page.Documents.Select(ToMessage));
+            pageToken = page.NextPageToken;
+        }
+        while (!string.IsNullOrEmpty(pageToken));
+
+        return messages;
+    }
+
+    public Task AddUsageAsync(string sessionId, int promptTokens, int completionTokens, int messages, DateTimeOffset now, CancellationToken cancellationToken) =>
+        Commit(new Write
+        {
+            Update = new Document { Name = SessionName(sessionId), Fields = { ["updated_at"] = Time(now) } },
+            UpdateMask = new DocumentMask { FieldPaths = { "updated_at" } },
+            UpdateTransforms =
+            {
+                Increment("prompt_tokens", promptTokens),
+                Increment("completion_tokens", completionTokens),
+                Increment("total_tokens", promptTokens + completionTokens),
+                Increment("message_count", messages),
+            },
+            CurrentDocument = new Precondition { Exists = true },
+        }, cancellationToken);
+
+    public Task SetSummaryAsync(string sessionId, string summary, string throughMessageId, DateTimeOffset now, CancellationToken cancellationToken) =>
+        Commit(new Write
+        {
+            Update = new Document
+            {
+                Name = SessionName(sessionId),
+                Fields = { ["summary"] = Str(summary), ["summary_through_message_id"] = Str(throughMessageId), ["updated_at"] = Time(now) },
+            },
+            UpdateMask = new DocumentMask { FieldPaths = { "summary", "summary_through_message_id", "updated_at" } },
+            CurrentDocument = new Precondition { Exists = true },
+        }, cancellationToken);
+
+    private async Task Commit(Write write, CancellationToken cancellationToken) =>
+        await Call(() => client.CommitAsync(new CommitRequest { Database = Database, Writes = { write } },
+            deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken).ResponseAsync);
+
+    /// <summary>Turns "cannot reach the store" into one exception type the API maps to 503.</summary>
+    private static async Task<T> Call<T>(Func<Task<T>> call)
+    {
+        try
+        {
+            return await call();
+        }
+        catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal or StatusCode.Unknown)
+        {
+            throw new ChatStoreUnavailableException($"Firestore is unavailable: {e.Status.Detail}", e);
+        }
+    }
+
+    private static DocumentTransform.Types.FieldTransform Increment(string field, long by) =>
+        new() { FieldPath = field, Increment = Int(by) };
+
+    private static FsValue Str(string value) => new() { StringValue = value };
+
+    private static FsValue Int(long value) => new() { IntegerValue = value };
+
+    private static FsValue Time(DateTimeOffset value) => new() { TimestampValue = Timestamp.FromDateTimeOffset(value) };
+
+    private static void AddIfSet(Document document, string field, string? value)
+    {
+        if (value is not null)
+        {
+            document.Fields[field] = Str(value);
+        }
+    }
+
+    private static ChatSession ToSession(string id, Document d) => new()
+    {
+        Id = id,
+        UserId = S(d, "user_id") ?? "",
+        Title = S(d, "title") ?? "",
+        Model = S(d, "model") ?? "",
+        CreatedAt = T(d, "created_at"),
+        UpdatedAt = T(d, "updated_at"),
+        PromptTokens = I(d, "prompt_tokens"),
+        CompletionTokens = I(d, "completion_tokens"),
+        TotalTokens = I(d, "total_tokens"),
+        MessageCount = I(d, "message_count"),
+        Summary = S(d, "summary"),
+        SummaryThroughMessageId = S(d, "summary_through_message_id"),
+    };
+
+    private static ChatMessageRecord ToMessage(Document d) => new()
+    {
+        Id = d.Name[(d.Name.LastIndexOf('/') + 1)..],
+        Role = S(d, "role") ?? "",
+        Content = S(d, "content") ?? "",
+        Tokens = (int)I(d, "tokens"),
+        CreatedAt = T(d, "created_at"),
+        Model = S(d, "model"),
+        FinishReason = S(d, "finish_reason"),
+        ToolName = S(d, "tool_name"),
+        ToolArguments = S(d, "tool_arguments"),
+        ToolStatus = S(d, "tool_status"),
+        ReconciliationDelta = d.Fields.TryGetValue("usage_reconciliation_delta", out var r) && r.ValueTypeCase == FsValue.ValueTypeOneofCase.IntegerValue ? (int)r.IntegerValue : null,
+        DurationMs = d.Fields.TryGetValue("duration_ms", out var v) && v.ValueTypeCase == FsValue.ValueTypeOneofCase.DoubleValue ? v.DoubleValue : null,
+    };
+
+    private static string? S(Document d, string field) =>
+        d.Fields.TryGetValue(field, out var v) && v.ValueTypeCase == FsValue.ValueTypeOneofCase.StringValue ? v.StringValue : null;
+
+    private static long I(Document d, string field) =>
+        d.Fields.TryGetValue(field, out var v) && v.ValueTypeCase == FsValue.ValueTypeOneofCase.IntegerValue ? v.IntegerValue : 0;
+
+    private static DateTimeOffset T(Document d, string field) =>
+        d.Fields.TryGetValue(field, out var v) && v.TimestampValue is { } t ? t.ToDateTimeOffset() : default;
+}

@@ -1,0 +1,74 @@
+using System.Text;
+
+namespace ChatStack.ChatApi.Streaming;
+
+/// <summary>Writes a <see cref="ChatStream"/> to an HTTP response as <c>text/event-stream</c>, with heartbeats.</summary>
+internal static class SseResponse
+{
+    private static readonly byte[] Heartbeat = Encoding.UTF8.GetBytes(": heartbeat\n\n");
+
+    public static async Task WriteAsync(HttpContext context, ChatStream stream, long afterSequence, TimeSpan heartbeat)
+    {
+        var response = context.Response;
+        response.ContentType = "text/event-stream; charset=utf-8";
+        response.Headers.CacheControl = "no-cache, no-transform";
+        // Proxies such as nginx buffer responses unless told not to: a buffered SSE stream is no stream at all.
+        response.Headers["X-Accel-Buffering"] = "no";
+        context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpResponseBodyFeature>()?.DisableBuffering();
+
+        var aborted = context.RequestAborted;
+        stream.Attach();
+        try
+        {
+            // A retry hint for EventSource-style clients, and the headers go out at once.
+            await response.WriteAsync("retry: 2000\n\n", aborted);
+            await response.Body.FlushAsync(aborted);
+            var next = afterSequence;
+            while (true)
+            {
+                var (events, completed, changed) = stream.Read(next);
+                if (events.Count > 0)
+                {
+                    foreach (var e in events)
+                    {
+                        await response.WriteAsync(e.Wire, aborted);
+                        next = e.Sequence;
+                    }
+
+                    await response.Body.FlushAsync(aborted);
+                    continue;
+                }
+
+                if (completed)
+                {
+                    return;
+                }
+
+                // Idle: a comment line keeps proxies and load balancers from closing the connection.
+                using var idle = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+                var delay = Task.Delay(heartbeat, idle.Token);
+                if (await Task.WhenAny(changed, delay) == delay)
+                {
+                    aborted.ThrowIfCancellationRequested();
+                    await response.Body.WriteAsync(Heartbeat, aborted);
+                    await response.Body.FlushAsync(aborted);
+                }
+                else
+                {
+                    await idle.CancelAsync();
+                }
+            }
+        }
+        catch (OperationCanceledException) when (aborted.IsCancellationRequested)
+        {
+            // The client went away; detaching below cancels the run if nobody else reads it.
+        }
+        catch (IOException) when (aborted.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            stream.Detach();
+        }
+    }
+}

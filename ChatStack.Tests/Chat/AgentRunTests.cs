@@ -1,0 +1,163 @@
+using ChatStack.ChatApi.Agent;
+using ChatStack.ChatApi.Budget;
+using ChatStack.ChatApi.Limits;
+using ChatStack.ChatApi.Sessions;
+using ChatStack.ChatApi.Streaming;
+using ChatStack.Tests.Support;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.SemanticKernel;
+using Microsoft.SemanticKernel.ChatCompletion;
+
+namespace ChatStack.Tests.Chat;
+
+/// <summary>The agent run against fakes of its seams: the store in memory, the offline model, a recording event writer.</summary>
+public class AgentRunTests
+{
+    private static readonly ITokenCounter Counter = TiktokenTokenCounter.ForEncoding("o200k_base");
+    private readonly InMemoryChatSessionStore _store = new();
+    private readonly RecordingWriter _events = new();
+
+    [Fact]
+    public async Task Past_the_context_share_older_history_is_summarized_before_the_model_call_keeping_the_newest_turns()
+    {
+        var history = Enumerable.Range(0, 8).Select(i => new ChatMessageRecord
+        {
+            Id = ChatMessageRecord.NewId(DateTimeOffset.UtcNow),
+            Role = i % 2 == 0 ? "user" : "assistant",
+            Content = $"Message {i}. " + TokenCountingTests.Sample("prose", 3),
+            CreatedAt = DateTimeOffset.UtcNow,
+        }).ToList();
+        var model = new RecordingModel(new OfflineChatCompletionService(Counter, new OfflineModelOptions { DeltaDelayMs = 0 }));
+        var run = Run(history, "And now?", model, budget: 5000, contextWindow: 600, keepRecent: 4);
+        await run.ExecuteAsync(CancellationToken.None);
+
+        var summarized = Assert.IsType<SummarizedEvent>(_events.Single(ChatEventTypes.Summarized));
+        Assert.Equal(4, summarized.ReplacedMessages);
+        Assert.Equal(4, summarized.KeptMessages);
+        Assert.Equal(history[3].Id, summarized.ThroughMessageId);
+        Assert.True(summarized.TokensAfter < summarized.TokensBefore);
+        Assert.True(_events.Phases()[1] == BudgetPhases.Retrieval && _events.Phases()[2] == BudgetPhases.Retrieval);
+        Assert.True(((TokenCountEvent)_events.TokenCounts()[1]).ShouldSummarize);
+
+        // The answering call saw: system prompt, the summary, the four newest messages verbatim, the new message.
+        var answering = model.Calls[^1];
+        Assert.Equal(7, answering.Count);
+        Assert.StartsWith("Summary of the earlier conversation:", answering[1].Content);
+        Assert.Equal(history.Skip(4).Select(m => m.Content), answering.Skip(2).Take(4).Select(m => m.Content));
+        Assert.Equal("And now?", answering[^1].Content);
+        Assert.Equal(history[3].Id, _store.Session("s1").SummaryThroughMessageId);
+    }
+
+    [Fact]
+    public async Task An_exhausted_budget_stops_generation_and_keeps_and_counts_the_partial_answer()
+    {
+        var model = new OfflineChatCompletionService(Counter, new OfflineModelOptions { DeltaDelayMs = 0 });
+        var run = Run([], "Write a long essay about budgets.", model, budget: 200);
+        await run.ExecuteAsync(CancellationToken.None);
+
+        var done = Assert.IsType<DoneEvent>(_events.All[^1].Data);
+        Assert.Equal(FinishReasons.BudgetExhausted, done.FinishReason);
+        var answer = _store.Messages("s1")[^1];
+        Assert.Equal(FinishReasons.BudgetExhausted, answer.FinishReason);
+        Assert.Equal(Counter.Count(answer.Content), answer.Tokens);
+        var deltas = string.Concat(_events.All.Where(e => e.Type == ChatEventTypes.MessageDelta).Select(e => ((MessageDeltaEvent)e.Data).Text));
+        Assert.Equal(deltas, answer.Content);
+        // Stopped at the first delta that reached the budget: one delta less would have been under it.
+        var lastDelta = ((MessageDeltaEvent)_events.All.Last(e => e.Type == ChatEventTypes.MessageDelta).Data).Text;
+        var beforeLastDelta = done.Usage.PromptTokens + Counter.Count(deltas.AsSpan(0, deltas.Length - lastDelta.Length));
+        Assert.True(beforeLastDelta < 200);
+        Assert.True(_store.Session("s1").TotalTokens > 0);
+    }
+
+    [Fact]
+    public async Task A_failing_tool_becomes_an_error_result_and_the_answer_still_comes()
+    {
+        var model = new OfflineChatCompletionService(Counter, new OfflineModelOptions { DeltaDelayMs = 0 });
+        var run = Run([], "What is 1 / 0 exactly?", model, budget: 4000);
+        await run.ExecuteAsync(CancellationToken.None);
+
+        var end = Assert.IsType<ToolEndEvent>(_events.Single(ChatEventTypes.ToolEnd));
+        Assert.Equal("error", end.Status);
+        Assert.StartsWith("error:", end.ResultSummary);
+        Assert.Equal(FinishReasons.Stop, Assert.IsType<DoneEvent>(_events.All[^1].Data).FinishReason);
+        Assert.Equal(["user", "tool", "assistant"], _store.Messages("s1").Select(m => m.Role));
+    }
+
+    [Fact]
+    public async Task A_cancelled_run_still_finalizes_saves_and_counts()
+    {
+        var model = new OfflineChatCompletionService(Counter, new OfflineModelOptions { DeltaDelayMs = 5 });
+        var run = Run([], "Write a long essay about cancellations.", model, budget: 8000);
+        using var cancel = new CancellationTokenSource();
+        _events.OnWrite = e =>
+        {
+            if (e.Type == ChatEventTypes.MessageDelta && _events.All.Count(x => x.Type == ChatEventTypes.MessageDelta) == 10)
+            {
+                cancel.Cancel();
+            }
+        };
+        await run.ExecuteAsync(cancel.Token);
+
+        var done = Assert.IsType<DoneEvent>(_events.All[^1].Data);
+        Assert.Equal(FinishReasons.Cancelled, done.FinishReason);
+        Assert.Equal(BudgetPhases.Finalize, _events.Phases()[^1]);
+        var answer = _store.Messages("s1")[^1];
+        Assert.Equal("assistant", answer.Role);
+        Assert.NotEmpty(answer.Content);
+        Assert.Equal(done.Usage.PromptTokens + done.Usage.CompletionTokens, _store.Session("s1").TotalTokens);
+    }
+
+    private AgentRun Run(IReadOnlyList<ChatMessageRecord> history, string message, IChatCompletionService model, int budget, int contextWindow = 128_000, int keepRecent = 4)
+    {
+        var session = new ChatSession { Id = "s1", UserId = "u1", Title = "t", Model = "m", CreatedAt = DateTimeOffset.UtcNow, UpdatedAt = DateTimeOffset.UtcNow };
+        _store.CreateSessionAsync(session, CancellationToken.None);
+        foreach (var m in history)
+        {
+            _store.AppendMessageAsync("s1", m, CancellationToken.None);
+        }
+
+        var spec = new ModelSpec("m", new ModelOptions { Provider = ModelProvider.Offline, ContextWindow = contextWindow, Encoding = "o200k_base" });
+        var options = new ChatOptions { KeepRecentMessages = keepRecent };
+        return new AgentRun(new ChatRunRequest("u1", session, history, message, spec, budget), _events, model, Counter, _store,
+            new NoOpChatEventSink(), new UserLimiter(new LimitOptions(), TimeProvider.System), options, TimeProvider.System, NullLogger.Instance);
+    }
+
+    private sealed class RecordingWriter : IChatEventWriter
+    {
+        public List<(string Type, object Data)> All { get; } = [];
+
+        public Action<(string Type, object Data)>? OnWrite { get; set; }
+
+        public void Write(string type, object data)
+        {
+            All.Add((type, data));
+            OnWrite?.Invoke((type, data));
+        }
+
+        public object Single(string type) => Assert.Single(All, e => e.Type == type).Data;
+
+        public List<object> TokenCounts() => All.Where(e => e.Type == ChatEventTypes.TokenCount).Select(e => e.Data).ToList();
+
+        public List<string> Phases() => TokenCounts().Cast<TokenCountEvent>().Select(t => t.Phase).ToList();
+    }
+
+    /// <summary>Keeps the history each model call was given.</summary>
+    private sealed class RecordingModel(IChatCompletionService inner) : IChatCompletionService
+    {
+        public List<ChatHistory> Calls { get; } = [];
+
+        public IReadOnlyDictionary<string, object?> Attributes => inner.Attributes;
+
+        public Task<IReadOnlyList<ChatMessageContent>> GetChatMessageContentsAsync(ChatHistory chatHistory, PromptExecutionSettings? executionSettings = null, Kernel? kernel = null, CancellationToken cancellationToken = default)
+        {
+            Calls.Add([.. chatHistory]);
+            return inner.GetChatMessageContentsAsync(chatHistory, executionSettings, kernel, cancellationToken);
+        }
+
+        public IAsyncEnumerable<StreamingChatMessageContent> GetStreamingChatMessageContentsAsync(ChatHistory chatHistory, PromptExecutionSettings? executionSettings = null, Kernel? kernel = null, CancellationToken cancellationToken = default)
+        {
+            Calls.Add([.. chatHistory]);
+            return inner.GetStreamingChatMessageContentsAsync(chatHistory, executionSettings, kernel, cancellationToken);
+        }
+    }
+}

@@ -1,0 +1,214 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using ChatStack.Tests.Support;
+
+namespace ChatStack.Tests.Chat;
+
+/// <summary>
+/// The chat API on Kestrel in process, configured per test: against the stack's Firestore emulator, an
+/// unreachable Firestore, tight limits, or a local OpenAI-compatible server.
+/// </summary>
+[Collection(StackCollection.Name)]
+public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task The_openai_compatible_path_streams_calls_tools_and_reconciles_with_the_final_usage_chunk()
+    {
+        await using var provider = await OpenAiCompatibleServer.StartAsync();
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?>
+        {
+            ["Chat:Models:test-gpt-4o:Provider"] = "OpenAI",
+            ["Chat:Models:test-gpt-4o:Endpoint"] = provider.BaseAddress.ToString(),
+            ["Chat:Models:test-gpt-4o:ApiKey"] = "test-key",
+            ["Chat:Models:test-gpt-4o:ProviderModelId"] = "gpt-4o-mini",
+        });
+        var client = await ChatApiClient.SignInAsync(host.Address, "openai-user");
+        var events = await client.ChatAsync(new { message = "Please multiply 17 by 3.", model = "test-gpt-4o" });
+        output.WriteLine(string.Join(' ', events.Select(e => e.Event)));
+
+        // Two model calls: the first asks for the calculator, the second answers from its result.
+        Assert.Equal(2, provider.Requests.Count);
+        var first = provider.Requests.First();
+        Assert.True(first["stream"]!.GetValue<bool>());
+        Assert.True(first["stream_options"]?["include_usage"]?.GetValue<bool>(), "streaming usage is requested");
+        Assert.Equal("gpt-4o-mini", first["model"]!.GetValue<string>());
+        Assert.Contains(first["tools"]!.AsArray(), t => t!["function"]!["name"]!.GetValue<string>() == "tools-calculate");
+        var second = provider.Requests.Last();
+        Assert.Contains(second["messages"]!.AsArray(), m => m!["role"]!.GetValue<string>() == "tool" && m["content"]!.ToString() == "51");
+
+        var toolEnd = Assert.Single(events, e => e.Event == "tool_end").Payload;
+        Assert.Equal("calculate", toolEnd.GetProperty("name").GetString());
+        Assert.Equal("51", toolEnd.GetProperty("result_summary").GetString());
+        var text = string.Concat(events.Where(e => e.Event == "message_delta").Select(e => e.Payload.GetProperty("text").GetString()));
+        Assert.Equal(string.Concat(OpenAiCompatibleServer.AnswerChunks), text);
+
+        // The provider's usage (two calls) replaces the count at finalize; the difference is reported.
+        var done = events.Single(e => e.Event == "done").Payload;
+        var usage = done.GetProperty("usage");
+        Assert.Equal(2 * OpenAiCompatibleServer.PromptTokensPerCall, usage.GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(2 * OpenAiCompatibleServer.CompletionTokensPerCall, usage.GetProperty("completion_tokens").GetInt32());
+        var reconciliation = done.GetProperty("reconciliation");
+        // The count covers what the provider re-sends only once, so the provider's total is higher.
+        var counted = reconciliation.GetProperty("counted_total").GetInt32();
+        var lastLive = events.Last(e => e.Event == "token_count" && e.Payload.GetProperty("phase").GetString() != "finalize").Payload.GetProperty("total").GetInt32();
+        Assert.True(counted >= lastLive);
+        Assert.Equal(reconciliation.GetProperty("provider_total").GetInt32() - counted, reconciliation.GetProperty("delta").GetInt32());
+        output.WriteLine($"counted {counted}, provider {reconciliation.GetProperty("provider_total").GetInt32()}");
+        Assert.Equal(usage.GetProperty("total_tokens").GetInt32(), events.Last(e => e.Event == "token_count").Payload.GetProperty("total").GetInt32());
+
+        // The difference is recorded with the answer, and the session totals are the provider's.
+        var answer = (await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}/messages")).EnumerateArray().Last();
+        Assert.Equal(reconciliation.GetProperty("delta").GetInt32(), answer.GetProperty("usage_reconciliation_delta").GetInt32());
+        Assert.Equal(usage.GetProperty("total_tokens").GetInt32(), (await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}")).GetProperty("total_tokens").GetInt32());
+    }
+
+    [Fact]
+    public async Task A_failing_provider_ends_the_stream_with_an_error_event_after_finalize()
+    {
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?>
+        {
+            ["Chat:Models:dead-gpt-4o:Endpoint"] = "http://127.0.0.1:9/v1/",
+            ["Chat:Models:dead-gpt-4o:ApiKey"] = "k",
+        });
+        var client = await ChatApiClient.SignInAsync(host.Address, "unlucky-user");
+        var events = await client.ChatAsync(new { message = "hello", model = "dead-gpt-4o" });
+        Assert.Equal(["token_count", "token_count", "token_count", "error"], events.Select(e => e.Event));
+        Assert.Equal("finalize", events[^2].Payload.GetProperty("phase").GetString());
+        Assert.Equal("model_error", events[^1].Payload.GetProperty("code").GetString());
+        var messages = (await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}/messages")).EnumerateArray().ToList();
+        Assert.Equal(["user"], messages.Select(m => m.GetProperty("role").GetString()));
+    }
+
+    [Fact]
+    public async Task An_unreachable_firestore_answers_503_with_retry_after_before_the_model_is_called()
+    {
+        await using var provider = await OpenAiCompatibleServer.StartAsync();
+        await using var host = await ChatApiHost.StartAsync("127.0.0.1:1", new Dictionary<string, string?>
+        {
+            ["Chat:DefaultModel"] = "test-model",
+            ["Chat:Models:test-model:Endpoint"] = provider.BaseAddress.ToString(),
+        });
+        var client = await ChatApiClient.SignInAsync(host.Address, "store-down-user");
+        using var response = await client.PostChatAsync(new { message = "hello?" });
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.True(response.Headers.RetryAfter?.Delta > TimeSpan.Zero);
+        Assert.Equal("store-unavailable", JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("code").GetString());
+        Assert.Empty(provider.Requests);
+
+        using var read = await client.Http.GetAsync("/api/sessions/some-session");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, read.StatusCode);
+    }
+
+    [Fact]
+    public async Task Rate_and_quota_limits_answer_429_with_retry_after_and_ratelimit_headers()
+    {
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?>
+        {
+            ["Limits:RequestsPerWindow"] = "2",
+            ["Limits:RequestWindowSeconds"] = "600",
+            ["Chat:Offline:DeltaDelayMs"] = "0",
+        });
+        var client = await ChatApiClient.SignInAsync(host.Address, "busy-user");
+        for (var i = 0; i < 2; i++)
+        {
+            using var ok = await client.PostChatAsync(new { message = "hi" });
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+            Assert.Equal((1 - i).ToString(), ok.Headers.GetValues("RateLimit-Remaining").Single());
+            await Sse.ReadAllAsync(ok);
+        }
+
+        using var limited = await client.PostChatAsync(new { message = "hi" });
+        Assert.Equal(HttpStatusCode.TooManyRequests, limited.StatusCode);
+        Assert.InRange(limited.Headers.RetryAfter!.Delta!.Value.TotalSeconds, 590, 600);
+        Assert.Equal("2", limited.Headers.GetValues("RateLimit-Limit").Single());
+        Assert.Equal("0", limited.Headers.GetValues("RateLimit-Remaining").Single());
+        Assert.Equal("rate-limited", JsonDocument.Parse(await limited.Content.ReadAsStringAsync()).RootElement.GetProperty("code").GetString());
+
+        // Another user is not affected.
+        var other = await ChatApiClient.SignInAsync(host.Address, "calm-user");
+        using var fine = await other.PostChatAsync(new { message = "hi" });
+        Assert.Equal(HttpStatusCode.OK, fine.StatusCode);
+        await Sse.ReadAllAsync(fine);
+    }
+
+    [Fact]
+    public async Task An_exhausted_token_quota_is_a_clear_problem_and_caps_the_budget_before()
+    {
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?>
+        {
+            ["Limits:TokensPerWindow"] = "400",
+            ["Chat:Offline:DeltaDelayMs"] = "0",
+        });
+        var client = await ChatApiClient.SignInAsync(host.Address, "thrifty-user");
+        // The quota caps the first request's budget: it stops at the quota, not at budget_max.
+        var first = await client.ChatAsync(new { message = "Write a long essay.", budget_max = 5000 });
+        var done = first.Single(e => e.Event == "done").Payload;
+        Assert.Equal(400, done.GetProperty("usage").GetProperty("budget_max").GetInt32());
+        Assert.Equal("budget_exhausted", done.GetProperty("finish_reason").GetString());
+
+        using var refused = await client.PostChatAsync(new { message = "more please" });
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        Assert.True(refused.Headers.RetryAfter?.Delta > TimeSpan.FromHours(23));
+        var problem = JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("quota-exhausted", problem.GetProperty("code").GetString());
+        Assert.Contains("400 tokens", problem.GetProperty("detail").GetString());
+    }
+
+    [Fact]
+    public async Task Outside_development_there_is_no_token_endpoint_and_tokens_must_be_signed_with_the_configured_key()
+    {
+        const string key = "a-production-signing-key-of-sufficient-length-0123456789";
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?> { ["Identity:SigningKey"] = key }, "Production");
+        using var http = ChatApiClient.CreateHttpClient(host.Address);
+        using var devToken = await http.PostAsync("/api/dev/token", new StringContent("{\"user_id\":\"x\"}", System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.NotFound, devToken.StatusCode);
+
+        var options = new ChatStack.ChatApi.Identity.ChatIdentityOptions { SigningKey = key };
+        var good = ChatStack.ChatApi.Identity.IdentityExtensions.IssueDevelopmentToken(options, "prod-user", TimeProvider.System);
+        var forged = ChatStack.ChatApi.Identity.IdentityExtensions.IssueDevelopmentToken(new() { SigningKey = key.Replace('a', 'b') }, "prod-user", TimeProvider.System);
+        foreach (var (token, expected) in new[] { (good, HttpStatusCode.NotFound), (forged, HttpStatusCode.Unauthorized), ("not-a-jwt", HttpStatusCode.Unauthorized) })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/api/sessions/whatever");
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+            using var response = await http.SendAsync(request);
+            Assert.Equal(expected, response.StatusCode);
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        }
+    }
+
+    [Fact]
+    public void Outside_development_a_missing_signing_key_stops_start_up() =>
+        Assert.Throws<InvalidOperationException>(() =>
+            ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?>(), "Production").GetAwaiter().GetResult());
+
+    [Fact]
+    public async Task Idle_streams_get_heartbeat_comments()
+    {
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?>
+        {
+            ["Chat:HeartbeatSeconds"] = "0.05",
+            ["Chat:Offline:DeltaDelayMs"] = "150",
+        });
+        var client = await ChatApiClient.SignInAsync(host.Address, "patient-user");
+        using var response = await client.PostChatAsync(new { message = "hi" });
+        await using var body = await response.Content.ReadAsStreamAsync();
+        var heartbeats = 0;
+        var events = 0;
+        await foreach (var message in Sse.ReadAsync(body))
+        {
+            if (message.IsComment)
+            {
+                heartbeats++;
+            }
+            else if (++events >= 6)
+            {
+                break;
+            }
+        }
+
+        output.WriteLine($"{heartbeats} heartbeats in the first {events} events");
+        Assert.True(heartbeats >= 2);
+    }
+}

@@ -1,0 +1,338 @@
+using Aspire.Hosting;
+using Aspire.Hosting.ApplicationModel;
+using Aspire.Hosting.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using System.Net;
+using System.Text.Json;
+using ChatStack.Tests.Support;
+
+namespace ChatStack.Tests.Chat;
+
+/// <summary>The chat protocol over real HTTP against the AppHost's chat-api (real Firestore emulator, offline model).</summary>
+[Collection(StackCollection.Name)]
+public class ChatProtocolTests(StackFixture stack, ITestOutputHelper output)
+{
+    private static readonly string[] PhaseOrder = ["ingress", "retrieval", "model_stream", "tool", "finalize"];
+
+    private Task<ChatApiClient> SignInAsync(string? user = null) =>
+        ChatApiClient.SignInAsync(stack.App.GetEndpoint("chat-api", "http"), user ?? $"user-{Guid.NewGuid():N}"[..20]);
+
+    [Fact]
+    public async Task A_chat_streams_every_phase_in_order_with_tools_and_a_50_token_cadence_then_reads_back()
+    {
+        var client = await SignInAsync();
+        var events = await client.ChatAsync(new { message = "What time is it in Tokyo, and what is (12.5 + 3) * 4? Please explain at length." });
+
+        var types = events.Select(e => e.Event).ToList();
+        output.WriteLine(string.Join(' ', types.Where(t => t != "message_delta")));
+        Assert.All(events, e => Assert.Equal(e.Event, e.EnvelopeType));
+        Assert.All(events, e => Assert.NotNull(e.Id));
+        Assert.Equal(events.Count, events.Select(e => e.Id).Distinct().Count());
+
+        var counts = events.Where(e => e.Event == "token_count").Select(e => e.Payload).ToList();
+        var phases = counts.Select(c => c.GetProperty("phase").GetString()!).ToList();
+        Assert.Equal("ingress", phases[0]);
+        Assert.Equal("retrieval", phases[1]);
+        Assert.Equal("finalize", phases[^1]);
+        Assert.Single(phases, p => p == "finalize");
+        Assert.Contains("model_stream", phases);
+        Assert.Equal(4, phases.Count(p => p == "tool")); // two tools, a start and an end each
+        Assert.True(phases.Select(p => Array.IndexOf(PhaseOrder, p)).Zip(phases.Skip(1).Select(p => Array.IndexOf(PhaseOrder, p)))
+            .All(pair => pair.Second >= pair.First || (pair.First == 3 && pair.Second == 2)), string.Join(",", phases));
+        foreach (var count in counts)
+        {
+            foreach (var field in new[] { "prompt", "completion", "total", "remaining", "budget_max", "ts", "phase" })
+            {
+                Assert.True(count.TryGetProperty(field, out _), $"token_count lacks {field}");
+            }
+
+            Assert.Equal(count.GetProperty("prompt").GetInt32() + count.GetProperty("completion").GetInt32(), count.GetProperty("total").GetInt32());
+        }
+
+        // Tools: start then end, with name, arguments, result summary, duration and status.
+        var starts = events.Where(e => e.Event == "tool_start").Select(e => e.Payload).ToList();
+        var ends = events.Where(e => e.Event == "tool_end").Select(e => e.Payload).ToList();
+        Assert.Equal(["time_now", "calculate"], starts.Select(s => s.GetProperty("name").GetString()));
+        Assert.Equal("Asia/Tokyo", starts[0].GetProperty("arguments").GetProperty("time_zone").GetString());
+        Assert.Equal("62", ends[1].GetProperty("result_summary").GetString());
+        Assert.All(ends, e => Assert.Equal("ok", e.GetProperty("status").GetString()));
+        Assert.All(ends, e => Assert.True(e.GetProperty("duration_ms").GetDouble() >= 0));
+
+        // The model_stream cadence: one about every 50 completion tokens.
+        var streamCompletions = counts.Where(c => c.GetProperty("phase").GetString() == "model_stream").Select(c => c.GetProperty("completion").GetInt32()).ToList();
+        output.WriteLine($"model_stream at completion = {string.Join(", ", streamCompletions)}");
+        Assert.True(streamCompletions.Count >= 3, "a long answer crosses several checkpoints");
+        foreach (var (previous, next) in streamCompletions.Zip(streamCompletions.Skip(1)))
+        {
+            Assert.InRange(next - previous, 40, 70);
+        }
+
+        // done: ids, final usage, finish reason; the text is what the deltas said.
+        var done = Assert.Single(events, e => e.Event == "done").Payload;
+        Assert.Equal("done", types[^1]);
+        Assert.Equal("stop", done.GetProperty("finish_reason").GetString());
+        var usage = done.GetProperty("usage");
+        Assert.Equal(counts[^1].GetProperty("total").GetInt32(), usage.GetProperty("total_tokens").GetInt32());
+        Assert.True(done.GetProperty("reconciliation").TryGetProperty("delta", out _));
+        var text = string.Concat(events.Where(e => e.Event == "message_delta").Select(e => e.Payload.GetProperty("text").GetString()));
+        Assert.Contains("62", text);
+
+        var sessionId = done.GetProperty("session_id").GetString()!;
+        var session = await client.GetJsonAsync($"/api/sessions/{sessionId}");
+        Assert.Equal(usage.GetProperty("total_tokens").GetInt32(), session.GetProperty("total_tokens").GetInt32());
+        var messages = (await client.GetJsonAsync($"/api/sessions/{sessionId}/messages")).EnumerateArray().ToList();
+        Assert.Equal(["user", "tool", "tool", "assistant"], messages.Select(m => m.GetProperty("role").GetString()));
+        Assert.Equal(text, messages[^1].GetProperty("content").GetString());
+        Assert.Equal(done.GetProperty("assistant_message_id").GetString(), messages[^1].GetProperty("id").GetString());
+    }
+
+    [Fact]
+    public async Task A_second_message_continues_the_session_and_history_search_finds_the_first()
+    {
+        var client = await SignInAsync();
+        var first = await client.ChatAsync(new { message = "My favourite colour is ultramarine." });
+        var sessionId = first.Single(e => e.Event == "done").Payload.GetProperty("session_id").GetString();
+        var second = await client.ChatAsync(new { session_id = sessionId, message = "Search the conversation for colour" });
+        var toolEnd = Assert.Single(second, e => e.Event == "tool_end").Payload;
+        Assert.Equal("search_history", toolEnd.GetProperty("name").GetString());
+        Assert.Contains("ultramarine", toolEnd.GetProperty("result_summary").GetString());
+        var retrieval = second.First(e => e.Event == "token_count" && e.Payload.GetProperty("phase").GetString() == "retrieval").Payload;
+        var ingress = second.First(e => e.Event == "token_count").Payload;
+        Assert.True(retrieval.GetProperty("prompt").GetInt32() > ingress.GetProperty("prompt").GetInt32(), "history was loaded");
+    }
+
+    [Fact]
+    public async Task A_budget_exhausted_mid_answer_stops_and_keeps_what_was_said()
+    {
+        var client = await SignInAsync();
+        var events = await client.ChatAsync(new { message = "Write a long essay about caching.", budget_max = 150 });
+        var done = events.Single(e => e.Event == "done").Payload;
+        Assert.Equal("budget_exhausted", done.GetProperty("finish_reason").GetString());
+        var text = string.Concat(events.Where(e => e.Event == "message_delta").Select(e => e.Payload.GetProperty("text").GetString()));
+        Assert.NotEmpty(text);
+        var finalize = events.Last(e => e.Event == "token_count").Payload;
+        Assert.Equal("finalize", finalize.GetProperty("phase").GetString());
+        Assert.Equal(0, finalize.GetProperty("remaining").GetInt32());
+        Assert.InRange(finalize.GetProperty("total").GetInt32(), 150, 160); // stops within one delta of the budget
+        var messages = (await client.GetJsonAsync($"/api/sessions/{done.GetProperty("session_id").GetString()}/messages")).EnumerateArray().ToList();
+        Assert.Equal(text, messages[^1].GetProperty("content").GetString());
+        Assert.Equal("budget_exhausted", messages[^1].GetProperty("finish_reason").GetString());
+    }
+
+    [Fact]
+    public async Task Reconnecting_with_Last_Event_ID_resumes_after_that_event()
+    {
+        var client = await SignInAsync();
+        using var response = await client.PostChatAsync(new { message = "Tell me a long story about resumable streams." });
+        response.EnsureSuccessStatusCode();
+        var streamId = response.Headers.GetValues("X-Stream-Id").Single();
+        var firstPart = new List<SseMessage>();
+        await using (var body = await response.Content.ReadAsStreamAsync())
+        {
+            await foreach (var message in Sse.ReadAsync(body))
+            {
+                if (!message.IsComment)
+                {
+                    firstPart.Add(message);
+                }
+
+                if (firstPart.Count == 10)
+                {
+                    break;
+                }
+            }
+
+            // Resume while the first connection is still open (so the run is not cancelled), from event 10.
+            var resume = new HttpRequestMessage(HttpMethod.Get, $"/api/chat/streams/{streamId}");
+            resume.Headers.Add("Last-Event-ID", firstPart[^1].Id);
+            using var resumed = await client.Http.SendAsync(resume, HttpCompletionOption.ResponseHeadersRead);
+            resumed.EnsureSuccessStatusCode();
+            var rest = await Sse.ReadAllAsync(resumed);
+            Assert.Equal($"{streamId}.11", rest[0].Id);
+            Assert.Equal("done", rest[^1].Event);
+            var sequences = firstPart.Concat(rest).Select(e => long.Parse(e.Id!.Split('.')[1])).ToList();
+            Assert.Equal(Enumerable.Range(1, sequences.Count).Select(i => (long)i), sequences);
+        }
+
+        // After it finished, the same POST with Last-Event-ID replays the tail too.
+        var again = new HttpRequestMessage(HttpMethod.Post, "/api/chat") { Content = new StringContent("{}", System.Text.Encoding.UTF8, "application/json") };
+        again.Headers.Add("Last-Event-ID", firstPart[4].Id);
+        using var replay = await client.Http.SendAsync(again, HttpCompletionOption.ResponseHeadersRead);
+        replay.EnsureSuccessStatusCode();
+        var replayed = await Sse.ReadAllAsync(replay);
+        Assert.Equal($"{streamId}.6", replayed[0].Id);
+        Assert.Equal("done", replayed[^1].Event);
+
+        // Another user cannot read it.
+        var other = await SignInAsync();
+        var foreign = new HttpRequestMessage(HttpMethod.Get, $"/api/chat/streams/{streamId}");
+        using var refused = await other.Http.SendAsync(foreign);
+        Assert.Equal(HttpStatusCode.NotFound, refused.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_client_that_disconnects_cancels_the_model_call_and_the_partial_answer_is_kept()
+    {
+        var client = await SignInAsync();
+        string sessionId;
+        var deltas = 0;
+        using (var response = await client.PostChatAsync(new { message = "Write a long essay about disconnects." }))
+        {
+            sessionId = response.Headers.GetValues("X-Session-Id").Single();
+            await using var body = await response.Content.ReadAsStreamAsync();
+            await foreach (var message in Sse.ReadAsync(body))
+            {
+                if (message.Event == "message_delta" && ++deltas == 5)
+                {
+                    break;
+                }
+            }
+        }
+
+        // The run notices, stops the model, and persists what it had.
+        JsonElement last = default;
+        for (var attempt = 0; attempt < 50; attempt++)
+        {
+            var messages = (await client.GetJsonAsync($"/api/sessions/{sessionId}/messages")).EnumerateArray().ToList();
+            if (messages.Count == 2)
+            {
+                last = messages[^1];
+                break;
+            }
+
+            await Task.Delay(100);
+        }
+
+        Assert.Equal("assistant", last.GetProperty("role").GetString());
+        Assert.Equal("cancelled", last.GetProperty("finish_reason").GetString());
+        var content = last.GetProperty("content").GetString()!;
+        Assert.NotEmpty(content);
+        output.WriteLine($"kept {content.Length} characters, {last.GetProperty("tokens").GetInt32()} tokens after a disconnect at delta 5");
+        // The whole answer is ~1,000 tokens; a prompt cancellation keeps a few deltas' worth (37 measured
+        // locally). The bound leaves room for a slow machine noticing the disconnect late.
+        Assert.True(last.GetProperty("tokens").GetInt32() < 500, "the long answer was cut short");
+        // The session totals are updated right after the message: what was generated is counted.
+        var completionTokens = 0;
+        for (var attempt = 0; attempt < 50 && completionTokens == 0; attempt++)
+        {
+            completionTokens = (await client.GetJsonAsync($"/api/sessions/{sessionId}")).GetProperty("completion_tokens").GetInt32();
+            await Task.Delay(completionTokens == 0 ? 100 : 0);
+        }
+
+        Assert.True(completionTokens >= last.GetProperty("tokens").GetInt32(), "what was generated is counted");
+    }
+
+    [Fact]
+    public async Task History_past_the_context_share_is_summarized_keeping_the_newest_turns()
+    {
+        var client = await SignInAsync();
+        string? sessionId = null;
+        List<SseMessage>? summarizedTurn = null;
+        for (var turn = 0; turn < 8 && summarizedTurn is null; turn++)
+        {
+            var events = await client.ChatAsync(new { session_id = sessionId, message = $"Turn {turn}: tell me about topic number {turn}.", model = "chatstack-offline-small-context" });
+            sessionId = events.Single(e => e.Event == "done").Payload.GetProperty("session_id").GetString();
+            if (events.Any(e => e.Event == "summarized"))
+            {
+                summarizedTurn = events;
+            }
+        }
+
+        Assert.NotNull(summarizedTurn);
+        var types = summarizedTurn.Where(e => e.Event != "message_delta").Select(e => e.Event == "token_count" ? e.Payload.GetProperty("phase").GetString() : e.Event).ToList();
+        output.WriteLine(string.Join(' ', types));
+        var retrievals = summarizedTurn.Where(e => e.Event == "token_count" && e.Payload.GetProperty("phase").GetString() == "retrieval").Select(e => e.Payload).ToList();
+        Assert.True(retrievals[0].GetProperty("should_summarize").GetBoolean());
+        var summarized = summarizedTurn.Single(e => e.Event == "summarized").Payload;
+        Assert.Equal(4, summarized.GetProperty("kept_messages").GetInt32());
+        Assert.True(summarized.GetProperty("tokens_after").GetInt32() < summarized.GetProperty("tokens_before").GetInt32());
+        // Summarized before the model call: the summary event precedes every delta.
+        Assert.True(summarizedTurn.FindIndex(e => e.Event == "summarized") < summarizedTurn.FindIndex(e => e.Event == "message_delta"));
+        var session = await client.GetJsonAsync($"/api/sessions/{sessionId}");
+        Assert.StartsWith("Summary of the earlier conversation", session.GetProperty("summary").GetString());
+    }
+
+    [Fact]
+    public async Task Bad_input_gets_a_problem_response_before_any_token_is_spent()
+    {
+        var client = await SignInAsync();
+        var mine = (await client.ChatAsync(new { message = "hello" })).Single(e => e.Event == "done").Payload.GetProperty("session_id").GetString();
+
+        async Task Expect(HttpStatusCode status, string code, Func<Task<HttpResponseMessage>> send)
+        {
+            using var response = await send();
+            var body = await response.Content.ReadAsStringAsync();
+            Assert.True(status == response.StatusCode, $"{code}: expected {(int)status}, got {(int)response.StatusCode} {body}");
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+            var problem = JsonDocument.Parse(body).RootElement;
+            Assert.Equal((int)status, problem.GetProperty("status").GetInt32());
+            if (code.Length > 0)
+            {
+                Assert.Equal(code, problem.GetProperty("code").GetString());
+            }
+        }
+
+        await Expect(HttpStatusCode.BadRequest, "malformed-json", () => client.PostRawAsync("{\"message\": \"hi\""));
+        await Expect(HttpStatusCode.BadRequest, "malformed-json", () => client.PostRawAsync("{\"message\": \"hi\", \"budget_max\": \"lots\"}"));
+        await Expect(HttpStatusCode.UnsupportedMediaType, "unsupported-media-type", () => client.PostRawAsync("message=hi", contentType: "application/x-www-form-urlencoded"));
+        await Expect(HttpStatusCode.BadRequest, "empty-message", () => client.PostChatAsync(new { message = "   " }));
+        await Expect(HttpStatusCode.BadRequest, "empty-message", () => client.PostChatAsync(new { session_id = mine }));
+        await Expect(HttpStatusCode.RequestEntityTooLarge, "message-too-large", () => client.PostChatAsync(new { message = new string('x', 16_001) }));
+        await Expect(HttpStatusCode.RequestEntityTooLarge, "request-too-large", () => client.PostChatAsync(new { message = "hi", padding = new string('x', 70_000) }));
+        await Expect(HttpStatusCode.NotFound, "session-not-found", () => client.PostChatAsync(new { session_id = "no-such-session", message = "hi" }));
+        await Expect(HttpStatusCode.BadRequest, "invalid-session-id", () => client.PostChatAsync(new { session_id = "../etc/passwd", message = "hi" }));
+        await Expect(HttpStatusCode.BadRequest, "invalid-session-id", () => client.PostChatAsync(new { session_id = "__reserved__", message = "hi" }));
+        await Expect(HttpStatusCode.BadRequest, "budget-out-of-range", () => client.PostChatAsync(new { message = "hi", budget_max = 0 }));
+        await Expect(HttpStatusCode.BadRequest, "budget-out-of-range", () => client.PostChatAsync(new { message = "hi", budget_max = 10_000_000 }));
+        await Expect(HttpStatusCode.BadRequest, "budget-too-small", () => client.PostChatAsync(new { message = string.Join(' ', Enumerable.Repeat("word", 100)), budget_max = 64 }));
+        await Expect(HttpStatusCode.BadRequest, "unknown-model", () => client.PostChatAsync(new { message = "hi", model = "gpt-imaginary" }));
+        await Expect(HttpStatusCode.BadRequest, "invalid-session-id", () => client.Http.GetAsync("/api/sessions/bad.id"));
+        await Expect(HttpStatusCode.NotFound, "session-not-found", () => client.Http.GetAsync("/api/sessions/unknown-session/messages"));
+        await Expect(HttpStatusCode.BadRequest, "invalid-last-event-id", () => client.Http.GetAsync("/api/chat/streams/abc").ContinueWith(_ =>
+            client.Http.SendAsync(new HttpRequestMessage(HttpMethod.Get, "/api/chat/streams/abc") { Headers = { { "Last-Event-ID", "garbage" } } })).Unwrap());
+
+        // Another user's session is invisible, and the body cannot choose the user.
+        var other = await SignInAsync();
+        await Expect(HttpStatusCode.NotFound, "session-not-found", () => other.Http.GetAsync($"/api/sessions/{mine}"));
+        await Expect(HttpStatusCode.NotFound, "session-not-found", () => other.PostChatAsync(new { session_id = mine, message = "hi", user_id = "the-owner" }));
+
+        // No token, no chat.
+        using var anonymous = stack.App.CreateHttpClient("chat-api");
+        using var unauthorized = await anonymous.PostAsync("/api/chat", new StringContent("{\"message\":\"hi\"}", System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.Unauthorized, unauthorized.StatusCode);
+
+        // None of that spent anything: the session still has just its first exchange.
+        var session = await client.GetJsonAsync($"/api/sessions/{mine}");
+        Assert.Equal(2, session.GetProperty("message_count").GetInt32());
+    }
+
+    [Fact]
+    public async Task The_apphost_hands_the_chat_api_a_generated_signing_key()
+    {
+        var model = stack.App.Services.GetRequiredService<DistributedApplicationModel>();
+        var api = model.Resources.OfType<ProjectResource>().Single(r => r.Name == "chat-api");
+#pragma warning disable CS0618 // reading what the resource was launched with
+        var environment = await api.GetEnvironmentVariableValuesAsync();
+#pragma warning restore CS0618
+        Assert.True(environment["Identity__SigningKey"].Length >= 48);
+    }
+
+    [Fact]
+    public async Task The_openapi_document_describes_the_json_endpoints()
+    {
+        using var http = stack.App.CreateHttpClient("chat-api");
+        var document = JsonDocument.Parse(await http.GetStringAsync("/openapi/v1.json")).RootElement;
+        var paths = document.GetProperty("paths");
+        foreach (var path in new[] { "/api/chat", "/api/sessions/{sessionId}", "/api/sessions/{sessionId}/messages", "/api/chat/streams/{streamId}" })
+        {
+            Assert.True(paths.TryGetProperty(path, out _), path);
+        }
+
+        Assert.Equal("bearer", document.GetProperty("components").GetProperty("securitySchemes").GetProperty("Bearer").GetProperty("scheme").GetString());
+        var chatRequest = document.GetProperty("components").GetProperty("schemas").GetProperty("ChatRequest").GetProperty("properties");
+        foreach (var field in new[] { "session_id", "message", "model", "budget_max" })
+        {
+            Assert.True(chatRequest.TryGetProperty(field, out _), field);
+        }
+    }
+}

@@ -1,0 +1,64 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace ChatStack.Tests.Support;
+
+/// <summary>
+/// The chat API on real Kestrel at 127.0.0.1:0 in this process, with settings a test chooses (a tiny rate
+/// limit, an unreachable Firestore, an OpenAI-compatible test server), wired exactly as Program.cs wires it.
+/// </summary>
+public sealed class ChatApiHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private ChatApiHost(WebApplication app, Uri address)
+    {
+        _app = app;
+        Address = address;
+    }
+
+    public Uri Address { get; }
+
+    public IServiceProvider Services => _app.Services;
+
+    public HttpClient CreateClient() => new() { BaseAddress = Address, Timeout = TimeSpan.FromMinutes(2) };
+
+    public static async Task<ChatApiHost> StartAsync(string firestoreHost, IDictionary<string, string?> settings, string environment = "Development")
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            EnvironmentName = environment,
+            ApplicationName = "ChatStack.ChatApi",
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["GOOGLE_CLOUD_PROJECT"] = $"chat-tests-{Guid.NewGuid():N}"[..24],
+            ["FIRESTORE_EMULATOR_HOST"] = firestoreHost,
+            ["PUBSUB_EMULATOR_HOST"] = "127.0.0.1:1",
+            ["Logging:LogLevel:Default"] = "Warning",
+            ["OTEL_EXPORTER_OTLP_ENDPOINT"] = "",
+        });
+        builder.Configuration.AddInMemoryCollection(settings);
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.AddServiceDefaults();
+        builder.AddChatApi();
+        var app = builder.Build();
+        app.MapDefaultEndpoints();
+        app.MapChatApi();
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return new ChatApiHost(app, new Uri(address));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}

@@ -1,0 +1,125 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace ChatStack.Tests.Support;
+
+/// <summary>
+/// A tiny OpenAI-compatible server: <c>POST /v1/chat/completions</c> with <c>stream: true</c> answers
+/// <c>chat.completion.chunk</c> SSE ending with a usage chunk and <c>[DONE]</c>, like OpenAI does when asked for
+/// <c>stream_options.include_usage</c>. When the last message asks to multiply and tools are offered, it first
+/// calls the <c>tools-calculate</c> function; after the tool result it answers.
+/// </summary>
+public sealed class OpenAiCompatibleServer : IAsyncDisposable
+{
+    public const int PromptTokensPerCall = 123;
+    public const int CompletionTokensPerCall = 45;
+
+    private readonly WebApplication _app;
+
+    private OpenAiCompatibleServer(WebApplication app, Uri address)
+    {
+        _app = app;
+        BaseAddress = address;
+    }
+
+    /// <summary>Base URL to configure as the model's endpoint (ends in /v1/).</summary>
+    public Uri BaseAddress { get; }
+
+    /// <summary>Every request body received, in order.</summary>
+    public ConcurrentQueue<JsonNode> Requests { get; } = new();
+
+    public static readonly string[] AnswerChunks = ["The ", "answer ", "is ", "51", ". ", "Multiplying ", "17 ", "by ", "3 ", "gives ", "51."];
+
+    public static async Task<OpenAiCompatibleServer> StartAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        var app = builder.Build();
+        OpenAiCompatibleServer? server = null;
+        app.MapPost("/v1/chat/completions", async (HttpContext context) =>
+        {
+            var body = (await JsonNode.ParseAsync(context.Request.Body))!;
+            server!.Requests.Enqueue(body);
+            await WriteStreamAsync(context, body);
+        });
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        server = new OpenAiCompatibleServer(app, new Uri(address.TrimEnd('/') + "/v1/"));
+        return server;
+    }
+
+    private static async Task WriteStreamAsync(HttpContext context, JsonNode body)
+    {
+        context.Response.ContentType = "text/event-stream";
+        var model = body["model"]?.GetValue<string>() ?? "test";
+        var messages = body["messages"]!.AsArray();
+        var last = messages[^1]!;
+        var wantsTool = body["tools"] is JsonArray { Count: > 0 } && last["role"]?.GetValue<string>() == "user"
+            && (last["content"]?.ToString() ?? "").Contains("multiply", StringComparison.OrdinalIgnoreCase);
+
+        async Task Send(object chunk)
+        {
+            await context.Response.WriteAsync($"data: {JsonSerializer.Serialize(chunk)}\n\n");
+            await context.Response.Body.FlushAsync();
+        }
+
+        object Chunk(object delta, string? finish) => new
+        {
+            id = "chatcmpl-test",
+            @object = "chat.completion.chunk",
+            created = 1_700_000_000,
+            model,
+            choices = new[] { new { index = 0, delta, finish_reason = finish } },
+        };
+
+        await Send(Chunk(new { role = "assistant", content = "" }, null));
+        if (wantsTool)
+        {
+            await Send(Chunk(new
+            {
+                tool_calls = new[]
+                {
+                    new { index = 0, id = "call_calc_1", type = "function", function = new { name = "tools-calculate", arguments = "{\"expression\":" } },
+                },
+            }, null));
+            await Send(Chunk(new { tool_calls = new[] { new { index = 0, function = new { arguments = "\"17 * 3\"}" } } } }, null));
+            await Send(Chunk(new { }, "tool_calls"));
+        }
+        else
+        {
+            foreach (var text in AnswerChunks)
+            {
+                await Send(Chunk(new { content = text }, null));
+            }
+
+            await Send(Chunk(new { }, "stop"));
+        }
+
+        // The final usage chunk: no choices, just usage.
+        await Send(new
+        {
+            id = "chatcmpl-test",
+            @object = "chat.completion.chunk",
+            created = 1_700_000_000,
+            model,
+            choices = Array.Empty<object>(),
+            usage = new { prompt_tokens = PromptTokensPerCall, completion_tokens = CompletionTokensPerCall, total_tokens = PromptTokensPerCall + CompletionTokensPerCall },
+        });
+        await context.Response.WriteAsync("data: [DONE]\n\n");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
