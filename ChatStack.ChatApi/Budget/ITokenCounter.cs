@@ -1,9 +1,8 @@
+using ChatStack.Tokenization;
+
 namespace ChatStack.ChatApi.Budget;
 
-/// <summary>
-/// Counts tokens of one encoding. A seam on purpose: ChatStack.Tokenization (a faster exact tiktoken counter)
-/// replaces the implementation without touching the budget logic.
-/// </summary>
+/// <summary>Counts tokens of one encoding, exactly as tiktoken does (ChatStack.Tokenization); a seam tests can wrap.</summary>
 internal interface ITokenCounter
 {
     /// <summary>The encoding, e.g. <c>o200k_base</c>.</summary>
@@ -11,15 +10,24 @@ internal interface ITokenCounter
 
     int Count(ReadOnlySpan<char> text);
 
-    /// <summary>
-    /// Where pre-tokenization splits <paramref name="text"/>: (offset, length) of each piece. Used by the streaming
-    /// counter to find a boundary when the text has no spaces (CJK).
-    /// </summary>
-    IEnumerable<(int Offset, int Length)> Pieces(string text);
+    /// <summary>An exact incremental counter for one streamed text.</summary>
+    Tokenization.StreamingTokenCounter CreateStream();
 }
 
 /// <summary>Counters per model: the encoding configured for the model, or the one its name implies.</summary>
 internal interface ITokenCounterProvider
 {
     ITokenCounter ForModel(string model);
+}
+
+/// <summary><see cref="ITokenCounter"/> over ChatStack.Tokenization's shared, cached counter.</summary>
+internal sealed class ExactTokenCounter(TokenCounter counter) : ITokenCounter
+{
+    public string Encoding => counter.EncodingName;
+
+    public int Count(ReadOnlySpan<char> text) => counter.CountTokens(text);
+
+    public Tokenization.StreamingTokenCounter CreateStream() => counter.CreateStreamingCounter();
+
+    public static ExactTokenCounter ForEncoding(string encoding) => new(TokenCounter.Create(encoding));
 }

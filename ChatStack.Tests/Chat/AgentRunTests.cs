@@ -13,7 +13,7 @@ namespace ChatStack.Tests.Chat;
 /// <summary>The agent run against fakes of its seams: the store in memory, the offline model, a recording event writer.</summary>
 public class AgentRunTests
 {
-    private static readonly ITokenCounter Counter = TiktokenTokenCounter.ForEncoding("o200k_base");
+    private static readonly ITokenCounter Counter = ExactTokenCounter.ForEncoding("o200k_base");
     private readonly InMemoryChatSessionStore _store = new();
     private readonly RecordingWriter _events = new();
 
