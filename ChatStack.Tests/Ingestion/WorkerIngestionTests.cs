@@ -6,8 +6,6 @@ using ChatStack.GoogleCloud.PubSub;
 using ChatStack.Tests.Support;
 using Google.Cloud.PubSub.V1;
 using Google.Protobuf;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace ChatStack.Tests.Ingestion;
 
@@ -19,19 +17,13 @@ public sealed class WorkerIngestionTests(StackFixture stack, ITestOutputHelper o
 {
     private const string Project = "chatstack-local";
     private readonly Grpc.Net.Client.GrpcChannel _channel = GoogleCloudChannels.Create(stack.PubSubHost, GoogleCloudChannels.PubSubEndpoint);
-    private readonly ServiceProvider _services = new ServiceCollection()
-        .AddBigQueryClient(new ConfigurationBuilder().Build(), o =>
-        {
-            o.EmulatorHost = stack.BigQueryHost;
-            o.ProjectId = Project;
-        })
-        .BuildServiceProvider();
+    private readonly EmulatorClients _clients = new(stack, Project);
 
-    private IBigQueryClient BigQuery => _services.GetRequiredService<IBigQueryClient>();
+    private IBigQueryClient BigQuery => _clients.BigQuery;
 
     public void Dispose()
     {
-        _services.Dispose();
+        _clients.Dispose();
         _channel.Dispose();
     }
 

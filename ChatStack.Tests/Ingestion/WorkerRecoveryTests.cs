@@ -1,15 +1,11 @@
-using System.CommandLine;
 using ChatStack.Contracts;
 using ChatStack.Contracts.Events;
 using ChatStack.GoogleCloud;
 using ChatStack.GoogleCloud.BigQuery;
 using ChatStack.GoogleCloud.PubSub;
-using ChatStack.Provisioner.Cli;
 using ChatStack.Tests.Support;
 using Google.Cloud.PubSub.V1;
 using Google.Protobuf;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace ChatStack.Tests.Ingestion;
 
@@ -19,21 +15,17 @@ public sealed class WorkerRecoveryTests(StackFixture stack, ITestOutputHelper ou
 {
     private readonly string _project = $"wk-{Guid.NewGuid():N}"[..20];
     private readonly Grpc.Net.Client.GrpcChannel _channel = GoogleCloudChannels.Create(stack.PubSubHost, GoogleCloudChannels.PubSubEndpoint);
-    private ServiceProvider? _services;
+    private EmulatorClients? _clients;
+
+    private EmulatorClients Clients => _clients ??= new EmulatorClients(stack, _project);
+
+    private IBigQueryClient BigQuery => Clients.BigQuery;
 
     public void Dispose()
     {
-        _services?.Dispose();
+        _clients?.Dispose();
         _channel.Dispose();
     }
-
-    private IBigQueryClient BigQuery => (_services ??= new ServiceCollection()
-        .AddBigQueryClient(new ConfigurationBuilder().Build(), o =>
-        {
-            o.EmulatorHost = stack.BigQueryHost;
-            o.ProjectId = _project;
-        })
-        .BuildServiceProvider()).GetRequiredService<IBigQueryClient>();
 
     private Dictionary<string, string> WorkerEnvironment(string pullMode = "Auto") => new()
     {
@@ -46,18 +38,8 @@ public sealed class WorkerRecoveryTests(StackFixture stack, ITestOutputHelper ou
         ["Ingestion__BatchSize"] = "100",
     };
 
-    private async Task ProvisionAsync()
-    {
-        var settings = new Dictionary<string, string?>
-        {
-            ["PUBSUB_EMULATOR_HOST"] = stack.PubSubHost,
-            ["BIGQUERY_EMULATOR_HOST"] = stack.BigQueryHost,
-            ["GOOGLE_CLOUD_PROJECT"] = _project,
-        };
-        var exitCode = await ProvisionerCli.Create(host => host.Configuration.AddInMemoryCollection(settings))
-            .Parse(["provision", "--retry-min-backoff-seconds", "1", "--retry-max-backoff-seconds", "4"]).InvokeAsync(new InvocationConfiguration { Output = TextWriter.Null, Error = TextWriter.Null });
-        Assert.Equal(0, exitCode);
-    }
+    private async Task ProvisionAsync() =>
+        Assert.Equal(0, (await Clients.ProvisionAsync(["provision", "--retry-min-backoff-seconds", "1", "--retry-max-backoff-seconds", "4"])).ExitCode);
 
     private async Task<List<string>> PublishAsync(int count)
     {

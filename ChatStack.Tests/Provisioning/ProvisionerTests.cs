@@ -1,11 +1,8 @@
-using System.CommandLine;
 using ChatStack.Contracts;
 using ChatStack.GoogleCloud;
 using ChatStack.GoogleCloud.PubSub;
-using ChatStack.Provisioner.Cli;
 using ChatStack.Tests.Support;
 using Google.Cloud.PubSub.V1;
-using Microsoft.Extensions.Configuration;
 
 namespace ChatStack.Tests.Provisioning;
 
@@ -30,18 +27,10 @@ public sealed class ProvisionerTests(StackFixture stack, ITestOutputHelper outpu
 
     private async Task<(int ExitCode, string Output, string Error)> Run(string[] args, string? pubSubHost = null, string? project = "")
     {
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var settings = new Dictionary<string, string?>
-        {
-            ["PUBSUB_EMULATOR_HOST"] = pubSubHost ?? stack.PubSubHost,
-            ["BIGQUERY_EMULATOR_HOST"] = stack.BigQueryHost,
-            ["GOOGLE_CLOUD_PROJECT"] = project == "" ? _project : project,
-        };
-        var command = ProvisionerCli.Create(host => host.Configuration.AddInMemoryCollection(settings));
-        var exitCode = await command.Parse(args).InvokeAsync(new InvocationConfiguration { Output = stdout, Error = stderr });
-        output.WriteLine($"$ provision {string.Join(' ', args)} -> {exitCode}\n{stdout}{stderr}");
-        return (exitCode, stdout.ToString(), stderr.ToString());
+        using var clients = new EmulatorClients(stack, _project);
+        var result = await clients.ProvisionAsync(args, pubSubHost, project);
+        output.WriteLine($"$ provision {string.Join(' ', args)} -> {result.ExitCode}\n{result.Output}{result.Error}");
+        return result;
     }
 
     private string Topic(string id) => PubSubNames.Topic(_project, id);

@@ -1,11 +1,7 @@
-using System.CommandLine;
 using System.Text.Json.Nodes;
 using ChatStack.Contracts;
 using ChatStack.GoogleCloud.BigQuery;
-using ChatStack.Provisioner.Cli;
 using ChatStack.Tests.Support;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace ChatStack.Tests.Provisioning;
 
@@ -15,38 +11,19 @@ public sealed class WarehouseProvisioningTests(StackFixture stack, ITestOutputHe
 {
     private const string Dataset = ResourceNames.Dataset;
     private readonly string _project = $"wh-{Guid.NewGuid():N}"[..20];
-    private ServiceProvider? _services;
+    private EmulatorClients? _clients;
 
-    private IBigQueryClient BigQuery
-    {
-        get
-        {
-            _services ??= new ServiceCollection()
-                .AddBigQueryClient(new ConfigurationBuilder().Build(), o =>
-                {
-                    o.EmulatorHost = stack.BigQueryHost;
-                    o.ProjectId = _project;
-                })
-                .BuildServiceProvider();
-            return _services.GetRequiredService<IBigQueryClient>();
-        }
-    }
+    private EmulatorClients Clients => _clients ??= new EmulatorClients(stack, _project);
 
-    public void Dispose() => _services?.Dispose();
+    private IBigQueryClient BigQuery => Clients.BigQuery;
+
+    public void Dispose() => _clients?.Dispose();
 
     private async Task<(int ExitCode, string Output)> Run(params string[] args)
     {
-        var stdout = new StringWriter();
-        var settings = new Dictionary<string, string?>
-        {
-            ["PUBSUB_EMULATOR_HOST"] = stack.PubSubHost,
-            ["BIGQUERY_EMULATOR_HOST"] = stack.BigQueryHost,
-            ["GOOGLE_CLOUD_PROJECT"] = _project,
-        };
-        var exitCode = await ProvisionerCli.Create(host => host.Configuration.AddInMemoryCollection(settings))
-            .Parse(args).InvokeAsync(new InvocationConfiguration { Output = stdout, Error = stdout });
-        output.WriteLine($"$ provision {string.Join(' ', args)} -> {exitCode}\n{stdout}");
-        return (exitCode, stdout.ToString());
+        var (exitCode, stdout, stderr) = await Clients.ProvisionAsync(args);
+        output.WriteLine($"$ provision {string.Join(' ', args)} -> {exitCode}\n{stdout}{stderr}");
+        return (exitCode, stdout + stderr);
     }
 
     [Fact]

@@ -1,13 +1,12 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using System.Text;
 
 namespace ChatStack.Tests.Support;
 
 /// <summary>The built AppHost run as a user runs it: its own process, its own console.</summary>
-public sealed partial class AppHostProcess : IDisposable
+public sealed class AppHostProcess : IDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _stdout = new();
@@ -74,7 +73,7 @@ public sealed partial class AppHostProcess : IDisposable
     }
 
     /// <summary>What Ctrl+C or a service manager sends.</summary>
-    public void Terminate() => _ = Kill(_process.Id, 15);
+    public void Terminate() => Signals.Terminate(_process.Id);
 
     /// <summary>
     /// Processes started on this AppHost's behalf whose command line contains <paramref name="marker"/> (Linux
@@ -153,7 +152,4 @@ public sealed partial class AppHostProcess : IDisposable
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
-
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static partial int Kill(int pid, int signal);
 }

@@ -1,11 +1,10 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using System.Text;
 
 namespace ChatStack.Tests.Support;
 
 /// <summary>The built analytics worker in a process of its own, so a test can kill it the hard way.</summary>
-public sealed partial class WorkerProcess : IDisposable
+public sealed class WorkerProcess : IDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _log = new();
@@ -45,7 +44,7 @@ public sealed partial class WorkerProcess : IDisposable
     /// <summary>SIGTERM, as Cloud Run and the AppHost stop it.</summary>
     public async Task<int> StopAsync(TimeSpan timeout)
     {
-        _ = Kill(_process.Id, 15);
+        Signals.Terminate(_process.Id);
         using var cts = new CancellationTokenSource(timeout);
         await _process.WaitForExitAsync(cts.Token);
         return _process.ExitCode;
@@ -60,7 +59,4 @@ public sealed partial class WorkerProcess : IDisposable
 
         _process.Dispose();
     }
-
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static partial int Kill(int pid, int signal);
 }
