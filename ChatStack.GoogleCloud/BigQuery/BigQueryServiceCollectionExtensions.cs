@@ -19,8 +19,10 @@ public static class BigQueryServiceCollectionExtensions
     {
         services.AddOptions<BigQueryOptions>().Configure(options =>
         {
-            options.EmulatorHost = configuration["BIGQUERY_EMULATOR_HOST"];
-            options.ProjectId = configuration["GOOGLE_CLOUD_PROJECT"] ?? options.ProjectId;
+            // The same reading of the environment as the gRPC clients, so every client agrees on project and emulators.
+            var cloud = GoogleCloudOptions.FromConfiguration(configuration);
+            options.EmulatorHost = cloud.BigQueryEmulatorHost;
+            options.ProjectId = cloud.ProjectId ?? options.ProjectId;
             configure?.Invoke(options);
         }).Validate(o => !string.IsNullOrWhiteSpace(o.ProjectId), "GOOGLE_CLOUD_PROJECT (BigQueryOptions.ProjectId) is required.");
 
