@@ -22,7 +22,8 @@ internal sealed class AgentRun(
     IChatCompletionService model,
     ITokenCounter counter,
     IChatSessionStore store,
-    IChatEventSink sink,
+    DualWrite.ChatEventOutbox outbox,
+    DualWrite.OutboxSignal outboxSignal,
     UserLimiter limiter,
     ChatOptions options,
     TimeProvider time,
@@ -353,9 +354,13 @@ internal sealed class AgentRun(
 
     private async Task PersistAsync(ChatMessageRecord message, CancellationToken cancellationToken)
     {
-        await store.AppendMessageAsync(_session.Id, message, cancellationToken);
+        var records = outbox.RecordsFor(_session, message, _budget.Current, _persistedMessages);
+        await store.AppendMessageAsync(_session.Id, message, records, cancellationToken);
         _persistedMessages++;
-        await sink.MessagePersistedAsync(_session, message, cancellationToken);
+        if (records.Count > 0)
+        {
+            outboxSignal.Notify();
+        }
     }
 
     /// <summary>Earlier user and assistant messages not yet covered by the session's summary.</summary>

@@ -14,7 +14,8 @@ internal sealed class ChatAgent(
     ChatCompletionServices completions,
     ITokenCounterProvider counters,
     IChatSessionStore store,
-    IChatEventSink sink,
+    DualWrite.ChatEventOutbox outbox,
+    DualWrite.OutboxSignal outboxSignal,
     UserLimiter limiter,
     IOptions<ChatOptions> options,
     TimeProvider time,
@@ -23,7 +24,7 @@ internal sealed class ChatAgent(
     public Task RunAsync(ChatRunRequest request, IChatEventWriter events, CancellationToken cancellationToken)
     {
         var run = new AgentRun(request, events, completions.For(request.Model.Name), counters.ForModel(request.Model.Name),
-            store, sink, limiter, options.Value, time, logger);
+            store, outbox, outboxSignal, limiter, options.Value, time, logger);
         return run.ExecuteAsync(cancellationToken);
     }
 }

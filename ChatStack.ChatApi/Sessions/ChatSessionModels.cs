@@ -71,7 +71,8 @@ internal interface IChatSessionStore
 
     Task CreateSessionAsync(ChatSession session, CancellationToken cancellationToken);
 
-    Task AppendMessageAsync(string sessionId, ChatMessageRecord message, CancellationToken cancellationToken);
+    /// <summary>Saves a message and, in the same commit, the outbox records that carry it to Pub/Sub.</summary>
+    Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<DualWrite.OutboxRecord> outbox, CancellationToken cancellationToken);
 
     /// <summary>Messages in creation order.</summary>
     Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken);
@@ -80,18 +81,4 @@ internal interface IChatSessionStore
     Task AddUsageAsync(string sessionId, int promptTokens, int completionTokens, int messages, DateTimeOffset now, CancellationToken cancellationToken);
 
     Task SetSummaryAsync(string sessionId, string summary, string throughMessageId, DateTimeOffset now, CancellationToken cancellationToken);
-}
-
-/// <summary>
-/// Called after each persisted message or tool invocation. The seam the Pub/Sub outbox (another issue) plugs
-/// into; the default does nothing.
-/// </summary>
-internal interface IChatEventSink
-{
-    Task MessagePersistedAsync(ChatSession session, ChatMessageRecord message, CancellationToken cancellationToken);
-}
-
-internal sealed class NoOpChatEventSink : IChatEventSink
-{
-    public Task MessagePersistedAsync(ChatSession session, ChatMessageRecord message, CancellationToken cancellationToken) => Task.CompletedTask;
 }

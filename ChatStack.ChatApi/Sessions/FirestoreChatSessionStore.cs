@@ -56,7 +56,7 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             CurrentDocument = new Precondition { Exists = false },
         }, cancellationToken);
 
-    public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, CancellationToken cancellationToken)
+    public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<DualWrite.OutboxRecord> outbox, CancellationToken cancellationToken)
     {
         var document = new Document
         {
@@ -84,7 +84,11 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             document.Fields["duration_ms"] = new FsValue { DoubleValue = duration };
         }
 
-        return Commit(new Write { Update = document, CurrentDocument = new Precondition { Exists = false } }, cancellationToken);
+        // One commit: the message and its outbox records are stored together or not at all, so no event is lost
+        // between the hot path and the cold one.
+        var request = new CommitRequest { Database = Database, Writes = { new Write { Update = document, CurrentDocument = new Precondition { Exists = false } } } };
+        request.Writes.AddRange(outbox.Select(record => DualWrite.FirestoreOutbox.ToWrite(Database, record)));
+        return Call(() => client.CommitAsync(request, deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken).ResponseAsync);
     }
 
     public async Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken)

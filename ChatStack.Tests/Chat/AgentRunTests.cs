@@ -113,13 +113,14 @@ public class AgentRunTests
         _store.CreateSessionAsync(session, CancellationToken.None);
         foreach (var m in history)
         {
-            _store.AppendMessageAsync("s1", m, CancellationToken.None);
+            _store.AppendMessageAsync("s1", m, [], CancellationToken.None);
         }
 
         var spec = new ModelSpec("m", new ModelOptions { Provider = ModelProvider.Offline, ContextWindow = contextWindow, Encoding = "o200k_base" });
         var options = new ChatOptions { KeepRecentMessages = keepRecent };
         return new AgentRun(new ChatRunRequest("u1", session, history, message, spec, budget), _events, model, Counter, _store,
-            new NoOpChatEventSink(), new UserLimiter(new LimitOptions(), TimeProvider.System), options, TimeProvider.System, NullLogger.Instance);
+            new ChatStack.ChatApi.DualWrite.ChatEventOutbox(new ChatStack.ChatApi.DualWrite.DualWriteOptions { DualWrite = false }),
+            new ChatStack.ChatApi.DualWrite.OutboxSignal(), new UserLimiter(new LimitOptions(), TimeProvider.System), options, TimeProvider.System, NullLogger.Instance);
     }
 
     private sealed class RecordingWriter : IChatEventWriter

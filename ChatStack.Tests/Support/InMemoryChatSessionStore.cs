@@ -22,7 +22,7 @@ internal sealed class InMemoryChatSessionStore : IChatSessionStore
         return Task.CompletedTask;
     }
 
-    public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, CancellationToken cancellationToken)
+    public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<ChatStack.ChatApi.DualWrite.OutboxRecord> outbox, CancellationToken cancellationToken)
     {
         _messages.GetOrAdd(sessionId, _ => []).Add(message);
         return Task.CompletedTask;
