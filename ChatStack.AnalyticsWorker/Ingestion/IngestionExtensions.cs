@@ -15,10 +15,32 @@ internal static class IngestionExtensions
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<IngestionTelemetry>();
         builder.Services.AddSingleton<SubscriptionSource>();
-        builder.Services.AddHostedService<ChatEventIngestionService>();
+        // ENABLE_DUAL_WRITE (master) and ENABLE_BQ_WRITE: with either off the worker leaves the subscription alone, so
+        // events wait there (7 days' retention) instead of being consumed and dropped.
+        if (builder.Configuration.GetValue("ENABLE_DUAL_WRITE", true) && builder.Configuration.GetValue("ENABLE_BQ_WRITE", true))
+        {
+            builder.Services.AddHostedService<ChatEventIngestionService>();
+        }
+        else
+        {
+            builder.Services.AddHostedService<IngestionDisabledNotice>();
+        }
         builder.Services.AddOpenTelemetry()
             .WithTracing(tracing => tracing.AddSource(IngestionTelemetry.Name))
             .WithMetrics(metrics => metrics.AddMeter(IngestionTelemetry.Name));
         return builder;
     }
+}
+
+/// <summary>Says once, at start, that the warehouse path is off.</summary>
+internal sealed class IngestionDisabledNotice(IConfiguration configuration, ILogger<IngestionDisabledNotice> logger) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        logger.LogWarning("BigQuery writes are off (ENABLE_DUAL_WRITE={DualWrite}, ENABLE_BQ_WRITE={BqWrite}): the worker does not pull, and chat events wait in their subscription",
+            configuration["ENABLE_DUAL_WRITE"] ?? "true", configuration["ENABLE_BQ_WRITE"] ?? "true");
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -147,4 +147,43 @@ public sealed class WorkerRecoveryTests(StackFixture stack, ITestOutputHelper ou
         Assert.Equal(Events, final.Distinct);
         Assert.Equal(Events, final.Rows);
     }
+
+    [Fact]
+    public async Task With_bigquery_writes_off_the_worker_leaves_events_in_the_subscription()
+    {
+        await ProvisionAsync();
+        await PublishAsync(50);
+        var environment = WorkerEnvironment();
+        environment["ENABLE_BQ_WRITE"] = "false";
+
+        var worker = new WorkerProcess(environment);
+        await Task.Delay(TimeSpan.FromSeconds(5));
+        var exitCode = await worker.StopAsync(TimeSpan.FromSeconds(30));
+        var log = worker.Log;
+        worker.Dispose();
+
+        Assert.Equal(0, exitCode);
+        Assert.Contains("BigQuery writes are off", log);
+        Assert.Equal(0, (await CountAsync()).Rows);
+        var subscriber = new Subscriber.SubscriberClient(_channel);
+        var waiting = new HashSet<string>();
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (waiting.Count < 50 && DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                var pulled = await subscriber.PullAsync(new PullRequest
+                {
+                    Subscription = PubSubNames.Subscription(_project, ResourceNames.ChatEventsSubscription),
+                    MaxMessages = 100,
+                }, deadline: DateTime.UtcNow.AddSeconds(3));
+                waiting.UnionWith(pulled.ReceivedMessages.Select(m => m.Message.MessageId));
+            }
+            catch (Grpc.Core.RpcException e) when (e.StatusCode == Grpc.Core.StatusCode.DeadlineExceeded)
+            {
+            }
+        }
+
+        Assert.Equal(50, waiting.Count);
+    }
 }
