@@ -52,11 +52,12 @@ public static class Extensions
 
         builder.Services.AddOpenTelemetry()
             .WithMetrics(metrics => metrics
+                .AddMeter(ChatStack.Contracts.Telemetry.ChatStackTelemetry.Meters)
                 .AddAspNetCoreInstrumentation()
                 .AddHttpClientInstrumentation()
                 .AddRuntimeInstrumentation())
             .WithTracing(tracing => tracing
-                .AddSource(builder.Environment.ApplicationName)
+                .AddSource(ChatStack.Contracts.Telemetry.ChatStackTelemetry.Sources)
                 .AddAspNetCoreInstrumentation(options =>
                     // Health probes every few seconds would drown the traces that matter.
                     options.Filter = context => !IsHealthPath(context.Request.Path))

@@ -25,9 +25,6 @@ internal static class IngestionExtensions
         {
             builder.Services.AddHostedService<IngestionDisabledNotice>();
         }
-        builder.Services.AddOpenTelemetry()
-            .WithTracing(tracing => tracing.AddSource(IngestionTelemetry.Name))
-            .WithMetrics(metrics => metrics.AddMeter(IngestionTelemetry.Name));
         return builder;
     }
 }

@@ -6,7 +6,7 @@ namespace ChatStack.AnalyticsWorker.Ingestion;
 /// <summary>The worker's spans and metrics.</summary>
 public sealed class IngestionTelemetry : IDisposable
 {
-    public const string Name = "ChatStack.AnalyticsWorker";
+    public const string Name = ChatStack.Contracts.Telemetry.ChatStackTelemetry.AnalyticsWorker;
 
     public static readonly ActivitySource ActivitySource = new(Name);
 

@@ -23,7 +23,7 @@ public sealed record ProvisioningResult(IReadOnlyList<ResourceChange> Changes, b
 /// </summary>
 public sealed class ProvisioningRun(IReadOnlyList<IInfrastructureResource> resources, TextWriter output, ILogger<ProvisioningRun> logger)
 {
-    public static readonly ActivitySource ActivitySource = new("ChatStack.Provisioner");
+    public static readonly ActivitySource ActivitySource = new(ChatStack.Contracts.Telemetry.ChatStackTelemetry.Provisioner);
 
     public async Task<ProvisioningResult> RunAsync(bool dryRun, CancellationToken cancellationToken)
     {
