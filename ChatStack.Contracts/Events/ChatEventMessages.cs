@@ -52,7 +52,7 @@ public static class ChatEventMessages
                 var chatEvent = JsonSerializer.Deserialize(data, ChatEventsJsonContext.Default.ChatEvent);
                 parsed = chatEvent;
                 reason = chatEvent is null ? "null payload"
-                    : chatEvent.SchemaVersion != ChatEvent.CurrentSchemaVersion ? $"unknown schema_version {chatEvent.SchemaVersion}"
+                    : chatEvent.SchemaVersion != ChatEvent.CurrentSchemaVersion ? SchemaVersionProblem(chatEvent.SchemaVersion)
                     : Missing(chatEvent);
             }
         }
@@ -86,6 +86,10 @@ public static class ChatEventMessages
         return attributes;
     }
 
+    // An absent field deserializes as 0: say so rather than report a version nobody sent.
+    private static string SchemaVersionProblem(int version) =>
+        version == 0 ? "missing schema_version" : $"unknown schema_version {version}";
+
     // `required` members are enforced by the deserializer; these catch present-but-empty values.
     private static string? Missing(ChatEvent e) =>
         string.IsNullOrWhiteSpace(e.EventId) ? "missing event_id"
@@ -95,7 +99,7 @@ public static class ChatEventMessages
         : null;
 
     private static string? Missing(ToolInvocation t) =>
-        t.SchemaVersion != ToolInvocation.CurrentSchemaVersion ? $"unknown schema_version {t.SchemaVersion}"
+        t.SchemaVersion != ToolInvocation.CurrentSchemaVersion ? SchemaVersionProblem(t.SchemaVersion)
         : string.IsNullOrWhiteSpace(t.InvocationId) ? "missing invocation_id"
         : string.IsNullOrWhiteSpace(t.SessionId) ? "missing session_id"
         : string.IsNullOrWhiteSpace(t.ToolName) ? "missing tool_name"
