@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using ChatStack.ChatApi.Agent;
 using ChatStack.ChatApi.Budget;
+using ChatStack.ChatApi.DualWrite;
 using ChatStack.ChatApi.Identity;
 using ChatStack.ChatApi.Limits;
 using ChatStack.ChatApi.Sessions;
@@ -64,7 +65,7 @@ internal static class ChatApis
     }
 
     private static async Task<IResult> PostChat(HttpContext context, ChatAgent agent, ModelCatalog models, ITokenCounterProvider counters,
-        IChatSessionStore store, UserLimiter limiter, ChatStreamRegistry streams, IOptions<ChatOptions> chatOptions,
+        IChatSessionStore store, IOutboxStore outbox, UserLimiter limiter, ChatStreamRegistry streams, IOptions<ChatOptions> chatOptions,
         IHostApplicationLifetime lifetime, ChatRunTracker runs, TimeProvider time, ILogger<ChatAgent> logger)
     {
         var options = chatOptions.Value;
@@ -104,6 +105,12 @@ internal static class ChatApis
         {
             return Problems.Create(context, StatusCodes.Status400BadRequest, "budget-too-small", "Budget too small",
                 $"The message alone needs {inputTokens} tokens; budget_max is {budgetMax}.", new() { ["input_tokens"] = inputTokens });
+        }
+
+        // Checked before the rate limiter so a refused chat costs the user nothing.
+        if (!outbox.HasRoom)
+        {
+            return Problems.OutboxFull(context);
         }
 
         var admission = limiter.TryAdmit(userId);

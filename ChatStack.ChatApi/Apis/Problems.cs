@@ -48,4 +48,12 @@ internal static class Problems
         return Create(context, StatusCodes.Status503ServiceUnavailable, "store-unavailable", "Conversation store unavailable",
             "The conversation store did not answer. No tokens were spent; retry after a few seconds.");
     }
+
+    /// <summary>The in-memory outbox (Firestore writes off) is full while Pub/Sub is away: accepting more would drop events.</summary>
+    public static IResult OutboxFull(HttpContext context)
+    {
+        context.Response.Headers.RetryAfter = "10";
+        return Create(context, StatusCodes.Status503ServiceUnavailable, "outbox-full", "Chat events cannot be delivered",
+            "Pub/Sub is unreachable and the in-memory outbox (ENABLE_FIRESTORE_WRITE=false) is full. No tokens were spent; retry once Pub/Sub is back.");
+    }
 }

@@ -1,15 +1,12 @@
-using ChatStack.Contracts;
 using ChatStack.GoogleCloud;
-using ChatStack.GoogleCloud.PubSub;
 using Google.Cloud.Firestore.V1;
-using Google.Cloud.PubSub.V1;
 using Google.Protobuf;
 using FsValue = Google.Cloud.Firestore.V1.Value;
 
 namespace ChatStack.ChatApi.DualWrite;
 
 /// <summary>The <c>outbox</c> collection: one document per pending Pub/Sub message, id = the event id.</summary>
-internal sealed class FirestoreOutbox(Firestore.FirestoreClient firestore, Publisher.PublisherClient publisher, GoogleCloudOptions options)
+internal sealed class FirestoreOutbox(Firestore.FirestoreClient firestore, GoogleCloudOptions options) : IOutboxStore
 {
     public const string Collection = "outbox";
 
@@ -41,8 +38,12 @@ internal sealed class FirestoreOutbox(Firestore.FirestoreClient firestore, Publi
         };
     }
 
-    /// <summary>The oldest pending records.</summary>
-    public async Task<IReadOnlyList<Document>> ReadAsync(int limit, CancellationToken cancellationToken)
+    public bool Durable => true;
+
+    // The records were written with their messages, so there is always room.
+    public bool HasRoom => true;
+
+    public async Task<IReadOnlyList<OutboxRecord>> ReadAsync(int limit, CancellationToken cancellationToken)
     {
         using var call = firestore.RunQuery(new RunQueryRequest
         {
@@ -54,38 +55,30 @@ internal sealed class FirestoreOutbox(Firestore.FirestoreClient firestore, Publi
                 Limit = limit,
             },
         }, deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken);
-        var documents = new List<Document>();
+        var records = new List<OutboxRecord>();
         while (await call.ResponseStream.MoveNext(cancellationToken))
         {
             if (call.ResponseStream.Current.Document is { } document)
             {
-                documents.Add(document);
+                records.Add(ToRecord(document));
             }
         }
 
-        return documents;
+        return records;
     }
 
-    /// <summary>Publishes the records to <c>chat-events</c>, then removes them; a failure leaves them for the next try.</summary>
-    public async Task PublishAndRemoveAsync(IReadOnlyList<Document> documents, CancellationToken cancellationToken)
+    public async Task RemoveAsync(IReadOnlyList<OutboxRecord> records, CancellationToken cancellationToken)
     {
-        var request = new PublishRequest { Topic = PubSubNames.Topic(options.RequireProjectId(), ResourceNames.ChatEventsTopic) };
-        foreach (var document in documents)
-        {
-            var message = new PubsubMessage { Data = document.Fields["data"].BytesValue };
-            foreach (var (key, value) in document.Fields["attributes"].MapValue.Fields)
-            {
-                message.Attributes[key] = value.StringValue;
-            }
-
-            request.Messages.Add(message);
-        }
-
-        await publisher.PublishAsync(request, deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken);
         var delete = new CommitRequest { Database = Database };
-        delete.Writes.AddRange(documents.Select(d => new Write { Delete = d.Name }));
+        delete.Writes.AddRange(records.Select(r => new Write { Delete = $"{Database}/documents/{Collection}/{r.EventId}" }));
         await firestore.CommitAsync(delete, deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken);
     }
+
+    private static OutboxRecord ToRecord(Document document) => new(
+        document.Name[(document.Name.LastIndexOf('/') + 1)..],
+        document.Fields["data"].BytesValue.ToByteArray(),
+        document.Fields["attributes"].MapValue.Fields.ToDictionary(f => f.Key, f => f.Value.StringValue),
+        document.Fields["created_at"].TimestampValue.ToDateTimeOffset());
 }
 
 /// <summary>Wakes the relay when a message was saved with outbox records, so delivery does not wait for a poll.</summary>

@@ -5,37 +5,31 @@ namespace ChatStack.ChatApi.DualWrite;
 /// <summary>
 /// The cold path: publishes outbox records to Pub/Sub in batches and removes them once Pub/Sub accepted them.
 /// Runs beside the chats, never in them: while Pub/Sub is down chats go on, the outbox grows, and it drains when
-/// Pub/Sub is back, after an API restart too (the records live in Firestore). Delivery is at least once; the
+/// Pub/Sub is back, after an API restart too when the records live in Firestore. Delivery is at least once; the
 /// warehouse de-duplicates on event id.
 /// </summary>
-internal sealed class OutboxRelay(FirestoreOutbox outbox, OutboxSignal signal, DualWriteOptions options, ILogger<OutboxRelay> logger) : BackgroundService
+internal sealed class OutboxRelay(IOutboxStore outbox, ChatEventPublisher publisher, OutboxSignal signal, DualWriteOptions options, ILogger<OutboxRelay> logger) : BackgroundService
 {
     private static readonly TimeSpan Poll = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
 
+    /// <summary>How long shutdown waits for an in-memory outbox to drain; a durable one keeps its records.</summary>
+    internal static readonly TimeSpan DrainOnStop = TimeSpan.FromSeconds(5);
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (!options.Enabled)
-        {
-            logger.LogWarning("Dual write is off (ENABLE_DUAL_WRITE={DualWrite}, ENABLE_PUBSUB={PubSub}): chats are kept in Firestore only and no chat event reaches Pub/Sub or BigQuery",
-                options.DualWrite, options.PubSub);
-            return;
-        }
-
         var backoff = Poll;
         var failing = false;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
-                var pending = await outbox.ReadAsync(options.BatchSize, stoppingToken);
-                if (pending.Count == 0)
+                if (await RelayBatchAsync(stoppingToken) == 0)
                 {
                     await signal.WaitAsync(Poll, stoppingToken);
                     continue;
                 }
 
-                await outbox.PublishAndRemoveAsync(pending, stoppingToken);
                 if (failing)
                 {
                     logger.LogInformation("Outbox relay delivering again");
@@ -59,8 +53,64 @@ internal sealed class OutboxRelay(FirestoreOutbox outbox, OutboxSignal signal, D
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
-                return;
+                break;
             }
         }
+
+        if (!outbox.Durable)
+        {
+            await DrainAsync();
+        }
     }
+
+    private async Task<int> RelayBatchAsync(CancellationToken cancellationToken)
+    {
+        var pending = await outbox.ReadAsync(options.BatchSize, cancellationToken);
+        if (pending.Count > 0)
+        {
+            await publisher.PublishAsync(pending, cancellationToken);
+            await outbox.RemoveAsync(pending, cancellationToken);
+        }
+
+        return pending.Count;
+    }
+
+    /// <summary>Events kept only in memory get one last, bounded chance to reach Pub/Sub before the process ends.</summary>
+    private async Task DrainAsync()
+    {
+        using var timeout = new CancellationTokenSource(DrainOnStop);
+        try
+        {
+            while (await RelayBatchAsync(timeout.Token) > 0)
+            {
+            }
+        }
+        catch (Exception e) when (e is RpcException or OperationCanceledException)
+        {
+            var left = (await outbox.ReadAsync(int.MaxValue, CancellationToken.None)).Count;
+            logger.LogError("Stopping with {Count} chat events not delivered to Pub/Sub; ENABLE_FIRESTORE_WRITE=false keeps them in memory only", left);
+        }
+    }
+}
+
+/// <summary>Says once, at start, which storage paths are off and what that means for a chat.</summary>
+internal sealed class StoragePathsNotice(DualWriteOptions options, ILogger<StoragePathsNotice> logger) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (!options.FirestoreWrite)
+        {
+            logger.LogWarning("Firestore writes are off (ENABLE_FIRESTORE_WRITE=false): sessions and their history live in this process's memory and are gone when it stops");
+        }
+
+        if (!options.Enabled)
+        {
+            logger.LogWarning("Dual write is off (ENABLE_DUAL_WRITE={DualWrite}, ENABLE_PUBSUB={PubSub}): no chat event reaches Pub/Sub or BigQuery",
+                options.DualWrite, options.PubSub);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -1,3 +1,4 @@
+using ChatStack.ChatApi.DualWrite;
 using ChatStack.ChatApi.Sessions;
 using ChatStack.GoogleCloud;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -7,19 +8,39 @@ namespace Microsoft.Extensions.Hosting;
 internal static class ChatStorageExtensions
 {
     /// <summary>
-    /// The hot path (Firestore, which gates readiness) and the cold path (a Firestore outbox relayed to Pub/Sub,
-    /// which never does).
+    /// The hot path (Firestore, which gates readiness) and the cold path (an outbox relayed to Pub/Sub, which
+    /// never does), each as its switch says. Firestore is not even configured when its writes are off.
     /// </summary>
     public static IHostApplicationBuilder AddChatStorage(this IHostApplicationBuilder builder)
     {
-        builder.AddFirestoreClient();
-        builder.AddPubSubClients();
-        builder.Services.TryAddSingleton<IChatSessionStore, FirestoreChatSessionStore>();
-        builder.Services.TryAddSingleton(sp => ChatStack.ChatApi.DualWrite.DualWriteOptions.From(sp.GetRequiredService<IConfiguration>()));
-        builder.Services.TryAddSingleton<ChatStack.ChatApi.DualWrite.ChatEventOutbox>();
-        builder.Services.TryAddSingleton<ChatStack.ChatApi.DualWrite.OutboxSignal>();
-        builder.Services.TryAddSingleton<ChatStack.ChatApi.DualWrite.FirestoreOutbox>();
-        builder.Services.AddHostedService<ChatStack.ChatApi.DualWrite.OutboxRelay>();
+        var options = DualWriteOptions.From(builder.Configuration);
+        var services = builder.Services;
+        services.TryAddSingleton(options);
+        services.TryAddSingleton<ChatEventOutbox>();
+        services.TryAddSingleton<OutboxSignal>();
+        services.AddHostedService<StoragePathsNotice>();
+
+        if (options.FirestoreWrite)
+        {
+            builder.AddFirestoreClient();
+            services.TryAddSingleton<IChatSessionStore, FirestoreChatSessionStore>();
+            services.TryAddSingleton<IOutboxStore, FirestoreOutbox>();
+        }
+        else
+        {
+            builder.AddGoogleCloudOptions();
+            services.TryAddSingleton<MemoryOutbox>();
+            services.TryAddSingleton<IOutboxStore>(sp => sp.GetRequiredService<MemoryOutbox>());
+            services.TryAddSingleton<IChatSessionStore>(sp => new InMemoryChatSessionStore(sp.GetRequiredService<MemoryOutbox>()));
+        }
+
+        if (options.Enabled)
+        {
+            builder.AddPubSubClients();
+            services.TryAddSingleton<ChatEventPublisher>();
+            services.AddHostedService<OutboxRelay>();
+        }
+
         return builder;
     }
 }

@@ -45,7 +45,7 @@ public class AgentRunTests
         Assert.StartsWith("Summary of the earlier conversation:", answering[1].Content);
         Assert.Equal(history.Skip(4).Select(m => m.Content), answering.Skip(2).Take(4).Select(m => m.Content));
         Assert.Equal("And now?", answering[^1].Content);
-        Assert.Equal(history[3].Id, _store.Session("s1").SummaryThroughMessageId);
+        Assert.Equal(history[3].Id, (await _store.GetSessionAsync("s1", default))!.SummaryThroughMessageId);
     }
 
     [Fact]
@@ -57,7 +57,7 @@ public class AgentRunTests
 
         var done = Assert.IsType<DoneEvent>(_events.All[^1].Data);
         Assert.Equal(FinishReasons.BudgetExhausted, done.FinishReason);
-        var answer = _store.Messages("s1")[^1];
+        var answer = (await _store.ListMessagesAsync("s1", default))[^1];
         Assert.Equal(FinishReasons.BudgetExhausted, answer.FinishReason);
         Assert.Equal(Counter.Count(answer.Content), answer.Tokens);
         var deltas = string.Concat(_events.All.Where(e => e.Type == ChatEventTypes.MessageDelta).Select(e => ((MessageDeltaEvent)e.Data).Text));
@@ -66,7 +66,7 @@ public class AgentRunTests
         var lastDelta = ((MessageDeltaEvent)_events.All.Last(e => e.Type == ChatEventTypes.MessageDelta).Data).Text;
         var beforeLastDelta = done.Usage.PromptTokens + Counter.Count(deltas.AsSpan(0, deltas.Length - lastDelta.Length));
         Assert.True(beforeLastDelta < 200);
-        Assert.True(_store.Session("s1").TotalTokens > 0);
+        Assert.True((await _store.GetSessionAsync("s1", default))!.TotalTokens > 0);
     }
 
     [Fact]
@@ -80,7 +80,7 @@ public class AgentRunTests
         Assert.Equal("error", end.Status);
         Assert.StartsWith("error:", end.ResultSummary);
         Assert.Equal(FinishReasons.Stop, Assert.IsType<DoneEvent>(_events.All[^1].Data).FinishReason);
-        Assert.Equal(["user", "tool", "assistant"], _store.Messages("s1").Select(m => m.Role));
+        Assert.Equal(["user", "tool", "assistant"], (await _store.ListMessagesAsync("s1", default)).Select(m => m.Role));
     }
 
     [Fact]
@@ -101,10 +101,10 @@ public class AgentRunTests
         var done = Assert.IsType<DoneEvent>(_events.All[^1].Data);
         Assert.Equal(FinishReasons.Cancelled, done.FinishReason);
         Assert.Equal(BudgetPhases.Finalize, _events.Phases()[^1]);
-        var answer = _store.Messages("s1")[^1];
+        var answer = (await _store.ListMessagesAsync("s1", default))[^1];
         Assert.Equal("assistant", answer.Role);
         Assert.NotEmpty(answer.Content);
-        Assert.Equal(done.Usage.PromptTokens + done.Usage.CompletionTokens, _store.Session("s1").TotalTokens);
+        Assert.Equal(done.Usage.PromptTokens + done.Usage.CompletionTokens, (await _store.GetSessionAsync("s1", default))!.TotalTokens);
     }
 
     private AgentRun Run(IReadOnlyList<ChatMessageRecord> history, string message, IChatCompletionService model, int budget, int contextWindow = 128_000, int keepRecent = 4)

@@ -57,6 +57,20 @@ public sealed class DualWriteTests(StackFixture stack, ITestOutputHelper output)
         }
 
         Assert.Equal(toolEvents, toolRows);
+
+        // The session summary view, which analysts read, shows the same turn: one exchange, its usage, its tools.
+        var summary = await clients.BigQuery.QueryAsync(new QueryRequest
+        {
+            Query = $"SELECT user_id, user_messages, assistant_messages, prompt_tokens, completion_tokens, total_tokens, tool_calls FROM `chatstack-local.{ResourceNames.Dataset}.{ResourceNames.SessionsSummaryView}` WHERE session_id = '{session}'",
+        });
+        var view = BigQueryRows.Decode(Assert.Single(summary.Rows ?? []), summary.Schema!);
+        Assert.Equal("dual-write-user", view["user_id"]);
+        Assert.Equal(1L, view["user_messages"]);
+        Assert.Equal(1L, view["assistant_messages"]);
+        Assert.Equal(usage.GetProperty("prompt_tokens").GetInt64(), view["prompt_tokens"]);
+        Assert.Equal(usage.GetProperty("completion_tokens").GetInt64(), view["completion_tokens"]);
+        Assert.Equal(usage.GetProperty("total_tokens").GetInt64(), view["total_tokens"]);
+        Assert.Equal((long)toolEvents, view["tool_calls"]);
     }
 
     [Theory]

@@ -1,0 +1,84 @@
+using System.Collections.Concurrent;
+using ChatStack.ChatApi.DualWrite;
+
+namespace ChatStack.ChatApi.Sessions;
+
+/// <summary>
+/// Sessions in this process's memory, for <c>ENABLE_FIRESTORE_WRITE=false</c>: chats keep their context for as long
+/// as the process lives, and each message's outbox records go to the in-memory outbox with it. Holds at most
+/// <see cref="Capacity"/> sessions, forgetting the least recently updated.
+/// </summary>
+internal sealed class InMemoryChatSessionStore(MemoryOutbox? outbox = null) : IChatSessionStore
+{
+    public const int Capacity = 10_000;
+
+    private readonly ConcurrentDictionary<string, ChatSession> _sessions = new();
+    private readonly ConcurrentDictionary<string, List<ChatMessageRecord>> _messages = new();
+
+    public Task<ChatSession?> GetSessionAsync(string sessionId, CancellationToken cancellationToken) =>
+        Task.FromResult(_sessions.TryGetValue(sessionId, out var s) ? s : null);
+
+    public Task CreateSessionAsync(ChatSession session, CancellationToken cancellationToken)
+    {
+        if (_sessions.Count >= Capacity && _sessions.Values.MinBy(s => s.UpdatedAt) is { } oldest)
+        {
+            _sessions.TryRemove(oldest.Id, out _);
+            _messages.TryRemove(oldest.Id, out _);
+        }
+
+        _sessions[session.Id] = session;
+        return Task.CompletedTask;
+    }
+
+    public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<OutboxRecord> records, CancellationToken cancellationToken)
+    {
+        var messages = _messages.GetOrAdd(sessionId, _ => []);
+        lock (messages)
+        {
+            messages.Add(message);
+        }
+
+        outbox?.Add(records);
+        return Task.CompletedTask;
+    }
+
+    public Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        if (!_messages.TryGetValue(sessionId, out var messages))
+        {
+            return Task.FromResult<IReadOnlyList<ChatMessageRecord>>([]);
+        }
+
+        lock (messages)
+        {
+            return Task.FromResult<IReadOnlyList<ChatMessageRecord>>(messages.ToList());
+        }
+    }
+
+    public Task AddUsageAsync(string sessionId, int promptTokens, int completionTokens, int messages, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        Update(sessionId, s => s with
+        {
+            PromptTokens = s.PromptTokens + promptTokens,
+            CompletionTokens = s.CompletionTokens + completionTokens,
+            TotalTokens = s.TotalTokens + promptTokens + completionTokens,
+            MessageCount = s.MessageCount + messages,
+            UpdatedAt = now,
+        });
+        return Task.CompletedTask;
+    }
+
+    public Task SetSummaryAsync(string sessionId, string summary, string throughMessageId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        Update(sessionId, s => s with { Summary = summary, SummaryThroughMessageId = throughMessageId, UpdatedAt = now });
+        return Task.CompletedTask;
+    }
+
+    // A session forgotten mid-run is not an error of the run: its last writes simply have nowhere to go.
+    private void Update(string sessionId, Func<ChatSession, ChatSession> change)
+    {
+        while (_sessions.TryGetValue(sessionId, out var current) && !_sessions.TryUpdate(sessionId, change(current), current))
+        {
+        }
+    }
+}

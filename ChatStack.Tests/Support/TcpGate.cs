@@ -1,0 +1,113 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace ChatStack.Tests.Support;
+
+/// <summary>
+/// A TCP forwarder on 127.0.0.1 in front of a real service, which a test can shut and open again: while shut it
+/// resets every connection, so a client sees the service as down without the service being restarted.
+/// </summary>
+public sealed class TcpGate : IAsyncDisposable
+{
+    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly string _targetHost;
+    private readonly int _targetPort;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<TcpClient> _open = [];
+    private readonly Task _accepting;
+    private volatile bool _isOpen = true;
+
+    public TcpGate(string target)
+    {
+        var colon = target.LastIndexOf(':');
+        (_targetHost, _targetPort) = (target[..colon], int.Parse(target[(colon + 1)..]));
+        _listener.Start();
+        _accepting = AcceptAsync();
+    }
+
+    /// <summary>host:port to give the client instead of the service's.</summary>
+    public string Address => $"127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}";
+
+    public void Open() => _isOpen = true;
+
+    /// <summary>Refuses new connections and resets the ones in use.</summary>
+    public void Shut()
+    {
+        _isOpen = false;
+        lock (_open)
+        {
+            foreach (var client in _open)
+            {
+                client.Client.LingerState = new LingerOption(true, 0);
+                client.Dispose();
+            }
+
+            _open.Clear();
+        }
+    }
+
+    private async Task AcceptAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            TcpClient inbound;
+            try
+            {
+                inbound = await _listener.AcceptTcpClientAsync(_stop.Token);
+            }
+            catch (Exception) when (_stop.IsCancellationRequested)
+            {
+                return;
+            }
+
+            if (!_isOpen)
+            {
+                inbound.Client.LingerState = new LingerOption(true, 0);
+                inbound.Dispose();
+                continue;
+            }
+
+            _ = ForwardAsync(inbound);
+        }
+    }
+
+    private async Task ForwardAsync(TcpClient inbound)
+    {
+        using var outbound = new TcpClient();
+        try
+        {
+            await outbound.ConnectAsync(_targetHost, _targetPort, _stop.Token);
+            lock (_open)
+            {
+                _open.Add(inbound);
+                _open.Add(outbound);
+            }
+
+            var a = inbound.GetStream().CopyToAsync(outbound.GetStream(), _stop.Token);
+            var b = outbound.GetStream().CopyToAsync(inbound.GetStream(), _stop.Token);
+            await Task.WhenAny(a, b);
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            lock (_open)
+            {
+                _open.Remove(inbound);
+                _open.Remove(outbound);
+            }
+
+            inbound.Dispose();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        _listener.Stop();
+        Shut();
+        await _accepting;
+        _stop.Dispose();
+    }
+}
