@@ -79,4 +79,7 @@ internal sealed class OfflineModelOptions
 {
     /// <summary>Pause between streamed deltas, so the offline model streams at a human-visible pace.</summary>
     public int DeltaDelayMs { get; set; } = 8;
+
+    /// <summary>Sentences in the answer to a message asking for something long (an essay): ~25 tokens each; load tests raise it.</summary>
+    public int LongAnswerSentences { get; set; } = 40;
 }

@@ -92,7 +92,7 @@ internal sealed partial class OfflineChatCompletionService(ITokenCounter counter
         {
             var answer = chatHistory.FirstOrDefault()?.Content?.StartsWith(SummarizeInstruction, StringComparison.Ordinal) == true
                 ? Summarize(chatHistory)
-                : Answer(chatHistory);
+                : Answer(chatHistory, options.LongAnswerSentences);
             foreach (var delta in Deltas(answer))
             {
                 if (options.DeltaDelayMs > 0)
@@ -164,7 +164,7 @@ internal sealed partial class OfflineChatCompletionService(ITokenCounter counter
         return cities.FirstOrDefault(c => message.Contains(c.City, StringComparison.OrdinalIgnoreCase)).Zone;
     }
 
-    private static string Answer(ChatHistory history)
+    private static string Answer(ChatHistory history, int longAnswerSentences)
     {
         var user = history.LastOrDefault(m => m.Role == AuthorRole.User)?.Content ?? "";
         var results = history.SkipWhile(m => m != history.LastOrDefault(u => u.Role == AuthorRole.User))
@@ -184,7 +184,7 @@ internal sealed partial class OfflineChatCompletionService(ITokenCounter counter
         }
 
         text.Append("You asked: \"").Append(topic).Append(topic.Length < user.Length ? "…" : "").Append("\". ");
-        var count = user.Contains("long", StringComparison.OrdinalIgnoreCase) || user.Contains("essay", StringComparison.OrdinalIgnoreCase) ? 40 : 8;
+        var count = user.Contains("long", StringComparison.OrdinalIgnoreCase) || user.Contains("essay", StringComparison.OrdinalIgnoreCase) ? longAnswerSentences : 8;
         for (var i = 0; i < count; i++)
         {
             text.Append(Sentences[(int)((seed + (uint)(i * 7)) % (uint)Sentences.Length)]);

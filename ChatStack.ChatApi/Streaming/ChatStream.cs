@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
@@ -39,6 +38,9 @@ internal sealed class ChatStream : IChatEventWriter
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _readers;
 
+    // Whether a reader found nothing new and waits: only then does a write need to wake anyone.
+    private bool _awaited;
+
     public ChatStream(string id, string userId, string sessionId)
     {
         Id = id;
@@ -61,6 +63,8 @@ internal sealed class ChatStream : IChatEventWriter
 
     public void Write(string type, object data)
     {
+        // Serialized outside the lock: the reader takes the same lock for every batch it sends.
+        var json = JsonSerializer.Serialize(new ChatEventEnvelope(type, data), Json);
         lock (_gate)
         {
             if (IsCompleted)
@@ -69,13 +73,12 @@ internal sealed class ChatStream : IChatEventWriter
             }
 
             var sequence = _events.Count + 1;
-            var id = $"{Id}.{sequence}";
-            var json = JsonSerializer.Serialize(new ChatEventEnvelope(type, data), Json);
-            var wire = new StringBuilder().Append("id: ").Append(id).Append('\n')
-                .Append("event: ").Append(type).Append('\n')
-                .Append("data: ").Append(json).Append("\n\n").ToString();
-            _events.Add(new SseEvent(sequence, id, type, wire));
-            Signal();
+            var id = string.Concat(Id, ".", sequence.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            _events.Add(new SseEvent(sequence, id, type, string.Concat("id: ", id, "\nevent: ", type, "\ndata: ", json, "\n\n")));
+            if (_awaited)
+            {
+                Signal();
+            }
         }
     }
 
@@ -95,6 +98,7 @@ internal sealed class ChatStream : IChatEventWriter
         lock (_gate)
         {
             var from = (int)Math.Clamp(afterSequence, 0, _events.Count);
+            _awaited |= from == _events.Count && !IsCompleted;
             return (_events.GetRange(from, _events.Count - from), IsCompleted, _changed.Task);
         }
     }
@@ -111,6 +115,7 @@ internal sealed class ChatStream : IChatEventWriter
 
     private void Signal()
     {
+        _awaited = false;
         var changed = _changed;
         _changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         changed.TrySetResult();

@@ -1,0 +1,48 @@
+// Figures for the running stack, printed, not asserted (docs/benchmarks.md keeps the results):
+//   sse     tokens/s delivered by POST /api/chat with everything on vs a bare SSE endpoint streaming the same
+//           deltas (goal ≥ 0.8×); time to first token and hot-path cost added by the stack, p50/p99;
+//   ingest  worker throughput from the Pub/Sub emulator into the BigQuery emulator vs the emulator's raw
+//           pull-and-ack rate (goal ≥ 0.8×); publish-to-row latency at a steady rate (goal p99 ≤ 2 s).
+// Usage: dotnet run -c Release --project bench/ChatStack.Bench.Pipeline [-- sse|ingest|all --chats 12 --concurrency 2 --answer-sentences 2000 --events 20000 --rate 500 --seconds 20]
+using ChatStack.Bench.Pipeline;
+
+if (args is ["bare-server", var deltasFile])
+{
+    await SseBench.BareEndpoint.ServeAsync(deltasFile);
+    return;
+}
+
+var part = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "all";
+var chats = Arg("--chats", 12);
+var concurrency = Arg("--concurrency", 2);
+var events = Arg("--events", 20_000);
+var rate = Arg("--rate", 500);
+var seconds = Arg("--seconds", 20);
+// ~25 tokens a sentence: the default makes a ~50k-token answer, so per-turn costs do not hide the streaming cost.
+var sentences = Arg("--answer-sentences", 2000);
+
+Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+await using var stack = await Stack.StartAsync(deltaDelayMs: 0, sentences);
+Console.WriteLine("stack healthy: emulators, provisioner, chat-api and chat-api-memory");
+
+if (part is "sse" or "all")
+{
+    Console.WriteLine();
+    Console.WriteLine("== SSE pipeline");
+    await SseBench.RunAsync(stack, chats, concurrency);
+}
+
+if (part is "ingest" or "all")
+{
+    Console.WriteLine();
+    Console.WriteLine("== Ingestion");
+    await IngestBench.RunAsync(stack, events, rate, seconds);
+}
+
+Console.WriteLine($"load at the end: {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+
+int Arg(string name, int fallback)
+{
+    var at = Array.IndexOf(args, name);
+    return at >= 0 && at + 1 < args.Length ? int.Parse(args[at + 1], System.Globalization.CultureInfo.InvariantCulture) : fallback;
+}

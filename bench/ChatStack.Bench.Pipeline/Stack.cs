@@ -1,0 +1,82 @@
+using Aspire.Hosting;
+using Aspire.Hosting.ApplicationModel;
+using Aspire.Hosting.Testing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace ChatStack.Bench.Pipeline;
+
+/// <summary>
+/// The real AppHost (emulators, provisioner, chat API) started through Aspire.Hosting.Testing, with two changes for
+/// measuring: the offline model streams at full speed, and a second chat API with Firestore writes off runs beside
+/// the first so the hot path's cost is a difference between two otherwise equal services. The analytics worker is
+/// left out: the ingestion figures start their own on a backlog.
+/// </summary>
+internal sealed class Stack : IAsyncDisposable
+{
+    public const string ChatApi = "chat-api";
+    public const string ChatApiMemory = "chat-api-memory";
+    public const string ProjectId = "chatstack-local";
+
+    private Stack(DistributedApplication app) => App = app;
+
+    public DistributedApplication App { get; }
+
+    public string PubSubHost { get; private set; } = "";
+
+    public string BigQueryHost { get; private set; } = "";
+
+    public Uri Endpoint(string resource) => App.GetEndpoint(resource, "http");
+
+    public static async Task<Stack> StartAsync(int deltaDelayMs, int longAnswerSentences)
+    {
+        var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.ChatStack_AppHost>(
+            // Ports of its own, so the harness also runs beside a developer's stack.
+            ["--ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL=http://127.0.0.1:0", "--ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL=http://127.0.0.1:0", "--ASPNETCORE_URLS=http://127.0.0.1:0"]);
+        builder.Services.AddLogging(logging => logging.SetMinimumLevel(LogLevel.Warning).AddFilter("ChatStack.AppHost.Resources", LogLevel.None)
+            .AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks", LogLevel.None));
+        builder.Resources.Remove(builder.Resources.Single(r => r.Name == "analytics-worker"));
+
+        var chatApi = builder.Resources.OfType<ProjectResource>().Single(r => r.Name == ChatApi);
+        var signingKey = builder.Resources.OfType<ParameterResource>().Single(p => p.Name == "chat-api-jwt-signing-key");
+        // Same signing key as the real one, so one token serves both; no Google service at all.
+        builder.AddProject(ChatApiMemory, chatApi.GetProjectMetadata().ProjectPath)
+            .WithEnvironment("Identity__SigningKey", builder.CreateResourceBuilder(signingKey))
+            .WithEnvironment("GOOGLE_CLOUD_PROJECT", ProjectId)
+            .WithEnvironment("ENABLE_FIRESTORE_WRITE", "false")
+            .WithEnvironment("ENABLE_DUAL_WRITE", "false")
+            .WithHttpHealthCheck("/health");
+
+        foreach (var project in builder.Resources.OfType<ProjectResource>())
+        {
+            builder.CreateResourceBuilder(project)
+                .WithEnvironment("OTEL_EXPORTER_OTLP_TIMEOUT", "1000")
+                .WithEnvironment("Chat__Offline__DeltaDelayMs", deltaDelayMs.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                .WithEnvironment("Chat__Offline__LongAnswerSentences", longAnswerSentences.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                .WithEnvironment("Chat__MaxBudgetPerRequest", "1000000")
+                .WithEnvironment("Logging__LogLevel__Default", "Warning")
+                // The benchmark's one user makes far more requests than a person would.
+                .WithEnvironment("Limits__RequestsPerWindow", "1000000")
+                .WithEnvironment("Limits__TokensPerWindow", "2000000000");
+        }
+
+        builder.CreateResourceBuilder(builder.Resources.OfType<ProjectResource>().Single(r => r.Name == "bigquery"))
+            .WithEnvironment("BigQueryEmulator__InMemory", "true");
+
+        var app = await builder.BuildAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        await app.StartAsync(timeout.Token);
+        var notifications = app.Services.GetRequiredService<ResourceNotificationService>();
+        await Task.WhenAll(new[] { "pubsub", "firestore", "bigquery", ChatApi, ChatApiMemory }
+            .Select(name => notifications.WaitForResourceHealthyAsync(name, timeout.Token))
+            .Append(notifications.WaitForResourceAsync("provisioner", KnownResourceStates.Finished, timeout.Token)));
+
+        var stack = new Stack(app);
+        stack.PubSubHost = await app.GetConnectionStringAsync("pubsub", timeout.Token) ?? throw new InvalidOperationException("pubsub has no connection string");
+        var bigquery = app.GetEndpoint("bigquery", "http");
+        stack.BigQueryHost = $"{bigquery.Host}:{bigquery.Port}";
+        return stack;
+    }
+
+    public ValueTask DisposeAsync() => App.DisposeAsync();
+}
