@@ -41,6 +41,7 @@ internal static class ChatStackApplication
             .WithGoogleCloudEmulator(pubsub)
             .WithGoogleCloudEmulator(firestore)
             .WithHttpHealthCheck("/health")
+            .WithUrlForEndpoint("http", url => url.DisplayText = "Chat")
             .WithExternalHttpEndpoints();
 
         return builder;

@@ -14,6 +14,8 @@ namespace ChatStack.ChatApi.Apis;
 internal static class ChatApis
 {
     private static readonly JsonSerializerOptions RequestJson = new(JsonSerializerDefaults.Web);
+    private const int SessionPageDefault = 20;
+    private const int SessionPageMax = 100;
 
     public static IEndpointRouteBuilder MapChatEndpoints(this IEndpointRouteBuilder app)
     {
@@ -36,6 +38,12 @@ internal static class ChatApis
             .WithSummary("Resume a stream in progress or just finished; send Last-Event-ID to skip what you have.")
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
             .ProducesProblem(StatusCodes.Status404NotFound);
+
+        api.MapGet("/sessions", ListSessions)
+            .WithName("ListSessions")
+            .WithSummary("Your sessions, most recently updated first; pass next_cursor back as cursor for the next page.")
+            .Produces<ChatSessionPage>()
+            .ProducesProblem(StatusCodes.Status400BadRequest);
 
         api.MapGet("/sessions/{sessionId}", GetSession)
             .WithName("GetSession")
@@ -222,6 +230,33 @@ internal static class ChatApis
         context.Response.Headers["X-Session-Id"] = stream.SessionId;
         context.Response.Headers["X-Stream-Id"] = stream.Id;
         return new SseResult(stream, sequence, TimeSpan.FromSeconds(options.HeartbeatSeconds));
+    }
+
+    private static async Task<IResult> ListSessions(HttpContext context, IChatSessionStore store, string? limit = null, string? cursor = null)
+    {
+        // Parsed here rather than bound, so a bad value gets this API's problem codes.
+        var pageSize = SessionPageDefault;
+        if (limit is not null && (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out pageSize) || pageSize is < 1 or > SessionPageMax))
+        {
+            return Problems.Create(context, StatusCodes.Status400BadRequest, "invalid-limit", "Invalid limit",
+                $"limit must be a whole number from 1 to {SessionPageMax}.", new() { ["limit_max"] = SessionPageMax });
+        }
+
+        SessionCursor? after = null;
+        if (cursor is not null && !SessionCursor.TryParse(cursor, Ids.IsSafe, out after))
+        {
+            return Problems.Create(context, StatusCodes.Status400BadRequest, "invalid-cursor", "Invalid cursor",
+                "cursor must be a next_cursor value this API returned.");
+        }
+
+        try
+        {
+            return TypedResults.Ok(await store.ListSessionsAsync(context.User.UserId(), pageSize, after, context.RequestAborted));
+        }
+        catch (ChatStoreUnavailableException)
+        {
+            return Problems.StoreUnavailable(context);
+        }
     }
 
     private static async Task<IResult> GetSession(string sessionId, HttpContext context, IChatSessionStore store)

@@ -4,6 +4,7 @@ using ChatStack.ChatApi.Apis;
 using ChatStack.ChatApi.Budget;
 using ChatStack.ChatApi.Identity;
 using ChatStack.ChatApi.Limits;
+using ChatStack.ChatApi.Page;
 using ChatStack.ChatApi.Streaming;
 using Microsoft.Extensions.Options;
 
@@ -40,7 +41,7 @@ internal static class ChatApiExtensions
         return builder;
     }
 
-    /// <summary>Middleware and endpoints: problem details for every error, authentication, the API, OpenAPI.</summary>
+    /// <summary>Middleware and endpoints: problem details for every error, the page, authentication, the API, OpenAPI.</summary>
     public static WebApplication MapChatApi(this WebApplication app)
     {
         // Fail at start-up, not on the first request, when the model configuration is wrong.
@@ -54,6 +55,7 @@ internal static class ChatApiExtensions
             ExceptionHandler = context => Problems.ForStatus(context, context.Response.StatusCode).ExecuteAsync(context),
         });
         app.UseStatusCodePages(pages => Problems.ForStatus(pages.HttpContext, pages.HttpContext.Response.StatusCode).ExecuteAsync(pages.HttpContext));
+        app.UseChatPage();
         app.UseAuthentication();
         app.UseAuthorization();
 

@@ -16,6 +16,21 @@ internal sealed class LimitOptions
     public long TokensPerWindow { get; set; } = 500_000;
 
     public double TokenWindowHours { get; set; } = 24;
+
+    /// <summary>Limits for particular user ids (<c>Limits:Users:{userId}:RequestsPerWindow</c>), e.g. a tighter one for a shared demo account.</summary>
+    public Dictionary<string, UserLimitOverride> Users { get; set; } = new(StringComparer.Ordinal);
+
+    public int RequestsFor(string userId) => Users.GetValueOrDefault(userId)?.RequestsPerWindow ?? RequestsPerWindow;
+
+    public long TokensFor(string userId) => Users.GetValueOrDefault(userId)?.TokensPerWindow ?? TokensPerWindow;
+}
+
+/// <summary>One user's limits; what is not set comes from the defaults. The windows are the same for everyone.</summary>
+internal sealed class UserLimitOverride
+{
+    public int? RequestsPerWindow { get; set; }
+
+    public long? TokensPerWindow { get; set; }
 }
 
 /// <summary>Why a request was refused, and when to come back.</summary>
@@ -41,27 +56,29 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time)
     public LimitDecision TryAdmit(string userId)
     {
         var now = time.GetUtcNow();
+        var requestLimit = options.RequestsFor(userId);
+        var tokenLimit = options.TokensFor(userId);
         var usage = _users.GetOrAdd(userId, _ => new UserUsage());
         lock (usage)
         {
             usage.Prune(now - RequestWindow, now - TokenWindow);
             var tokensUsed = usage.Tokens.Sum(t => t.Tokens);
-            if (tokensUsed >= options.TokensPerWindow)
+            if (tokensUsed >= tokenLimit)
             {
                 // Back when enough of the oldest spending has left the window to be under the quota again.
-                var retry = TimeUntilBelow(usage.Tokens, tokensUsed - options.TokensPerWindow + 1, TokenWindow, now);
-                return new LimitDecision(false, LimitDecision.QuotaExhausted, options.TokensPerWindow, 0, retry, retry);
+                var retry = TimeUntilBelow(usage.Tokens, tokensUsed - tokenLimit + 1, TokenWindow, now);
+                return new LimitDecision(false, LimitDecision.QuotaExhausted, tokenLimit, 0, retry, retry);
             }
 
-            if (usage.Requests.Count >= options.RequestsPerWindow)
+            if (usage.Requests.Count >= requestLimit)
             {
                 var retry = usage.Requests.Peek() + RequestWindow - now;
-                return new LimitDecision(false, LimitDecision.RateLimited, options.RequestsPerWindow, 0, retry, Positive(retry));
+                return new LimitDecision(false, LimitDecision.RateLimited, requestLimit, 0, retry, Positive(retry));
             }
 
             usage.Requests.Enqueue(now);
             var reset = usage.Requests.Peek() + RequestWindow - now;
-            return new LimitDecision(true, null, options.RequestsPerWindow, options.RequestsPerWindow - usage.Requests.Count, Positive(reset), null);
+            return new LimitDecision(true, null, requestLimit, requestLimit - usage.Requests.Count, Positive(reset), null);
         }
     }
 
@@ -73,7 +90,7 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time)
         lock (usage)
         {
             usage.Prune(now - RequestWindow, now - TokenWindow);
-            return Math.Max(0, options.TokensPerWindow - usage.Tokens.Sum(t => t.Tokens));
+            return Math.Max(0, options.TokensFor(userId) - usage.Tokens.Sum(t => t.Tokens));
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Buffers.Text;
 using System.Text.Json.Serialization;
 
 namespace ChatStack.ChatApi.Sessions;
@@ -61,6 +62,40 @@ internal sealed record ChatMessageRecord
     }
 }
 
+/// <summary>One page of a user's sessions, newest first; <see cref="NextCursor"/> is null on the last page.</summary>
+internal sealed record ChatSessionPage(
+    [property: JsonPropertyName("sessions")] IReadOnlyList<ChatSession> Sessions,
+    [property: JsonPropertyName("next_cursor")] string? NextCursor);
+
+/// <summary>
+/// Where a page of sessions ends: the last session's <c>updated_at</c> and id (the id breaks ties), opaque to
+/// clients as base64url.
+/// </summary>
+internal sealed record SessionCursor(DateTimeOffset UpdatedAt, string SessionId)
+{
+    public string Encode() =>
+        Base64Url.EncodeToString(System.Text.Encoding.UTF8.GetBytes($"{UpdatedAt.UtcTicks}:{SessionId}"));
+
+    public static bool TryParse(string? text, Func<string, bool> isSafeId, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out SessionCursor? cursor)
+    {
+        cursor = null;
+        if (string.IsNullOrEmpty(text) || text.Length > 400 || !Base64Url.IsValid(text))
+        {
+            return false;
+        }
+
+        var parts = System.Text.Encoding.UTF8.GetString(Base64Url.DecodeFromChars(text)).Split(':', 2);
+        if (parts.Length != 2 || !long.TryParse(parts[0], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var ticks)
+            || ticks > DateTimeOffset.MaxValue.UtcTicks || !isSafeId(parts[1]))
+        {
+            return false;
+        }
+
+        cursor = new SessionCursor(new DateTimeOffset(ticks, TimeSpan.Zero), parts[1]);
+        return true;
+    }
+}
+
 /// <summary>The store is unreachable: the API answers 503 rather than calling the model with nowhere to keep the answer.</summary>
 internal sealed class ChatStoreUnavailableException(string message, Exception inner) : Exception(message, inner);
 
@@ -70,6 +105,9 @@ internal interface IChatSessionStore
     Task<ChatSession?> GetSessionAsync(string sessionId, CancellationToken cancellationToken);
 
     Task CreateSessionAsync(ChatSession session, CancellationToken cancellationToken);
+
+    /// <summary>The user's sessions, most recently updated first, starting after <paramref name="after"/>.</summary>
+    Task<ChatSessionPage> ListSessionsAsync(string userId, int limit, SessionCursor? after, CancellationToken cancellationToken);
 
     /// <summary>Saves a message and, in the same commit, the outbox records that carry it to Pub/Sub.</summary>
     Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<DualWrite.OutboxRecord> outbox, CancellationToken cancellationToken);

@@ -56,6 +56,58 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             CurrentDocument = new Precondition { Exists = false },
         }, cancellationToken);
 
+    /// <summary>
+    /// <c>user_id == ? ORDER BY updated_at DESC, __name__ DESC</c>. The emulator answers it as is; real Firestore
+    /// needs the composite index (user_id ASC, updated_at DESC) on <c>sessions</c> (README, Chat API protocol).
+    /// </summary>
+    public async Task<ChatSessionPage> ListSessionsAsync(string userId, int limit, SessionCursor? after, CancellationToken cancellationToken)
+    {
+        var query = new StructuredQuery
+        {
+            From = { new StructuredQuery.Types.CollectionSelector { CollectionId = "sessions" } },
+            Where = new StructuredQuery.Types.Filter
+            {
+                FieldFilter = new StructuredQuery.Types.FieldFilter
+                {
+                    Field = new StructuredQuery.Types.FieldReference { FieldPath = "user_id" },
+                    Op = StructuredQuery.Types.FieldFilter.Types.Operator.Equal,
+                    Value = Str(userId),
+                },
+            },
+            OrderBy =
+            {
+                new StructuredQuery.Types.Order { Field = new() { FieldPath = "updated_at" }, Direction = StructuredQuery.Types.Direction.Descending },
+                new StructuredQuery.Types.Order { Field = new() { FieldPath = "__name__" }, Direction = StructuredQuery.Types.Direction.Descending },
+            },
+            // One more than asked: whether it exists says if there is a next page.
+            Limit = limit + 1,
+        };
+        if (after is not null)
+        {
+            query.StartAt = new Cursor { Values = { Time(after.UpdatedAt), new FsValue { ReferenceValue = SessionName(after.SessionId) } }, Before = false };
+        }
+
+        var sessions = await Call(async () =>
+        {
+            using var call = client.RunQuery(new RunQueryRequest { Parent = $"{Database}/documents", StructuredQuery = query },
+                deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken);
+            var found = new List<ChatSession>();
+            while (await call.ResponseStream.MoveNext(cancellationToken))
+            {
+                if (call.ResponseStream.Current.Document is { } document)
+                {
+                    found.Add(ToSession(document.Name[(document.Name.LastIndexOf('/') + 1)..], document));
+                }
+            }
+
+            return found;
+        });
+
+        return sessions.Count > limit
+            ? new ChatSessionPage(sessions[..limit], new SessionCursor(sessions[limit - 1].UpdatedAt, sessions[limit - 1].Id).Encode())
+            : new ChatSessionPage(sessions, null);
+    }
+
     public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<DualWrite.OutboxRecord> outbox, CancellationToken cancellationToken)
     {
         var document = new Document

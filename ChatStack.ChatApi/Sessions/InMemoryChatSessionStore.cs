@@ -30,6 +30,17 @@ internal sealed class InMemoryChatSessionStore(MemoryOutbox? outbox = null) : IC
         return Task.CompletedTask;
     }
 
+    public Task<ChatSessionPage> ListSessionsAsync(string userId, int limit, SessionCursor? after, CancellationToken cancellationToken)
+    {
+        var sessions = _sessions.Values.Where(s => s.UserId == userId)
+            .OrderByDescending(s => s.UpdatedAt).ThenByDescending(s => s.Id, StringComparer.Ordinal)
+            .SkipWhile(s => after is not null && (s.UpdatedAt > after.UpdatedAt || (s.UpdatedAt == after.UpdatedAt && string.CompareOrdinal(s.Id, after.SessionId) >= 0)))
+            .Take(limit + 1).ToList();
+        return Task.FromResult(sessions.Count > limit
+            ? new ChatSessionPage(sessions[..limit], new SessionCursor(sessions[limit - 1].UpdatedAt, sessions[limit - 1].Id).Encode())
+            : new ChatSessionPage(sessions, null));
+    }
+
     public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<OutboxRecord> records, CancellationToken cancellationToken)
     {
         var messages = _messages.GetOrAdd(sessionId, _ => []);

@@ -24,6 +24,23 @@ public class UserLimiterTests
     }
 
     [Fact]
+    public void A_user_override_changes_that_users_limits_only()
+    {
+        var options = new LimitOptions { RequestsPerWindow = 5, TokensPerWindow = 1000 };
+        options.Users["demo"] = new UserLimitOverride { RequestsPerWindow = 1, TokensPerWindow = 100 };
+        var limiter = new UserLimiter(options, _time);
+
+        var first = limiter.TryAdmit("demo");
+        Assert.Equal((true, 1L, 0L), (first.Allowed, first.Limit, first.Remaining));
+        Assert.Equal(100, limiter.TokensRemaining("demo"));
+        Assert.Equal(LimitDecision.RateLimited, limiter.TryAdmit("demo").Code);
+
+        var other = limiter.TryAdmit("someone-else");
+        Assert.Equal((true, 5L, 4L), (other.Allowed, other.Limit, other.Remaining));
+        Assert.Equal(1000, limiter.TokensRemaining("someone-else"));
+    }
+
+    [Fact]
     public void The_token_quota_rolls_and_caps_what_is_left()
     {
         var limiter = new UserLimiter(new LimitOptions { TokensPerWindow = 1000, TokenWindowHours = 1 }, _time);

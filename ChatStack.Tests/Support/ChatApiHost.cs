@@ -28,13 +28,17 @@ public sealed class ChatApiHost : IAsyncDisposable
 
     public HttpClient CreateClient() => new() { BaseAddress = Address, Timeout = TimeSpan.FromMinutes(2) };
 
-    public static async Task<ChatApiHost> StartAsync(string firestoreHost, IDictionary<string, string?> settings, string environment = "Development")
+    /// <summary>The chat page's files in the source tree, for a host that should serve them.</summary>
+    public static string PageRoot => Path.Combine(Path.GetDirectoryName(Projects.ChatStack_AppHost.ProjectPath.TrimEnd(Path.DirectorySeparatorChar))!, "ChatStack.ChatApi", "wwwroot");
+
+    public static async Task<ChatApiHost> StartAsync(string firestoreHost, IDictionary<string, string?> settings, string environment = "Development", string? webRoot = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
             EnvironmentName = environment,
             ApplicationName = "ChatStack.ChatApi",
             ContentRootPath = AppContext.BaseDirectory,
+            WebRootPath = webRoot,
         });
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {

@@ -15,6 +15,9 @@ public sealed class StackFixture : IAsyncLifetime
 {
     public static readonly string[] HealthyResources = ["pubsub", "firestore", "bigquery", "analytics-worker", "chat-api"];
 
+    /// <summary>The chat API lets this user start one chat per window (<c>Limits:Users</c>).</summary>
+    public const string PageLimitedUser = "page-limited";
+
     public DistributedApplication App { get; private set; } = null!;
 
     /// <summary>From the start of the AppHost to every resource healthy (or finished, for the provisioner).</summary>
@@ -38,6 +41,10 @@ public sealed class StackFixture : IAsyncLifetime
             // Without a dashboard to export to, each service would wait 10 s for OTLP at shutdown.
             builder.CreateResourceBuilder(project).WithEnvironment("OTEL_EXPORTER_OTLP_TIMEOUT", "1000");
         }
+
+        // One user with a one-request window, so the page's browser tests can meet a real 429.
+        builder.CreateResourceBuilder(builder.Resources.OfType<ProjectResource>().Single(r => r.Name == "chat-api"))
+            .WithEnvironment($"Limits__Users__{PageLimitedUser}__RequestsPerWindow", "1");
 
         // Tests must not share (or lock) the warehouse file of a developer's own runs.
         builder.CreateResourceBuilder(builder.Resources.OfType<ProjectResource>().Single(r => r.Name == "bigquery"))

@@ -1,0 +1,135 @@
+// The chat API as the page uses it: a bearer token, JSON in, problem details or SSE out.
+
+const TOKEN_KEY = 'chatstack.token';
+
+export class ApiError extends Error {
+  constructor(status, problem, headers) {
+    super(problem?.detail || problem?.title || `HTTP ${status}`);
+    this.status = status;
+    this.problem = problem ?? {};
+    this.code = this.problem.code ?? `http-${status}`;
+    this.headers = headers;
+  }
+
+  /** Seconds until a refused request may be retried: Retry-After, else RateLimit-Reset, else null. */
+  get retryAfterSeconds() {
+    for (const name of ['Retry-After', 'RateLimit-Reset']) {
+      const value = this.headers?.get(name);
+      if (value && /^\d+$/.test(value.trim())) return Number(value);
+      const date = value ? Date.parse(value) : NaN;
+      if (!Number.isNaN(date)) return Math.max(0, Math.ceil((date - Date.now()) / 1000));
+    }
+    return null;
+  }
+}
+
+export async function toApiError(response) {
+  let problem = null;
+  try { problem = await response.json(); } catch { /* not JSON: the status says enough */ }
+  return new ApiError(response.status, problem, response.headers);
+}
+
+export class ChatApi {
+  #token = null;
+  onUnauthorized = () => {};
+
+  constructor() {
+    const saved = sessionStorage.getItem(TOKEN_KEY);
+    if (saved) {
+      const { token, user, expires } = JSON.parse(saved);
+      if (!expires || expires > Date.now()) this.#setToken(token, user, expires);
+    }
+  }
+
+  get signedIn() { return this.#token !== null; }
+  user = null;
+
+  /** Whether this API offers the development sign-in: its OpenAPI document lists the endpoint only in Development. */
+  async hasDevelopmentSignIn() {
+    const response = await fetch('openapi/v1.json');
+    return response.ok && '/api/dev/token' in ((await response.json()).paths ?? {});
+  }
+
+  async signInDevelopment(userId) {
+    const response = await fetch('api/dev/token', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ user_id: userId }),
+    });
+    if (!response.ok) throw await toApiError(response);
+    const { access_token: token, expires_in: expiresIn } = await response.json();
+    this.#setToken(token, userId, Date.now() + expiresIn * 1000);
+  }
+
+  useToken(token) {
+    const claims = decodeClaims(token);
+    this.#setToken(token, claims?.sub ?? 'token user', claims?.exp ? claims.exp * 1000 : null);
+  }
+
+  signOut() {
+    this.#token = null;
+    this.user = null;
+    sessionStorage.removeItem(TOKEN_KEY);
+  }
+
+  #setToken(token, user, expires) {
+    this.#token = token;
+    this.user = user;
+    sessionStorage.setItem(TOKEN_KEY, JSON.stringify({ token, user, expires }));
+  }
+
+  async #fetch(path, init = {}) {
+    const headers = new Headers(init.headers);
+    headers.set('Authorization', `Bearer ${this.#token}`);
+    const response = await fetch(path, { ...init, headers });
+    if (response.status === 401) {
+      this.signOut();
+      this.onUnauthorized();
+    }
+    return response;
+  }
+
+  async #json(path) {
+    const response = await this.#fetch(path);
+    if (!response.ok) throw await toApiError(response);
+    return response.json();
+  }
+
+  listSessions(cursor, limit = 20) {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (cursor) query.set('cursor', cursor);
+    return this.#json(`api/sessions?${query}`);
+  }
+
+  getSession(id) { return this.#json(`api/sessions/${encodeURIComponent(id)}`); }
+
+  getMessages(id) { return this.#json(`api/sessions/${encodeURIComponent(id)}/messages`); }
+
+  /** Starts a chat; resolves with the response once its headers arrive (the body is the event stream). */
+  async postChat(body, signal) {
+    const response = await this.#fetch('api/chat', {
+      method: 'POST', signal,
+      headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' },
+      body: JSON.stringify(body),
+    });
+    if (!response.ok) throw await toApiError(response);
+    return response;
+  }
+
+  /** Picks a stream up again after lastEventId. */
+  async resumeChat(streamId, lastEventId, signal) {
+    const headers = { Accept: 'text/event-stream' };
+    if (lastEventId) headers['Last-Event-ID'] = lastEventId;
+    const response = await this.#fetch(`api/chat/streams/${encodeURIComponent(streamId)}`, { headers, signal });
+    if (!response.ok) throw await toApiError(response);
+    return response;
+  }
+}
+
+/** The claims of a JWT, read only to show who is signed in (the API validates it). */
+function decodeClaims(token) {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    return JSON.parse(atob(part));
+  } catch {
+    return null;
+  }
+}

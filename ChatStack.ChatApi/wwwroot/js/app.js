@@ -1,0 +1,281 @@
+// The chat page: sign-in, sessions, and one streamed answer at a time.
+
+import { ApiError, ChatApi } from './api.js';
+import { AssistantTurn, addUserTurn, clearConversation, renderStoredMessages } from './conversation.js';
+import { BudgetMeter } from './meter.js';
+import { readEvents, sequenceOf } from './sse.js';
+import { el } from './render.js';
+
+const $ = (id) => document.getElementById(id);
+const api = new ChatApi();
+const meter = new BudgetMeter();
+const MAX_RESUMES = 5;
+
+let sessionId = null;
+let running = null; // the AbortController of the answer streaming now
+let nextCursor = null;
+
+api.onUnauthorized = () => showSignIn('Your sign-in has expired or was refused; sign in again.');
+meter.onRetryAllowed = () => updateComposer();
+
+// ---- sign-in
+
+async function showSignIn(message = '') {
+  $('app').hidden = true;
+  $('whoami').hidden = true;
+  $('sign-in').hidden = false;
+  $('sign-in-error').textContent = message;
+  let development = false;
+  try { development = await api.hasDevelopmentSignIn(); } catch { /* unreachable API: offer the token form */ }
+  $('dev-sign-in').hidden = !development;
+  $('token-sign-in').hidden = development;
+  (development ? $('user-id') : $('bearer-token')).focus();
+}
+
+$('dev-sign-in').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  try {
+    await api.signInDevelopment($('user-id').value.trim());
+    await showApp();
+  } catch (error) {
+    $('sign-in-error').textContent = `Sign-in failed: ${error.message}`;
+  }
+});
+
+$('token-sign-in').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  api.useToken($('bearer-token').value.trim().replace(/^Bearer\s+/i, ''));
+  await showApp();
+});
+
+$('sign-out').addEventListener('click', () => {
+  running?.abort();
+  api.signOut();
+  showSignIn();
+});
+
+async function showApp() {
+  $('sign-in').hidden = true;
+  $('app').hidden = false;
+  $('whoami').hidden = false;
+  $('whoami-user').textContent = `Signed in as ${api.user}`;
+  meter.reset(budget());
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get('session');
+  await loadSessions();
+  if (fromHash) await openSession(fromHash);
+  else newChat();
+}
+
+// ---- sessions
+
+async function loadSessions(append = false) {
+  $('sessions-error').textContent = '';
+  try {
+    const page = await api.listSessions(append ? nextCursor : null);
+    if (!append) $('session-list').replaceChildren();
+    for (const session of page.sessions) $('session-list').append(sessionItem(session));
+    nextCursor = page.next_cursor;
+    $('more-sessions').hidden = !nextCursor;
+    markCurrentSession();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) return;
+    $('sessions-error').textContent = `Could not load sessions: ${error.message}`;
+  }
+}
+
+function sessionItem(session) {
+  const button = el('button');
+  button.type = 'button';
+  button.dataset.sessionId = session.id;
+  button.append(el('span', session.title || '(untitled)'),
+    el('small', `${new Date(session.updated_at).toLocaleString()} · ${session.total_tokens} tokens`));
+  button.addEventListener('click', () => openSession(session.id));
+  const item = el('li');
+  item.append(button);
+  return item;
+}
+
+function markCurrentSession() {
+  for (const button of $('session-list').querySelectorAll('button')) {
+    button.setAttribute('aria-current', String(button.dataset.sessionId === sessionId));
+  }
+}
+
+async function openSession(id) {
+  if (running) return;
+  try {
+    const [session, records] = await Promise.all([api.getSession(id), api.getMessages(id)]);
+    sessionId = id;
+    history.replaceState(null, '', `#session=${encodeURIComponent(id)}`);
+    renderStoredMessages(records);
+    showSessionInfo(session);
+    meter.reset(budget());
+    markCurrentSession();
+    $('message').focus();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) return;
+    $('sessions-error').textContent = `Could not open the session: ${error.message}`;
+  }
+}
+
+function showSessionInfo(session) {
+  $('session-info').textContent = session
+    ? `${session.title} · ${session.message_count} messages · ${session.prompt_tokens} prompt + ${session.completion_tokens} completion = ${session.total_tokens} tokens`
+    : '';
+}
+
+function newChat() {
+  if (running) return;
+  sessionId = null;
+  history.replaceState(null, '', location.pathname + location.search);
+  clearConversation();
+  showSessionInfo(null);
+  meter.reset(budget());
+  markCurrentSession();
+  $('message').focus();
+}
+
+$('new-chat').addEventListener('click', newChat);
+$('more-sessions').addEventListener('click', () => loadSessions(true));
+
+// ---- composer
+
+function budget() {
+  const value = Number($('budget').value);
+  return Number.isInteger(value) && value > 0 ? value : undefined;
+}
+
+function updateComposer() {
+  $('send').disabled = running !== null || meter.limitedNow;
+  $('stop').disabled = running === null;
+}
+
+$('message').addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    $('composer').requestSubmit();
+  }
+});
+
+$('composer').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const text = $('message').value;
+  if (!text.trim() || running || meter.limitedNow) return;
+  send(text);
+});
+
+$('stop').addEventListener('click', () => running?.abort());
+
+// ---- one answer
+
+async function send(text) {
+  const controller = new AbortController();
+  running = controller;
+  updateComposer();
+  meter.reset(budget());
+  let turn = null;
+  try {
+    const response = await api.postChat({ message: text, session_id: sessionId ?? undefined, budget_max: budget() }, controller.signal);
+    $('message').value = '';
+    const isNew = sessionId === null;
+    sessionId = response.headers.get('X-Session-Id');
+    if (isNew) {
+      clearConversation();
+      history.replaceState(null, '', `#session=${encodeURIComponent(sessionId)}`);
+      loadSessions(); // the new session is stored already: list it while the answer streams
+    }
+    addUserTurn(text);
+    turn = new AssistantTurn();
+    turn.busy = true;
+    await stream(response, response.headers.get('X-Stream-Id'), turn, controller.signal);
+  } catch (error) {
+    if (controller.signal.aborted) {
+      turn?.note('Stopped.');
+    } else if (error instanceof ApiError && error.status === 429) {
+      meter.limited(error);
+    } else if (!(error instanceof ApiError && error.status === 401)) {
+      (turn ?? new AssistantTurn()).note(`Could not send: ${error.message}`, true);
+    }
+  } finally {
+    if (turn) turn.busy = false;
+    running = null;
+    updateComposer();
+    if (sessionId) {
+      await loadSessions();
+      api.getSession(sessionId).then(showSessionInfo, () => {});
+    }
+    $('message').focus();
+  }
+}
+
+/**
+ * Reads the stream to its done or error event. A connection that ends before that is resumed with
+ * Last-Event-ID; events at or below the last sequence seen are skipped, so no text is shown twice.
+ */
+async function stream(response, streamId, turn, signal) {
+  let lastId = null;
+  let lastSequence = 0;
+  for (let resumes = 0; ; resumes++) {
+    let finished = false;
+    try {
+      for await (const message of readEvents(response.body)) {
+        const sequence = sequenceOf(message.id);
+        if (sequence >= 0 && sequence <= lastSequence) continue;
+        if (sequence >= 0) {
+          lastSequence = sequence;
+          lastId = message.id;
+        }
+        finished = handle(message, turn) || finished;
+      }
+    } catch (error) {
+      if (signal.aborted) throw error;
+      // A dropped connection: fall through and resume.
+    }
+    if (finished) return;
+    if (resumes >= MAX_RESUMES) {
+      turn.note('The connection kept dropping; the answer so far is saved in the session.', true);
+      return;
+    }
+    turn.note(`Connection lost; reconnecting (${resumes + 1}/${MAX_RESUMES})…`);
+    await new Promise((resolve) => setTimeout(resolve, 300 * 2 ** resumes));
+    try {
+      response = await api.resumeChat(streamId, lastId, signal);
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) {
+        turn.note('The stream is gone; reopen the session from the list to see the saved answer.', true);
+        return;
+      }
+      if (signal.aborted || error instanceof ApiError) throw error;
+      // Still offline: the next round tries again.
+      response = { body: new ReadableStream({ start: (c) => c.close() }) };
+    }
+  }
+}
+
+/** Applies one event; true when it ends the stream. */
+function handle(message, turn) {
+  let envelope;
+  try { envelope = JSON.parse(message.data); } catch { return false; }
+  const data = envelope.data ?? {};
+  switch (message.event) {
+    case 'token_count': meter.update(data); return false;
+    case 'message_delta': turn.append(data.text ?? ''); return false;
+    case 'tool_start': turn.toolStarted(data); return false;
+    case 'tool_end': turn.toolEnded(data); return false;
+    case 'summarized':
+      turn.note(`Earlier history was summarized: ${data.replaced_messages} messages, ${data.tokens_before} → ${data.tokens_after} tokens.`);
+      return false;
+    case 'done':
+      meter.finish(data.usage, data.finish_reason);
+      if (data.finish_reason !== 'stop') turn.note(`Finished: ${data.finish_reason.replace('_', ' ')}`);
+      return true;
+    case 'error':
+      turn.note(`Error (${data.code}): ${data.message}`, true);
+      return true;
+    default: return false;
+  }
+}
+
+// ---- start
+
+if (api.signedIn) showApp(); else showSignIn();
