@@ -25,6 +25,6 @@ internal sealed record DualWriteOptions
     {
         DualWrite = configuration.GetValue("ENABLE_DUAL_WRITE", true),
         PubSub = configuration.GetValue("ENABLE_PUBSUB", true),
-        CaptureContent = configuration.GetValue("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", false),
+        CaptureContent = Telemetry.ContentCaptureOptions.From(configuration).Enabled,
     };
 }

@@ -28,7 +28,8 @@ public sealed class ChatApiHost : IAsyncDisposable
 
     public HttpClient CreateClient() => new() { BaseAddress = Address, Timeout = TimeSpan.FromMinutes(2) };
 
-    public static async Task<ChatApiHost> StartAsync(string firestoreHost, IDictionary<string, string?> settings, string environment = "Development")
+    public static async Task<ChatApiHost> StartAsync(string firestoreHost, IDictionary<string, string?> settings, string environment = "Development",
+        Action<WebApplicationBuilder>? configure = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
@@ -48,6 +49,7 @@ public sealed class ChatApiHost : IAsyncDisposable
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.AddServiceDefaults();
         builder.AddChatApi();
+        configure?.Invoke(builder);
         var app = builder.Build();
         app.MapDefaultEndpoints();
         app.MapChatApi();
