@@ -268,6 +268,9 @@ internal sealed class ModelCallSpan : IDisposable
 /// <summary>Message content in the JSON shape of the GenAI conventions (role, parts); only built when capture is on.</summary>
 internal static class GenAiContent
 {
+    // Readable in a trace viewer: non-ASCII text and '+' as themselves, as the SSE stream sends them.
+    private static readonly System.Text.Json.JsonSerializerOptions Json = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     public static string Messages(IEnumerable<ChatMessageContent> messages)
     {
         var array = new JsonArray();
@@ -295,7 +298,7 @@ internal static class GenAiContent
             array.Add(new JsonObject { ["role"] = message.Role.Label, ["parts"] = parts });
         }
 
-        return array.ToJsonString();
+        return array.ToJsonString(Json);
     }
 
     public static string Output(string text, IReadOnlyList<FunctionCallContent> calls, string? finishReason)
@@ -311,7 +314,7 @@ internal static class GenAiContent
             parts.Add(new JsonObject { ["type"] = "tool_call", ["id"] = call.Id, ["name"] = call.FunctionName, ["arguments"] = Arguments(call.Arguments) });
         }
 
-        return new JsonArray { new JsonObject { ["role"] = "assistant", ["parts"] = parts, ["finish_reason"] = finishReason } }.ToJsonString();
+        return new JsonArray { new JsonObject { ["role"] = "assistant", ["parts"] = parts, ["finish_reason"] = finishReason } }.ToJsonString(Json);
     }
 
     private static JsonObject Arguments(KernelArguments? arguments)

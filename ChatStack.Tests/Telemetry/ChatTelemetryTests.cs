@@ -144,7 +144,7 @@ public sealed class ChatTelemetryTests(StackFixture stack, ITestOutputHelper out
 
         var agent = await telemetry.WaitForSpanAsync(s => s.DisplayName == "invoke_agent chatstack", TimeSpan.FromSeconds(10));
         Assert.Contains("12.5 + 3", (string)agent.GetTagItem(GenAiAttributes.InputMessages)!);
-        Assert.Contains(System.Text.Json.JsonEncodedText.Encode(answer[..20]).Value, (string)agent.GetTagItem(GenAiAttributes.OutputMessages)!);
+        Assert.Contains(answer[..20], (string)agent.GetTagItem(GenAiAttributes.OutputMessages)!);
         var calls = telemetry.Spans.Where(s => s.TraceId == agent.TraceId && s.DisplayName.StartsWith("chat ")).OrderBy(s => s.StartTimeUtc).ToList();
         Assert.Contains("\"role\":\"user\"", (string)calls[0].GetTagItem(GenAiAttributes.InputMessages)!);
         Assert.Contains("\"type\":\"tool_call\"", (string)calls[0].GetTagItem(GenAiAttributes.OutputMessages)!);
