@@ -242,7 +242,7 @@ internal sealed class AgentRun(
         var calls = new FunctionCallContentBuilder();
         _live = new StreamingTokenCounter(counter);
         _modelCalls++;
-        using var span = ModelCallSpan.Start(request.Model, ((OpenAIPromptExecutionSettings)settings).MaxTokens ?? 0, streaming: true, capture.Enabled, context, metrics);
+        using var span = ModelCallSpan.Start(request.Model, (settings as OpenAIPromptExecutionSettings)?.MaxTokens ?? 0, streaming: true, capture.Enabled, context, metrics);
         var answerStart = _answer.Length;
         try
         {

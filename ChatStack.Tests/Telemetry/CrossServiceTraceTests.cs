@@ -36,6 +36,10 @@ public sealed class CrossServiceTraceTests(StackFixture stack, ITestOutputHelper
         Assert.Contains(trace, s => s.Service == "chat-api" && s.Name == "execute_tool calculate");
         Assert.Contains(trace, s => s.Service == "chat-api" && s.Name == "commit messages");
         Assert.Contains(stack.Otlp.Spans, s => s.Service == "chat-api" && s.Name == "send chat-events");
+        // Aspire turns content capture on in run mode; the AppHost turns it back off for the chat API.
+        Assert.All(trace, s => Assert.DoesNotContain(s.Attributes.Keys, k => k is GenAiAttributes.InputMessages or GenAiAttributes.OutputMessages
+            or GenAiAttributes.ToolCallArguments or GenAiAttributes.ToolCallResult));
+        Assert.Contains(trace, s => s.Name == "invoke_agent chatstack" && s.Attributes.ContainsKey(BudgetAttributes.Remaining));
 
         // The provisioner's run at start-up: a span per resource with its outcome.
         var provisioner = stack.Otlp.Spans.Where(s => s.Service == "provisioner").ToList();
