@@ -2,6 +2,7 @@ using System.Diagnostics;
 using ChatStack.ChatApi.Telemetry;
 using ChatStack.Contracts.Telemetry;
 using ChatStack.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
 using OpenTelemetry.Metrics;
 
 namespace ChatStack.Tests.Telemetry;
@@ -183,6 +184,39 @@ public sealed class ChatTelemetryTests(StackFixture stack, ITestOutputHelper out
         Assert.Equal(1, rejection.GetSumLong());
         Assert.Equal("rate-limited", Tag(rejection, ChatMetricNames.LimitReason));
         Assert.Equal("{request}", Latest(metrics, ChatMetricNames.RateLimitRejections).Unit);
+    }
+
+    [Fact]
+    public async Task While_pubsub_is_down_the_outbox_gauges_report_what_waits_and_for_how_long()
+    {
+        var telemetry = new TelemetryCapture();
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost,
+            new Dictionary<string, string?> { ["PUBSUB_EMULATOR_HOST"] = "127.0.0.1:9" }, configure: telemetry.AddTo);
+        var client = await ChatApiClient.SignInAsync(host.Address, "otel-outbox-user");
+        await client.ChatAsync(new { message = "Hello there" });
+        await client.ChatAsync(new { session_id = client.LastSessionId, message = "And again" });
+
+        // Four events wait (two turns, no tools); the relay reports them on its next look, at most a second later.
+        var outbox = host.Services.GetRequiredService<ChatStack.ChatApi.DualWrite.FirestoreOutbox>();
+        Assert.Equal(4, await outbox.CountAsync(CancellationToken.None));
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        double depth;
+        do
+        {
+            await Task.Delay(250);
+            depth = Gauge(telemetry.Metrics(host.Services), ChatMetricNames.OutboxDepth);
+        }
+        while (depth < 4 && DateTime.UtcNow < deadline);
+
+        Assert.Equal(4, depth);
+        Assert.True(Gauge(telemetry.Metrics(host.Services), ChatMetricNames.OutboxOldestAge) > 0);
+        Assert.Contains(telemetry.Spans, s => s.DisplayName == "send chat-events" && s.Status == ActivityStatusCode.Error);
+    }
+
+    private static double Gauge(IReadOnlyList<MetricSnapshot> metrics, string name)
+    {
+        var point = metrics.LastOrDefault(m => m.Name == name)?.MetricPoints.SingleOrDefault();
+        return point is not { } p ? 0 : name == ChatMetricNames.OutboxDepth ? p.GetGaugeLastValueLong() : p.GetGaugeLastValueDouble();
     }
 
     private static MetricSnapshot Latest(IReadOnlyList<MetricSnapshot> metrics, string name) =>
