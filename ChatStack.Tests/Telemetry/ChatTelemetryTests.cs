@@ -134,6 +134,41 @@ public sealed class ChatTelemetryTests(StackFixture stack, ITestOutputHelper out
     }
 
     [Fact]
+    public async Task An_openai_compatible_model_is_traced_as_provider_openai_with_its_server_and_the_providers_usage()
+    {
+        await using var provider = await OpenAiCompatibleServer.StartAsync();
+        var telemetry = new TelemetryCapture();
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?>
+        {
+            ["Chat:Models:test-gpt-4o:Provider"] = "OpenAI",
+            ["Chat:Models:test-gpt-4o:Endpoint"] = provider.BaseAddress.ToString(),
+            ["Chat:Models:test-gpt-4o:ApiKey"] = "test-key",
+            ["Chat:Models:test-gpt-4o:ProviderModelId"] = "gpt-4o-mini",
+        }, configure: telemetry.AddTo);
+        var client = await ChatApiClient.SignInAsync(host.Address, "otel-openai-user");
+        await client.ChatAsync(new { message = "Please multiply 17 by 3.", model = "test-gpt-4o" });
+
+        var agent = await telemetry.WaitForSpanAsync(s => s.DisplayName == "invoke_agent chatstack", TimeSpan.FromSeconds(10));
+        Assert.Equal(GenAiAttributes.Providers.OpenAi, agent.GetTagItem(GenAiAttributes.ProviderName));
+        var calls = telemetry.Spans.Where(s => s.TraceId == agent.TraceId && s.DisplayName == "chat gpt-4o-mini").OrderBy(s => s.StartTimeUtc).ToList();
+        Assert.Equal(2, calls.Count);
+        Assert.All(calls, call =>
+        {
+            Assert.Equal(GenAiAttributes.Providers.OpenAi, call.GetTagItem(GenAiAttributes.ProviderName));
+            Assert.Equal(provider.BaseAddress.Host, call.GetTagItem(GenAiAttributes.ServerAddress));
+            Assert.Equal(provider.BaseAddress.Port, call.GetTagItem(GenAiAttributes.ServerPort));
+            Assert.Equal(OpenAiCompatibleServer.PromptTokensPerCall, call.GetTagItem(GenAiAttributes.UsageInputTokens));
+            Assert.Equal(OpenAiCompatibleServer.CompletionTokensPerCall, call.GetTagItem(GenAiAttributes.UsageOutputTokens));
+            Assert.Equal("provider", call.GetTagItem(BudgetAttributes.UsageSource));
+            // The HTTP call to the provider is the model call's child.
+            Assert.Contains(telemetry.Spans, s => s.ParentSpanId == call.SpanId && s.Kind == ActivityKind.Client);
+        });
+        // SK reports OpenAI's finish reasons as enum names; the span carries the wire values.
+        Assert.Equal(new[] { "tool_calls" }, (string[])calls[0].GetTagItem(GenAiAttributes.ResponseFinishReasons)!);
+        Assert.Equal(new[] { "stop" }, (string[])calls[1].GetTagItem(GenAiAttributes.ResponseFinishReasons)!);
+    }
+
+    [Fact]
     public async Task Message_content_is_recorded_only_when_capture_is_turned_on()
     {
         var telemetry = new TelemetryCapture();
