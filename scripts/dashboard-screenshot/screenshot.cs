@@ -18,12 +18,6 @@ var page = await browser.NewPageAsync(new() { ViewportSize = new() { Width = 160
 await page.GotoAsync($"{dashboard}/traces/detail/{traceId}");
 // The waterfall has rendered once the agent span's row is there.
 await page.GetByText("invoke_agent chatstack").First.WaitForAsync(new() { Timeout = 30_000 });
-// The local-run banners (no dev certificate, unsecured endpoints) say nothing about the trace: dismiss them.
-foreach (var close in await page.Locator("fluent-message-bar button, .fluent-messagebar button").AllAsync())
-{
-    await close.ClickAsync(new() { Timeout = 2_000 }).ContinueWith(_ => { });
-}
-
 await page.WaitForTimeoutAsync(1500);
 await page.ScreenshotAsync(new() { Path = output });
 Console.WriteLine($"saved {output}");
