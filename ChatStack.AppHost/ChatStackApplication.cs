@@ -1,5 +1,6 @@
 using ChatStack.Contracts;
 using ChatStack.Hosting.GoogleCloud;
+using Microsoft.Extensions.Configuration;
 
 namespace Aspire.Hosting;
 
@@ -37,6 +38,10 @@ internal static class ChatStackApplication
 
         builder.AddProject<Projects.ChatStack_ChatApi>("chat-api")
             .WithEnvironment("Identity__SigningKey", chatSigningKey)
+            // Aspire turns GenAI content capture on for every resource in run mode; prompts and answers stay out of
+            // telemetry and the warehouse unless asked for (ChatStack:CaptureMessageContent=true).
+            .WithEnvironment(ChatStack.Contracts.Telemetry.GenAiContentCapture.Variable,
+                builder.Configuration.GetValue("ChatStack:CaptureMessageContent", false) ? "true" : "false")
             .WithGoogleCloudProject(projectId)
             .WithGoogleCloudEmulator(pubsub)
             .WithGoogleCloudEmulator(firestore)

@@ -15,6 +15,9 @@ public static class ResourceNames
     /// <summary>Topic messages go to after too many failed deliveries.</summary>
     public const string DeadLetterTopic = "chat-events-dlq";
 
+    /// <summary>Delivery attempts of <see cref="ChatEventsSubscription"/> before Pub/Sub dead-letters a message.</summary>
+    public const int MaxDeliveryAttempts = 5;
+
     /// <summary>Subscription that keeps dead letters until someone looks at them.</summary>
     public const string DeadLetterSubscription = "chat-events-dlq-hold";
 

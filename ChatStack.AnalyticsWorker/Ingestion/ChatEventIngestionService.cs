@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using ChatStack.Contracts;
 using ChatStack.Contracts.Events;
 using ChatStack.GoogleCloud.BigQuery;
 using Google.Cloud.PubSub.V1;
@@ -86,6 +87,7 @@ public sealed class ChatEventIngestionService(
         }
 
         using var activity = StartBatchActivity(batch);
+        using var turns = ChatTurnSpans.Start(batch, activity, source.Subscription);
         var ingestedAt = time.GetUtcNow();
         var nacks = new List<ReceivedMessage>();
         var pending = new List<(ReceivedMessage Message, WarehouseRow Row)>(batch.Count);
@@ -108,7 +110,16 @@ public sealed class ChatEventIngestionService(
         foreach (var table in pending.GroupBy(p => p.Row.Table))
         {
             var rows = table.ToList();
-            var errors = await InsertAsync(table.Key, rows.Select(r => r.Row).ToList(), cancellationToken);
+            Dictionary<int, string>? errors;
+            using (var inserts = turns.StartInsert(_options.Dataset, table.Key, rows.Select(r => r.Message).ToList()))
+            {
+                errors = await InsertAsync(table.Key, rows.Select(r => r.Row).ToList(), cancellationToken);
+                if (errors is null)
+                {
+                    inserts.Fail("insert_failed");
+                }
+            }
+
             if (errors is null)
             {
                 nacks.AddRange(rows.Select(r => r.Message));
@@ -125,7 +136,12 @@ public sealed class ChatEventIngestionService(
                 else
                 {
                     acks.Add(rows[i].Message);
-                    telemetry.IngestionLag.Record((ingestedAt - rows[i].Row.EventTimestamp).TotalSeconds);
+                    var accepted = time.GetUtcNow();
+                    telemetry.EventLag.Record((accepted - rows[i].Row.EventTimestamp).TotalSeconds);
+                    if (rows[i].Message.Message.PublishTime is { } published)
+                    {
+                        telemetry.IngestionLag.Record((accepted - published.ToDateTimeOffset()).TotalSeconds);
+                    }
                 }
             }
 
@@ -135,6 +151,13 @@ public sealed class ChatEventIngestionService(
 
         await source.AckAsync(acks, CancellationToken.None);
         await source.NackAsync(nacks, CancellationToken.None);
+        turns.Settle(acks, nacks);
+        var lastAttempts = nacks.Count(m => m.DeliveryAttempt >= ResourceNames.MaxDeliveryAttempts);
+        if (lastAttempts > 0)
+        {
+            telemetry.DeadLettered.Add(lastAttempts);
+        }
+
         activity?.SetTag("chatstack.worker.acked", acks.Count);
         activity?.SetTag("chatstack.worker.nacked", nacks.Count);
     }
@@ -180,14 +203,13 @@ public sealed class ChatEventIngestionService(
     {
         // One batch serves many chat turns: link each turn's trace rather than pick one parent.
         var links = batch
-            .Select(m => m.Message.Attributes.TryGetValue(ChatEventMessages.TraceParentAttribute, out var tp)
-                && ActivityContext.TryParse(tp, null, out var context) ? context : default)
-            .Where(c => c != default)
+            .Select(ChatTurnSpans.ParentOf)
+            .OfType<ActivityContext>()
             .Distinct()
             .Take(128)
             .Select(c => new ActivityLink(c))
             .ToList();
-        var activity = IngestionTelemetry.ActivitySource.StartActivity("process chat-events", ActivityKind.Consumer, parentContext: default, links: links);
+        var activity = IngestionTelemetry.ActivitySource.StartActivity("process chat-events batch", ActivityKind.Consumer, parentContext: default, links: links);
         activity?.SetTag("messaging.system", "gcp_pubsub");
         activity?.SetTag("messaging.operation.type", "process");
         activity?.SetTag("messaging.batch.message_count", batch.Count);

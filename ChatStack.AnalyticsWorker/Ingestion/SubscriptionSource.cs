@@ -42,6 +42,8 @@ public sealed class SubscriptionSource(
     /// <summary>Pulls until <paramref name="stoppingToken"/> fires, then half-closes the streams so they end cleanly.</summary>
     public async Task RunAsync(CancellationToken stoppingToken)
     {
+        // Pulls and lease extensions run all the time: untraced, or each idle poll would be a trace of its own.
+        using var untraced = OpenTelemetry.SuppressInstrumentationScope.Begin();
         using var leases = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         var extender = ExtendLeasesAsync(leases.Token);
         logger.LogInformation("Pulling {Subscription} with {Count} {Mode}", Subscription, _options.Streams, _streaming ? "StreamingPull streams" : "unary Pull loops");

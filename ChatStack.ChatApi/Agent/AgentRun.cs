@@ -4,6 +4,7 @@ using ChatStack.ChatApi.Budget;
 using ChatStack.ChatApi.Limits;
 using ChatStack.ChatApi.Sessions;
 using ChatStack.ChatApi.Streaming;
+using ChatStack.ChatApi.Telemetry;
 using ChatStack.Contracts;
 using Microsoft.SemanticKernel;
 using Microsoft.SemanticKernel.ChatCompletion;
@@ -27,7 +28,9 @@ internal sealed class AgentRun(
     UserLimiter limiter,
     ChatOptions options,
     TimeProvider time,
-    ILogger logger)
+    ILogger logger,
+    ChatMetrics metrics,
+    ContentCaptureOptions capture)
 {
     private readonly BudgetTracker _budget = new(request.Model.Name, request.BudgetMax, request.Model.Options.ContextWindow, options.SummarizeShare, time);
     private readonly StringBuilder _answer = new();
@@ -43,14 +46,13 @@ internal sealed class AgentRun(
     private int _modelCallsReported;
     private string? _providerFinish;
     private int _persistedMessages;
+    private AgentRunSpan? _span;
 
     public TokenBudget Budget => _budget.Current;
 
     public async Task ExecuteAsync(CancellationToken cancellationToken)
     {
-        using var activity = ChatTelemetry.Source.StartActivity("chat.run");
-        activity?.SetTag("gen_ai.request.model", request.Model.Name);
-        activity?.SetTag("chat.session_id", _session.Id);
+        using var span = _span = AgentRunSpan.Start(request, capture.Enabled);
         string finishReason;
         ErrorEvent? error = null;
         string userMessageId = "";
@@ -75,15 +77,20 @@ internal sealed class AgentRun(
             (finishReason, error) = (FinishReasons.Error, new ErrorEvent("model_error", $"The model call failed: {e.GetBaseException().Message}"));
         }
 
-        await FinalizeAsync(userMessageId, finishReason, error);
-        activity?.SetTag("gen_ai.usage.input_tokens", _budget.Current.PromptTokens);
-        activity?.SetTag("gen_ai.usage.output_tokens", _budget.Current.CompletionTokens);
-        activity?.SetTag("chat.finish_reason", finishReason);
-        activity?.SetTag("chat.budget_max", _budget.Current.BudgetMax);
-        if (error is not null)
+        error = await FinalizeAsync(userMessageId, finishReason, error);
+        var modelTags = new System.Diagnostics.TagList
         {
-            activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, error.Code);
+            { Contracts.Telemetry.GenAiAttributes.ProviderName, ModelCallSpan.ProviderOf(request.Model) },
+            { Contracts.Telemetry.GenAiAttributes.RequestModel, ModelCallSpan.RequestModelOf(request.Model) },
+        };
+        if (finishReason == FinishReasons.BudgetExhausted)
+        {
+            metrics.BudgetExhaustions.Add(1, modelTags);
         }
+
+        modelTags.Add(Contracts.Telemetry.BudgetAttributes.FinishReason, error is null ? finishReason : FinishReasons.Error);
+        metrics.BudgetRemaining.Record(_budget.Current.BudgetRemaining, modelTags);
+        span.Finish(_budget.Current, error is null ? finishReason : FinishReasons.Error, error?.Code, _answer.ToString());
     }
 
     private async Task<string> IngressAsync(CancellationToken cancellationToken)
@@ -137,11 +144,29 @@ internal sealed class AgentRun(
 
         var settings = new OpenAIPromptExecutionSettings { MaxTokens = Math.Min(512, request.Model.Options.MaxOutputTokens) };
         _modelCalls++;
-        var reply = (await model.GetChatMessageContentsAsync(summarize, settings, kernel: null, cancellationToken)).FirstOrDefault();
+        ChatMessageContent? reply;
+        int summaryTokens, summarizationInput;
+        using (var call = ModelCallSpan.Start(request.Model, settings.MaxTokens.Value, streaming: false, capture.Enabled, summarize, metrics))
+        {
+            try
+            {
+                reply = (await model.GetChatMessageContentsAsync(summarize, settings, kernel: null, cancellationToken)).FirstOrDefault();
+            }
+            catch (Exception e)
+            {
+                call.Fail(e);
+                throw;
+            }
+
+            call.OnChunk(reply?.ModelId, reply?.Metadata);
+            summaryTokens = counter.Count(reply?.Content?.Trim() ?? "");
+            summarizationInput = Count(summarize);
+            var usage = RecordProviderUsage(reply?.Metadata);
+            call.SetUsage(usage?.Prompt ?? summarizationInput, usage?.Completion ?? summaryTokens, usage is not null);
+            call.SetOutput(reply?.Content ?? "", []);
+        }
+
         var summary = reply?.Content?.Trim() ?? "";
-        RecordProviderUsage(reply?.Metadata);
-        var summaryTokens = counter.Count(summary);
-        var summarizationInput = Count(summarize);
         var throughId = older[^1].Id;
         await store.SetSummaryAsync(_session.Id, summary, throughId, time.GetUtcNow(), cancellationToken);
         _session = _session with { Summary = summary, SummaryThroughMessageId = throughId };
@@ -150,6 +175,8 @@ internal sealed class AgentRun(
         var compactedTokens = Count(compacted);
         _completionBase += summaryTokens;
         events.Write(ChatEventTypes.Summarized, new SummarizedEvent(older.Count, conversation.Count - older.Count, contextTokens, compactedTokens, summaryTokens, throughId));
+        metrics.Summarizations.Add(1, new KeyValuePair<string, object?>(Contracts.Telemetry.GenAiAttributes.RequestModel, ModelCallSpan.RequestModelOf(request.Model)));
+        _span?.OnSummarized(older.Count, contextTokens, compactedTokens);
 
         // The summarization call was spent too: its input counts as prompt, its summary as completion.
         _budget.SetPrompt(compactedTokens + summarizationInput);
@@ -199,6 +226,8 @@ internal sealed class AgentRun(
             context.Add(callMessage);
             foreach (var call in calls)
             {
+                // The filter's execute_tool span takes the call id from here: SK's filter context does not carry it.
+                CurrentToolCallId = call.Id;
                 var result = await call.InvokeAsync(kernel, cancellationToken);
                 context.Add(result.ToChatMessage());
             }
@@ -213,12 +242,19 @@ internal sealed class AgentRun(
         var calls = new FunctionCallContentBuilder();
         _live = new StreamingTokenCounter(counter);
         _modelCalls++;
+        using var span = ModelCallSpan.Start(request.Model, (settings as OpenAIPromptExecutionSettings)?.MaxTokens ?? 0, streaming: true, capture.Enabled, context, metrics);
+        var answerStart = _answer.Length;
         try
         {
             await foreach (var update in model.GetStreamingChatMessageContentsAsync(context, settings, kernel, cancellationToken))
             {
+                span.OnChunk(update.ModelId, update.Metadata);
                 calls.Append(update);
-                RecordProviderUsage(update.Metadata);
+                if (RecordProviderUsage(update.Metadata) is { } usage)
+                {
+                    span.SetUsage(usage.Prompt, usage.Completion, fromProvider: true);
+                }
+
                 if (string.IsNullOrEmpty(update.Content))
                 {
                     continue;
@@ -249,15 +285,32 @@ internal sealed class AgentRun(
                 }
             }
         }
+        catch (Exception e)
+        {
+            span.Fail(e);
+            throw;
+        }
         finally
         {
-            _completionBase += _live.Count();
+            var callCompletion = _live.Count();
+            _completionBase += callCompletion;
             _budget.SetCompletion(_completionBase);
             _live = null;
+            if (!span.HasUsage)
+            {
+                span.SetUsage(Count(context), callCompletion, fromProvider: false);
+            }
         }
 
-        return calls.Build();
+        var built = calls.Build();
+        span.SetOutput(_answer.ToString(answerStart, _answer.Length - answerStart), built);
+        return built;
     }
+
+    /// <summary>The id of the tool call being invoked, for its execute_tool span.</summary>
+    public string? CurrentToolCallId { get; private set; }
+
+    public bool CaptureContent => capture.Enabled;
 
     public Task OnToolStartAsync(string name, IReadOnlyDictionary<string, string?> arguments)
     {
@@ -291,7 +344,7 @@ internal sealed class AgentRun(
         Emit(BudgetPhases.Tool);
     }
 
-    private async Task FinalizeAsync(string userMessageId, string finishReason, ErrorEvent? error)
+    private async Task<ErrorEvent?> FinalizeAsync(string userMessageId, string finishReason, ErrorEvent? error)
     {
         ReconciliationEvent? reconciliation = null;
         // Only a complete picture replaces the count: a call cut short (budget, disconnect) never sends its usage.
@@ -350,6 +403,8 @@ internal sealed class AgentRun(
         {
             events.Write(ChatEventTypes.Done, new DoneEvent(_session.Id, userMessageId, assistantMessageId, finishReason, _budget.Current, reconciliation));
         }
+
+        return error;
     }
 
     private async Task PersistAsync(ChatMessageRecord message, CancellationToken cancellationToken)
@@ -388,11 +443,12 @@ internal sealed class AgentRun(
 
     private int Count(ChatHistory history) => history.Sum(m => counter.Count(m.Content ?? ""));
 
-    private void RecordProviderUsage(IReadOnlyDictionary<string, object?>? metadata)
+    /// <summary>Adds a reported usage to the run's totals and returns it (null when this chunk reported none).</summary>
+    private (int Prompt, int Completion)? RecordProviderUsage(IReadOnlyDictionary<string, object?>? metadata)
     {
         if (metadata is null)
         {
-            return;
+            return null;
         }
 
         if (metadata.TryGetValue("FinishReason", out var finish) && finish is not null)
@@ -407,20 +463,25 @@ internal sealed class AgentRun(
         switch (metadata.TryGetValue("Usage", out var usage) ? usage : null)
         {
             case ProviderUsage offline:
-                Add(offline.PromptTokens, offline.CompletionTokens);
-                break;
+                return Add(offline.PromptTokens, offline.CompletionTokens);
             case OpenAI.Chat.ChatTokenUsage openAi:
-                Add(openAi.InputTokenCount, openAi.OutputTokenCount);
-                break;
+                return Add(openAi.InputTokenCount, openAi.OutputTokenCount);
+            default:
+                return null;
         }
 
-        void Add(int prompt, int completion)
+        (int, int) Add(int prompt, int completion)
         {
             _providerPrompt += prompt;
             _providerCompletion += completion;
             _modelCallsReported++;
+            return (prompt, completion);
         }
     }
 
-    private void Emit(string phase) => events.Write(ChatEventTypes.TokenCount, TokenCountEvent.From(_budget.Current, phase));
+    private void Emit(string phase)
+    {
+        events.Write(ChatEventTypes.TokenCount, TokenCountEvent.From(_budget.Current, phase));
+        _span?.OnBudget(_budget.Current, phase);
+    }
 }

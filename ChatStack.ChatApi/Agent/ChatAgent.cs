@@ -2,6 +2,7 @@ using ChatStack.ChatApi.Budget;
 using ChatStack.ChatApi.Limits;
 using ChatStack.ChatApi.Sessions;
 using ChatStack.ChatApi.Streaming;
+using ChatStack.ChatApi.Telemetry;
 using Microsoft.Extensions.Options;
 
 namespace ChatStack.ChatApi.Agent;
@@ -19,12 +20,14 @@ internal sealed class ChatAgent(
     UserLimiter limiter,
     IOptions<ChatOptions> options,
     TimeProvider time,
-    ILogger<ChatAgent> logger)
+    ILogger<ChatAgent> logger,
+    ChatMetrics metrics,
+    ContentCaptureOptions capture)
 {
     public Task RunAsync(ChatRunRequest request, IChatEventWriter events, CancellationToken cancellationToken)
     {
         var run = new AgentRun(request, events, completions.For(request.Model.Name), counters.ForModel(request.Model.Name),
-            store, outbox, outboxSignal, limiter, options.Value, time, logger);
+            store, outbox, outboxSignal, limiter, options.Value, time, logger, metrics, capture);
         return run.ExecuteAsync(cancellationToken);
     }
 }

@@ -136,6 +136,7 @@ internal static class ChatApis
         budgetMax = (int)Math.Min(budgetMax, limiter.TokensRemaining(userId));
         if (inputTokens >= budgetMax)
         {
+            limiter.RecordRejection(LimitDecision.QuotaExhausted);
             return Problems.Create(context, StatusCodes.Status429TooManyRequests, LimitDecision.QuotaExhausted, "Token quota exhausted",
                 $"Only {budgetMax} tokens are left in your quota; this message needs {inputTokens} to start.");
         }

@@ -36,7 +36,7 @@ internal sealed record DualWriteOptions
         DualWrite = configuration.GetValue("ENABLE_DUAL_WRITE", true),
         PubSub = configuration.GetValue("ENABLE_PUBSUB", true),
         FirestoreWrite = configuration.GetValue("ENABLE_FIRESTORE_WRITE", true),
-        CaptureContent = configuration.GetValue("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", false),
+        CaptureContent = Telemetry.ContentCaptureOptions.From(configuration).Enabled,
         MemoryOutboxCapacity = configuration.GetValue("DualWrite:MemoryOutboxCapacity", 50_000),
     };
 }

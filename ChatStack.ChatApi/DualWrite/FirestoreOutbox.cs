@@ -67,6 +67,30 @@ internal sealed class FirestoreOutbox(Firestore.FirestoreClient firestore, Googl
         return records;
     }
 
+    /// <summary>How many records wait: asked only when a read came back full, to report the outbox depth.</summary>
+    public async Task<long> CountAsync(CancellationToken cancellationToken)
+    {
+        using var call = firestore.RunAggregationQuery(new RunAggregationQueryRequest
+        {
+            Parent = $"{Database}/documents",
+            StructuredAggregationQuery = new StructuredAggregationQuery
+            {
+                StructuredQuery = new StructuredQuery { From = { new StructuredQuery.Types.CollectionSelector { CollectionId = Collection } } },
+                Aggregations = { new StructuredAggregationQuery.Types.Aggregation { Alias = "n", Count = new() } },
+            },
+        }, deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken);
+        long count = 0;
+        while (await call.ResponseStream.MoveNext(cancellationToken))
+        {
+            if (call.ResponseStream.Current.Result?.AggregateFields.TryGetValue("n", out var n) == true)
+            {
+                count = n.IntegerValue;
+            }
+        }
+
+        return count;
+    }
+
     public async Task RemoveAsync(IReadOnlyList<OutboxRecord> records, CancellationToken cancellationToken)
     {
         var delete = new CommitRequest { Database = Database };

@@ -1,4 +1,10 @@
+using System.Diagnostics;
+using ChatStack.ChatApi.Telemetry;
+using ChatStack.Contracts;
+using ChatStack.Contracts.Events;
+using ChatStack.Contracts.Telemetry;
 using Grpc.Core;
+using OpenTelemetry;
 
 namespace ChatStack.ChatApi.DualWrite;
 
@@ -8,7 +14,8 @@ namespace ChatStack.ChatApi.DualWrite;
 /// Pub/Sub is back, after an API restart too when the records live in Firestore. Delivery is at least once; the
 /// warehouse de-duplicates on event id.
 /// </summary>
-internal sealed class OutboxRelay(IOutboxStore outbox, ChatEventPublisher publisher, OutboxSignal signal, DualWriteOptions options, ILogger<OutboxRelay> logger) : BackgroundService
+internal sealed class OutboxRelay(IOutboxStore outbox, ChatEventPublisher publisher, OutboxSignal signal, DualWriteOptions options,
+    ILogger<OutboxRelay> logger, ChatMetrics metrics, TimeProvider time) : BackgroundService
 {
     private static readonly TimeSpan Poll = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
@@ -65,14 +72,56 @@ internal sealed class OutboxRelay(IOutboxStore outbox, ChatEventPublisher publis
 
     private async Task<int> RelayBatchAsync(CancellationToken cancellationToken)
     {
-        var pending = await outbox.ReadAsync(options.BatchSize, cancellationToken);
+        IReadOnlyList<OutboxRecord> pending;
+        // The poll runs every second: untraced, or every idle second would be a trace of its own.
+        using (SuppressInstrumentationScope.Begin())
+        {
+            pending = await outbox.ReadAsync(options.BatchSize, cancellationToken);
+            var depth = pending.Count < options.BatchSize ? pending.Count : await outbox.CountAsync(cancellationToken);
+            metrics.ObserveOutbox(depth, pending.Count == 0 ? TimeSpan.Zero : time.GetUtcNow() - pending[0].CreatedAt);
+        }
+
         if (pending.Count > 0)
+        {
+            await PublishAsync(pending, cancellationToken);
+            if (pending.Count < options.BatchSize)
+            {
+                metrics.ObserveOutbox(0, TimeSpan.Zero);
+            }
+        }
+
+        return pending.Count;
+    }
+
+    /// <summary>
+    /// One <c>send chat-events</c> span per publish, a root of its own (it serves many chat turns) linked to the span
+    /// that wrote each record, so a chat's trace and its delivery lead to each other.
+    /// </summary>
+    private async Task PublishAsync(IReadOnlyList<OutboxRecord> pending, CancellationToken cancellationToken)
+    {
+        var links = pending
+            .Select(r => r.Attributes.TryGetValue(ChatEventMessages.TraceParentAttribute, out var tp)
+                && ActivityContext.TryParse(tp, null, out var context) ? context : default)
+            .Where(c => c != default)
+            .Distinct()
+            .Take(128)
+            .Select(c => new ActivityLink(c));
+        using var span = ChatTelemetry.StartRoot($"send {ResourceNames.ChatEventsTopic}", ActivityKind.Producer, links);
+        span?.SetTag(MessagingAttributes.System, MessagingAttributes.SystemPubSub);
+        span?.SetTag(MessagingAttributes.DestinationName, ResourceNames.ChatEventsTopic);
+        span?.SetTag(MessagingAttributes.OperationType, "send");
+        span?.SetTag(MessagingAttributes.OperationName, "publish");
+        span?.SetTag(MessagingAttributes.BatchMessageCount, pending.Count);
+        try
         {
             await publisher.PublishAsync(pending, cancellationToken);
             await outbox.RemoveAsync(pending, cancellationToken);
         }
-
-        return pending.Count;
+        catch (Exception e)
+        {
+            span.SetError(e is RpcException rpc ? rpc.StatusCode.ToString() : e.GetType().FullName ?? e.GetType().Name, e.Message);
+            throw;
+        }
     }
 
     /// <summary>Events kept only in memory get one last, bounded chance to reach Pub/Sub before the process ends.</summary>
@@ -87,7 +136,7 @@ internal sealed class OutboxRelay(IOutboxStore outbox, ChatEventPublisher publis
         }
         catch (Exception e) when (e is RpcException or OperationCanceledException)
         {
-            var left = (await outbox.ReadAsync(int.MaxValue, CancellationToken.None)).Count;
+            var left = await outbox.CountAsync(CancellationToken.None);
             logger.LogError("Stopping with {Count} chat events not delivered to Pub/Sub; ENABLE_FIRESTORE_WRITE=false keeps them in memory only", left);
         }
     }

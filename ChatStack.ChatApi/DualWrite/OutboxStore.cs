@@ -17,6 +17,9 @@ internal interface IOutboxStore
 
     /// <summary>Removes records Pub/Sub has accepted.</summary>
     Task RemoveAsync(IReadOnlyList<OutboxRecord> records, CancellationToken cancellationToken);
+
+    /// <summary>How many records wait, for the outbox depth.</summary>
+    Task<long> CountAsync(CancellationToken cancellationToken);
 }
 
 /// <summary>
@@ -70,6 +73,8 @@ internal sealed class MemoryOutbox(DualWriteOptions options, OutboxSignal signal
             return Task.FromResult<IReadOnlyList<OutboxRecord>>(_pending.Take(limit).ToList());
         }
     }
+
+    public Task<long> CountAsync(CancellationToken cancellationToken) => Task.FromResult<long>(Count);
 
     public Task RemoveAsync(IReadOnlyList<OutboxRecord> records, CancellationToken cancellationToken)
     {

@@ -6,6 +6,7 @@ using ChatStack.ChatApi.Identity;
 using ChatStack.ChatApi.Limits;
 using ChatStack.ChatApi.Page;
 using ChatStack.ChatApi.Streaming;
+using ChatStack.ChatApi.Telemetry;
 using Microsoft.Extensions.Options;
 
 namespace Microsoft.Extensions.Hosting;
@@ -32,6 +33,8 @@ internal static class ChatApiExtensions
         services.AddSingleton<ChatCompletionServices>();
         services.AddSingleton<ChatAgent>();
         services.AddSingleton<UserLimiter>();
+        services.AddSingleton<ChatMetrics>();
+        services.AddSingleton(ContentCaptureOptions.From(builder.Configuration));
         services.AddSingleton<ChatRunTracker>();
         services.AddHostedService(sp => sp.GetRequiredService<ChatRunTracker>());
         services.AddSingleton(sp => new ChatStreamRegistry(sp.GetRequiredService<TimeProvider>())

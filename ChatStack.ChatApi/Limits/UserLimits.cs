@@ -44,13 +44,17 @@ internal sealed record LimitDecision(bool Allowed, string? Code, long Limit, lon
 /// Request rate and token quota per user over rolling windows, checked before the model is called. In memory,
 /// per instance: with several replicas each enforces its own share (a shared store is the next step).
 /// </summary>
-internal sealed class UserLimiter(LimitOptions options, TimeProvider time)
+internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telemetry.ChatMetrics? metrics = null)
 {
     private readonly ConcurrentDictionary<string, UserUsage> _users = new(StringComparer.Ordinal);
 
     private TimeSpan RequestWindow => TimeSpan.FromSeconds(options.RequestWindowSeconds);
 
     private TimeSpan TokenWindow => TimeSpan.FromHours(options.TokenWindowHours);
+
+    /// <summary>Counts a 429 in <c>chatstack.rate_limit.rejections</c>, by reason.</summary>
+    public void RecordRejection(string code) =>
+        metrics?.RateLimitRejections.Add(1, new KeyValuePair<string, object?>(Telemetry.ChatMetricNames.LimitReason, code));
 
     /// <summary>Admits a request (and counts it) or says why not.</summary>
     public LimitDecision TryAdmit(string userId)
@@ -67,12 +71,14 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time)
             {
                 // Back when enough of the oldest spending has left the window to be under the quota again.
                 var retry = TimeUntilBelow(usage.Tokens, tokensUsed - tokenLimit + 1, TokenWindow, now);
+                RecordRejection(LimitDecision.QuotaExhausted);
                 return new LimitDecision(false, LimitDecision.QuotaExhausted, tokenLimit, 0, retry, retry);
             }
 
             if (usage.Requests.Count >= requestLimit)
             {
                 var retry = usage.Requests.Peek() + RequestWindow - now;
+                RecordRejection(LimitDecision.RateLimited);
                 return new LimitDecision(false, LimitDecision.RateLimited, requestLimit, 0, retry, Positive(retry));
             }
 

@@ -108,7 +108,7 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             : new ChatSessionPage(sessions, null);
     }
 
-    public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<DualWrite.OutboxRecord> outbox, CancellationToken cancellationToken)
+    public async Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<DualWrite.OutboxRecord> outbox, CancellationToken cancellationToken)
     {
         var document = new Document
         {
@@ -140,7 +140,8 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
         // between the hot path and the cold one.
         var request = new CommitRequest { Database = Database, Writes = { new Write { Update = document, CurrentDocument = new Precondition { Exists = false } } } };
         request.Writes.AddRange(outbox.Select(record => DualWrite.FirestoreOutbox.ToWrite(Database, record)));
-        return Call(() => client.CommitAsync(request, deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken).ResponseAsync);
+        using var span = Telemetry.FirestoreSpans.StartCommit("messages", Database, request.Writes.Count, outbox.Count);
+        await Telemetry.FirestoreSpans.Trace(span, Call(() => client.CommitAsync(request, deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken).ResponseAsync));
     }
 
     public async Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken)
@@ -192,9 +193,12 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             CurrentDocument = new Precondition { Exists = true },
         }, cancellationToken);
 
-    private async Task Commit(Write write, CancellationToken cancellationToken) =>
-        await Call(() => client.CommitAsync(new CommitRequest { Database = Database, Writes = { write } },
-            deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken).ResponseAsync);
+    private async Task Commit(Write write, CancellationToken cancellationToken)
+    {
+        using var span = Telemetry.FirestoreSpans.StartCommit("sessions", Database, 1, 0);
+        await Telemetry.FirestoreSpans.Trace(span, Call(() => client.CommitAsync(new CommitRequest { Database = Database, Writes = { write } },
+            deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken).ResponseAsync));
+    }
 
     /// <summary>Turns "cannot reach the store" into one exception type the API maps to 503.</summary>
     private static async Task<T> Call<T>(Func<Task<T>> call)

@@ -35,7 +35,7 @@ public static class ChatStackInfrastructure
             new SubscriptionResource(pubSub, project, new SubscriptionSpec(
                 ResourceNames.ChatEventsSubscription, ResourceNames.ChatEventsTopic,
                 AckDeadlineSeconds, MessageRetention: TimeSpan.FromDays(7),
-                DeadLetterTopicId: ResourceNames.DeadLetterTopic, MaxDeliveryAttempts: 5,
+                DeadLetterTopicId: ResourceNames.DeadLetterTopic, MaxDeliveryAttempts: ResourceNames.MaxDeliveryAttempts,
                 MinimumBackoff: settings.RetryMinimumBackoff, MaximumBackoff: settings.RetryMaximumBackoff)),
             new DatasetResource(bigQuery, settings.Dataset, settings.Location),
             new TableResource(bigQuery, settings.Dataset, WarehouseSchema.ChatEvents),

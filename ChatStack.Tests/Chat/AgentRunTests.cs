@@ -120,7 +120,8 @@ public class AgentRunTests
         var options = new ChatOptions { KeepRecentMessages = keepRecent };
         return new AgentRun(new ChatRunRequest("u1", session, history, message, spec, budget), _events, model, Counter, _store,
             new ChatStack.ChatApi.DualWrite.ChatEventOutbox(new ChatStack.ChatApi.DualWrite.DualWriteOptions { DualWrite = false }),
-            new ChatStack.ChatApi.DualWrite.OutboxSignal(), new UserLimiter(new LimitOptions(), TimeProvider.System), options, TimeProvider.System, NullLogger.Instance);
+            new ChatStack.ChatApi.DualWrite.OutboxSignal(), new UserLimiter(new LimitOptions(), TimeProvider.System), options, TimeProvider.System, NullLogger.Instance,
+            new ChatStack.ChatApi.Telemetry.ChatMetrics(TelemetryCapture.MeterFactory), new ChatStack.ChatApi.Telemetry.ContentCaptureOptions(false));
     }
 
     private sealed class RecordingWriter : IChatEventWriter

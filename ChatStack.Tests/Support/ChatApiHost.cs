@@ -31,7 +31,8 @@ public sealed class ChatApiHost : IAsyncDisposable
     /// <summary>The chat page's files in the source tree, for a host that should serve them.</summary>
     public static string PageRoot => Path.Combine(Path.GetDirectoryName(Projects.ChatStack_AppHost.ProjectPath.TrimEnd(Path.DirectorySeparatorChar))!, "ChatStack.ChatApi", "wwwroot");
 
-    public static async Task<ChatApiHost> StartAsync(string firestoreHost, IDictionary<string, string?> settings, string environment = "Development", string? webRoot = null)
+    public static async Task<ChatApiHost> StartAsync(string firestoreHost, IDictionary<string, string?> settings, string environment = "Development", string? webRoot = null,
+        Action<WebApplicationBuilder>? configure = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
@@ -52,6 +53,7 @@ public sealed class ChatApiHost : IAsyncDisposable
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.AddServiceDefaults();
         builder.AddChatApi();
+        configure?.Invoke(builder);
         var app = builder.Build();
         app.MapDefaultEndpoints();
         app.MapChatApi();

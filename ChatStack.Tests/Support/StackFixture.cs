@@ -23,6 +23,9 @@ public sealed class StackFixture : IAsyncLifetime
     /// <summary>From the start of the AppHost to every resource healthy (or finished, for the provisioner).</summary>
     public TimeSpan TimeToHealthy { get; private set; }
 
+    /// <summary>Where every service of the stack exports its spans: the test's stand-in for the dashboard.</summary>
+    public OtlpReceiver Otlp { get; private set; } = null!;
+
     public string PubSubHost { get; private set; } = "";
 
     public string FirestoreHost { get; private set; } = "";
@@ -33,13 +36,17 @@ public sealed class StackFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         var stopwatch = Stopwatch.StartNew();
+        Otlp = await OtlpReceiver.StartAsync();
         var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.ChatStack_AppHost>();
         // The emulators log INFO to stderr, which would show as failures; the tests say what went wrong.
         builder.Services.AddLogging(logging => logging.SetMinimumLevel(LogLevel.Warning).AddFilter("ChatStack.AppHost.Resources", LogLevel.None));
         foreach (var project in builder.Resources.OfType<ProjectResource>())
         {
             // Without a dashboard to export to, each service would wait 10 s for OTLP at shutdown.
-            builder.CreateResourceBuilder(project).WithEnvironment("OTEL_EXPORTER_OTLP_TIMEOUT", "1000");
+            builder.CreateResourceBuilder(project).WithEnvironment("OTEL_EXPORTER_OTLP_TIMEOUT", "1000")
+                .WithEnvironment("OTEL_EXPORTER_OTLP_ENDPOINT", Otlp.Endpoint.ToString().TrimEnd('/'))
+                .WithEnvironment("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+                .WithEnvironment("OTEL_BSP_SCHEDULE_DELAY", "500");
         }
 
         // One user with a one-request window, so the page's browser tests can meet a real 429.
@@ -69,6 +76,11 @@ public sealed class StackFixture : IAsyncLifetime
         if (App is not null)
         {
             await App.DisposeAsync();
+        }
+
+        if (Otlp is not null)
+        {
+            await Otlp.DisposeAsync();
         }
     }
 }
