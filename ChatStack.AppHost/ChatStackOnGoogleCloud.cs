@@ -36,6 +36,7 @@ internal static class ChatStackOnGoogleCloud
 
         builder.AddProject<Projects.ChatStack_AnalyticsWorker>("analytics-worker")
             .WithGoogleCloudProject(projectId)
+            .WithEndpoint("http", http => http.TargetPort = ContainerPort)
             .WithHttpHealthCheck("/health")
             .WaitForCompletion(provisioner);
 
@@ -51,11 +52,15 @@ internal static class ChatStackOnGoogleCloud
             .WithEnvironment($"Chat__Models__{CloudModelName}__ProviderModelId", chatModel)
             .WithEnvironment($"Chat__Models__{CloudModelName}__Endpoint", openAiEndpoint)
             .WithEnvironment($"Chat__Models__{CloudModelName}__ApiKey", openAiApiKey)
+            .WithEndpoint("http", http => http.TargetPort = ContainerPort)
             .WithHttpHealthCheck("/health")
             .WithExternalHttpEndpoints();
 
         return builder;
     }
+
+    /// <summary>The port the service images listen on (Directory.Build.targets) and Cloud Run sends requests to.</summary>
+    public const int ContainerPort = 8080;
 
     /// <summary>The name requests use for the deployed model.</summary>
     public const string CloudModelName = "default";
