@@ -154,10 +154,12 @@ public class ContainerImageTests(ITestOutputHelper output)
                 var uid = File.ReadLines($"/proc/{process.Id}/status").Single(l => l.StartsWith("Uid:", StringComparison.Ordinal));
                 Assert.Equal("1654", uid.Split('\t', StringSplitOptions.RemoveEmptyEntries)[1]);
 
+                var stopping = Stopwatch.StartNew();
                 Signals.Terminate(process.Id);
                 // Cloud Run sends SIGKILL 10 s after SIGTERM.
                 using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(10));
                 await process.WaitForExitAsync(grace.Token);
+                output.WriteLine($"Stopped {stopping.Elapsed.TotalSeconds:F1} s after SIGTERM, exit code {process.ExitCode}");
                 output.WriteLine(log.ToString());
                 Assert.Equal(0, process.ExitCode);
                 Assert.Contains("Application is shutting down", log.ToString());

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using ChatStack.Tests.Support;
 
 namespace ChatStack.Tests.Deployment;
@@ -63,6 +64,33 @@ public class ManifestTests(PublishedManifest manifest) : IClassFixture<Published
         {
             Assert.DoesNotContain(PublishedManifest.Environment(manifest.Resource(service)).Values,
                 value => secrets.Contains(PublishedManifest.ParameterReference(value) ?? ""));
+        }
+    }
+}
+
+/// <summary>The manifest step as the Aspire CLI runs it (<c>aspire do publish-manifest</c>).</summary>
+public class ManifestStepTests(PublishedManifest manifest) : IClassFixture<PublishedManifest>
+{
+    [Fact]
+    public async Task The_publish_manifest_step_writes_the_same_manifest_as_the_manifest_publisher()
+    {
+        var directory = Directory.CreateTempSubdirectory("chatstack-manifest-").FullName;
+        try
+        {
+            using var appHost = AppHostProcess.Start(
+                new Dictionary<string, string> { ["Parameters__gcp-project-id"] = PublishedManifest.ProjectId },
+                "--operation", "publish", "--step", "publish-manifest", "--output-path", directory);
+
+            var exitCode = await appHost.WaitForExitAsync(TimeSpan.FromSeconds(120));
+
+            Assert.True(exitCode == 0, $"The step failed ({exitCode}).\nstdout:\n{appHost.StandardOutput}\nstderr:\n{appHost.StandardError}");
+            using var written = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(directory, "aspire-manifest.json")));
+            // Both files sit one folder below the temp folder, so even the relative project paths agree.
+            Assert.Equal(manifest.Resources.GetRawText(), written.RootElement.GetProperty("resources").GetRawText());
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
         }
     }
 }
