@@ -11,18 +11,45 @@ namespace ChatStack.Tests.Deployment;
 /// </summary>
 public partial class DeployFilesTests(PublishedManifest manifest) : IClassFixture<PublishedManifest>
 {
-    public static TheoryData<string, string, string> Files => new()
+    private static readonly (string Resource, string File, string Project)[] Deployed =
+    [
+        ("chat-api", "chat-api.service.yaml", "ChatStack.ChatApi"),
+        ("analytics-worker", "analytics-worker.service.yaml", "ChatStack.AnalyticsWorker"),
+        ("provisioner", "provisioner.job.yaml", "ChatStack.Provisioner"),
+    ];
+
+    public static TheoryData<string, string> Files
     {
-        { "chat-api", "chat-api.service.yaml", "ChatStack.ChatApi" },
-        { "analytics-worker", "analytics-worker.service.yaml", "ChatStack.AnalyticsWorker" },
-        { "provisioner", "provisioner.job.yaml", "ChatStack.Provisioner" },
-    };
+        get
+        {
+            var data = new TheoryData<string, string>();
+            foreach (var (resource, file, _) in Deployed)
+            {
+                data.Add(resource, file);
+            }
+
+            return data;
+        }
+    }
+
+    public static TheoryData<string, string, string> Images
+    {
+        get
+        {
+            var data = new TheoryData<string, string, string>();
+            foreach (var (resource, file, project) in Deployed)
+            {
+                data.Add(resource, file, project);
+            }
+
+            return data;
+        }
+    }
 
     [Theory]
     [MemberData(nameof(Files))]
-    public void The_cloud_run_file_sets_every_variable_of_the_manifest_and_no_other(string resource, string file, string project)
+    public void The_cloud_run_file_sets_every_variable_of_the_manifest_and_no_other(string resource, string file)
     {
-        _ = project;
         var service = manifest.Resource(resource);
         var cloudRun = CloudRunFile.Load(file);
         var expected = PublishedManifest.Environment(service).ToDictionary(v => v.Key, v => Expected(service, v.Value));
@@ -36,9 +63,8 @@ public partial class DeployFilesTests(PublishedManifest manifest) : IClassFixtur
 
     [Theory]
     [MemberData(nameof(Files))]
-    public void The_cloud_run_file_passes_the_arguments_and_port_of_the_manifest(string resource, string file, string project)
+    public void The_cloud_run_file_passes_the_arguments_and_port_of_the_manifest(string resource, string file)
     {
-        _ = project;
         var service = manifest.Resource(resource);
         var cloudRun = CloudRunFile.Load(file);
 
@@ -54,7 +80,7 @@ public partial class DeployFilesTests(PublishedManifest manifest) : IClassFixtur
     }
 
     [Theory]
-    [MemberData(nameof(Files))]
+    [MemberData(nameof(Images))]
     public async Task The_image_is_the_one_the_project_builds_and_runs_as_its_own_service_account(string resource, string file, string project)
     {
         var cloudRun = CloudRunFile.Load(file);
@@ -68,7 +94,7 @@ public partial class DeployFilesTests(PublishedManifest manifest) : IClassFixtur
     public void Every_placeholder_is_a_parameter_of_the_manifest_or_the_image_tag()
     {
         var parameters = manifest.OfType("parameter.v0").Select(p => Placeholder(p.Name)).Append("IMAGE_TAG").ToHashSet();
-        foreach (var (_, file, _) in Files.Select(row => ((string)row[0], (string)row[1], (string)row[2])))
+        foreach (var (_, file, _) in Deployed)
         {
             var used = PlaceholderPattern().Matches(CloudRunFile.Load(file).Text).Select(m => m.Groups[1].Value).Distinct();
             Assert.All(used, name => Assert.True(parameters.Contains(name), $"{file} uses ${{{name}}}, which is no parameter of the manifest"));
