@@ -6,13 +6,23 @@ namespace Aspire.Hosting;
 
 internal static class ChatStackApplication
 {
+    /// <summary>The project id the emulators use unless <c>Parameters:gcp-project-id</c> names another.</summary>
+    public const string LocalProjectId = "chatstack-local";
+
     /// <summary>
     /// The whole stack on local emulators: the provisioner runs once the emulators are healthy, the worker
     /// once the provisioner has finished, the chat API once the stores it writes to are healthy.
     /// </summary>
     public static IDistributedApplicationBuilder AddChatStack(this IDistributedApplicationBuilder builder)
     {
-        var projectId = builder.AddParameter("gcp-project-id");
+        if (builder.ExecutionContext.IsPublishMode)
+        {
+            return builder.AddChatStackOnGoogleCloud();
+        }
+
+        // The local default lives here, not in appsettings.json, so a publish never picks it up by accident.
+        var projectId = builder.AddParameter("gcp-project-id",
+            () => builder.Configuration["Parameters:gcp-project-id"] is { Length: > 0 } configured ? configured : LocalProjectId);
 
         var pubsub = builder.AddPubSubEmulator("pubsub");
         var firestore = builder.AddFirestoreEmulator("firestore");

@@ -14,3 +14,8 @@ catch (GoogleCloudEmulatorException e)
     Console.Error.WriteLine($"ChatStack cannot start: {e.Message}");
     return 1;
 }
+catch (ChatStackPublishException e)
+{
+    Console.Error.WriteLine($"ChatStack cannot publish: {e.Message}");
+    return 1;
+}

@@ -38,6 +38,7 @@ public static class Extensions
     {
         builder.ConfigureOpenTelemetry();
         builder.AddDefaultHealthChecks();
+        builder.ConfigureGracefulShutdown();
         return builder;
     }
 

@@ -12,14 +12,14 @@ public sealed class AppHostProcess : IDisposable
     private readonly StringBuilder _stdout = new();
     private readonly StringBuilder _stderr = new();
 
-    private AppHostProcess(IDictionary<string, string> environment)
+    private AppHostProcess(IDictionary<string, string> environment, string[] arguments)
     {
         var testBin = AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar);
         var configuration = Path.GetFileName(Path.GetDirectoryName(testBin))!; // bin/<Configuration>/net10.0
         var appHostDir = Projects.ChatStack_AppHost.ProjectPath;
         var dll = Path.Combine(appHostDir, "bin", configuration, Path.GetFileName(testBin), "ChatStack.AppHost.dll");
 
-        var start = new ProcessStartInfo("dotnet", [dll])
+        var start = new ProcessStartInfo("dotnet", [dll, .. arguments])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -43,7 +43,8 @@ public sealed class AppHostProcess : IDisposable
         _process.BeginErrorReadLine();
     }
 
-    public static AppHostProcess Start(IDictionary<string, string>? environment = null) => new(environment ?? new Dictionary<string, string>());
+    public static AppHostProcess Start(IDictionary<string, string>? environment = null, params string[] arguments) =>
+        new(environment ?? new Dictionary<string, string>(), arguments);
 
     public int Id => _process.Id;
 

@@ -1,0 +1,87 @@
+using ChatStack.Contracts;
+using ChatStack.Hosting.GoogleCloud;
+
+namespace Aspire.Hosting;
+
+/// <summary>
+/// The stack as it is published for Google Cloud: no emulators, so every service talks to the real Pub/Sub,
+/// Firestore and BigQuery over TLS with application default credentials, addressed by parameters. The manifest
+/// this produces is what <c>deploy/</c> is checked against.
+/// </summary>
+internal static class ChatStackOnGoogleCloud
+{
+    public const string ProjectIdParameter = "gcp-project-id";
+
+    public static IDistributedApplicationBuilder AddChatStackOnGoogleCloud(this IDistributedApplicationBuilder builder)
+    {
+        // A manifest without a project is a deployment that cannot work; say so now rather than at deploy time.
+        var projectId = builder.Setting(ProjectIdParameter, fallback: null);
+        // Where Cloud Run runs the services; no service reads it, the deploy commands do.
+        builder.Setting("gcp-region", "us-central1");
+        var bigQueryLocation = builder.Setting("bigquery-location", "US");
+        var firestoreDatabase = builder.Setting("firestore-database", "(default)");
+
+        var chatModel = builder.Setting("chat-model", "gpt-4o-mini");
+        var openAiEndpoint = builder.Setting("openai-endpoint", "https://api.openai.com/v1");
+        var jwtIssuer = builder.Setting("chat-api-jwt-issuer", "chatstack");
+        var jwtAudience = builder.Setting("chat-api-jwt-audience", "chat-api");
+        // Secrets are parameters without a value: the manifest marks them secret and the deployment supplies them.
+        var openAiApiKey = builder.AddParameter("openai-api-key", secret: true);
+        var jwtSigningKey = builder.AddParameter("chat-api-jwt-signing-key", secret: true);
+
+        // A Cloud Run job, run before the worker starts; its dry run is the pre-deploy check.
+        var provisioner = builder.AddProject<Projects.ChatStack_Provisioner>("provisioner")
+            .WithArgs("provision", "--dataset", ResourceNames.Dataset, "--location", bigQueryLocation.Resource)
+            .WithGoogleCloudProject(projectId);
+
+        builder.AddProject<Projects.ChatStack_AnalyticsWorker>("analytics-worker")
+            .WithGoogleCloudProject(projectId)
+            .WithEndpoint("http", http => http.TargetPort = ContainerPort)
+            .WithHttpHealthCheck("/health")
+            .WaitForCompletion(provisioner);
+
+        builder.AddProject<Projects.ChatStack_ChatApi>("chat-api")
+            .WithGoogleCloudProject(projectId)
+            .WithEnvironment("FIRESTORE_DATABASE", firestoreDatabase)
+            .WithEnvironment("Identity__SigningKey", jwtSigningKey)
+            .WithEnvironment("Identity__Issuer", jwtIssuer)
+            .WithEnvironment("Identity__Audience", jwtAudience)
+            // One OpenAI-compatible model under a fixed name, so requests and the budget do not depend on the provider's id.
+            .WithEnvironment("Chat__DefaultModel", CloudModelName)
+            .WithEnvironment($"Chat__Models__{CloudModelName}__Provider", "OpenAI")
+            .WithEnvironment($"Chat__Models__{CloudModelName}__ProviderModelId", chatModel)
+            .WithEnvironment($"Chat__Models__{CloudModelName}__Endpoint", openAiEndpoint)
+            .WithEnvironment($"Chat__Models__{CloudModelName}__ApiKey", openAiApiKey)
+            .WithEndpoint("http", http => http.TargetPort = ContainerPort)
+            .WithHttpHealthCheck("/health")
+            .WithExternalHttpEndpoints();
+
+        return builder;
+    }
+
+    /// <summary>The port the service images listen on (Directory.Build.targets) and Cloud Run sends requests to.</summary>
+    public const int ContainerPort = 8080;
+
+    /// <summary>The name requests use for the deployed model.</summary>
+    public const string CloudModelName = "default";
+
+    /// <summary>
+    /// A plain parameter whose configured value (or <paramref name="fallback"/>) is written to the manifest as its
+    /// default, so the manifest records what it was published for. Without a fallback the value is required.
+    /// </summary>
+    private static IResourceBuilder<ParameterResource> Setting(this IDistributedApplicationBuilder builder, string name, string? fallback)
+    {
+        var configured = builder.Configuration[$"Parameters:{name}"];
+        var value = string.IsNullOrWhiteSpace(configured) ? fallback : configured.Trim();
+        if (value is null)
+        {
+            throw new ChatStackPublishException(
+                $"Parameter '{name}' has no value: set Parameters:{name} (environment variable Parameters__{name}) before publishing.");
+        }
+
+        return builder.AddParameter(name, value, publishValueAsDefault: true);
+    }
+}
+
+/// <summary>Publishing cannot go on as configured. The message names the missing setting; the AppHost prints it and exits.</summary>
+internal sealed class ChatStackPublishException(string message) : Exception(message);
