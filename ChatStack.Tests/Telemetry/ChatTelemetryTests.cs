@@ -232,7 +232,7 @@ public sealed class ChatTelemetryTests(StackFixture stack, ITestOutputHelper out
         await client.ChatAsync(new { session_id = client.LastSessionId, message = "And again" });
 
         // Four events wait (two turns, no tools); the relay reports them on its next look, at most a second later.
-        var outbox = host.Services.GetRequiredService<ChatStack.ChatApi.DualWrite.FirestoreOutbox>();
+        var outbox = host.Services.GetRequiredService<ChatStack.ChatApi.DualWrite.IOutboxStore>();
         Assert.Equal(4, await outbox.CountAsync(CancellationToken.None));
         var deadline = DateTime.UtcNow.AddSeconds(10);
         double depth;

@@ -2,13 +2,20 @@
 //   sse     tokens/s delivered by POST /api/chat with everything on vs a bare SSE endpoint streaming the same
 //           deltas (goal ≥ 0.8×); time to first token and hot-path cost added by the stack, p50/p99;
 //   ingest  worker throughput from the Pub/Sub emulator into the BigQuery emulator vs the emulator's raw
-//           pull-and-ack rate (goal ≥ 0.8×); publish-to-row latency at a steady rate (goal p99 ≤ 2 s).
-// Usage: dotnet run -c Release --project bench/ChatStack.Bench.Pipeline [-- sse|ingest|all --chats 12 --concurrency 2 --answer-sentences 2000 --events 20000 --rate 500 --seconds 20]
+//           pull-and-ack rate (goal ≥ 0.8×); publish-to-row latency at a steady rate (goal p99 ≤ 2 s);
+//   startup `dotnet run --project ChatStack.AppHost` to all-healthy, cold then warm (needs the stack's ports free).
+// Usage: dotnet run -c Release --project bench/ChatStack.Bench.Pipeline [-- sse|ingest|all|startup --chats 12 --concurrency 2 --answer-sentences 2000 --events 20000 --rate 500 --seconds 20]
 using ChatStack.Bench.Pipeline;
 
 if (args is ["bare-server", var deltasFile])
 {
     await SseBench.BareEndpoint.ServeAsync(deltasFile);
+    return;
+}
+
+if (args is ["raw-drain", var pubSubHost, var subscription, var count])
+{
+    await IngestBench.DrainAsync(pubSubHost, subscription, int.Parse(count, System.Globalization.CultureInfo.InvariantCulture));
     return;
 }
 
@@ -20,6 +27,13 @@ var rate = Arg("--rate", 500);
 var seconds = Arg("--seconds", 20);
 // ~25 tokens a sentence: the default makes a ~50k-token answer, so per-turn costs do not hide the streaming cost.
 var sentences = Arg("--answer-sentences", 2000);
+
+if (part == "startup")
+{
+    Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+    await StartupBench.RunAsync(Repository(), Arg("--runs", 3));
+    return;
+}
 
 Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
 await using var stack = await Stack.StartAsync(deltaDelayMs: 0, sentences);
@@ -40,6 +54,18 @@ if (part is "ingest" or "all")
 }
 
 Console.WriteLine($"load at the end: {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+
+// The repository root: where ChatStack.sln is, above the harness's output folder.
+static string Repository()
+{
+    var directory = new DirectoryInfo(AppContext.BaseDirectory);
+    while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "ChatStack.sln")))
+    {
+        directory = directory.Parent;
+    }
+
+    return directory?.FullName ?? throw new InvalidOperationException("Run the harness from the repository (ChatStack.sln not found above it).");
+}
 
 int Arg(string name, int fallback)
 {
