@@ -121,14 +121,16 @@ public sealed class FirestoreOffTests(StackFixture stack)
 /// <summary>Every storage path off: the API needs no Google service at all and still chats.</summary>
 public sealed class AllStorageOffTests
 {
-    [Fact]
-    public async Task With_every_storage_path_off_the_api_chats_with_no_google_service_reachable()
+    [Theory]
+    [InlineData("ENABLE_DUAL_WRITE")]
+    [InlineData("ENABLE_PUBSUB")]
+    public async Task With_firestore_writes_and_the_cold_path_off_the_api_chats_with_no_google_service_reachable(string coldPathFlag)
     {
         await using var api = await ChatApiHost.StartAsync("127.0.0.1:9", new Dictionary<string, string?>
         {
             ["PUBSUB_EMULATOR_HOST"] = "127.0.0.1:9",
             ["ENABLE_FIRESTORE_WRITE"] = "false",
-            ["ENABLE_DUAL_WRITE"] = "false",
+            [coldPathFlag] = "false",
         });
         var chat = await ChatApiClient.SignInAsync(api.Address, "offline-user");
         Assert.Contains(await chat.ChatAsync(new { message = "Hello there" }), e => e.Event == "done");
