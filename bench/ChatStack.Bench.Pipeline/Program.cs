@@ -4,7 +4,10 @@
 //   ingest  worker throughput from the Pub/Sub emulator into the BigQuery emulator vs the emulator's raw
 //           pull-and-ack rate (goal ≥ 0.8×); publish-to-row latency at a steady rate (goal p99 ≤ 2 s);
 //   startup `dotnet run --project ChatStack.AppHost` to all-healthy, cold then warm (needs the stack's ports free).
-// Usage: dotnet run -c Release --project bench/ChatStack.Bench.Pipeline [-- sse|ingest|all|startup --chats 12 --concurrency 2 --answer-sentences 2000 --events 20000 --rate 500 --seconds 20]
+//   concurrency  (a stack of its own, paced like a real model) many chats held open at once: errors, the chat
+//           API's memory per open stream, event gaps. [-- concurrency --streams 2000 --ramp-seconds 20 --pace-ms 37
+//           --answer-sentences 60 --target chat-api|chat-api-memory --via-proxy --gcdump]
+// Usage: dotnet run -c Release --project bench/ChatStack.Bench.Pipeline [-- sse|ingest|all|startup|concurrency --chats 12 --concurrency 2 --answer-sentences 2000 --events 20000 --rate 500 --seconds 20]
 using ChatStack.Bench.Pipeline;
 
 if (args is ["bare-server", var deltasFile])
@@ -36,6 +39,19 @@ if (part == "startup")
 }
 
 Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+if (part is "concurrency")
+{
+    // Paced like a real model, so streams stay open as long as real ones do.
+    var pace = Arg("--pace-ms", 37);
+    var answer = Arg("--answer-sentences", 60);
+    await using var paced = await Stack.StartAsync(pace, answer);
+    Console.WriteLine("stack healthy: emulators, provisioner, chat-api and chat-api-memory");
+    await ConcurrencyBench.RunAsync(paced, new ConcurrencyBench.Options(Arg("--streams", 2000), Arg("--ramp-seconds", 20), pace, answer,
+        args.SkipWhile(a => a != "--target").Skip(1).FirstOrDefault() ?? Stack.ChatApi, Direct: !args.Contains("--via-proxy"), GcDump: args.Contains("--gcdump")));
+    Console.WriteLine($"load at the end: {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+    return;
+}
+
 await using var stack = await Stack.StartAsync(deltaDelayMs: 0, sentences);
 Console.WriteLine("stack healthy: emulators, provisioner, chat-api and chat-api-memory");
 

@@ -18,9 +18,18 @@ internal sealed class Stack : IAsyncDisposable
     public const string ChatApiMemory = "chat-api-memory";
     public const string ProjectId = "chatstack-local";
 
-    private Stack(DistributedApplication app) => App = app;
+    // Set on every project, so a benchmark finds this stack's processes among other stacks on the machine.
+    public const string RunIdVariable = "CHATSTACK_BENCH_RUN";
+
+    private Stack(DistributedApplication app, string runId)
+    {
+        App = app;
+        RunId = runId;
+    }
 
     public DistributedApplication App { get; }
+
+    public string RunId { get; }
 
     public string PubSubHost { get; private set; } = "";
 
@@ -30,6 +39,7 @@ internal sealed class Stack : IAsyncDisposable
 
     public static async Task<Stack> StartAsync(int deltaDelayMs, int longAnswerSentences)
     {
+        var runId = Guid.NewGuid().ToString("N");
         var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.ChatStack_AppHost>(
             // Ports of its own, so the harness also runs beside a developer's stack.
             ["--ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL=http://127.0.0.1:0", "--ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL=http://127.0.0.1:0", "--ASPNETCORE_URLS=http://127.0.0.1:0"]);
@@ -50,6 +60,7 @@ internal sealed class Stack : IAsyncDisposable
         foreach (var project in builder.Resources.OfType<ProjectResource>())
         {
             builder.CreateResourceBuilder(project)
+                .WithEnvironment(RunIdVariable, runId)
                 .WithEnvironment("OTEL_EXPORTER_OTLP_TIMEOUT", "1000")
                 .WithEnvironment("Chat__Offline__DeltaDelayMs", deltaDelayMs.ToString(System.Globalization.CultureInfo.InvariantCulture))
                 .WithEnvironment("Chat__Offline__LongAnswerSentences", longAnswerSentences.ToString(System.Globalization.CultureInfo.InvariantCulture))
@@ -71,7 +82,7 @@ internal sealed class Stack : IAsyncDisposable
             .Select(name => notifications.WaitForResourceHealthyAsync(name, timeout.Token))
             .Append(notifications.WaitForResourceAsync("provisioner", KnownResourceStates.Finished, timeout.Token)));
 
-        var stack = new Stack(app);
+        var stack = new Stack(app, runId);
         stack.PubSubHost = await app.GetConnectionStringAsync("pubsub", timeout.Token) ?? throw new InvalidOperationException("pubsub has no connection string");
         var bigquery = app.GetEndpoint("bigquery", "http");
         stack.BigQueryHost = $"{bigquery.Host}:{bigquery.Port}";
