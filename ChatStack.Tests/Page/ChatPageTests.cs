@@ -157,6 +157,34 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
     }
 
     [ChromiumFact]
+    public async Task Past_the_context_share_the_meter_warns_that_history_will_be_summarized()
+    {
+        var page = await OpenSignedInAsync("page-summarize");
+        // The page has no model picker: the request goes out with the configured small-context model (700 tokens)
+        // added, as a client choosing a model would send it.
+        await page.RouteAsync("**/api/chat", async route =>
+        {
+            if (route.Request.Method != "POST")
+            {
+                await route.ContinueAsync();
+                return;
+            }
+
+            var body = System.Text.Json.Nodes.JsonNode.Parse(route.Request.PostData!)!.AsObject();
+            body["model"] = "chatstack-offline-small-context";
+            await route.ContinueAsync(new() { PostData = System.Text.Encoding.UTF8.GetBytes(body.ToJsonString()) });
+        });
+
+        await Expect(page.Locator("#meter-warning")).ToBeHiddenAsync();
+        var response = await SendAsync(page, string.Concat(Enumerable.Repeat("word ", 560)) + "What now?");
+        var counts = (await ParseSseAsync(await response.TextAsync())).Where(e => e.Event == "token_count").ToList();
+        Assert.True(counts[^1].Payload.GetProperty("should_summarize").GetBoolean(), "the turn ends past 75% of a 700-token window");
+        await Expect(page.Locator("#meter-warning")).ToBeVisibleAsync();
+        await Expect(page.Locator("#meter-warning")).ToContainTextAsync("older messages will be summarized");
+        Assert.Empty(_pageErrors);
+    }
+
+    [ChromiumFact]
     public async Task A_past_session_reloads_from_the_session_list()
     {
         var page = await OpenSignedInAsync("page-history");
