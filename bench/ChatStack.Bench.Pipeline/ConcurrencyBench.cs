@@ -30,7 +30,7 @@ internal static class ConcurrencyBench
 {
     private const string Prompt = "Write a long essay about caching strategies";
 
-    public sealed record Options(int Streams, int RampSeconds, int PaceMs, int Sentences, string Target, bool Direct, bool GcDump);
+    public sealed record Options(int Streams, int RampSeconds, int PaceMs, int Sentences, string Target, bool Direct, bool GcDump, bool FullGc);
 
     public static async Task RunAsync(Stack stack, Options options)
     {
@@ -59,7 +59,7 @@ internal static class ConcurrencyBench
         }
 
         await Task.Delay(TimeSpan.FromSeconds(5));
-        var baseline = await MemorySample.TakeAsync(api.Pid, "baseline, idle after warm-up", 0);
+        var baseline = await MemorySample.TakeAsync(api.Pid, "baseline, idle after warm-up", 0, options.FullGc);
 
         var answerSeconds = options.Sentences * 25 * options.PaceMs / 1000.0 / 1.1;
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(options.RampSeconds + answerSeconds * 4 + 120));
@@ -88,7 +88,7 @@ internal static class ConcurrencyBench
 
         await Task.Delay(TimeSpan.FromSeconds(1));
         var openAtSample = open.Current;
-        var peak = await MemorySample.TakeAsync(api.Pid, "peak, streams open mid-answer", open.Current);
+        var peak = await MemorySample.TakeAsync(api.Pid, "peak, streams open mid-answer", open.Current, options.FullGc);
         var openAfterSample = open.Current;
 
         var all = Task.WhenAll(tasks);
@@ -97,7 +97,7 @@ internal static class ConcurrencyBench
         var results = all.IsCompletedSuccessfully ? all.Result : chats.Select(c => { c.Error ??= "did not finish before the run's deadline"; return c; }).ToArray();
 
         await Task.Delay(TimeSpan.FromSeconds(3));
-        var retained = await MemorySample.TakeAsync(api.Pid, "after, streams done but kept for resume", 0);
+        var retained = await MemorySample.TakeAsync(api.Pid, "after, streams done but kept for resume", 0, options.FullGc);
         if (options.GcDump)
         {
             await GcDumpAsync(api.Pid);
@@ -392,8 +392,20 @@ internal static class ConcurrencyBench
     /// <summary>The process's resident and private memory (/proc) and its GC heap (dotnet-counters) at one moment.</summary>
     private sealed record MemorySample(string Label, string Load, int Open, long RssKb, long AnonKb, long GcHeapBytes, long GcCommittedBytes)
     {
-        public static async Task<MemorySample> TakeAsync(int pid, string label, int open)
+        public static async Task<MemorySample> TakeAsync(int pid, string label, int open, bool fullGc)
         {
+            if (fullGc)
+            {
+                // The runtime's GCHeapCollect keyword makes it run a full blocking GC (as dotnet-gcdump does, without
+                // the heap walk): the heap figure below is then what is live, not live plus garbage not yet collected.
+                // It pauses the process, so the gaps of a run with it include that pause.
+                var trace = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".dotnet", "tools", "dotnet-trace");
+                var traceFile = Path.Combine(Path.GetTempPath(), $"gc-{pid}-{Guid.NewGuid():N}.nettrace");
+                await Tool.RunAsync(trace, ["collect", "-p", pid.ToString(CultureInfo.InvariantCulture), "--providers", "Microsoft-Windows-DotNETRuntime:0x800000:4",
+                    "--duration", "00:00:00:02", "-o", traceFile], TimeSpan.FromMinutes(1));
+                File.Delete(traceFile);
+            }
+
             var load = File.ReadAllText("/proc/loadavg").Split(' ')[0];
             var status = File.ReadAllLines($"/proc/{pid}/status");
             long Kb(string key) => long.Parse(status.First(l => l.StartsWith(key, StringComparison.Ordinal))[key.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
@@ -426,7 +438,7 @@ internal static class ConcurrencyBench
                 File.Delete(file);
             }
 
-            Console.WriteLine($"memory {label}: RSS {rss / 1024.0:N1} MB, private {anon / 1024.0:N1} MB, GC heap {heap / 1048576.0:N1} MB, committed {committed / 1048576.0:N1} MB, load {load}");
+            Console.WriteLine($"memory {label}{(fullGc ? " (after a full GC)" : "")}: RSS {rss / 1024.0:N1} MB, private {anon / 1024.0:N1} MB, GC heap {heap / 1048576.0:N1} MB, committed {committed / 1048576.0:N1} MB, load {load}");
             return new MemorySample(label, load, open, rss, anon, heap, committed);
         }
     }
