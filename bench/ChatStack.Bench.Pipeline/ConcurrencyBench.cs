@@ -30,7 +30,7 @@ internal static class ConcurrencyBench
 {
     private const string Prompt = "Write a long essay about caching strategies";
 
-    public sealed record Options(int Streams, int RampSeconds, int PaceMs, int Sentences, string Target, bool Direct, bool GcDump, bool FullGc);
+    public sealed record Options(int Streams, int RampSeconds, int PaceMs, int Sentences, string Target, bool Direct, bool FullGc);
 
     public static async Task RunAsync(Stack stack, Options options)
     {
@@ -98,10 +98,6 @@ internal static class ConcurrencyBench
 
         await Task.Delay(TimeSpan.FromSeconds(3));
         var retained = await MemorySample.TakeAsync(api.Pid, "after, streams done but kept for resume", 0, options.FullGc);
-        if (options.GcDump)
-        {
-            await GcDumpAsync(api.Pid);
-        }
 
         Report(options, results, open, rampTook, elapsed, openAtSample, openAfterSample, baseline, peak, retained);
     }
@@ -127,7 +123,7 @@ internal static class ConcurrencyBench
         }
 
         Console.WriteLine();
-        Console.WriteLine($"| sample | RSS | private (RssAnon) | GC heap (last collection) | GC committed | open streams |");
+        Console.WriteLine($"| sample | RSS | private (RssAnon) | GC heap less fragmentation (last collection) | GC committed | open streams |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|");
         foreach (var sample in new[] { baseline, peak, retained })
         {
@@ -276,30 +272,6 @@ internal static class ConcurrencyBench
         return chat;
     }
 
-    private static async Task GcDumpAsync(int pid)
-    {
-        var tool = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".dotnet", "tools", "dotnet-gcdump");
-        var file = Path.Combine(Path.GetTempPath(), $"chat-api-{pid}.gcdump");
-        var collect = await Tool.RunAsync(tool, ["collect", "-p", pid.ToString(CultureInfo.InvariantCulture), "-o", file], TimeSpan.FromMinutes(3));
-        Console.WriteLine($"gcdump (a full GC first): {collect.Trim().Split('\n').LastOrDefault()}");
-        var report = await Tool.RunAsync(tool, ["report", file], TimeSpan.FromMinutes(2));
-        // The report lists each type once per size bucket: add the buckets up per type.
-        var types = report.Split('\n')
-            .Select(line => System.Text.RegularExpressions.Regex.Match(line, @"^\s*([\d,]+)\s+([\d,]+)\s+(.+?)(\s+\(Bytes > [^)]*\))?\s+\[[^\]]*\]\s*$"))
-            .Where(m => m.Success)
-            .GroupBy(m => m.Groups[3].Value)
-            .Select(g => (Type: g.Key, Bytes: g.Sum(m => long.Parse(m.Groups[1].Value, NumberStyles.AllowThousands, CultureInfo.InvariantCulture)),
-                Count: g.Sum(m => long.Parse(m.Groups[2].Value, NumberStyles.AllowThousands, CultureInfo.InvariantCulture))))
-            .OrderByDescending(t => t.Bytes).ToList();
-        Console.WriteLine($"live heap after a full GC (streams done, kept for resume): {types.Sum(t => t.Bytes) / 1048576.0:N1} MB in {types.Sum(t => t.Count):N0} objects; largest types:");
-        foreach (var (type, bytes, count) in types.Take(15))
-        {
-            Console.WriteLine($"  {bytes / 1024.0:N0} KB  {count:N0} × {type}");
-        }
-
-        File.Delete(file);
-    }
-
     /// <summary>Streams with headers and no end yet, and the most there were at once.</summary>
     private sealed class OpenCount
     {
@@ -416,7 +388,7 @@ internal static class ConcurrencyBench
             var tool = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".dotnet", "tools", "dotnet-counters");
             var file = Path.Combine(Path.GetTempPath(), $"counters-{pid}-{Guid.NewGuid():N}.csv");
             await Tool.RunAsync(tool, ["collect", "-p", pid.ToString(CultureInfo.InvariantCulture), "--format", "csv", "-o", file, "--duration", "00:00:00:04",
-                "--counters", "System.Runtime[dotnet.gc.last_collection.heap.size,dotnet.gc.last_collection.memory.committed_size]"], TimeSpan.FromMinutes(1));
+                "--counters", "System.Runtime[dotnet.gc.last_collection.heap.size,dotnet.gc.last_collection.heap.fragmentation.size,dotnet.gc.last_collection.memory.committed_size]"], TimeSpan.FromMinutes(1));
             long heap = 0, committed = 0;
             if (File.Exists(file))
             {
@@ -428,6 +400,11 @@ internal static class ConcurrencyBench
                     if (row[2].StartsWith("dotnet.gc.last_collection.heap.size", StringComparison.Ordinal))
                     {
                         heap += value;
+                    }
+                    else if (row[2].StartsWith("dotnet.gc.last_collection.heap.fragmentation.size", StringComparison.Ordinal))
+                    {
+                        // Free space between objects (pinned buffers keep it from being compacted): not live.
+                        heap -= value;
                     }
                     else if (row[2].StartsWith("dotnet.gc.last_collection.memory.committed_size", StringComparison.Ordinal))
                     {
