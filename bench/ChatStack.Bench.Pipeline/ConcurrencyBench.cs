@@ -30,7 +30,7 @@ internal static class ConcurrencyBench
 {
     private const string Prompt = "Write a long essay about caching strategies";
 
-    public sealed record Options(int Streams, int RampSeconds, int PaceMs, int Sentences, string Target, bool Direct, bool GcDump);
+    public sealed record Options(int Streams, int RampSeconds, int PaceMs, int Sentences, string Target, bool Direct, bool FullGc);
 
     public static async Task RunAsync(Stack stack, Options options)
     {
@@ -59,7 +59,7 @@ internal static class ConcurrencyBench
         }
 
         await Task.Delay(TimeSpan.FromSeconds(5));
-        var baseline = await MemorySample.TakeAsync(api.Pid, "baseline, idle after warm-up", 0);
+        var baseline = await MemorySample.TakeAsync(api.Pid, "baseline, idle after warm-up", 0, options.FullGc);
 
         var answerSeconds = options.Sentences * 25 * options.PaceMs / 1000.0 / 1.1;
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(options.RampSeconds + answerSeconds * 4 + 120));
@@ -88,7 +88,7 @@ internal static class ConcurrencyBench
 
         await Task.Delay(TimeSpan.FromSeconds(1));
         var openAtSample = open.Current;
-        var peak = await MemorySample.TakeAsync(api.Pid, "peak, streams open mid-answer", open.Current);
+        var peak = await MemorySample.TakeAsync(api.Pid, "peak, streams open mid-answer", open.Current, options.FullGc);
         var openAfterSample = open.Current;
 
         var all = Task.WhenAll(tasks);
@@ -97,11 +97,7 @@ internal static class ConcurrencyBench
         var results = all.IsCompletedSuccessfully ? all.Result : chats.Select(c => { c.Error ??= "did not finish before the run's deadline"; return c; }).ToArray();
 
         await Task.Delay(TimeSpan.FromSeconds(3));
-        var retained = await MemorySample.TakeAsync(api.Pid, "after, streams done but kept for resume", 0);
-        if (options.GcDump)
-        {
-            await GcDumpAsync(api.Pid);
-        }
+        var retained = await MemorySample.TakeAsync(api.Pid, "after, streams done but kept for resume", 0, options.FullGc);
 
         Report(options, results, open, rampTook, elapsed, openAtSample, openAfterSample, baseline, peak, retained);
     }
@@ -127,7 +123,7 @@ internal static class ConcurrencyBench
         }
 
         Console.WriteLine();
-        Console.WriteLine($"| sample | RSS | private (RssAnon) | GC heap (last collection) | GC committed | open streams |");
+        Console.WriteLine($"| sample | RSS | private (RssAnon) | GC heap less fragmentation (last collection) | GC committed | open streams |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|");
         foreach (var sample in new[] { baseline, peak, retained })
         {
@@ -276,30 +272,6 @@ internal static class ConcurrencyBench
         return chat;
     }
 
-    private static async Task GcDumpAsync(int pid)
-    {
-        var tool = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".dotnet", "tools", "dotnet-gcdump");
-        var file = Path.Combine(Path.GetTempPath(), $"chat-api-{pid}.gcdump");
-        var collect = await Tool.RunAsync(tool, ["collect", "-p", pid.ToString(CultureInfo.InvariantCulture), "-o", file], TimeSpan.FromMinutes(3));
-        Console.WriteLine($"gcdump (a full GC first): {collect.Trim().Split('\n').LastOrDefault()}");
-        var report = await Tool.RunAsync(tool, ["report", file], TimeSpan.FromMinutes(2));
-        // The report lists each type once per size bucket: add the buckets up per type.
-        var types = report.Split('\n')
-            .Select(line => System.Text.RegularExpressions.Regex.Match(line, @"^\s*([\d,]+)\s+([\d,]+)\s+(.+?)(\s+\(Bytes > [^)]*\))?\s+\[[^\]]*\]\s*$"))
-            .Where(m => m.Success)
-            .GroupBy(m => m.Groups[3].Value)
-            .Select(g => (Type: g.Key, Bytes: g.Sum(m => long.Parse(m.Groups[1].Value, NumberStyles.AllowThousands, CultureInfo.InvariantCulture)),
-                Count: g.Sum(m => long.Parse(m.Groups[2].Value, NumberStyles.AllowThousands, CultureInfo.InvariantCulture))))
-            .OrderByDescending(t => t.Bytes).ToList();
-        Console.WriteLine($"live heap after a full GC (streams done, kept for resume): {types.Sum(t => t.Bytes) / 1048576.0:N1} MB in {types.Sum(t => t.Count):N0} objects; largest types:");
-        foreach (var (type, bytes, count) in types.Take(15))
-        {
-            Console.WriteLine($"  {bytes / 1024.0:N0} KB  {count:N0} × {type}");
-        }
-
-        File.Delete(file);
-    }
-
     /// <summary>Streams with headers and no end yet, and the most there were at once.</summary>
     private sealed class OpenCount
     {
@@ -392,8 +364,20 @@ internal static class ConcurrencyBench
     /// <summary>The process's resident and private memory (/proc) and its GC heap (dotnet-counters) at one moment.</summary>
     private sealed record MemorySample(string Label, string Load, int Open, long RssKb, long AnonKb, long GcHeapBytes, long GcCommittedBytes)
     {
-        public static async Task<MemorySample> TakeAsync(int pid, string label, int open)
+        public static async Task<MemorySample> TakeAsync(int pid, string label, int open, bool fullGc)
         {
+            if (fullGc)
+            {
+                // The runtime's GCHeapCollect keyword makes it run a full blocking GC (as dotnet-gcdump does, without
+                // the heap walk): the heap figure below is then what is live, not live plus garbage not yet collected.
+                // It pauses the process, so the gaps of a run with it include that pause.
+                var trace = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".dotnet", "tools", "dotnet-trace");
+                var traceFile = Path.Combine(Path.GetTempPath(), $"gc-{pid}-{Guid.NewGuid():N}.nettrace");
+                await Tool.RunAsync(trace, ["collect", "-p", pid.ToString(CultureInfo.InvariantCulture), "--providers", "Microsoft-Windows-DotNETRuntime:0x800000:4",
+                    "--duration", "00:00:00:02", "-o", traceFile], TimeSpan.FromMinutes(1));
+                File.Delete(traceFile);
+            }
+
             var load = File.ReadAllText("/proc/loadavg").Split(' ')[0];
             var status = File.ReadAllLines($"/proc/{pid}/status");
             long Kb(string key) => long.Parse(status.First(l => l.StartsWith(key, StringComparison.Ordinal))[key.Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
@@ -404,7 +388,7 @@ internal static class ConcurrencyBench
             var tool = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".dotnet", "tools", "dotnet-counters");
             var file = Path.Combine(Path.GetTempPath(), $"counters-{pid}-{Guid.NewGuid():N}.csv");
             await Tool.RunAsync(tool, ["collect", "-p", pid.ToString(CultureInfo.InvariantCulture), "--format", "csv", "-o", file, "--duration", "00:00:00:04",
-                "--counters", "System.Runtime[dotnet.gc.last_collection.heap.size,dotnet.gc.last_collection.memory.committed_size]"], TimeSpan.FromMinutes(1));
+                "--counters", "System.Runtime[dotnet.gc.last_collection.heap.size,dotnet.gc.last_collection.heap.fragmentation.size,dotnet.gc.last_collection.memory.committed_size]"], TimeSpan.FromMinutes(1));
             long heap = 0, committed = 0;
             if (File.Exists(file))
             {
@@ -417,6 +401,11 @@ internal static class ConcurrencyBench
                     {
                         heap += value;
                     }
+                    else if (row[2].StartsWith("dotnet.gc.last_collection.heap.fragmentation.size", StringComparison.Ordinal))
+                    {
+                        // Free space between objects (pinned buffers keep it from being compacted): not live.
+                        heap -= value;
+                    }
                     else if (row[2].StartsWith("dotnet.gc.last_collection.memory.committed_size", StringComparison.Ordinal))
                     {
                         committed += value;
@@ -426,7 +415,7 @@ internal static class ConcurrencyBench
                 File.Delete(file);
             }
 
-            Console.WriteLine($"memory {label}: RSS {rss / 1024.0:N1} MB, private {anon / 1024.0:N1} MB, GC heap {heap / 1048576.0:N1} MB, committed {committed / 1048576.0:N1} MB, load {load}");
+            Console.WriteLine($"memory {label}{(fullGc ? " (after a full GC)" : "")}: RSS {rss / 1024.0:N1} MB, private {anon / 1024.0:N1} MB, GC heap {heap / 1048576.0:N1} MB, committed {committed / 1048576.0:N1} MB, load {load}");
             return new MemorySample(label, load, open, rss, anon, heap, committed);
         }
     }

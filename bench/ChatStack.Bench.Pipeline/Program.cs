@@ -6,7 +6,7 @@
 //   startup `dotnet run --project ChatStack.AppHost` to all-healthy, cold then warm (needs the stack's ports free).
 //   concurrency  (a stack of its own, paced like a real model) many chats held open at once: errors, the chat
 //           API's memory per open stream, event gaps. [-- concurrency --streams 2000 --ramp-seconds 20 --pace-ms 37
-//           --answer-sentences 60 --target chat-api|chat-api-memory --via-proxy --gcdump]
+//           --answer-sentences 60 --target chat-api|chat-api-memory --via-proxy --full-gc]
 // Usage: dotnet run -c Release --project bench/ChatStack.Bench.Pipeline [-- sse|ingest|all|startup|concurrency --chats 12 --concurrency 2 --answer-sentences 2000 --events 20000 --rate 500 --seconds 20]
 using ChatStack.Bench.Pipeline;
 
@@ -47,7 +47,7 @@ if (part is "concurrency")
     await using var paced = await Stack.StartAsync(pace, answer);
     Console.WriteLine("stack healthy: emulators, provisioner, chat-api and chat-api-memory");
     await ConcurrencyBench.RunAsync(paced, new ConcurrencyBench.Options(Arg("--streams", 2000), Arg("--ramp-seconds", 20), pace, answer,
-        args.SkipWhile(a => a != "--target").Skip(1).FirstOrDefault() ?? Stack.ChatApi, Direct: !args.Contains("--via-proxy"), GcDump: args.Contains("--gcdump")));
+        args.SkipWhile(a => a != "--target").Skip(1).FirstOrDefault() ?? Stack.ChatApi, Direct: !args.Contains("--via-proxy"), FullGc: args.Contains("--full-gc")));
     Console.WriteLine($"load at the end: {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
     return;
 }

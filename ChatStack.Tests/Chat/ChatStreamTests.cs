@@ -1,0 +1,75 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Json;
+using ChatStack.ChatApi.Agent;
+using ChatStack.ChatApi.Streaming;
+
+namespace ChatStack.Tests.Chat;
+
+/// <summary>
+/// A stream keeps its events compactly (type number + UTF-8 data) and rebuilds the SSE frames when sending: the
+/// frames must be exactly what serializing each envelope whole would give, wherever an event falls in the chunks.
+/// </summary>
+public class ChatStreamTests
+{
+    [Fact]
+    public void Frames_are_rebuilt_byte_for_byte_across_chunks_and_multibyte_text()
+    {
+        var stream = new ChatStream("s1", "u", "session");
+        var written = new List<(string Type, object Data)>();
+        void Write(string type, object data)
+        {
+            stream.Write(type, data);
+            written.Add((type, data));
+        }
+
+        // Enough deltas to fill several 4 KB chunks, with accents, CJK, emoji and a newline among them, and one
+        // event larger than a chunk.
+        for (var i = 0; i < 600; i++)
+        {
+            Write(ChatEventTypes.MessageDelta, new MessageDeltaEvent(i % 5 == 0 ? "héllo 世界 👋\n" : $" word{i}"));
+        }
+
+        Write(ChatEventTypes.ToolEnd, new ToolEndEvent("search_history", new Dictionary<string, string?> { ["query"] = "ünïcode" }, new string('x', 9000), 12.5, "ok"));
+        Write(ChatEventTypes.MessageDelta, new MessageDeltaEvent("end"));
+
+        var output = new ArrayBufferWriter<byte>();
+        var (last, completed, _) = stream.CopyTo(output, 0);
+
+        Assert.Equal(written.Count, last);
+        Assert.False(completed);
+        Assert.Equal(Expected("s1", written, 0), Encoding.UTF8.GetString(output.WrittenSpan));
+    }
+
+    [Fact]
+    public void Resuming_after_a_sequence_sends_only_the_later_events_with_their_ids()
+    {
+        var stream = new ChatStream("s2", "u", "session");
+        var written = new List<(string Type, object Data)>();
+        foreach (var text in new[] { "a", "b", "c", "d", "e" })
+        {
+            stream.Write(ChatEventTypes.MessageDelta, new MessageDeltaEvent(text));
+            written.Add((ChatEventTypes.MessageDelta, new MessageDeltaEvent(text)));
+        }
+
+        stream.Complete();
+        var output = new ArrayBufferWriter<byte>();
+        var (last, completed, _) = stream.CopyTo(output, 3);
+
+        Assert.Equal(5, last);
+        Assert.True(completed);
+        Assert.Equal(Expected("s2", written, 3), Encoding.UTF8.GetString(output.WrittenSpan));
+        Assert.StartsWith("id: s2.4\n", Encoding.UTF8.GetString(output.WrittenSpan), StringComparison.Ordinal);
+
+        // Nothing new: nothing written, and the position stays.
+        var none = new ArrayBufferWriter<byte>();
+        Assert.Equal(5, stream.CopyTo(none, 5).Last);
+        Assert.Equal(0, none.WrittenCount);
+        Assert.Throws<InvalidOperationException>(() => stream.Write(ChatEventTypes.MessageDelta, new MessageDeltaEvent("late")));
+    }
+
+    // What the stream used to keep per event: the whole frame, the envelope serialized in one piece.
+    private static string Expected(string streamId, List<(string Type, object Data)> events, int after) =>
+        string.Concat(events.Skip(after).Select((e, i) =>
+            $"id: {streamId}.{after + i + 1}\nevent: {e.Type}\ndata: {JsonSerializer.Serialize(new ChatEventEnvelope(e.Type, e.Data), ChatStream.Json)}\n\n"));
+}
