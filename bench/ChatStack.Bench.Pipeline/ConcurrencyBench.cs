@@ -153,8 +153,7 @@ internal static class ConcurrencyBench
 
     private static string Load() => File.ReadAllText("/proc/loadavg").Split(' ')[0];
 
-    private static float P(float[] sorted, int percentile) =>
-        sorted.Length == 0 ? 0 : sorted[Math.Clamp((int)Math.Ceiling(percentile / 100.0 * sorted.Length) - 1, 0, sorted.Length - 1)];
+    private static float P(float[] sorted, int percentile) => Stats.Percentile(sorted, percentile);
 
     private static string FileLimit()
     {

@@ -222,14 +222,10 @@ internal static class IngestBench
 
     private static async Task<List<double>> LagsAsync(IBigQueryClient bigQuery, string session)
     {
-        var response = await bigQuery.QueryAsync(new QueryRequest { Query = $"SELECT event_timestamp, ingested_at FROM {Table} WHERE session_id = '{session}'"});
+        var response = await bigQuery.QueryAsync(new QueryRequest { Query = $"SELECT event_timestamp, ingested_at FROM {Table} WHERE session_id = '{session}'" });
         return response.Rows!.Select(r => BigQueryRows.Decode(r, response.Schema!))
             .Select(r => ((DateTimeOffset)r["ingested_at"]! - (DateTimeOffset)r["event_timestamp"]!).TotalMilliseconds).ToList();
     }
 
-    private static double Percentile(List<double> values, int percentile)
-    {
-        var sorted = values.Order().ToList();
-        return sorted[Math.Clamp((int)Math.Ceiling(percentile / 100.0 * sorted.Count) - 1, 0, sorted.Count - 1)];
-    }
+    private static double Percentile(List<double> values, int percentile) => Stats.Percentile(values.Order().ToList(), percentile);
 }

@@ -106,11 +106,8 @@ internal static class SseBench
 
     private static string Ms(TimeSpan t) => $"{t.TotalMilliseconds:F1} ms";
 
-    private static TimeSpan P(List<StreamRun> runs, Func<StreamRun, TimeSpan> pick, int percentile)
-    {
-        var sorted = runs.Select(pick).Order().ToList();
-        return sorted[Math.Clamp((int)Math.Ceiling(percentile / 100.0 * sorted.Count) - 1, 0, sorted.Count - 1)];
-    }
+    private static TimeSpan P(List<StreamRun> runs, Func<StreamRun, TimeSpan> pick, int percentile) =>
+        Stats.Percentile(runs.Select(pick).Order().ToList(), percentile);
 
     private static async Task<TimeSpan> Batch(List<StreamRun> into, Func<Task<StreamRun>> run, int concurrency)
     {
