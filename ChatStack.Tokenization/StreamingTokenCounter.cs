@@ -21,8 +21,11 @@ public sealed class StreamingTokenCounter
     // Commit eagerly once the tail is this long, so memory stays bounded when Total is rarely read.
     private const int EagerCommitLength = 4096;
 
+    // Thousands of streams hold a counter each; the tail grows only when Total is read rarely.
+    private const int InitialTailLength = 256;
+
     private readonly ITokenCounterCore _counter;
-    private char[] _tail = new char[EagerCommitLength];
+    private char[] _tail = new char[InitialTailLength];
     private int _length;
     private int _scanned; // positions below this (in _tail) were checked and are not boundaries
     private int _committed;
@@ -45,7 +48,7 @@ public sealed class StreamingTokenCounter
         // Hot path, once per delta: copy into the preallocated tail; everything else waits for Total.
         int length = _length;
         int end = length + delta.Length;
-        if (end < EagerCommitLength)
+        if (end < _tail.Length)
         {
             delta.CopyTo(new Span<char>(_tail, length, delta.Length));
             _length = end;
@@ -59,15 +62,18 @@ public sealed class StreamingTokenCounter
     private void AppendLong(ReadOnlySpan<char> delta)
     {
         int end = _length + delta.Length;
-        if (end > _tail.Length)
+        if (end >= _tail.Length)
         {
-            Array.Resize(ref _tail, Math.Max(_tail.Length * 2, end));
+            Array.Resize(ref _tail, Math.Max(_tail.Length * 2, end + 1));
         }
         delta.CopyTo(_tail.AsSpan(_length));
         _length = end;
         _appended += delta.Length;
         _dirty = true;
-        Commit();
+        if (end >= EagerCommitLength)
+        {
+            Commit();
+        }
     }
 
     /// <summary>Tokens of all text appended so far; equal to counting that text in one call.</summary>

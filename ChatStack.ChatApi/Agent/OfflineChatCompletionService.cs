@@ -69,7 +69,8 @@ internal sealed partial class OfflineChatCompletionService(ITokenCounter counter
         PromptExecutionSettings? executionSettings = null, Kernel? kernel = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var promptTokens = chatHistory.Sum(m => counter.Count(MessageText(m)));
-        var completion = new StringBuilder();
+        // What was "generated", for the usage chunk: the answer itself, not a second copy built delta by delta.
+        string completion;
 
         var calls = chatHistory.FirstOrDefault()?.Content?.StartsWith(SummarizeInstruction, StringComparison.Ordinal) == true
             ? []
@@ -77,16 +78,19 @@ internal sealed partial class OfflineChatCompletionService(ITokenCounter counter
         if (calls.Count > 0)
         {
             var index = 0;
+            var written = new StringBuilder();
             foreach (var (name, arguments) in calls)
             {
                 await Task.Delay(options.DeltaDelayMs, cancellationToken);
                 var json = JsonSerializer.Serialize(arguments);
-                completion.Append(name).Append(json);
+                written.Append(name).Append(json);
                 var update = new StreamingChatMessageContent(AuthorRole.Assistant, null, modelId: ModelName);
                 update.Items.Add(new StreamingFunctionCallUpdateContent($"call_{index}_{Stable(name + json):x8}", $"tools-{name}", json, index));
                 index++;
                 yield return update;
             }
+
+            completion = written.ToString();
         }
         else
         {
@@ -101,15 +105,16 @@ internal sealed partial class OfflineChatCompletionService(ITokenCounter counter
                 }
 
                 cancellationToken.ThrowIfCancellationRequested();
-                completion.Append(delta);
                 yield return new StreamingChatMessageContent(AuthorRole.Assistant, delta, modelId: ModelName);
             }
+
+            completion = answer;
         }
 
         // Like OpenAI's final usage chunk: empty content, usage and finish reason in the metadata.
         yield return new StreamingChatMessageContent(AuthorRole.Assistant, null, modelId: ModelName, metadata: new Dictionary<string, object?>
         {
-            ["Usage"] = new ProviderUsage(promptTokens, counter.Count(completion.ToString())),
+            ["Usage"] = new ProviderUsage(promptTokens, counter.Count(completion)),
             ["FinishReason"] = calls.Count > 0 ? "tool_calls" : "stop",
         });
     }
