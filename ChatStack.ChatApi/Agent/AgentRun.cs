@@ -9,6 +9,7 @@ using ChatStack.Contracts;
 using Microsoft.SemanticKernel;
 using Microsoft.SemanticKernel.ChatCompletion;
 using Microsoft.SemanticKernel.Connectors.OpenAI;
+using ChatStack.Tokenization;
 
 namespace ChatStack.ChatApi.Agent;
 
@@ -38,7 +39,7 @@ internal sealed class AgentRun(
 
     // Completion tokens of finished model calls, tool arguments and summaries; the live call adds its own.
     private int _completionBase;
-    private StreamingTokenCounter? _live;
+    private AnswerTokenCounter? _live;
     private int _nextCheckpoint = options.CheckpointTokens;
     private int _providerPrompt;
     private int _providerCompletion;
@@ -95,8 +96,8 @@ internal sealed class AgentRun(
 
     private async Task<string> IngressAsync(CancellationToken cancellationToken)
     {
-        var userTokens = counter.Count(request.Message);
-        _budget.SetPrompt(counter.Count(options.SystemPrompt) + userTokens);
+        var userTokens = counter.CountTokens(request.Message);
+        _budget.SetPrompt(counter.CountTokens(options.SystemPrompt) + userTokens);
         var message = new ChatMessageRecord
         {
             Id = ChatMessageRecord.NewId(time.GetUtcNow()),
@@ -159,7 +160,7 @@ internal sealed class AgentRun(
             }
 
             call.OnChunk(reply?.ModelId, reply?.Metadata);
-            summaryTokens = counter.Count(reply?.Content?.Trim() ?? "");
+            summaryTokens = counter.CountTokens(reply?.Content?.Trim() ?? "");
             summarizationInput = Count(summarize);
             var usage = RecordProviderUsage(reply?.Metadata);
             call.SetUsage(usage?.Prompt ?? summarizationInput, usage?.Completion ?? summaryTokens, usage is not null);
@@ -240,7 +241,7 @@ internal sealed class AgentRun(
     private async Task<IReadOnlyList<FunctionCallContent>> StreamModelAsync(ChatHistory context, PromptExecutionSettings settings, Kernel kernel, CancellationToken cancellationToken)
     {
         var calls = new FunctionCallContentBuilder();
-        _live = new StreamingTokenCounter(counter);
+        _live = new AnswerTokenCounter(counter);
         _modelCalls++;
         using var span = ModelCallSpan.Start(request.Model, (settings as OpenAIPromptExecutionSettings)?.MaxTokens ?? 0, streaming: true, capture.Enabled, context, metrics);
         var answerStart = _answer.Length;
@@ -315,7 +316,7 @@ internal sealed class AgentRun(
     public Task OnToolStartAsync(string name, IReadOnlyDictionary<string, string?> arguments)
     {
         // The model wrote the call: its name and arguments are completion tokens.
-        _completionBase += counter.Count(name) + counter.Count(JsonSerializer.Serialize(arguments));
+        _completionBase += counter.CountTokens(name) + counter.CountTokens(JsonSerializer.Serialize(arguments));
         _budget.SetCompletion(_completionBase);
         events.Write(ChatEventTypes.ToolStart, new ToolStartEvent(name, arguments));
         Emit(BudgetPhases.Tool);
@@ -325,7 +326,7 @@ internal sealed class AgentRun(
     public async Task OnToolEndAsync(string name, IReadOnlyDictionary<string, string?> arguments, string result, TimeSpan duration, string status)
     {
         // The result goes back to the model: prompt tokens.
-        var resultTokens = counter.Count(result);
+        var resultTokens = counter.CountTokens(result);
         _budget.AddPrompt(resultTokens);
         await PersistAsync(new ChatMessageRecord
         {
@@ -371,7 +372,7 @@ internal sealed class AgentRun(
                     Id = ChatMessageRecord.NewId(time.GetUtcNow()),
                     Role = "assistant",
                     Content = _answer.ToString(),
-                    Tokens = counter.Count(_answer.ToString()),
+                    Tokens = counter.CountTokens(_answer.ToString()),
                     CreatedAt = time.GetUtcNow(),
                     Model = request.Model.Name,
                     FinishReason = finishReason,
@@ -441,7 +442,7 @@ internal sealed class AgentRun(
         return context;
     }
 
-    private int Count(ChatHistory history) => history.Sum(m => counter.Count(m.Content ?? ""));
+    private int Count(ChatHistory history) => history.Sum(m => counter.CountTokens(m.Content ?? ""));
 
     /// <summary>Adds a reported usage to the run's totals and returns it (null when this chunk reported none).</summary>
     private (int Prompt, int Completion)? RecordProviderUsage(IReadOnlyDictionary<string, object?>? metadata)

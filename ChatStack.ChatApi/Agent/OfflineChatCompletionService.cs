@@ -5,6 +5,7 @@ using System.Text.RegularExpressions;
 using ChatStack.ChatApi.Budget;
 using Microsoft.SemanticKernel;
 using Microsoft.SemanticKernel.ChatCompletion;
+using ChatStack.Tokenization;
 
 namespace ChatStack.ChatApi.Agent;
 
@@ -68,7 +69,7 @@ internal sealed partial class OfflineChatCompletionService(ITokenCounter counter
     public async IAsyncEnumerable<StreamingChatMessageContent> GetStreamingChatMessageContentsAsync(ChatHistory chatHistory,
         PromptExecutionSettings? executionSettings = null, Kernel? kernel = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        var promptTokens = chatHistory.Sum(m => counter.Count(MessageText(m)));
+        var promptTokens = chatHistory.Sum(m => counter.CountTokens(MessageText(m)));
         // What was "generated", for the usage chunk: the answer itself, not a second copy built delta by delta.
         string completion;
 
@@ -114,7 +115,7 @@ internal sealed partial class OfflineChatCompletionService(ITokenCounter counter
         // Like OpenAI's final usage chunk: empty content, usage and finish reason in the metadata.
         yield return new StreamingChatMessageContent(AuthorRole.Assistant, null, modelId: ModelName, metadata: new Dictionary<string, object?>
         {
-            ["Usage"] = new ProviderUsage(promptTokens, counter.Count(completion)),
+            ["Usage"] = new ProviderUsage(promptTokens, counter.CountTokens(completion)),
             ["FinishReason"] = calls.Count > 0 ? "tool_calls" : "stop",
         });
     }

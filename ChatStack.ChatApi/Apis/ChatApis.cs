@@ -8,6 +8,7 @@ using ChatStack.ChatApi.Limits;
 using ChatStack.ChatApi.Sessions;
 using ChatStack.ChatApi.Streaming;
 using Microsoft.Extensions.Options;
+using ChatStack.Tokenization;
 
 namespace ChatStack.ChatApi.Apis;
 
@@ -108,7 +109,7 @@ internal static class ChatApis
         }
 
         var counter = counters.ForModel(model.Name);
-        var inputTokens = counter.Count(options.SystemPrompt) + counter.Count(message);
+        var inputTokens = counter.CountTokens(options.SystemPrompt) + counter.CountTokens(message);
         if (inputTokens >= budgetMax)
         {
             return Problems.Create(context, StatusCodes.Status400BadRequest, "budget-too-small", "Budget too small",

@@ -7,13 +7,14 @@ using ChatStack.Tests.Support;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.SemanticKernel;
 using Microsoft.SemanticKernel.ChatCompletion;
+using ChatStack.Tokenization;
 
 namespace ChatStack.Tests.Chat;
 
 /// <summary>The agent run against fakes of its seams: the store in memory, the offline model, a recording event writer.</summary>
 public class AgentRunTests
 {
-    private static readonly ITokenCounter Counter = ExactTokenCounter.ForEncoding("o200k_base");
+    private static readonly ITokenCounter Counter = TokenCounterFactory.Default.ForEncoding("o200k_base");
     private readonly InMemoryChatSessionStore _store = new();
     private readonly RecordingWriter _events = new();
 
@@ -59,12 +60,12 @@ public class AgentRunTests
         Assert.Equal(FinishReasons.BudgetExhausted, done.FinishReason);
         var answer = (await _store.ListMessagesAsync("s1", default))[^1];
         Assert.Equal(FinishReasons.BudgetExhausted, answer.FinishReason);
-        Assert.Equal(Counter.Count(answer.Content), answer.Tokens);
+        Assert.Equal(Counter.CountTokens(answer.Content), answer.Tokens);
         var deltas = string.Concat(_events.All.Where(e => e.Type == ChatEventTypes.MessageDelta).Select(e => ((MessageDeltaEvent)e.Data).Text));
         Assert.Equal(deltas, answer.Content);
         // Stopped at the first delta that reached the budget: one delta less would have been under it.
         var lastDelta = ((MessageDeltaEvent)_events.All.Last(e => e.Type == ChatEventTypes.MessageDelta).Data).Text;
-        var beforeLastDelta = done.Usage.PromptTokens + Counter.Count(deltas.AsSpan(0, deltas.Length - lastDelta.Length));
+        var beforeLastDelta = done.Usage.PromptTokens + Counter.CountTokens(deltas.AsSpan(0, deltas.Length - lastDelta.Length));
         Assert.True(beforeLastDelta < 200);
         Assert.True((await _store.GetSessionAsync("s1", default))!.TotalTokens > 0);
     }

@@ -1,14 +1,15 @@
 using System.Diagnostics;
 using System.Text;
 using ChatStack.ChatApi.Budget;
+using ChatStack.Tokenization;
 
 namespace ChatStack.Tests.Chat;
 
 /// <summary>The streaming counter gives the same count as counting the final text once, after every delta, at linear cost.</summary>
 public class TokenCountingTests(ITestOutputHelper output)
 {
-    private static readonly ITokenCounter O200k = ExactTokenCounter.ForEncoding("o200k_base");
-    private static readonly ITokenCounter Cl100k = ExactTokenCounter.ForEncoding("cl100k_base");
+    private static readonly ITokenCounter O200k = TokenCounterFactory.Default.ForEncoding("o200k_base");
+    private static readonly ITokenCounter Cl100k = TokenCounterFactory.Default.ForEncoding("cl100k_base");
 
     public static TheoryData<string, string> Texts => new()
     {
@@ -34,16 +35,16 @@ public class TokenCountingTests(ITestOutputHelper output)
         var text = Sample(kind, repeat: 6);
         foreach (var seed in new[] { 1, 2, 3 })
         {
-            var streaming = new StreamingTokenCounter(counter);
+            var streaming = new AnswerTokenCounter(counter);
             var sofar = new StringBuilder();
             foreach (var delta in Split(text, seed))
             {
                 sofar.Append(delta);
                 var incremental = streaming.Append(delta);
-                Assert.Equal(counter.Count(sofar.ToString()), incremental);
+                Assert.Equal(counter.CountTokens(sofar.ToString()), incremental);
             }
 
-            Assert.Equal(counter.Count(text), streaming.Count());
+            Assert.Equal(counter.CountTokens(text), streaming.Count());
         }
     }
 
@@ -54,13 +55,13 @@ public class TokenCountingTests(ITestOutputHelper output)
         string[] deltas = [" I couldn", "'", "t say", " it wasn", "'t so", "\n", "x \n  ", "\n", "   ", "done", " we'", "ll see"];
         foreach (var counter in new[] { O200k, Cl100k })
         {
-            var streaming = new StreamingTokenCounter(counter);
+            var streaming = new AnswerTokenCounter(counter);
             foreach (var delta in deltas)
             {
                 streaming.Append(delta);
             }
 
-            Assert.Equal(counter.Count(string.Concat(deltas)), streaming.Count());
+            Assert.Equal(counter.CountTokens(string.Concat(deltas)), streaming.Count());
         }
     }
 
@@ -79,7 +80,7 @@ public class TokenCountingTests(ITestOutputHelper output)
             total = exact.Total;
         }
 
-        Assert.Equal(O200k.Count(text), total);
+        Assert.Equal(O200k.CountTokens(text), total);
         var charsPerChar = (double)recounted / text.Length;
         output.WriteLine($"{text.Length} chars, {total} tokens, {deltas.Count} deltas: counted after every delta, {charsPerChar:0.0} characters re-counted per character of text");
         // A recount after every delta would re-count ~deltas/2 characters per character (thousands); linear stays small.
@@ -93,7 +94,7 @@ public class TokenCountingTests(ITestOutputHelper output)
         var deltas = Split(text, 11).ToList();
 
         // Reference: exact count after every delta; a checkpoint at each first delta reaching 50, 100, ...
-        var everyDelta = new StreamingTokenCounter(O200k);
+        var everyDelta = new AnswerTokenCounter(O200k);
         var expected = new List<(int Delta, int Tokens)>();
         var next = 50;
         for (var i = 0; i < deltas.Count; i++)
@@ -107,7 +108,7 @@ public class TokenCountingTests(ITestOutputHelper output)
         }
 
         // What the agent does: count only when the upper bound says a checkpoint may have been reached.
-        var gated = new StreamingTokenCounter(O200k);
+        var gated = new AnswerTokenCounter(O200k);
         var actual = new List<(int Delta, int Tokens)>();
         next = 50;
         var calls = 0;
@@ -132,7 +133,7 @@ public class TokenCountingTests(ITestOutputHelper output)
         var total = gated.Count();
         stopwatch.Stop();
         var once = Stopwatch.StartNew();
-        var full = O200k.Count(text);
+        var full = O200k.CountTokens(text);
         once.Stop();
 
         // The naive way: re-encode everything at each checkpoint.
@@ -141,7 +142,7 @@ public class TokenCountingTests(ITestOutputHelper output)
         foreach (var (delta, _) in expected)
         {
             sofar.Clear().Append(string.Concat(deltas.Take(delta + 1)));
-            O200k.Count(sofar.ToString());
+            O200k.CountTokens(sofar.ToString());
         }
 
         naive.Stop();

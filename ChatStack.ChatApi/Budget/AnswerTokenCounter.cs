@@ -1,27 +1,20 @@
 using System.Text;
+using ChatStack.Tokenization;
 
 namespace ChatStack.ChatApi.Budget;
 
 /// <summary>
-/// The answer being streamed: its text, its exact token count (ChatStack.Tokenization's incremental counter, the
-/// same total as counting the final text once, at linear cost), and a cheap upper bound that lets the agent count
-/// only when a checkpoint or the budget may have been crossed.
+/// The token count of the answer being streamed: exact (ChatStack.Tokenization's incremental counter, the same
+/// total as counting the final text once, at linear cost), plus a cheap upper bound that lets the agent count only
+/// when a checkpoint or the budget may have been crossed. The text itself is kept by the run, once.
 /// </summary>
-internal sealed class StreamingTokenCounter(ITokenCounter counter)
+internal sealed class AnswerTokenCounter(ITokenCounter counter)
 {
-    private readonly Tokenization.StreamingTokenCounter _exact = counter.CreateStream();
-    private readonly StringBuilder _text = new();
+    private readonly StreamingTokenCounter _exact = counter.CreateStreamingCounter();
 
     // The last exact count, and the UTF-8 bytes appended since: no byte-level BPE token is shorter than a byte.
     private int _lastCount;
     private int _bytesSinceCount;
-
-    public ITokenCounter Counter => counter;
-
-    /// <summary>Everything appended so far.</summary>
-    public string Text => _text.ToString();
-
-    public int Length => _text.Length;
 
     /// <summary>The count cannot be above this: the last exact count plus one token per UTF-8 byte added since.</summary>
     public int UpperBound => _lastCount + _bytesSinceCount;
@@ -29,7 +22,6 @@ internal sealed class StreamingTokenCounter(ITokenCounter counter)
     /// <summary>Appends a delta without counting it.</summary>
     public void Add(ReadOnlySpan<char> delta)
     {
-        _text.Append(delta);
         _exact.Append(delta);
         _bytesSinceCount += Encoding.UTF8.GetByteCount(delta);
     }
