@@ -3,19 +3,10 @@ using System.Runtime.CompilerServices;
 namespace ChatStack.Tokenization;
 
 /// <summary>
-/// Exact running token count of a text that arrives as deltas (one instance per stream, not thread-safe).
+/// Exact running token count of a text that arrives as deltas, keeping only the text after the last stable piece
+/// boundary (one instance per stream, not thread-safe). When the caller keeps the whole text anyway,
+/// <see cref="IncrementalTokenCounter"/> counts it without this counter's copy of each delta.
 /// </summary>
-/// <remarks>
-/// Keeps <c>committed</c> = tokens of the text before a piece boundary that no later delta can move, and re-counts
-/// only the tail after it. A position p is such a boundary when no split-pattern alternative can match across it
-/// and no alternative started before it reads past it, so text before p splits the same whatever follows:
-/// <list type="bullet">
-/// <item>text[p] is U+0020 and text[p-1] is not whitespace (a space only starts pieces or extends whitespace runs);</item>
-/// <item>text[p-1] is a BMP letter and text[p] is BMP punctuation/symbol other than an apostrophe (ends every
-/// letter alternative, cannot start a contraction; gives CJK text boundaries at its punctuation).</item>
-/// </list>
-/// Committing every piece but the last is NOT exact: contractions and whitespace runs merge across deltas.
-/// </remarks>
 public sealed class StreamingTokenCounter
 {
     // Commit eagerly once the tail is this long, so memory stays bounded when Total is rarely read.
@@ -24,16 +15,12 @@ public sealed class StreamingTokenCounter
     // Thousands of streams hold a counter each; the tail grows only when Total is read rarely.
     private const int InitialTailLength = 256;
 
-    private readonly ITokenCounterCore _counter;
+    private readonly IncrementalTokenCounter _core;
     private char[] _tail = new char[InitialTailLength];
     private int _length;
-    private int _scanned; // positions below this (in _tail) were checked and are not boundaries
-    private int _committed;
-    private int _total;
-    private bool _dirty;
     private long _appended;
 
-    internal StreamingTokenCounter(ITokenCounterCore counter) => _counter = counter;
+    internal StreamingTokenCounter(ITokenCounterCore counter) => _core = new IncrementalTokenCounter(counter);
 
     /// <summary>Characters appended so far.</summary>
     public long Length => _appended;
@@ -53,7 +40,6 @@ public sealed class StreamingTokenCounter
             delta.CopyTo(new Span<char>(_tail, length, delta.Length));
             _length = end;
             _appended += delta.Length;
-            _dirty = true;
             return;
         }
         AppendLong(delta);
@@ -69,10 +55,10 @@ public sealed class StreamingTokenCounter
         delta.CopyTo(_tail.AsSpan(_length));
         _length = end;
         _appended += delta.Length;
-        _dirty = true;
         if (end >= EagerCommitLength)
         {
-            Commit();
+            _core.Commit(_tail.AsSpan(0, _length));
+            DropCommitted();
         }
     }
 
@@ -81,65 +67,34 @@ public sealed class StreamingTokenCounter
     {
         get
         {
-            if (_dirty)
-            {
-                Commit();
-                _total = _committed + _counter.CountTokens(_tail.AsSpan(0, _length));
-                _dirty = false;
-            }
-            return _total;
+            int total = _core.CountTokens(_tail.AsSpan(0, _length));
+            DropCommitted();
+            return total;
         }
     }
 
     /// <summary>Starts a new stream.</summary>
     public void Reset()
     {
-        _length = _scanned = _committed = _total = 0;
+        _core.Reset();
+        _length = 0;
         _appended = 0;
-        _dirty = false;
     }
 
-    private void Commit()
+    private void DropCommitted()
     {
-        ReadOnlySpan<char> t = _tail.AsSpan(0, _length);
-        int from = Math.Max(_scanned, 1);
-        int p = -1;
-        for (int k = t.Length - 1; k >= from; k--)
+        int committed = _core.CommittedChars;
+        if (committed > 0)
         {
-            if (IsStableBoundary(t, k))
-            {
-                p = k;
-                break;
-            }
+            _tail.AsSpan(committed, _length - committed).CopyTo(_tail);
+            _length -= committed;
+            _core.DropCommitted();
         }
-        _scanned = t.Length;
-        if (p <= 0)
-        {
-            return;
-        }
-        _committed += _counter.CountTokens(t[..p]);
-        t[p..].CopyTo(_tail);
-        _length -= p;
-        _scanned = _length;
-    }
-
-    internal static bool IsStableBoundary(ReadOnlySpan<char> t, int p)
-    {
-        char c = t[p], prev = t[p - 1];
-        if (c == ' ')
-        {
-            return !char.IsWhiteSpace(prev);
-        }
-        if (char.IsSurrogate(c) || char.IsSurrogate(prev) || c == '\'')
-        {
-            return false;
-        }
-        return Scalars.IsLetter(Scalars.BmpClass(prev)) && Scalars.BmpClass(c) == ScalarClass.Other;
     }
 }
 
-/// <summary>What the streaming counter needs from a counter; lets tests run it over any one-shot counter.</summary>
+/// <summary>What the streaming counters need from a counter; lets tests run them over any one-shot counter.</summary>
 internal interface ITokenCounterCore
 {
-    int CountTokens(ReadOnlySpan<char> text);
+    int CountTokens(ReadOnlySpan<char> text, bool cacheNewPieces);
 }

@@ -18,6 +18,9 @@ public interface ITokenCounter
 
     /// <summary>A new counter for one stream of deltas; not thread-safe, one per stream.</summary>
     StreamingTokenCounter CreateStreamingCounter();
+
+    /// <summary>A new counter for one text that the caller keeps and extends; not thread-safe, one per text.</summary>
+    IncrementalTokenCounter CreateIncrementalCounter();
 }
 
 /// <summary>
@@ -81,14 +84,22 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
     /// <summary>Distinct pieces cached so far.</summary>
     public int CachedPieces => Volatile.Read(ref _cacheEntries);
 
-    public int CountTokens(ReadOnlySpan<char> text)
+    public int CountTokens(ReadOnlySpan<char> text) => Count(text, cacheNewPieces: true);
+
+    int ITokenCounterCore.CountTokens(ReadOnlySpan<char> text, bool cacheNewPieces) => Count(text, cacheNewPieces);
+
+    /// <summary>
+    /// With <paramref name="cacheNewPieces"/> false, pieces missing from the cache are merged but not added: for a
+    /// stream's unfinished tail ("hel" before "lo" arrives), which is counted again once it is complete.
+    /// </summary>
+    private int Count(ReadOnlySpan<char> text, bool cacheNewPieces)
     {
         int count = 0;
         int i = 0;
         while (i < text.Length)
         {
             int end = _o200k ? PieceSplitter.NextO200k(text, i) : PieceSplitter.NextCl100k(text, i);
-            count += PieceTokenCount(text[i..end]);
+            count += PieceTokenCount(text[i..end], cacheNewPieces);
             i = end;
         }
         return count;
@@ -109,6 +120,8 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
 
     public StreamingTokenCounter CreateStreamingCounter() => new(this);
 
+    public IncrementalTokenCounter CreateIncrementalCounter() => new(this);
+
     /// <summary>Splits <paramref name="text"/> into pieces (end offsets), for tests and diagnostics.</summary>
     internal List<int> SplitEnds(ReadOnlySpan<char> text)
     {
@@ -121,7 +134,7 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
         return ends;
     }
 
-    private int PieceTokenCount(ReadOnlySpan<char> piece)
+    private int PieceTokenCount(ReadOnlySpan<char> piece, bool cacheNewPieces)
     {
         if (piece.Length > MaxCachedPieceLength)
         {
@@ -131,7 +144,7 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
         {
             return cached.Length;
         }
-        return _maxCacheEntries > 0 ? AddToCache(piece).Length : CountUncached(piece);
+        return cacheNewPieces && _maxCacheEntries > 0 ? AddToCache(piece).Length : CountUncached(piece);
     }
 
     private ReadOnlySpan<int> PieceTokens(ReadOnlySpan<char> piece)
@@ -150,8 +163,7 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
         {
             return ids;
         }
-        // A full cache starts over rather than freezing: streams also cache the word fragments at their tails
-        // ("hel" before "lo" arrives), and a frozen cache full of those would stop learning the real vocabulary.
+        // A full cache starts over rather than freezing, so that it keeps learning the vocabulary of new text.
         if (Interlocked.Increment(ref _cacheEntries) > _maxCacheEntries)
         {
             _cache.Clear();

@@ -34,7 +34,7 @@ internal sealed class AgentRun(
     ContentCaptureOptions capture)
 {
     private readonly BudgetTracker _budget = new(request.Model.Name, request.BudgetMax, request.Model.Options.ContextWindow, options.SummarizeShare, time);
-    private readonly StringBuilder _answer = new();
+    private readonly AnswerText _answer = new();
     private ChatSession _session = request.Session;
 
     // Completion tokens of finished model calls, tool arguments and summaries; the live call adds its own.
@@ -54,6 +54,7 @@ internal sealed class AgentRun(
     public async Task ExecuteAsync(CancellationToken cancellationToken)
     {
         using var span = _span = AgentRunSpan.Start(request, capture.Enabled);
+        using var answerBuffer = _answer; // the pooled buffer goes back when the run ends
         string finishReason;
         ErrorEvent? error = null;
         string userMessageId = "";
@@ -91,7 +92,7 @@ internal sealed class AgentRun(
 
         modelTags.Add(Contracts.Telemetry.BudgetAttributes.FinishReason, error is null ? finishReason : FinishReasons.Error);
         metrics.BudgetRemaining.Record(_budget.Current.BudgetRemaining, modelTags);
-        span.Finish(_budget.Current, error is null ? finishReason : FinishReasons.Error, error?.Code, _answer.ToString());
+        span.Finish(_budget.Current, error is null ? finishReason : FinishReasons.Error, error?.Code, _answer.AsSpan());
     }
 
     private async Task<string> IngressAsync(CancellationToken cancellationToken)
@@ -241,7 +242,7 @@ internal sealed class AgentRun(
     private async Task<IReadOnlyList<FunctionCallContent>> StreamModelAsync(ChatHistory context, PromptExecutionSettings settings, Kernel kernel, CancellationToken cancellationToken)
     {
         var calls = new FunctionCallContentBuilder();
-        _live = new AnswerTokenCounter(counter);
+        _live = new AnswerTokenCounter(counter, _answer);
         _modelCalls++;
         using var span = ModelCallSpan.Start(request.Model, (settings as OpenAIPromptExecutionSettings)?.MaxTokens ?? 0, streaming: true, capture.Enabled, context, metrics);
         var answerStart = _answer.Length;
@@ -261,7 +262,6 @@ internal sealed class AgentRun(
                     continue;
                 }
 
-                _answer.Append(update.Content);
                 _live.Add(update.Content);
                 events.Write(ChatEventTypes.MessageDelta, new MessageDeltaEvent(update.Content));
 
@@ -304,7 +304,7 @@ internal sealed class AgentRun(
         }
 
         var built = calls.Build();
-        span.SetOutput(_answer.ToString(answerStart, _answer.Length - answerStart), built);
+        span.SetOutput(_answer.AsSpan(answerStart), built);
         return built;
     }
 
@@ -372,7 +372,7 @@ internal sealed class AgentRun(
                     Id = ChatMessageRecord.NewId(time.GetUtcNow()),
                     Role = "assistant",
                     Content = _answer.ToString(),
-                    Tokens = counter.CountTokens(_answer.ToString()),
+                    Tokens = counter.CountTokens(_answer.AsSpan()),
                     CreatedAt = time.GetUtcNow(),
                     Model = request.Model.Name,
                     FinishReason = finishReason,

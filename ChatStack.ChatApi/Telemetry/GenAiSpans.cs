@@ -63,7 +63,7 @@ internal sealed class AgentRunSpan(Activity? activity, bool captureContent) : ID
             ["chatstack.summarized.tokens_after"] = tokensAfter,
         }));
 
-    public void Finish(TokenBudget budget, string finishReason, string? errorCode, string answer)
+    public void Finish(TokenBudget budget, string finishReason, string? errorCode, ReadOnlySpan<char> answer)
     {
         if (activity is null)
         {
@@ -89,7 +89,7 @@ internal sealed class AgentRunSpan(Activity? activity, bool captureContent) : ID
         activity.SetTag(BudgetAttributes.FinishReason, finishReason);
         if (captureContent && answer.Length > 0)
         {
-            activity.SetTag(GenAiAttributes.OutputMessages, GenAiContent.Output(answer, [], finishReason));
+            activity.SetTag(GenAiAttributes.OutputMessages, GenAiContent.Output(answer.ToString(), [], finishReason));
         }
 
         if (errorCode is not null)
@@ -190,11 +190,11 @@ internal sealed class ModelCallSpan : IDisposable
 
     public bool HasUsage => _usage is not null;
 
-    public void SetOutput(string text, IReadOnlyList<FunctionCallContent> calls)
+    public void SetOutput(ReadOnlySpan<char> text, IReadOnlyList<FunctionCallContent> calls)
     {
         if (_captureContent && _activity is not null)
         {
-            _activity.SetTag(GenAiAttributes.OutputMessages, GenAiContent.Output(text, calls, _finishReason));
+            _activity.SetTag(GenAiAttributes.OutputMessages, GenAiContent.Output(text.ToString(), calls, _finishReason));
         }
     }
 

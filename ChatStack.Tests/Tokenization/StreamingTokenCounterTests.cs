@@ -54,6 +54,41 @@ public sealed class StreamingTokenCounterTests
 
     [Theory]
     [MemberData(nameof(Encodings))]
+    public void Incremental_EqualsOneShot_OnEveryPrefix_ForRandomTextsAndDeltas(string encoding)
+    {
+        // The caller keeps the text; each call passes all of it so far, as the chat API does with its answer.
+        var counter = TokenCounterFactory.Default.ForEncoding(encoding);
+        s_textAndCuts.Sample(sample =>
+        {
+            var (text, cuts) = sample;
+            var count = counter.CreateIncrementalCounter();
+            int pos = 0;
+            foreach (int cut in cuts)
+            {
+                pos = Math.Min(text.Length, pos + cut);
+                if (count.CountTokens(text.AsSpan(0, pos)) != counter.CountTokens(text.AsSpan(0, pos)))
+                {
+                    return false;
+                }
+            }
+            return count.CountTokens(text) == counter.CountTokens(text) && count.CountTokens(text) == counter.CountTokens(text);
+        }, iter: 2000);
+    }
+
+    [Fact]
+    public void Incremental_RejectsTextThatShrank_AndStartsOverAfterReset()
+    {
+        var counter = TokenCounterFactory.Default.ForEncoding(TokenizerEncodings.O200kBase);
+        var count = counter.CreateIncrementalCounter();
+        Assert.Equal(counter.CountTokens("Hello there, world"), count.CountTokens("Hello there, world"));
+        var e = Assert.Throws<ArgumentException>(() => count.CountTokens("Hello"));
+        Assert.Contains("only follows text that grows", e.Message);
+        count.Reset();
+        Assert.Equal(counter.CountTokens("Hello"), count.CountTokens("Hello"));
+    }
+
+    [Theory]
+    [MemberData(nameof(Encodings))]
     public void Streaming_EqualsOneShot_WithLongRunsAndRareReads(string encoding)
     {
         // Long runs without a stable boundary and large deltas exercise the buffer growth and eager commits.
@@ -119,21 +154,58 @@ public sealed class StreamingTokenCounterTests
 
     [Theory]
     [MemberData(nameof(Encodings))]
-    public void StableBoundaries_AreAlwaysPieceBoundaries(string encoding)
+    public void StableBoundaries_SplitTheSame_WhateverFollows(string encoding)
     {
+        // A position judged stable from the text so far must stay a piece boundary, with the same pieces before
+        // it, for any continuation: that is what lets the counters count the text before it once and for all.
         var counter = (TokenCounter)TokenCounterFactory.Default.ForEncoding(encoding);
-        s_text.Sample(text =>
+        int stable = 0;
+        s_text.SelectMany(t => s_text.Select(u => (t, u))).Sample(sample =>
         {
-            var ends = new HashSet<int>(counter.SplitEnds(text));
+            var (text, continuation) = sample;
+            var whole = counter.SplitEnds(text + continuation);
             for (int p = 1; p < text.Length; p++)
             {
-                if (StreamingTokenCounter.IsStableBoundary(text, p) && !ends.Contains(p))
+                if (!IncrementalTokenCounter.IsStableBoundary(text, p))
+                {
+                    continue;
+                }
+                stable++;
+                if (!whole.Contains(p) || !counter.SplitEnds(text.AsSpan(0, p)).SequenceEqual(whole.Where(e => e <= p)))
                 {
                     return false;
                 }
             }
             return true;
-        }, iter: 2000);
+        }, iter: 3000);
+        Assert.True(stable > 10_000, $"only {stable} stable positions checked");
+    }
+
+    [Fact]
+    public void StableBoundaries_CoverWhitespaceRunsNumbersAndAstralLetters()
+    {
+        // Places where a stream used to keep a long tail: after whitespace runs, line breaks, numbers, astral letters.
+        (string Text, int Position)[] cases =
+        [
+            ("    return", 3),      // the last space of an indentation run, before a word
+            ("}\n\nfoo", 3),      // after line breaks, before a word
+            ("\n}", 1),            // after a line break, before punctuation
+            ("123.", 3),           // a number, then punctuation
+            ("v2", 1),             // letters, then a digit
+            ("2x", 1),             // a digit, then letters
+            ("(1", 1),             // punctuation, then a digit
+            ("\U0001D518.", 2),   // an astral letter, then punctuation
+        ];
+        foreach (var (text, position) in cases)
+        {
+            Assert.True(IncrementalTokenCounter.IsStableBoundary(text, position), $"{position} in \"{text}\"");
+        }
+        // And not where a later scalar still decides: half a surrogate pair, a contraction, a slash after a break.
+        Assert.False(IncrementalTokenCounter.IsStableBoundary("a.\uD835", 2));
+        Assert.False(IncrementalTokenCounter.IsStableBoundary("word'", 4));
+        Assert.False(IncrementalTokenCounter.IsStableBoundary(".\n/", 2));
+        Assert.False(IncrementalTokenCounter.IsStableBoundary("a   ", 3));
+        Assert.False(IncrementalTokenCounter.IsStableBoundary("a\n  ", 2)); // "\n  \n" would be one piece
     }
 
     [Fact]

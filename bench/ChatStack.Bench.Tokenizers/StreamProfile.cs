@@ -1,32 +1,38 @@
 using System.Diagnostics;
+using ChatStack.Tokenization;
 
 namespace ChatStack.Bench.Tokenizers;
 
 /// <summary>
-/// Streaming cost measured by interleaving: each round times one-shot, accumulate+count and incremental back to
-/// back and the minimum per variant is kept. On a shared 2-core machine, load from other processes only adds time,
-/// so the minimum of interleaved rounds is a steadier ratio than medians of runs taken minutes apart.
+/// Streaming cost measured by interleaving: each round times every variant back to back and the minimum per variant
+/// is kept. On a shared 2-core machine, load from other processes only adds time, so the minimum of interleaved
+/// rounds is a steadier ratio than medians of runs taken minutes apart.
 /// </summary>
 internal static class StreamProfile
 {
-    internal static (double OneShotMs, double AccumulateMs, double IncrementalMs, int Rounds) Measure(int rounds = 41)
+    internal sealed record Figures(double OneShotMs, double IncrementalMs, double AccumulateMs, double AccumulateIncrementalMs, double StreamingMs, int Rounds);
+
+    internal static Figures Measure(int rounds = 41)
     {
         var b = new StreamingBenchmarks();
         b.Setup();
-        double once = double.MaxValue, accumulate = double.MaxValue, incremental = double.MaxValue;
+        Func<int>[] variants = [b.OneShot, b.Incremental, b.AccumulateThenCount, b.AccumulateIncremental, b.Streaming];
+        var min = Enumerable.Repeat(double.MaxValue, variants.Length).ToArray();
         for (int k = 0; k < 5; k++)
         {
-            b.OneShot();
-            b.AccumulateThenCount();
-            b.Incremental();
+            foreach (var variant in variants)
+            {
+                variant();
+            }
         }
         for (int k = 0; k < rounds; k++)
         {
-            once = Math.Min(once, Time(b.OneShot));
-            accumulate = Math.Min(accumulate, Time(b.AccumulateThenCount));
-            incremental = Math.Min(incremental, Time(b.Incremental));
+            for (int v = 0; v < variants.Length; v++)
+            {
+                min[v] = Math.Min(min[v], Time(variants[v]));
+            }
         }
-        return (once, accumulate, incremental, rounds);
+        return new Figures(min[0], min[1], min[2], min[3], min[4], rounds);
     }
 
     internal static void Run()
@@ -34,10 +40,73 @@ internal static class StreamProfile
         var b = new StreamingBenchmarks();
         b.Setup();
         Console.WriteLine($"answer tokens {b.AnswerTokens}, deltas {b.DeltaCount}, checkpoints {b.CheckpointCount}, tail chars re-counted {b.TailStats()}");
-        var (once, accumulate, incremental, rounds) = Measure();
-        Console.WriteLine($"min of {rounds} interleaved rounds: one-shot {once:F3} ms, accumulate+count {accumulate:F3} ms, " +
-            $"incremental {incremental:F3} ms, ratio {incremental / once:F2}x");
+        Console.WriteLine(Describe(Measure()));
+        Console.WriteLine(MeasureUnseen());
     }
+
+    /// <summary>
+    /// The same comparison on text neither counter has seen: a repeated text leaves every piece in the cache, so
+    /// counting it once is a run of cache hits, while a stream's unfinished tail is merged afresh at each checkpoint.
+    /// Two counters with caches of their own learn the same first 20% of the corpus; then each 50k-character
+    /// segment after it is counted once by one and incrementally by the other (paired, alternating which goes first).
+    /// </summary>
+    internal static string MeasureUnseen(int segmentLength = 50_000)
+    {
+        string text = Corpus.Text;
+        var once = TokenCounter.Create(TokenizerEncodings.O200kBase);
+        var incremental = TokenCounter.Create(TokenizerEncodings.O200kBase);
+        var checkpoints = TokenCounter.Create(TokenizerEncodings.O200kBase);
+        int train = text.Length / 5;
+        once.CountTokens(text.AsSpan(0, train));
+        incremental.CountTokens(text.AsSpan(0, train));
+        var ratios = new List<double>();
+        double onceMs = 0, incrementalMs = 0;
+        for (int start = train; start + segmentLength < text.Length; start += segmentLength)
+        {
+            int from = char.IsLowSurrogate(text[start]) ? start + 1 : start;
+            int to = char.IsLowSurrogate(text[start + segmentLength]) ? start + segmentLength + 1 : start + segmentLength;
+            string segment = text[from..to];
+            var (ends, checkpoint) = StreamingAnswer.Deltas(checkpoints, segment, seed: start);
+            int[] at = ends.Where((_, k) => checkpoint[k]).ToArray();
+            double a = 0, b = 0;
+            int countedOnce = 0, countedIncrementally = 0;
+            void One() => a = Time(() => countedOnce = once.CountTokens(segment));
+            void Inc() => b = Time(() =>
+            {
+                var count = incremental.CreateIncrementalCounter();
+                foreach (int end in at)
+                {
+                    countedIncrementally = count.CountTokens(segment.AsSpan(0, end));
+                }
+                return countedIncrementally;
+            });
+            if (ratios.Count % 2 == 0)
+            {
+                One();
+                Inc();
+            }
+            else
+            {
+                Inc();
+                One();
+            }
+            if (countedOnce != countedIncrementally)
+            {
+                throw new InvalidOperationException($"Incremental count {countedIncrementally} differs from {countedOnce} at segment {start}.");
+            }
+            ratios.Add(b / a);
+            onceMs += a;
+            incrementalMs += b;
+        }
+        return $"unseen text, {ratios.Count} segments of {segmentLength:N0} chars: count once {onceMs:F1} ms in all, incremental {incrementalMs:F1} ms " +
+            $"(**{incrementalMs / onceMs:F2}×**; median of paired ratios {ratios.Order().ElementAt(ratios.Count / 2):F2}×).";
+    }
+
+    internal static string Describe(Figures f) =>
+        $"min of {f.Rounds} interleaved rounds: count once {f.OneShotMs:F2} ms, incremental {f.IncrementalMs:F2} ms " +
+        $"(**{f.IncrementalMs / f.OneShotMs:F2}×**); accumulate + count once {f.AccumulateMs:F2} ms, accumulate + incremental " +
+        $"{f.AccumulateIncrementalMs:F2} ms (**{f.AccumulateIncrementalMs / f.AccumulateMs:F2}×**); streaming counter {f.StreamingMs:F2} ms " +
+        $"({f.StreamingMs / f.OneShotMs:F2}× count once, {f.StreamingMs / f.AccumulateMs:F2}× accumulate + count once).";
 
     private static double Time(Func<int> action)
     {

@@ -51,22 +51,75 @@ public class StreamingBenchmarks
     [Benchmark(Baseline = true, Description = "count final text once")]
     public int OneShot() => _counter.CountTokens(_answer);
 
+    [Benchmark(Description = "incremental over the growing text, checkpoint every ~50 tokens")]
+    public int Incremental()
+    {
+        // The text so far is a prefix of the final text: what a caller that keeps the answer passes at a checkpoint.
+        var count = _counter.CreateIncrementalCounter();
+        int total = 0;
+        for (int k = 0; k < _deltaEnds.Length; k++)
+        {
+            if (_checkpointAfter[k])
+            {
+                total = count.CountTokens(_answer.AsSpan(0, _deltaEnds[k]));
+            }
+        }
+        return total;
+    }
+
     [Benchmark(Description = "accumulate deltas, count final text once")]
     public int AccumulateThenCount()
     {
         // What a caller that counts once must also do: keep the streamed text.
-        var builder = new System.Text.StringBuilder();
+        var text = new GrowingText();
         int start = 0;
         foreach (int end in _deltaEnds)
         {
-            builder.Append(_answer.AsSpan(start, end - start));
+            text.Append(_answer.AsSpan(start, end - start));
             start = end;
         }
-        return _counter.CountTokens(builder.ToString());
+        return _counter.CountTokens(text.AsSpan());
     }
 
-    [Benchmark(Description = "incremental, checkpoint every ~50 tokens")]
-    public int Incremental() => StreamingAnswer.Stream(_counter.CreateStreamingCounter(), _answer, _deltaEnds, _checkpointAfter);
+    [Benchmark(Description = "accumulate deltas, incremental at every checkpoint")]
+    public int AccumulateIncremental()
+    {
+        var text = new GrowingText();
+        var count = _counter.CreateIncrementalCounter();
+        int start = 0, total = 0;
+        for (int k = 0; k < _deltaEnds.Length; k++)
+        {
+            text.Append(_answer.AsSpan(start, _deltaEnds[k] - start));
+            start = _deltaEnds[k];
+            if (_checkpointAfter[k])
+            {
+                total = count.CountTokens(text.AsSpan());
+            }
+        }
+        return total;
+    }
+
+    [Benchmark(Description = "streaming counter (keeps only its tail), checkpoint every ~50 tokens")]
+    public int Streaming() => StreamingAnswer.Stream(_counter.CreateStreamingCounter(), _answer, _deltaEnds, _checkpointAfter);
+
+    /// <summary>The same growable buffer for both accumulating variants, so they differ only in how they count.</summary>
+    private sealed class GrowingText
+    {
+        private char[] _chars = new char[256];
+        private int _length;
+
+        public void Append(ReadOnlySpan<char> delta)
+        {
+            if (_chars.Length - _length < delta.Length)
+            {
+                Array.Resize(ref _chars, Math.Max(_chars.Length * 2, _length + delta.Length));
+            }
+            delta.CopyTo(_chars.AsSpan(_length));
+            _length += delta.Length;
+        }
+
+        public ReadOnlySpan<char> AsSpan() => _chars.AsSpan(0, _length);
+    }
 }
 
 internal static class StreamingAnswer

@@ -1,0 +1,138 @@
+namespace ChatStack.Tokenization;
+
+/// <summary>
+/// Exact running token count of a text that the caller keeps and only ever extends: each call passes all the text
+/// so far, and only what follows the last stable piece boundary is counted again. One per text, not thread-safe.
+/// </summary>
+/// <remarks>
+/// The counter keeps no copy of the text, so its cost over counting the final text once is only the re-count of
+/// the unfinished piece at each call. Use it when the text is kept anyway (a chat answer being persisted); use
+/// <see cref="StreamingTokenCounter"/> when only the count is wanted.
+/// <para>
+/// A position p is a stable boundary when no split-pattern alternative can match across it and no alternative
+/// started before it reads past it, so text before p splits the same whatever follows (<see cref="IsStableBoundary"/>).
+/// Committing every piece but the last is NOT exact: contractions and whitespace runs merge across deltas.
+/// </para>
+/// </remarks>
+public sealed class IncrementalTokenCounter
+{
+    private readonly ITokenCounterCore _counter;
+    private int _committedChars; // text before this offset is counted for good
+    private int _committedTokens;
+    private int _scanned; // offsets below this were checked and are not stable boundaries
+    private int _length = -1; // length of the text at the last count
+    private int _total;
+
+    internal IncrementalTokenCounter(ITokenCounterCore counter) => _counter = counter;
+
+    /// <summary>Characters before the committed boundary: counted once, never read again.</summary>
+    internal int CommittedChars => _committedChars;
+
+    /// <summary>
+    /// Tokens of <paramref name="textSoFar"/>, equal to counting it in one call. It must begin with the text of the
+    /// previous call (text is only appended); only the length is checked.
+    /// </summary>
+    public int CountTokens(ReadOnlySpan<char> textSoFar)
+    {
+        if (textSoFar.Length == _length)
+        {
+            return _total;
+        }
+        if (textSoFar.Length < _length)
+        {
+            throw new ArgumentException(
+                $"The text has {textSoFar.Length} characters, fewer than the {_length} of the previous call; an incremental count only follows text that grows.",
+                nameof(textSoFar));
+        }
+        Commit(textSoFar);
+        _length = textSoFar.Length;
+        // The tail is counted again once it is committed: its unfinished last piece is not worth a cache entry.
+        _total = _committedTokens + _counter.CountTokens(textSoFar[_committedChars..], cacheNewPieces: false);
+        return _total;
+    }
+
+    /// <summary>Starts over for a new text.</summary>
+    public void Reset()
+    {
+        _committedChars = _committedTokens = _scanned = _total = 0;
+        _length = -1;
+    }
+
+    /// <summary>Moves the committed boundary to the last stable boundary of <paramref name="text"/>, counting what it passes.</summary>
+    internal void Commit(ReadOnlySpan<char> text)
+    {
+        int from = Math.Max(_scanned, _committedChars + 1);
+        _scanned = text.Length;
+        _length = -1; // the text may have grown since the last count
+        for (int p = text.Length - 1; p >= from; p--)
+        {
+            if (IsStableBoundary(text, p))
+            {
+                _committedTokens += _counter.CountTokens(text[_committedChars..p], cacheNewPieces: true);
+                _committedChars = p;
+                return;
+            }
+        }
+    }
+
+    /// <summary>For a caller that drops its committed text: offsets now start at the committed boundary.</summary>
+    internal void DropCommitted()
+    {
+        _scanned -= _committedChars;
+        _length = _length < 0 ? -1 : _length - _committedChars;
+        _committedChars = 0;
+    }
+
+    /// <summary>
+    /// Whether the text before <paramref name="p"/> splits into the same pieces whatever follows <c>t[..(p + 1)]</c>
+    /// (or <c>t</c>, when it is longer). Conservative: false where unsure; every rule is a property test.
+    /// </summary>
+    internal static bool IsStableBoundary(ReadOnlySpan<char> t, int p)
+    {
+        char c = t[p], prev = t[p - 1];
+        if (char.IsHighSurrogate(prev) && char.IsLowSurrogate(c))
+        {
+            return false; // inside a scalar value
+        }
+        if (c == ' ')
+        {
+            // A space ends no piece. After a non-space it starts one; after whitespace, the run before it gives
+            // it up to the next piece once that piece's first scalar is known to be no whitespace.
+            return !IsWhitespace(prev) || (p + 1 < t.Length && !IsWhitespace(t[p + 1]));
+        }
+        if (char.IsHighSurrogate(c) && p + 1 == t.Length)
+        {
+            return false; // the scalar at p is not known yet
+        }
+        ScalarClass after = Scalars.ClassAt(t, p, out _);
+        if (prev is '\r' or '\n')
+        {
+            // Line breaks end a whitespace run, or the [\r\n/]* tail of a punctuation piece ('/' in o200k).
+            return after is not (ScalarClass.Space or ScalarClass.LineBreak) && c != '/';
+        }
+        if (c == '\'')
+        {
+            return false; // may start a contraction of the letters before it
+        }
+        ScalarClass before = ClassBefore(t, p);
+        // Letter and number runs end where their class ends; "other" before a number cannot be a letter's prefix.
+        return Scalars.IsLetter(before) ? after is ScalarClass.Other or ScalarClass.Number
+            : before == ScalarClass.Number ? after == ScalarClass.Other || Scalars.IsLetter(after)
+            : before == ScalarClass.Other && after == ScalarClass.Number;
+    }
+
+    private static bool IsWhitespace(char c) => Scalars.BmpClass(c) is ScalarClass.Space or ScalarClass.LineBreak;
+
+    /// <summary>Class of the scalar value that ends at <paramref name="p"/> (a lone surrogate is U+FFFD, "other").</summary>
+    private static ScalarClass ClassBefore(ReadOnlySpan<char> t, int p)
+    {
+        char prev = t[p - 1];
+        if (!char.IsSurrogate(prev))
+        {
+            return Scalars.BmpClass(prev);
+        }
+        return char.IsLowSurrogate(prev) && p >= 2 && char.IsHighSurrogate(t[p - 2])
+            ? Scalars.ClassAt(t, p - 2, out _)
+            : ScalarClass.Other;
+    }
+}
