@@ -378,13 +378,13 @@ internal sealed class AgentRun(
                     FinishReason = finishReason,
                     ReconciliationDelta = reconciliation?.Delta,
                 };
-                await PersistAsync(message, CancellationToken.None);
+                // The run's usage goes in the answer's commit: one round trip fewer before `done`.
+                await PersistAsync(message, CancellationToken.None, Usage(_persistedMessages + 1));
                 assistantMessageId = message.Id;
             }
-
-            if (_persistedMessages > 0)
+            else if (_persistedMessages > 0)
             {
-                await store.AddUsageAsync(_session.Id, _budget.Current.PromptTokens, _budget.Current.CompletionTokens, _persistedMessages, time.GetUtcNow(), CancellationToken.None);
+                await store.AddUsageAsync(_session.Id, Usage(_persistedMessages), CancellationToken.None);
             }
         }
         catch (ChatStoreUnavailableException e)
@@ -408,10 +408,12 @@ internal sealed class AgentRun(
         return error;
     }
 
-    private async Task PersistAsync(ChatMessageRecord message, CancellationToken cancellationToken)
+    private RunUsage Usage(int messages) => new(_budget.Current.PromptTokens, _budget.Current.CompletionTokens, messages, time.GetUtcNow());
+
+    private async Task PersistAsync(ChatMessageRecord message, CancellationToken cancellationToken, RunUsage? usage = null)
     {
         var records = outbox.RecordsFor(_session, message, _budget.Current, _persistedMessages);
-        await store.AppendMessageAsync(_session.Id, message, records, cancellationToken);
+        await store.AppendMessageAsync(_session.Id, message, records, usage, cancellationToken);
         _persistedMessages++;
         if (records.Count > 0)
         {

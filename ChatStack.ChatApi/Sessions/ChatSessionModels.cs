@@ -99,6 +99,9 @@ internal sealed record SessionCursor(DateTimeOffset UpdatedAt, string SessionId)
 /// <summary>The store is unreachable: the API answers 503 rather than calling the model with nowhere to keep the answer.</summary>
 internal sealed class ChatStoreUnavailableException(string message, Exception inner) : Exception(message, inner);
 
+/// <summary>What a run adds to its session's totals.</summary>
+internal sealed record RunUsage(int PromptTokens, int CompletionTokens, int Messages, DateTimeOffset At);
+
 /// <summary>Where sessions and messages are kept.</summary>
 internal interface IChatSessionStore
 {
@@ -109,14 +112,17 @@ internal interface IChatSessionStore
     /// <summary>The user's sessions, most recently updated first, starting after <paramref name="after"/>.</summary>
     Task<ChatSessionPage> ListSessionsAsync(string userId, int limit, SessionCursor? after, CancellationToken cancellationToken);
 
-    /// <summary>Saves a message and, in the same commit, the outbox records that carry it to Pub/Sub.</summary>
-    Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<DualWrite.OutboxRecord> outbox, CancellationToken cancellationToken);
+    /// <summary>
+    /// Saves a message and, in the same commit, the outbox records that carry it to Pub/Sub and, for a run's last
+    /// message, the run's usage: one round trip on the hot path where there would be two.
+    /// </summary>
+    Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<DualWrite.OutboxRecord> outbox, RunUsage? usage, CancellationToken cancellationToken);
 
     /// <summary>Messages in creation order.</summary>
     Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken);
 
-    /// <summary>Adds a run's usage and message count to the session totals, atomically.</summary>
-    Task AddUsageAsync(string sessionId, int promptTokens, int completionTokens, int messages, DateTimeOffset now, CancellationToken cancellationToken);
+    /// <summary>Adds a run's usage and message count to the session totals, atomically (a run that ends without a message of its own).</summary>
+    Task AddUsageAsync(string sessionId, RunUsage usage, CancellationToken cancellationToken);
 
     Task SetSummaryAsync(string sessionId, string summary, string throughMessageId, DateTimeOffset now, CancellationToken cancellationToken);
 }

@@ -108,7 +108,7 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             : new ChatSessionPage(sessions, null);
     }
 
-    public async Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<DualWrite.OutboxRecord> outbox, CancellationToken cancellationToken)
+    public async Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<DualWrite.OutboxRecord> outbox, RunUsage? usage, CancellationToken cancellationToken)
     {
         var document = new Document
         {
@@ -140,6 +140,11 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
         // between the hot path and the cold one.
         var request = new CommitRequest { Database = Database, Writes = { new Write { Update = document, CurrentDocument = new Precondition { Exists = false } } } };
         request.Writes.AddRange(outbox.Select(record => DualWrite.FirestoreOutbox.ToWrite(Database, record)));
+        if (usage is not null)
+        {
+            request.Writes.Add(UsageWrite(sessionId, usage));
+        }
+
         using var span = Telemetry.FirestoreSpans.StartCommit("messages", Database, request.Writes.Count, outbox.Count);
         await Telemetry.FirestoreSpans.Trace(span, Call(() => client.CommitAsync(request, deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken).ResponseAsync));
     }
@@ -166,20 +171,22 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
         return messages;
     }
 
-    public Task AddUsageAsync(string sessionId, int promptTokens, int completionTokens, int messages, DateTimeOffset now, CancellationToken cancellationToken) =>
-        Commit(new Write
+    public Task AddUsageAsync(string sessionId, RunUsage usage, CancellationToken cancellationToken) =>
+        Commit(UsageWrite(sessionId, usage), cancellationToken);
+
+    private Write UsageWrite(string sessionId, RunUsage usage) => new()
+    {
+        Update = new Document { Name = SessionName(sessionId), Fields = { ["updated_at"] = Time(usage.At) } },
+        UpdateMask = new DocumentMask { FieldPaths = { "updated_at" } },
+        UpdateTransforms =
         {
-            Update = new Document { Name = SessionName(sessionId), Fields = { ["updated_at"] = Time(now) } },
-            UpdateMask = new DocumentMask { FieldPaths = { "updated_at" } },
-            UpdateTransforms =
-            {
-                Increment("prompt_tokens", promptTokens),
-                Increment("completion_tokens", completionTokens),
-                Increment("total_tokens", promptTokens + completionTokens),
-                Increment("message_count", messages),
-            },
-            CurrentDocument = new Precondition { Exists = true },
-        }, cancellationToken);
+            Increment("prompt_tokens", usage.PromptTokens),
+            Increment("completion_tokens", usage.CompletionTokens),
+            Increment("total_tokens", usage.PromptTokens + usage.CompletionTokens),
+            Increment("message_count", usage.Messages),
+        },
+        CurrentDocument = new Precondition { Exists = true },
+    };
 
     public Task SetSummaryAsync(string sessionId, string summary, string throughMessageId, DateTimeOffset now, CancellationToken cancellationToken) =>
         Commit(new Write

@@ -41,7 +41,7 @@ internal sealed class InMemoryChatSessionStore(MemoryOutbox? outbox = null) : IC
             : new ChatSessionPage(sessions, null));
     }
 
-    public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<OutboxRecord> records, CancellationToken cancellationToken)
+    public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<OutboxRecord> records, RunUsage? usage, CancellationToken cancellationToken)
     {
         var messages = _messages.GetOrAdd(sessionId, _ => []);
         lock (messages)
@@ -50,7 +50,7 @@ internal sealed class InMemoryChatSessionStore(MemoryOutbox? outbox = null) : IC
         }
 
         outbox?.Add(records);
-        return Task.CompletedTask;
+        return usage is null ? Task.CompletedTask : AddUsageAsync(sessionId, usage, cancellationToken);
     }
 
     public Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken)
@@ -66,15 +66,15 @@ internal sealed class InMemoryChatSessionStore(MemoryOutbox? outbox = null) : IC
         }
     }
 
-    public Task AddUsageAsync(string sessionId, int promptTokens, int completionTokens, int messages, DateTimeOffset now, CancellationToken cancellationToken)
+    public Task AddUsageAsync(string sessionId, RunUsage usage, CancellationToken cancellationToken)
     {
         Update(sessionId, s => s with
         {
-            PromptTokens = s.PromptTokens + promptTokens,
-            CompletionTokens = s.CompletionTokens + completionTokens,
-            TotalTokens = s.TotalTokens + promptTokens + completionTokens,
-            MessageCount = s.MessageCount + messages,
-            UpdatedAt = now,
+            PromptTokens = s.PromptTokens + usage.PromptTokens,
+            CompletionTokens = s.CompletionTokens + usage.CompletionTokens,
+            TotalTokens = s.TotalTokens + usage.PromptTokens + usage.CompletionTokens,
+            MessageCount = s.MessageCount + usage.Messages,
+            UpdatedAt = usage.At,
         });
         return Task.CompletedTask;
     }

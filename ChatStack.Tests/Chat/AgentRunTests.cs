@@ -114,7 +114,7 @@ public class AgentRunTests
         _store.CreateSessionAsync(session, CancellationToken.None);
         foreach (var m in history)
         {
-            _store.AppendMessageAsync("s1", m, [], CancellationToken.None);
+            _store.AppendMessageAsync("s1", m, [], null, CancellationToken.None);
         }
 
         var spec = new ModelSpec("m", new ModelOptions { Provider = ModelProvider.Offline, ContextWindow = contextWindow, Encoding = "o200k_base" });

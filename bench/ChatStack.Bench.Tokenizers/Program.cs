@@ -80,7 +80,7 @@ foreach (var group in rows.GroupBy(r => r.Encoding))
 }
 
 var streaming = summaries.SelectMany(s => s.Reports).Where(r => r.Success && r.BenchmarkCase.Descriptor.Type == typeof(StreamingBenchmarks)).ToList();
-if (streaming.Count == 5)
+if (streaming.Count == 6)
 {
     BenchmarkReport Report(string method) => streaming.First(r => r.BenchmarkCase.Descriptor.WorkloadMethod.Name == method);
     double Median(string method) => Report(method).ResultStatistics!.Median;
@@ -99,6 +99,7 @@ if (streaming.Count == 5)
     {
         (nameof(StreamingBenchmarks.OneShot), "count final text once"),
         (nameof(StreamingBenchmarks.Incremental), "**incremental** over the growing text"),
+        (nameof(StreamingBenchmarks.IncrementalTokenDeltas), "**incremental**, deltas at token ends"),
         (nameof(StreamingBenchmarks.AccumulateThenCount), "accumulate deltas + count once"),
         (nameof(StreamingBenchmarks.AccumulateIncremental), "accumulate deltas + **incremental**"),
         (nameof(StreamingBenchmarks.Streaming), "streaming counter (own tail copy)"),
@@ -108,7 +109,7 @@ if (streaming.Count == 5)
         md.AppendLine(CultureInfo.InvariantCulture, $"| {label} | {m / 1e6:F2} ms | {Allocated(method)} | {m / once:F2}× | {m / accumulate:F2}× |");
     }
     md.AppendLine();
-    md.AppendLine("Those are BenchmarkDotNet medians of separate runs; on a shared machine load shifts between them, so the same five are");
+    md.AppendLine("Those are BenchmarkDotNet medians of separate runs; on a shared machine load shifts between them, so the same six are");
     md.AppendLine("also timed interleaved, keeping each one's minimum (load only ever adds time):");
     md.AppendLine();
     md.AppendLine("- " + StreamProfile.Describe(StreamProfile.Measure()));

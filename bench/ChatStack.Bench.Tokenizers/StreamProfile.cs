@@ -10,13 +10,13 @@ namespace ChatStack.Bench.Tokenizers;
 /// </summary>
 internal static class StreamProfile
 {
-    internal sealed record Figures(double OneShotMs, double IncrementalMs, double AccumulateMs, double AccumulateIncrementalMs, double StreamingMs, int Rounds);
+    internal sealed record Figures(double OneShotMs, double IncrementalMs, double IncrementalTokenDeltasMs, double AccumulateMs, double AccumulateIncrementalMs, double StreamingMs, int Rounds);
 
     internal static Figures Measure(int rounds = 41)
     {
         var b = new StreamingBenchmarks();
         b.Setup();
-        Func<int>[] variants = [b.OneShot, b.Incremental, b.AccumulateThenCount, b.AccumulateIncremental, b.Streaming];
+        Func<int>[] variants = [b.OneShot, b.Incremental, b.IncrementalTokenDeltas, b.AccumulateThenCount, b.AccumulateIncremental, b.Streaming];
         var min = Enumerable.Repeat(double.MaxValue, variants.Length).ToArray();
         for (int k = 0; k < 5; k++)
         {
@@ -32,7 +32,7 @@ internal static class StreamProfile
                 min[v] = Math.Min(min[v], Time(variants[v]));
             }
         }
-        return new Figures(min[0], min[1], min[2], min[3], min[4], rounds);
+        return new Figures(min[0], min[1], min[2], min[3], min[4], min[5], rounds);
     }
 
     internal static void Run()
@@ -104,7 +104,8 @@ internal static class StreamProfile
 
     internal static string Describe(Figures f) =>
         $"min of {f.Rounds} interleaved rounds: count once {f.OneShotMs:F2} ms, incremental {f.IncrementalMs:F2} ms " +
-        $"(**{f.IncrementalMs / f.OneShotMs:F2}×**); accumulate + count once {f.AccumulateMs:F2} ms, accumulate + incremental " +
+        $"(**{f.IncrementalMs / f.OneShotMs:F2}×**), with deltas at token ends {f.IncrementalTokenDeltasMs:F2} ms " +
+        $"(**{f.IncrementalTokenDeltasMs / f.OneShotMs:F2}×**); accumulate + count once {f.AccumulateMs:F2} ms, accumulate + incremental " +
         $"{f.AccumulateIncrementalMs:F2} ms (**{f.AccumulateIncrementalMs / f.AccumulateMs:F2}×**); streaming counter {f.StreamingMs:F2} ms " +
         $"({f.StreamingMs / f.OneShotMs:F2}× count once, {f.StreamingMs / f.AccumulateMs:F2}× accumulate + count once).";
 

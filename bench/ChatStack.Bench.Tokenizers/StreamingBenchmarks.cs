@@ -13,6 +13,8 @@ public class StreamingBenchmarks
     private string _answer = "";
     private int[] _deltaEnds = [];
     private bool[] _checkpointAfter = [];
+    private int[] _tokenEnds = [];
+    private bool[] _tokenCheckpointAfter = [];
     private ITokenCounter _counter = null!;
 
     [GlobalSetup]
@@ -21,6 +23,7 @@ public class StreamingBenchmarks
         _counter = TokenCounterFactory.Default.ForEncoding(TokenizerEncodings.O200kBase);
         _answer = StreamingAnswer.Build(_counter, targetTokens: 50_000);
         (_deltaEnds, _checkpointAfter) = StreamingAnswer.Deltas(_counter, _answer, seed: 7);
+        (_tokenEnds, _tokenCheckpointAfter) = StreamingAnswer.TokenDeltas((TokenCounter)_counter, _answer);
     }
 
     internal (long TailChars, int Checkpoints) TailStats()
@@ -52,16 +55,21 @@ public class StreamingBenchmarks
     public int OneShot() => _counter.CountTokens(_answer);
 
     [Benchmark(Description = "incremental over the growing text, checkpoint every ~50 tokens")]
-    public int Incremental()
+    public int Incremental() => IncrementalAt(_deltaEnds, _checkpointAfter);
+
+    [Benchmark(Description = "incremental, deltas at token ends")]
+    public int IncrementalTokenDeltas() => IncrementalAt(_tokenEnds, _tokenCheckpointAfter);
+
+    // The text so far is a prefix of the final text: what a caller that keeps the answer passes at a checkpoint.
+    private int IncrementalAt(int[] ends, bool[] checkpointAfter)
     {
-        // The text so far is a prefix of the final text: what a caller that keeps the answer passes at a checkpoint.
         var count = _counter.CreateIncrementalCounter();
         int total = 0;
-        for (int k = 0; k < _deltaEnds.Length; k++)
+        for (int k = 0; k < ends.Length; k++)
         {
-            if (_checkpointAfter[k])
+            if (checkpointAfter[k])
             {
-                total = count.CountTokens(_answer.AsSpan(0, _deltaEnds[k]));
+                total = count.CountTokens(_answer.AsSpan(0, ends[k]));
             }
         }
         return total;
@@ -140,7 +148,7 @@ internal static class StreamingAnswer
         return text[..Math.Min(length, text.Length)];
     }
 
-    /// <summary>Delta ends of 1-8 characters (like LLM stream chunks) and where a ~50-token checkpoint falls.</summary>
+    /// <summary>Delta ends of 1-8 characters (a stress case: cuts anywhere) and where a ~50-token checkpoint falls.</summary>
     internal static (int[] Ends, bool[] Checkpoint) Deltas(ITokenCounter counter, string answer, int seed)
     {
         var random = new Random(seed);
@@ -150,6 +158,31 @@ internal static class StreamingAnswer
             pos = Math.Min(answer.Length, pos + random.Next(1, 9));
             ends.Add(pos);
         }
+        return (ends.ToArray(), Checkpoints(counter, answer, ends));
+    }
+
+    /// <summary>Delta ends at token ends, as a model streams (a token that splits a character waits for the rest of it).</summary>
+    internal static (int[] Ends, bool[] Checkpoint) TokenDeltas(TokenCounter counter, string answer)
+    {
+        var tokenizer = counter.CreateMicrosoftMLTokenizer();
+        var ends = new List<int>();
+        foreach (var token in tokenizer.EncodeToTokens(answer, out _))
+        {
+            int end = token.Offset.End.GetOffset(answer.Length);
+            if (end > (ends.Count == 0 ? 0 : ends[^1]) && (end == answer.Length || !char.IsLowSurrogate(answer[end])))
+            {
+                ends.Add(end);
+            }
+        }
+        if (ends.Count == 0 || ends[^1] != answer.Length)
+        {
+            ends.Add(answer.Length);
+        }
+        return (ends.ToArray(), Checkpoints(counter, answer, ends));
+    }
+
+    private static bool[] Checkpoints(ITokenCounter counter, string answer, List<int> ends)
+    {
         var checkpoint = new bool[ends.Count];
         var stream = counter.CreateStreamingCounter();
         int lastTotal = 0, start = 0;
@@ -164,7 +197,7 @@ internal static class StreamingAnswer
                 lastTotal = stream.Total;
             }
         }
-        return (ends.ToArray(), checkpoint);
+        return checkpoint;
     }
 
     internal static int Stream(StreamingTokenCounter stream, string answer, int[] ends, bool[] checkpoint)
