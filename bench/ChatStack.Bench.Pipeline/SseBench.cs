@@ -83,8 +83,9 @@ internal static class SseBench
         var cpu = CpuAccounting.Discover(stack.RunId);
         Console.WriteLine("processes: " + string.Join("; ", cpu.Pids.GroupBy(p => p.Value).Select(g => $"{g.Key} {string.Join('+', g.Select(p => p.Key).Order())}")));
 
-        // Idle background (JVM housekeeping, the worker's pull loops, health checks), once the warm-up has drained.
-        await Task.Delay(TimeSpan.FromSeconds(2));
+        // Idle background (JVM housekeeping, the worker's pull loops, health checks), once the warm-up has drained
+        // and the JIT's background recompiles of the warm-up's hot methods are done.
+        await Task.Delay(TimeSpan.FromSeconds(5));
         var idleStart = cpu.Take();
         await Task.Delay(IdleWindow);
         var idle = cpu.Take() - idleStart;
