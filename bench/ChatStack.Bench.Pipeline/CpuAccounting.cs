@@ -97,7 +97,7 @@ internal sealed partial class CpuAccounting
 
     /// <summary>
     /// Waits until the stack's own processes (not this one, not DCP) have been quiet for <paramref name="window"/>:
-    /// no more CPU in it than <paramref name="quietMs"/>, their idle background. Returns false if it ran out of time.
+    /// no more CPU in it than <paramref name="quietMs"/> together. Returns false if it ran out of time.
     /// </summary>
     public async Task<bool> SettleAsync(TimeSpan window, double quietMs, TimeSpan limit)
     {

@@ -44,8 +44,9 @@ internal static class SseBench
     private const int PhaseTurns = 10;
 
     // A turn's downstream work (outbox relay, Pub/Sub, the worker's 200 ms batch window, its insert) has ended when
-    // the stack's processes spend no more than their idle background over this long.
+    // the stack's processes together spend under a tenth of a core over this long. Their background is a few ms/s.
     private static readonly TimeSpan QuietWindow = TimeSpan.FromMilliseconds(600);
+    private static readonly double QuietMs = QuietWindow.TotalMilliseconds / 10;
     private static readonly TimeSpan SettleLimit = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan IdleWindow = TimeSpan.FromSeconds(4);
 
@@ -83,23 +84,23 @@ internal static class SseBench
         var cpu = CpuAccounting.Discover(stack.RunId);
         Console.WriteLine("processes: " + string.Join("; ", cpu.Pids.GroupBy(p => p.Value).Select(g => $"{g.Key} {string.Join('+', g.Select(p => p.Key).Order())}")));
 
-        // Idle background (JVM housekeeping, the worker's pull loops, health checks), once the warm-up has drained
-        // and the JIT's background recompiles of the warm-up's hot methods are done.
-        await Task.Delay(TimeSpan.FromSeconds(5));
+        // Idle background (JVM housekeeping, the worker's pull loops, health checks), once the warm-up's work, the
+        // worker's start and the JIT's background recompiles are over.
+        var warm = await cpu.SettleAsync(QuietWindow, QuietMs, TimeSpan.FromSeconds(30));
         var idleStart = cpu.Take();
         await Task.Delay(IdleWindow);
         var idle = cpu.Take() - idleStart;
         var idleWatched = CpuAccounting.Roles.Except([CpuAccounting.Bench, CpuAccounting.Aspire]).Sum(r => idle.Ms[r]) / idle.Wall.TotalSeconds;
-        var quietMs = Math.Max(20, 2 * idleWatched * QuietWindow.TotalSeconds);
+        Console.WriteLine($"idle measured {(warm ? "after the stack went quiet" : "after 30 s, the stack still busy")}: the stack's processes {idleWatched:F0} ms/s; a batch's work is over when they spend ≤ {QuietMs:F0} ms in {QuietWindow.TotalMilliseconds:F0} ms");
 
         var full = new Side();
         var memory = new Side();
         var plain = new Side();
         for (var round = 0; round < chats / concurrency; round++)
         {
-            await full.RunAsync(cpu, () => ChatAsync(http), concurrency, quietMs);
-            await memory.RunAsync(cpu, () => ChatAsync(memoryHttp), concurrency, quietMs);
-            await plain.RunAsync(cpu, () => ReadAsync(bareHttp, new HttpRequestMessage(HttpMethod.Post, "/bare")), concurrency, quietMs);
+            await full.RunAsync(cpu, () => ChatAsync(http), concurrency);
+            await memory.RunAsync(cpu, () => ChatAsync(memoryHttp), concurrency);
+            await plain.RunAsync(cpu, () => ReadAsync(bareHttp, new HttpRequestMessage(HttpMethod.Post, "/bare")), concurrency);
         }
 
         var fullTime = full.Wall;
@@ -125,7 +126,9 @@ internal static class SseBench
         PrintCpu(idle, full, memory, plain, bareTurns);
 
         // Where a turn's time goes. The reader parses slower than either server writes, so the times it sees lag;
-        // these turns note when the bytes arrived instead. Between the last delta and done are the finalize commits.
+        // these turns note when the bytes arrived instead. Between the last delta and done is the part of the finalize
+        // commits that the writer's backlog of deltas did not hide: the model finishes, and commits, before the last
+        // delta is written.
         var phases = new (string Name, Func<Task<StreamRun>> Run, List<StreamRun> Runs)[]
         {
             ("bare", () => ReadAsync(bareHttp, new HttpRequestMessage(HttpMethod.Post, "/bare"), arrivals: true), []),
@@ -137,7 +140,7 @@ internal static class SseBench
             foreach (var phase in phases)
             {
                 phase.Runs.Add(await phase.Run());
-                await cpu.SettleAsync(QuietWindow, quietMs, SettleLimit);
+                await cpu.SettleAsync(QuietWindow, QuietMs, SettleLimit);
             }
         }
 
@@ -238,12 +241,12 @@ internal static class SseBench
         /// A batch of turns, then a wait until the stack goes quiet, so the downstream work a turn leaves behind is
         /// charged to it (as After) and does not slow the next side's turns.
         /// </summary>
-        public async Task RunAsync(CpuAccounting cpu, Func<Task<StreamRun>> run, int concurrency, double quietMs)
+        public async Task RunAsync(CpuAccounting cpu, Func<Task<StreamRun>> run, int concurrency)
         {
             var before = cpu.Take();
             var runs = await Task.WhenAll(Enumerable.Range(0, concurrency).Select(_ => run()));
             var done = cpu.Take();
-            Unsettled += await cpu.SettleAsync(QuietWindow, quietMs, SettleLimit) ? 0 : 1;
+            Unsettled += await cpu.SettleAsync(QuietWindow, QuietMs, SettleLimit) ? 0 : 1;
             var after = cpu.Take();
             Runs.AddRange(runs);
             During += done - before;
