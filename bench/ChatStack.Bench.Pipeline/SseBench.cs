@@ -1,8 +1,10 @@
 using System.Diagnostics;
+using System.IO.Pipelines;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using ChatStack.Tests.Support;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -15,11 +17,14 @@ using Microsoft.Extensions.Logging;
 namespace ChatStack.Bench.Pipeline;
 
 /// <summary>One streamed answer as the client saw it.</summary>
-internal sealed record StreamRun(TimeSpan Total, TimeSpan FirstDelta, TimeSpan LastDelta, int CompletionTokens, List<string> Deltas)
+internal sealed record StreamRun(TimeSpan Total, TimeSpan FirstDelta, TimeSpan LastDelta, int CompletionTokens, List<string> Deltas, Arrivals? Arrived = null)
 {
     /// <summary>Tokens per second while text flows: first delta to last, the part that does not depend on storage.</summary>
     public double StreamingRate => CompletionTokens / Math.Max((LastDelta - FirstDelta).TotalSeconds, 1e-6);
 }
+
+/// <summary>When the bytes of the first delta, the last delta and <c>done</c> reached the client, from the request's start.</summary>
+internal sealed record Arrivals(TimeSpan FirstDelta, TimeSpan LastDelta, TimeSpan Done);
 
 /// <summary>
 /// SSE delivery: <c>POST /api/chat</c> with everything on against a bare ASP.NET Core endpoint that streams the
@@ -36,7 +41,16 @@ internal static class SseBench
 
     private const int HotPathTurns = 40;
 
-    public static async Task RunAsync(Stack stack, int chats, int concurrency)
+    private const int PhaseTurns = 10;
+
+    // A turn's downstream work (outbox relay, Pub/Sub, the worker's 200 ms batch window, its insert) has ended when
+    // the stack's processes together spend under a tenth of a core over this long. Their background is a few ms/s.
+    private static readonly TimeSpan QuietWindow = TimeSpan.FromMilliseconds(600);
+    private static readonly double QuietMs = QuietWindow.TotalMilliseconds / 10;
+    private static readonly TimeSpan SettleLimit = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan IdleWindow = TimeSpan.FromSeconds(4);
+
+    public static async Task RunAsync(Stack stack, int chats, int concurrency, bool worker)
     {
         using var http = Client(stack.Endpoint(Stack.ChatApi));
         using var memoryHttp = Client(stack.Endpoint(Stack.ChatApiMemory));
@@ -47,7 +61,17 @@ internal static class SseBench
         var sample = await ChatAsync(http);
         await using var bare = await BareEndpoint.StartAsync(sample.Deltas, sample.CompletionTokens);
         using var bareHttp = Client(bare.Address);
-        Console.WriteLine($"answer: {sample.CompletionTokens} completion tokens in {sample.Deltas.Count} deltas; {chats} chats per side, {concurrency} at a time");
+        // The stack leaves the worker out (the ingestion figures start their own); here it runs, so every process a
+        // turn reaches is on the cores.
+        using var analytics = worker ? new WorkerProcess(new Dictionary<string, string>
+        {
+            ["GOOGLE_CLOUD_PROJECT"] = Stack.ProjectId,
+            ["PUBSUB_EMULATOR_HOST"] = stack.PubSubHost,
+            ["BIGQUERY_EMULATOR_HOST"] = stack.BigQueryHost,
+            ["OTEL_EXPORTER_OTLP_TIMEOUT"] = "1000",
+            ["Logging__LogLevel__Default"] = "Warning",
+        }) : null;
+        Console.WriteLine($"answer: {sample.CompletionTokens} completion tokens in {sample.Deltas.Count} deltas; {chats} chats per side, {concurrency} at a time; analytics worker {(worker ? "on" : "off")}");
 
         // Warm both sides (JIT, connection pools, Firestore channel).
         for (var i = 0; i < 3; i++)
@@ -57,34 +81,79 @@ internal static class SseBench
             await ReadAsync(bareHttp, new HttpRequestMessage(HttpMethod.Post, "/bare"));
         }
 
-        var full = new List<StreamRun>();
-        var memory = new List<StreamRun>();
-        var plain = new List<StreamRun>();
-        var fullTime = TimeSpan.Zero;
-        var memoryTime = TimeSpan.Zero;
-        var plainTime = TimeSpan.Zero;
+        var cpu = CpuAccounting.Discover(stack.RunId);
+        Console.WriteLine("processes: " + string.Join("; ", cpu.Pids.GroupBy(p => p.Value).Select(g => $"{g.Key} {string.Join('+', g.Select(p => p.Key).Order())}")));
+
+        // Idle background (JVM housekeeping, the worker's pull loops, health checks), once the warm-up's work, the
+        // worker's start and the JIT's background recompiles are over.
+        var warm = await cpu.SettleAsync(QuietWindow, QuietMs, TimeSpan.FromSeconds(30));
+        var idleStart = cpu.Take();
+        await Task.Delay(IdleWindow);
+        var idle = cpu.Take() - idleStart;
+        var idleWatched = CpuAccounting.Roles.Except([CpuAccounting.Bench, CpuAccounting.Aspire]).Sum(r => idle.Ms[r]) / idle.Wall.TotalSeconds;
+        Console.WriteLine($"idle measured {(warm ? "after the stack went quiet" : "after 30 s, the stack still busy")}: the stack's processes {idleWatched:F0} ms/s; a batch's work is over when they spend ≤ {QuietMs:F0} ms in {QuietWindow.TotalMilliseconds:F0} ms");
+
+        var full = new Side();
+        var memory = new Side();
+        var plain = new Side();
         for (var round = 0; round < chats / concurrency; round++)
         {
-            fullTime += await Batch(full, () => ChatAsync(http), concurrency);
-            memoryTime += await Batch(memory, () => ChatAsync(memoryHttp), concurrency);
-            plainTime += await Batch(plain, () => ReadAsync(bareHttp, new HttpRequestMessage(HttpMethod.Post, "/bare")), concurrency);
+            await full.RunAsync(cpu, () => ChatAsync(http), concurrency);
+            await memory.RunAsync(cpu, () => ChatAsync(memoryHttp), concurrency);
+            await plain.RunAsync(cpu, () => ReadAsync(bareHttp, new HttpRequestMessage(HttpMethod.Post, "/bare")), concurrency);
         }
+
+        var fullTime = full.Wall;
+        var memoryTime = memory.Wall;
+        var plainTime = plain.Wall;
 
         double Rate(List<StreamRun> runs, TimeSpan wall) => runs.Sum(r => r.CompletionTokens) / wall.TotalSeconds;
         double Streaming(List<StreamRun> runs) => runs.Select(r => r.StreamingRate).Order().ElementAt(runs.Count / 2);
-        var bareStreaming = Streaming(plain);
-        var bareTurns = Rate(plain, plainTime);
+        var bareStreaming = Streaming(plain.Runs);
+        var bareTurns = Rate(plain.Runs, plainTime);
         Console.WriteLine();
         Console.WriteLine("| path | streaming tokens/s (median) | vs bare | turn tokens/s | vs bare | first delta p50 / p99 | turn p50 / p99 |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|");
         void Row(string name, List<StreamRun> runs, TimeSpan wall) =>
             Console.WriteLine($"| {name} | {Streaming(runs):N0} | {Streaming(runs) / bareStreaming:F2}× | {Rate(runs, wall):N0} | {Rate(runs, wall) / bareTurns:F2}× | {Ms(P(runs, r => r.FirstDelta, 50))} / {Ms(P(runs, r => r.FirstDelta, 99))} | {Ms(P(runs, r => r.Total, 50))} / {Ms(P(runs, r => r.Total, 99))} |");
-        Row("bare SSE endpoint, same deltas", plain, plainTime);
-        Row("/api/chat, everything on", full, fullTime);
-        Row("/api/chat, Firestore and dual write off", memory, memoryTime);
+        Row("bare SSE endpoint, same deltas", plain.Runs, plainTime);
+        Row("/api/chat, everything on", full.Runs, fullTime);
+        Row("/api/chat, Firestore and dual write off", memory.Runs, memoryTime);
         Console.WriteLine();
-        Console.WriteLine($"SSE pipeline ratio, streaming (full ÷ bare): {Streaming(full) / bareStreaming:F2}× (goal ≥ 0.80×); whole turns: {Rate(full, fullTime) / bareTurns:F2}×");
-        Console.WriteLine($"time to first token added by the stack: p50 {Ms(P(full, r => r.FirstDelta, 50) - P(plain, r => r.FirstDelta, 50))}, p99 {Ms(P(full, r => r.FirstDelta, 99) - P(plain, r => r.FirstDelta, 99))}");
+        Console.WriteLine($"SSE pipeline ratio, streaming (full ÷ bare): {Streaming(full.Runs) / bareStreaming:F2}× (goal ≥ 0.80×); whole turns: {Rate(full.Runs, fullTime) / bareTurns:F2}×");
+        Console.WriteLine($"time to first token added by the stack: p50 {Ms(P(full.Runs, r => r.FirstDelta, 50) - P(plain.Runs, r => r.FirstDelta, 50))}, p99 {Ms(P(full.Runs, r => r.FirstDelta, 99) - P(plain.Runs, r => r.FirstDelta, 99))}");
+
+        PrintCpu(idle, full, memory, plain, bareTurns);
+
+        // Where a turn's time goes. The reader parses slower than either server writes, so the times it sees lag;
+        // these turns note when the bytes arrived instead. Between the last delta and done is the part of the finalize
+        // commits that the writer's backlog of deltas did not hide: the model finishes, and commits, before the last
+        // delta is written.
+        var phases = new (string Name, Func<Task<StreamRun>> Run, List<StreamRun> Runs)[]
+        {
+            ("bare", () => ReadAsync(bareHttp, new HttpRequestMessage(HttpMethod.Post, "/bare"), arrivals: true), []),
+            ("everything on", () => ChatAsync(http, arrivals: true), []),
+            ("storage off", () => ChatAsync(memoryHttp, arrivals: true), []),
+        };
+        for (var i = 0; i < PhaseTurns; i++)
+        {
+            foreach (var phase in phases)
+            {
+                phase.Runs.Add(await phase.Run());
+                await cpu.SettleAsync(QuietWindow, QuietMs, SettleLimit);
+            }
+        }
+
+        Console.WriteLine();
+        Console.WriteLine($"phases by arrival time, {PhaseTurns} turns each way, one at a time:");
+        Console.WriteLine("| path | first delta p50 / max | first → last delta p50 / max | last delta → done p50 / max | whole turn p50 / max |");
+        Console.WriteLine("|---|---:|---:|---:|---:|");
+        foreach (var (name, _, runs) in phases)
+        {
+            string Cell(Func<Arrivals, TimeSpan> pick) => $"{Ms(P(runs, r => pick(r.Arrived!), 50))} / {Ms(runs.Max(r => pick(r.Arrived!)))}";
+            Console.WriteLine($"| {name} | {Cell(a => a.FirstDelta)} | {Cell(a => a.LastDelta - a.FirstDelta)} | {Cell(a => a.Done - a.LastDelta)} | {Cell(a => a.Done)} |");
+        }
+
 
         // The hot path's cost shows best on a short answer, where storage is most of the turn.
         var shortFull = new List<StreamRun>();
@@ -102,6 +171,11 @@ internal static class SseBench
         Console.WriteLine($"| Firestore + outbox on | {Ms(P(shortFull, r => r.FirstDelta, 50))} / {Ms(P(shortFull, r => r.FirstDelta, 99))} | {Ms(P(shortFull, r => r.Total, 50))} / {Ms(P(shortFull, r => r.Total, 99))} |");
         Console.WriteLine($"| off (memory) | {Ms(P(shortMemory, r => r.FirstDelta, 50))} / {Ms(P(shortMemory, r => r.FirstDelta, 99))} | {Ms(P(shortMemory, r => r.Total, 50))} / {Ms(P(shortMemory, r => r.Total, 99))} |");
         Console.WriteLine($"hot-path write latency added to a turn: p50 {Ms(P(shortFull, r => r.Total, 50) - P(shortMemory, r => r.Total, 50))}, p99 {Ms(P(shortFull, r => r.Total, 99) - P(shortMemory, r => r.Total, 99))} (difference of the percentiles)");
+        if (analytics is not null)
+        {
+            // The ingestion part wants chat-events-to-bq unread until it starts its own worker.
+            await analytics.StopAsync(TimeSpan.FromSeconds(30));
+        }
     }
 
     private static string Ms(TimeSpan t) => $"{t.TotalMilliseconds:F1} ms";
@@ -109,13 +183,76 @@ internal static class SseBench
     private static TimeSpan P(List<StreamRun> runs, Func<StreamRun, TimeSpan> pick, int percentile) =>
         Stats.Percentile(runs.Select(pick).Order().ToList(), percentile);
 
-    private static async Task<TimeSpan> Batch(List<StreamRun> into, Func<Task<StreamRun>> run, int concurrency)
+    /// <summary>
+    /// CPU per turn by process, per side; the chat API against the bare endpoint; the downstream processes' share of
+    /// the machine during the everything-on turns; and an estimate of the ratio without them on these cores.
+    /// </summary>
+    private static void PrintCpu(CpuAccounting.Sample idle, Side full, Side memory, Side plain, double bareTurns)
     {
-        var stopwatch = Stopwatch.StartNew();
-        var runs = await Task.WhenAll(Enumerable.Range(0, concurrency).Select(_ => run()));
-        stopwatch.Stop();
-        into.AddRange(runs);
-        return stopwatch.Elapsed;
+        var sides = new[] { full, memory, plain };
+        string PerTurn(Side side, Func<CpuAccounting.Sample, double> pick) => $"{pick(side.During) / side.Runs.Count:F1} / {pick(side.After) / side.Runs.Count:F1}";
+        Console.WriteLine();
+        Console.WriteLine($"CPU ms per turn, during the turn / after done until the stack was quiet (utime + stime in {CpuAccounting.MsPerTick:F0} ms ticks; idle = ms per s with no chat running):");
+        Console.WriteLine("| process | idle ms/s | everything on | storage off | bare endpoint |");
+        Console.WriteLine("|---|---:|---:|---:|---:|");
+        foreach (var role in CpuAccounting.Roles)
+        {
+            Console.WriteLine($"| {role} | {idle.Ms[role] / idle.Wall.TotalSeconds:F1} | {string.Join(" | ", sides.Select(s => PerTurn(s, c => c.Ms[role])))} |");
+        }
+
+        Console.WriteLine($"| rest of machine (/proc/stat busy − the above) | {idle.RestMs / idle.Wall.TotalSeconds:F1} | {string.Join(" | ", sides.Select(s => PerTurn(s, c => c.RestMs)))} |");
+        Console.WriteLine($"| whole machine busy | {idle.MachineMs / idle.Wall.TotalSeconds:F1} | {string.Join(" | ", sides.Select(s => PerTurn(s, c => c.MachineMs)))} |");
+        Console.WriteLine($"| wall ms per turn (batch wall ÷ turns) / settle wait | | {string.Join(" | ", sides.Select(s => PerTurn(s, c => c.Wall.TotalMilliseconds)))} |");
+        Console.WriteLine($"settle: waited for a quiet {QuietWindow.TotalMilliseconds:F0} ms after each batch; gave up after {SettleLimit.TotalSeconds:F0} s in {string.Join(" / ", sides.Select(s => s.Unsettled))} of {full.Batches} batches (everything on / storage off / bare)");
+
+        double Api(Side side, string role) => (side.During.Ms[role] + side.After.Ms[role]) / side.Runs.Count;
+        var bareCpu = Api(plain, CpuAccounting.Bare);
+        Console.WriteLine($"chat API CPU per turn ÷ bare endpoint CPU per turn (during + after): everything on {Api(full, CpuAccounting.ChatApi) / bareCpu:F2}×, storage off {Api(memory, CpuAccounting.ChatApiMemory) / bareCpu:F2}×");
+
+        var cores = Environment.ProcessorCount;
+        var downstream = CpuAccounting.Downstream.Sum(r => full.During.Ms[r]);
+        var downstreamAfter = CpuAccounting.Downstream.Sum(r => full.After.Ms[r]);
+        var wall = full.During.Wall.TotalMilliseconds;
+        Console.WriteLine($"everything on, during the turns: downstream processes took {downstream / full.During.MachineMs:P0} of the machine's busy CPU and {downstream / (cores * wall):P0} of {cores} cores' capacity; the machine was {full.During.MachineMs / (cores * wall):P0} busy; downstream CPU after done (the spill, kept out of the wall time) was {downstreamAfter / Math.Max(downstream + downstreamAfter, 1e-9):P0} of theirs");
+
+        // Estimate, not a measurement: if the cores were saturated, every downstream CPU-ms during a turn displaced
+        // the chat API's or the reader's, so without them the turns would take that CPU ÷ cores less wall time.
+        var estimatedWall = wall - downstream / cores;
+        var estimatedRate = full.Runs.Sum(r => r.CompletionTokens) / (estimatedWall / 1000);
+        Console.WriteLine($"estimate, downstream off these cores (turn wall − their in-turn CPU ÷ {cores}; assumes saturated cores, so an upper bound): turn tokens/s {estimatedRate:N0} = {estimatedRate / bareTurns:F2}× bare (measured {full.Runs.Sum(r => r.CompletionTokens) / (wall / 1000) / bareTurns:F2}×)");
+    }
+
+    /// <summary>One side's turns, their wall time, and the CPU charged to them.</summary>
+    private sealed class Side
+    {
+        public List<StreamRun> Runs { get; } = [];
+
+        public CpuAccounting.Sample During { get; private set; } = CpuAccounting.Sample.Zero;
+
+        public CpuAccounting.Sample After { get; private set; } = CpuAccounting.Sample.Zero;
+
+        public TimeSpan Wall => During.Wall;
+
+        public int Batches { get; private set; }
+
+        public int Unsettled { get; private set; }
+
+        /// <summary>
+        /// A batch of turns, then a wait until the stack goes quiet, so the downstream work a turn leaves behind is
+        /// charged to it (as After) and does not slow the next side's turns.
+        /// </summary>
+        public async Task RunAsync(CpuAccounting cpu, Func<Task<StreamRun>> run, int concurrency)
+        {
+            var before = cpu.Take();
+            var runs = await Task.WhenAll(Enumerable.Range(0, concurrency).Select(_ => run()));
+            var done = cpu.Take();
+            Unsettled += await cpu.SettleAsync(QuietWindow, QuietMs, SettleLimit) ? 0 : 1;
+            var after = cpu.Take();
+            Runs.AddRange(runs);
+            During += done - before;
+            After += after - done;
+            Batches++;
+        }
     }
 
     private static HttpClient Client(Uri address) => new(new SocketsHttpHandler { MaxConnectionsPerServer = 256 }) { BaseAddress = address, Timeout = TimeSpan.FromMinutes(2) };
@@ -128,14 +265,17 @@ internal static class SseBench
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
     }
 
-    private static Task<StreamRun> ChatAsync(HttpClient http, string message = Prompt) =>
+    private static Task<StreamRun> ChatAsync(HttpClient http, string message = Prompt, bool arrivals = false) =>
         ReadAsync(http, new HttpRequestMessage(HttpMethod.Post, "/api/chat")
         {
             Content = new StringContent(JsonSerializer.Serialize(new { message, budget_max = 1_000_000 }), Encoding.UTF8, "application/json"),
-        });
+        }, arrivals);
 
-    /// <summary>Reads a whole SSE stream line by line, as a browser's fetch reader would.</summary>
-    public static async Task<StreamRun> ReadAsync(HttpClient http, HttpRequestMessage request)
+    /// <summary>
+    /// Reads a whole SSE stream line by line, as a browser's fetch reader would. With <paramref name="arrivals"/>, a
+    /// pump drains the socket as bytes come and notes when each chunk arrived, so the parser's lag does not move them.
+    /// </summary>
+    public static async Task<StreamRun> ReadAsync(HttpClient http, HttpRequestMessage request, bool arrivals = false)
     {
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
         var stopwatch = Stopwatch.StartNew();
@@ -145,14 +285,25 @@ internal static class SseBench
             throw new InvalidOperationException($"{request.RequestUri} answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
         }
 
-        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        var network = await response.Content.ReadAsStreamAsync();
+        var chunks = new List<(long End, TimeSpan At)>();
+        var pipe = new Pipe(new PipeOptions(pauseWriterThreshold: 0));
+        var pump = arrivals ? PumpAsync(network, pipe.Writer, chunks, stopwatch) : Task.CompletedTask;
+        using var reader = new StreamReader(arrivals ? pipe.Reader.AsStream() : network);
         var deltas = new List<string>();
         TimeSpan? first = null;
         var last = TimeSpan.Zero;
         var completion = 0;
         string? eventName = null;
+        // Bytes up to the end of the current line, and of the first delta, the last delta and done (lines end in \n).
+        long offset = 0, firstEnd = 0, lastEnd = 0, doneEnd = 0;
         while (await reader.ReadLineAsync() is { } line)
         {
+            if (arrivals)
+            {
+                offset += Encoding.UTF8.GetByteCount(line) + 1;
+            }
+
             if (line.StartsWith("event: ", StringComparison.Ordinal))
             {
                 eventName = line[7..];
@@ -164,10 +315,13 @@ internal static class SseBench
                 {
                     first ??= stopwatch.Elapsed;
                     last = stopwatch.Elapsed;
+                    firstEnd = firstEnd == 0 ? offset : firstEnd;
+                    lastEnd = offset;
                     deltas.Add(data.GetProperty("text").GetString()!);
                 }
                 else if (eventName == "done")
                 {
+                    doneEnd = offset;
                     completion = data.GetProperty("usage").GetProperty("completion_tokens").GetInt32();
                 }
                 else if (eventName == "error")
@@ -177,7 +331,25 @@ internal static class SseBench
             }
         }
 
-        return new StreamRun(stopwatch.Elapsed, first ?? stopwatch.Elapsed, last, completion, deltas);
+        var total = stopwatch.Elapsed;
+        await pump;
+        TimeSpan ArrivedBy(long end) => chunks.First(c => c.End >= end).At;
+        return new StreamRun(total, first ?? total, last, completion, deltas,
+            arrivals ? new Arrivals(ArrivedBy(firstEnd), ArrivedBy(lastEnd), ArrivedBy(doneEnd)) : null);
+    }
+
+    private static async Task PumpAsync(Stream network, PipeWriter writer, List<(long End, TimeSpan At)> chunks, Stopwatch stopwatch)
+    {
+        long received = 0;
+        while (await network.ReadAsync(writer.GetMemory(16 * 1024)) is var read and > 0)
+        {
+            writer.Advance(read);
+            received += read;
+            chunks.Add((received, stopwatch.Elapsed));
+            await writer.FlushAsync();
+        }
+
+        await writer.CompleteAsync();
     }
 
     /// <summary>
