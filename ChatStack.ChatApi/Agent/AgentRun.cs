@@ -40,6 +40,7 @@ internal sealed class AgentRun(
     // Completion tokens of finished model calls, tool arguments and summaries; the live call adds its own.
     private int _completionBase;
     private AnswerTokenCounter? _live;
+    private int? _answerTokens; // the whole answer's count, when one model call wrote all of it
     private int _nextCheckpoint = options.CheckpointTokens;
     private int _providerPrompt;
     private int _providerCompletion;
@@ -294,6 +295,7 @@ internal sealed class AgentRun(
         finally
         {
             var callCompletion = _live.Count();
+            _answerTokens = answerStart == 0 ? callCompletion : _answer.Length > answerStart ? null : _answerTokens;
             _completionBase += callCompletion;
             _budget.SetCompletion(_completionBase);
             _live = null;
@@ -372,7 +374,8 @@ internal sealed class AgentRun(
                     Id = ChatMessageRecord.NewId(time.GetUtcNow()),
                     Role = "assistant",
                     Content = _answer.ToString(),
-                    Tokens = counter.CountTokens(_answer.AsSpan()),
+                    // Text from several calls is counted as one: pieces can merge across the join.
+                    Tokens = _answerTokens ?? counter.CountTokens(_answer.AsSpan()),
                     CreatedAt = time.GetUtcNow(),
                     Model = request.Model.Name,
                     FinishReason = finishReason,

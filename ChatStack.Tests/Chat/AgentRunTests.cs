@@ -85,6 +85,21 @@ public class AgentRunTests
     }
 
     [Fact]
+    public async Task An_answer_written_across_a_tool_round_trip_is_counted_as_one_text()
+    {
+        // "I don" + tool call, then "'t know. ..." after it: "don't" is one piece of the saved answer, so the
+        // answer's count is not the sum of the two calls' counts.
+        var model = new PrefixedModel(new OfflineChatCompletionService(Counter, new OfflineModelOptions { DeltaDelayMs = 0 }), ["I don", "'t know. "]);
+        var run = Run([], "What is 1 / 0 exactly?", model, budget: 4000);
+        await run.ExecuteAsync(CancellationToken.None);
+
+        var answer = (await _store.ListMessagesAsync("s1", default))[^1];
+        Assert.StartsWith("I don't know. ", answer.Content);
+        Assert.NotEqual(Counter.CountTokens("I don") + Counter.CountTokens(answer.Content.AsSpan(5)), Counter.CountTokens(answer.Content));
+        Assert.Equal(Counter.CountTokens(answer.Content), answer.Tokens);
+    }
+
+    [Fact]
     public async Task A_cancelled_run_still_finalizes_saves_and_counts()
     {
         var model = new OfflineChatCompletionService(Counter, new OfflineModelOptions { DeltaDelayMs = 5 });
@@ -123,6 +138,32 @@ public class AgentRunTests
             new ChatStack.ChatApi.DualWrite.ChatEventOutbox(new ChatStack.ChatApi.DualWrite.DualWriteOptions { DualWrite = false }),
             new ChatStack.ChatApi.DualWrite.OutboxSignal(), new UserLimiter(new LimitOptions(), TimeProvider.System), options, TimeProvider.System, NullLogger.Instance,
             new ChatStack.ChatApi.Telemetry.ChatMetrics(TelemetryCapture.MeterFactory), new ChatStack.ChatApi.Telemetry.ContentCaptureOptions(false));
+    }
+
+    /// <summary>Writes a fixed text before each call's own output (call k gets prefixes[k]).</summary>
+    private sealed class PrefixedModel(IChatCompletionService inner, string[] prefixes) : IChatCompletionService
+    {
+        private int _calls;
+
+        public IReadOnlyDictionary<string, object?> Attributes => inner.Attributes;
+
+        public Task<IReadOnlyList<ChatMessageContent>> GetChatMessageContentsAsync(ChatHistory chatHistory, PromptExecutionSettings? executionSettings = null,
+            Kernel? kernel = null, CancellationToken cancellationToken = default) => inner.GetChatMessageContentsAsync(chatHistory, executionSettings, kernel, cancellationToken);
+
+        public async IAsyncEnumerable<StreamingChatMessageContent> GetStreamingChatMessageContentsAsync(ChatHistory chatHistory,
+            PromptExecutionSettings? executionSettings = null, Kernel? kernel = null, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+        {
+            var call = _calls++;
+            if (call < prefixes.Length)
+            {
+                yield return new StreamingChatMessageContent(AuthorRole.Assistant, prefixes[call]);
+            }
+
+            await foreach (var update in inner.GetStreamingChatMessageContentsAsync(chatHistory, executionSettings, kernel, cancellationToken))
+            {
+                yield return update;
+            }
+        }
     }
 
     private sealed class RecordingWriter : IChatEventWriter
