@@ -46,8 +46,7 @@ public sealed class IncrementalTokenCounter
         }
         Commit(textSoFar);
         _length = textSoFar.Length;
-        // The tail is counted again once it is committed: its unfinished last piece is not worth a cache entry.
-        _total = _committedTokens + _counter.CountTokens(textSoFar[_committedChars..], cacheNewPieces: false);
+        _total = _committedTokens + _counter.CountTokens(textSoFar[_committedChars..]);
         return _total;
     }
 
@@ -68,7 +67,7 @@ public sealed class IncrementalTokenCounter
         {
             if (IsStableBoundary(text, p))
             {
-                _committedTokens += _counter.CountTokens(text[_committedChars..p], cacheNewPieces: true);
+                _committedTokens += _counter.CountTokens(text[_committedChars..p]);
                 _committedChars = p;
                 return;
             }

@@ -96,5 +96,5 @@ public sealed class StreamingTokenCounter
 /// <summary>What the streaming counters need from a counter; lets tests run them over any one-shot counter.</summary>
 internal interface ITokenCounterCore
 {
-    int CountTokens(ReadOnlySpan<char> text, bool cacheNewPieces);
+    int CountTokens(ReadOnlySpan<char> text);
 }

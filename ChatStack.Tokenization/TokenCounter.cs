@@ -84,22 +84,14 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
     /// <summary>Distinct pieces cached so far.</summary>
     public int CachedPieces => Volatile.Read(ref _cacheEntries);
 
-    public int CountTokens(ReadOnlySpan<char> text) => Count(text, cacheNewPieces: true);
-
-    int ITokenCounterCore.CountTokens(ReadOnlySpan<char> text, bool cacheNewPieces) => Count(text, cacheNewPieces);
-
-    /// <summary>
-    /// With <paramref name="cacheNewPieces"/> false, pieces missing from the cache are merged but not added: for a
-    /// stream's unfinished tail ("hel" before "lo" arrives), which is counted again once it is complete.
-    /// </summary>
-    private int Count(ReadOnlySpan<char> text, bool cacheNewPieces)
+    public int CountTokens(ReadOnlySpan<char> text)
     {
         int count = 0;
         int i = 0;
         while (i < text.Length)
         {
             int end = _o200k ? PieceSplitter.NextO200k(text, i) : PieceSplitter.NextCl100k(text, i);
-            count += PieceTokenCount(text[i..end], cacheNewPieces);
+            count += PieceTokenCount(text[i..end]);
             i = end;
         }
         return count;
@@ -134,7 +126,7 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
         return ends;
     }
 
-    private int PieceTokenCount(ReadOnlySpan<char> piece, bool cacheNewPieces)
+    private int PieceTokenCount(ReadOnlySpan<char> piece)
     {
         if (piece.Length > MaxCachedPieceLength)
         {
@@ -144,7 +136,7 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
         {
             return cached.Length;
         }
-        return cacheNewPieces && _maxCacheEntries > 0 ? AddToCache(piece).Length : CountUncached(piece);
+        return _maxCacheEntries > 0 ? AddToCache(piece).Length : CountUncached(piece);
     }
 
     private ReadOnlySpan<int> PieceTokens(ReadOnlySpan<char> piece)
@@ -163,7 +155,9 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
         {
             return ids;
         }
-        // A full cache starts over rather than freezing, so that it keeps learning the vocabulary of new text.
+        // A full cache starts over rather than freezing: streams also cache the word fragments at their tails
+        // ("hel" before "lo" arrives; with deltas at token ends these recur), and a frozen cache full of them
+        // would stop learning the real vocabulary. Learning it again costs one merge per distinct piece.
         if (Interlocked.Increment(ref _cacheEntries) > _maxCacheEntries)
         {
             _cache.Clear();

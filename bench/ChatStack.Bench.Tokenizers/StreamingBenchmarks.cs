@@ -13,8 +13,8 @@ public class StreamingBenchmarks
     private string _answer = "";
     private int[] _deltaEnds = [];
     private bool[] _checkpointAfter = [];
-    private int[] _tokenEnds = [];
-    private bool[] _tokenCheckpointAfter = [];
+    private int[] _checkpointEnds = [];
+    private int[] _tokenCheckpointEnds = [];
     private ITokenCounter _counter = null!;
 
     [GlobalSetup]
@@ -23,7 +23,9 @@ public class StreamingBenchmarks
         _counter = TokenCounterFactory.Default.ForEncoding(TokenizerEncodings.O200kBase);
         _answer = StreamingAnswer.Build(_counter, targetTokens: 50_000);
         (_deltaEnds, _checkpointAfter) = StreamingAnswer.Deltas(_counter, _answer, seed: 7);
-        (_tokenEnds, _tokenCheckpointAfter) = StreamingAnswer.TokenDeltas((TokenCounter)_counter, _answer);
+        _checkpointEnds = _deltaEnds.Where((_, k) => _checkpointAfter[k]).ToArray();
+        var (tokenEnds, tokenCheckpointAfter) = StreamingAnswer.TokenDeltas((TokenCounter)_counter, _answer);
+        _tokenCheckpointEnds = tokenEnds.Where((_, k) => tokenCheckpointAfter[k]).ToArray();
     }
 
     internal (long TailChars, int Checkpoints) TailStats()
@@ -55,22 +57,34 @@ public class StreamingBenchmarks
     public int OneShot() => _counter.CountTokens(_answer);
 
     [Benchmark(Description = "incremental over the growing text, checkpoint every ~50 tokens")]
-    public int Incremental() => IncrementalAt(_deltaEnds, _checkpointAfter);
+    public int Incremental() => IncrementalAt(_checkpointEnds);
 
     [Benchmark(Description = "incremental, deltas at token ends")]
-    public int IncrementalTokenDeltas() => IncrementalAt(_tokenEnds, _tokenCheckpointAfter);
+    public int IncrementalTokenDeltas() => IncrementalAt(_tokenCheckpointEnds);
+
+    /// <summary>
+    /// Checkpoint ends of <paramref name="count"/> other random cuts of the same answer, found with a counter of its
+    /// own: streaming them meets new word fragments at every checkpoint, while the vocabulary is warm.
+    /// </summary>
+    internal int[][] OtherCuts(int count)
+    {
+        var probe = TokenCounter.Create(_counter.EncodingName);
+        return Enumerable.Range(100, count).Select(seed =>
+        {
+            var (ends, checkpoint) = StreamingAnswer.Deltas(probe, _answer, seed);
+            return ends.Where((_, k) => checkpoint[k]).ToArray();
+        }).ToArray();
+    }
 
     // The text so far is a prefix of the final text: what a caller that keeps the answer passes at a checkpoint.
-    private int IncrementalAt(int[] ends, bool[] checkpointAfter)
+    // The caller's own loop over deltas is not the counter's cost, so only the checkpoints are visited.
+    internal int IncrementalAt(int[] checkpointEnds)
     {
         var count = _counter.CreateIncrementalCounter();
         int total = 0;
-        for (int k = 0; k < ends.Length; k++)
+        foreach (int end in checkpointEnds)
         {
-            if (checkpointAfter[k])
-            {
-                total = count.CountTokens(_answer.AsSpan(0, ends[k]));
-            }
+            total = count.CountTokens(_answer.AsSpan(0, end));
         }
         return total;
     }
