@@ -70,8 +70,8 @@ internal sealed partial class OfflineChatCompletionService(ITokenCounter counter
         PromptExecutionSettings? executionSettings = null, Kernel? kernel = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         var promptTokens = chatHistory.Sum(m => counter.CountTokens(MessageText(m)));
-        // What was "generated", for the usage chunk: the answer itself, not a second copy built delta by delta.
-        string completion;
+        // What was "generated", for the usage chunk.
+        int completionTokens;
 
         var calls = chatHistory.FirstOrDefault()?.Content?.StartsWith(SummarizeInstruction, StringComparison.Ordinal) == true
             ? []
@@ -91,14 +91,17 @@ internal sealed partial class OfflineChatCompletionService(ITokenCounter counter
                 yield return update;
             }
 
-            completion = written.ToString();
+            completionTokens = counter.CountTokens(written.ToString());
         }
         else
         {
-            var answer = chatHistory.FirstOrDefault()?.Content?.StartsWith(SummarizeInstruction, StringComparison.Ordinal) == true
-                ? Summarize(chatHistory)
+            // Written part by part, like a model that never holds its whole answer: thousands of open streams
+            // would otherwise each keep a full copy in this process.
+            IEnumerable<string> parts = chatHistory.FirstOrDefault()?.Content?.StartsWith(SummarizeInstruction, StringComparison.Ordinal) == true
+                ? [Summarize(chatHistory)]
                 : Answer(chatHistory, options.LongAnswerSentences);
-            foreach (var delta in Deltas(answer))
+            var written = counter.CreateStreamingCounter();
+            foreach (var delta in Deltas(parts, Stable(LastUserMessage(chatHistory))))
             {
                 if (options.DeltaDelayMs > 0)
                 {
@@ -106,16 +109,17 @@ internal sealed partial class OfflineChatCompletionService(ITokenCounter counter
                 }
 
                 cancellationToken.ThrowIfCancellationRequested();
+                written.Append(delta);
                 yield return new StreamingChatMessageContent(AuthorRole.Assistant, delta, modelId: ModelName);
             }
 
-            completion = answer;
+            completionTokens = written.Total;
         }
 
         // Like OpenAI's final usage chunk: empty content, usage and finish reason in the metadata.
         yield return new StreamingChatMessageContent(AuthorRole.Assistant, null, modelId: ModelName, metadata: new Dictionary<string, object?>
         {
-            ["Usage"] = new ProviderUsage(promptTokens, counter.CountTokens(completion)),
+            ["Usage"] = new ProviderUsage(promptTokens, completionTokens),
             ["FinishReason"] = calls.Count > 0 ? "tool_calls" : "stop",
         });
     }
@@ -170,34 +174,34 @@ internal sealed partial class OfflineChatCompletionService(ITokenCounter counter
         return cities.FirstOrDefault(c => message.Contains(c.City, StringComparison.OrdinalIgnoreCase)).Zone;
     }
 
-    private static string Answer(ChatHistory history, int longAnswerSentences)
+    private static string LastUserMessage(ChatHistory history) => history.LastOrDefault(m => m.Role == AuthorRole.User)?.Content ?? "";
+
+    /// <summary>The answer in parts: what the tools returned, the question, then sentences.</summary>
+    private static IEnumerable<string> Answer(ChatHistory history, int longAnswerSentences)
     {
-        var user = history.LastOrDefault(m => m.Role == AuthorRole.User)?.Content ?? "";
+        var user = LastUserMessage(history);
         var results = history.SkipWhile(m => m != history.LastOrDefault(u => u.Role == AuthorRole.User))
             .SelectMany(m => m.Items.OfType<FunctionResultContent>()).ToList();
         var seed = Stable(user);
-        var text = new StringBuilder();
         var topic = string.Join(' ', user.Split(' ', StringSplitOptions.RemoveEmptyEntries).Take(8));
         if (results.Count > 0)
         {
-            text.Append("Here is what the tools returned. ");
+            var text = new StringBuilder("Here is what the tools returned. ");
             foreach (var result in results)
             {
                 text.Append(result.FunctionName).Append(": ").Append(result.Result).Append(". ");
             }
 
-            text.Append("\n\n");
+            yield return text.Append("\n\n").ToString();
         }
 
-        text.Append("You asked: \"").Append(topic).Append(topic.Length < user.Length ? "…" : "").Append("\". ");
+        yield return $"You asked: \"{topic}{(topic.Length < user.Length ? "…" : "")}\". ";
         var count = user.Contains("long", StringComparison.OrdinalIgnoreCase) || user.Contains("essay", StringComparison.OrdinalIgnoreCase) ? longAnswerSentences : 8;
         for (var i = 0; i < count; i++)
         {
-            text.Append(Sentences[(int)((seed + (uint)(i * 7)) % (uint)Sentences.Length)]);
-            text.Append(i % 4 == 3 ? "\n\n" : " ");
+            var sentence = Sentences[(int)((seed + (uint)(i * 7)) % (uint)Sentences.Length)];
+            yield return i == count - 1 ? sentence : sentence + (i % 4 == 3 ? "\n\n" : " ");
         }
-
-        return text.ToString().TrimEnd();
     }
 
     /// <summary>An extractive summary: the opening of each message, so it is shorter and still says who said what.</summary>
@@ -215,20 +219,23 @@ internal sealed partial class OfflineChatCompletionService(ITokenCounter counter
     }
 
     /// <summary>Splits like a model streams: a word or two at a time, sometimes mid-word.</summary>
-    private static IEnumerable<string> Deltas(string text)
+    private static IEnumerable<string> Deltas(IEnumerable<string> parts, uint seed)
     {
-        var random = new Random((int)Stable(text));
-        var start = 0;
-        while (start < text.Length)
+        var random = new Random((int)seed);
+        foreach (var text in parts)
         {
-            var length = Math.Min(text.Length - start, random.Next(1, 9));
-            if (char.IsHighSurrogate(text[start + length - 1]) && start + length < text.Length)
+            var start = 0;
+            while (start < text.Length)
             {
-                length++;
-            }
+                var length = Math.Min(text.Length - start, random.Next(1, 9));
+                if (char.IsHighSurrogate(text[start + length - 1]) && start + length < text.Length)
+                {
+                    length++;
+                }
 
-            yield return text.Substring(start, length);
-            start += length;
+                yield return text.Substring(start, length);
+                start += length;
+            }
         }
     }
 
