@@ -21,10 +21,13 @@ internal sealed class Stack : IAsyncDisposable
     // Set on every project, so a benchmark finds this stack's processes among other stacks on the machine.
     public const string RunIdVariable = "CHATSTACK_BENCH_RUN";
 
-    private Stack(DistributedApplication app, string runId)
+    private readonly ChatStack.Tests.Support.OtlpReceiver _otlp;
+
+    private Stack(DistributedApplication app, string runId, ChatStack.Tests.Support.OtlpReceiver otlp)
     {
         App = app;
         RunId = runId;
+        _otlp = otlp;
     }
 
     public DistributedApplication App { get; }
@@ -40,6 +43,10 @@ internal sealed class Stack : IAsyncDisposable
     public static async Task<Stack> StartAsync(int deltaDelayMs, int longAnswerSentences)
     {
         var runId = Guid.NewGuid().ToString("N");
+        // The testing builder starts no dashboard, so the services' OTLP endpoint would refuse every export: each
+        // service then threw ~40 exceptions a second and allocated ~17 MB/s retrying, on the cores being measured.
+        // A receiver in the harness takes the exports, as a collector would in production.
+        var otlp = await ChatStack.Tests.Support.OtlpReceiver.StartAsync();
         var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.ChatStack_AppHost>(
             // Ports of its own, so the harness also runs beside a developer's stack.
             ["--ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL=http://127.0.0.1:0", "--ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL=http://127.0.0.1:0", "--ASPNETCORE_URLS=http://127.0.0.1:0"]);
@@ -62,6 +69,13 @@ internal sealed class Stack : IAsyncDisposable
             builder.CreateResourceBuilder(project)
                 .WithEnvironment(RunIdVariable, runId)
                 .WithEnvironment("OTEL_EXPORTER_OTLP_TIMEOUT", "1000")
+                .WithEnvironment("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.Endpoint.ToString().TrimEnd('/'))
+                .WithEnvironment("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+                // Aspire's run mode exports every second for the dashboard; deployed services keep the SDK's
+                // defaults (metrics every 60 s, spans and logs every 5 s), and those are what is measured here.
+                .WithEnvironment("OTEL_METRIC_EXPORT_INTERVAL", "60000")
+                .WithEnvironment("OTEL_BSP_SCHEDULE_DELAY", "5000")
+                .WithEnvironment("OTEL_BLRP_SCHEDULE_DELAY", "5000")
                 .WithEnvironment("Chat__Offline__DeltaDelayMs", deltaDelayMs.ToString(System.Globalization.CultureInfo.InvariantCulture))
                 .WithEnvironment("Chat__Offline__LongAnswerSentences", longAnswerSentences.ToString(System.Globalization.CultureInfo.InvariantCulture))
                 .WithEnvironment("Chat__MaxBudgetPerRequest", "1000000")
@@ -82,12 +96,16 @@ internal sealed class Stack : IAsyncDisposable
             .Select(name => notifications.WaitForResourceHealthyAsync(name, timeout.Token))
             .Append(notifications.WaitForResourceAsync("provisioner", KnownResourceStates.Finished, timeout.Token)));
 
-        var stack = new Stack(app, runId);
+        var stack = new Stack(app, runId, otlp);
         stack.PubSubHost = await app.GetConnectionStringAsync("pubsub", timeout.Token) ?? throw new InvalidOperationException("pubsub has no connection string");
         var bigquery = app.GetEndpoint("bigquery", "http");
         stack.BigQueryHost = $"{bigquery.Host}:{bigquery.Port}";
         return stack;
     }
 
-    public ValueTask DisposeAsync() => App.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await App.DisposeAsync();
+        await _otlp.DisposeAsync();
+    }
 }
