@@ -1,3 +1,4 @@
+using System.Buffers;
 using BenchmarkDotNet.Attributes;
 using ChatStack.Tokenization;
 
@@ -93,29 +94,29 @@ public class StreamingBenchmarks
     public int AccumulateThenCount()
     {
         // What a caller that counts once must also do: keep the streamed text.
-        var text = new GrowingText();
+        var text = new ArrayBufferWriter<char>(); // the same buffer for both accumulating variants
         int start = 0;
         foreach (int end in _deltaEnds)
         {
-            text.Append(_answer.AsSpan(start, end - start));
+            text.Write(_answer.AsSpan(start, end - start));
             start = end;
         }
-        return _counter.CountTokens(text.AsSpan());
+        return _counter.CountTokens(text.WrittenSpan);
     }
 
     [Benchmark(Description = "accumulate deltas, incremental at every checkpoint")]
     public int AccumulateIncremental()
     {
-        var text = new GrowingText();
+        var text = new ArrayBufferWriter<char>();
         var count = _counter.CreateIncrementalCounter();
         int start = 0, total = 0;
         for (int k = 0; k < _deltaEnds.Length; k++)
         {
-            text.Append(_answer.AsSpan(start, _deltaEnds[k] - start));
+            text.Write(_answer.AsSpan(start, _deltaEnds[k] - start));
             start = _deltaEnds[k];
             if (_checkpointAfter[k])
             {
-                total = count.CountTokens(text.AsSpan());
+                total = count.CountTokens(text.WrittenSpan);
             }
         }
         return total;
@@ -123,25 +124,6 @@ public class StreamingBenchmarks
 
     [Benchmark(Description = "streaming counter (keeps only its tail), checkpoint every ~50 tokens")]
     public int Streaming() => StreamingAnswer.Stream(_counter.CreateStreamingCounter(), _answer, _deltaEnds, _checkpointAfter);
-
-    /// <summary>The same growable buffer for both accumulating variants, so they differ only in how they count.</summary>
-    private sealed class GrowingText
-    {
-        private char[] _chars = new char[256];
-        private int _length;
-
-        public void Append(ReadOnlySpan<char> delta)
-        {
-            if (_chars.Length - _length < delta.Length)
-            {
-                Array.Resize(ref _chars, Math.Max(_chars.Length * 2, _length + delta.Length));
-            }
-            delta.CopyTo(_chars.AsSpan(_length));
-            _length += delta.Length;
-        }
-
-        public ReadOnlySpan<char> AsSpan() => _chars.AsSpan(0, _length);
-    }
 }
 
 internal static class StreamingAnswer
