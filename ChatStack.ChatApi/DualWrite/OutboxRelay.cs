@@ -58,8 +58,9 @@ internal sealed class OutboxRelay(IOutboxStore outbox, ChatEventPublisher publis
                 await Task.Delay(backoff + TimeSpan.FromMilliseconds(Random.Shared.Next(0, 250)), stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
             }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            catch (Exception e) when (stoppingToken.IsCancellationRequested && e is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled })
             {
+                // A gRPC call cut short by the stop ends in RpcException(Cancelled), not OperationCanceledException.
                 break;
             }
         }
