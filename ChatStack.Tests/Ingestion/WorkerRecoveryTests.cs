@@ -106,7 +106,12 @@ public sealed class WorkerRecoveryTests(StackFixture stack, ITestOutputHelper ou
         const int Events = 3000;
         await PublishAsync(Events);
 
-        using (var first = new WorkerProcess(WorkerEnvironment()))
+        // Inserts through a slow link: at most ~100 rows per 100 ms, so the crash lands mid-stream however fast the
+        // machine is (unthrottled, the local emulator took all 3000 rows between two polls of the count).
+        await using var slowLink = new TcpGate(stack.BigQueryHost) { Latency = TimeSpan.FromMilliseconds(50) };
+        var firstEnvironment = WorkerEnvironment();
+        firstEnvironment["BIGQUERY_EMULATOR_HOST"] = slowLink.Address;
+        using (var first = new WorkerProcess(firstEnvironment))
         {
             var partial = await WaitForAsync(c => c.Rows >= 300, TimeSpan.FromSeconds(60));
             first.Crash();

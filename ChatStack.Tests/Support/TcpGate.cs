@@ -30,6 +30,9 @@ public sealed class TcpGate : IAsyncDisposable
 
     public void Open() => _isOpen = true;
 
+    /// <summary>Delay added to every chunk in either direction: a slow network in front of a fast local service.</summary>
+    public TimeSpan Latency { get; set; }
+
     /// <summary>Refuses new connections and resets the ones in use.</summary>
     public void Shut()
     {
@@ -83,8 +86,8 @@ public sealed class TcpGate : IAsyncDisposable
                 _open.Add(outbound);
             }
 
-            var a = inbound.GetStream().CopyToAsync(outbound.GetStream(), _stop.Token);
-            var b = outbound.GetStream().CopyToAsync(inbound.GetStream(), _stop.Token);
+            var a = PumpAsync(inbound.GetStream(), outbound.GetStream());
+            var b = PumpAsync(outbound.GetStream(), inbound.GetStream());
             await Task.WhenAny(a, b);
         }
         catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
@@ -99,6 +102,21 @@ public sealed class TcpGate : IAsyncDisposable
             }
 
             inbound.Dispose();
+        }
+    }
+
+    private async Task PumpAsync(NetworkStream from, NetworkStream to)
+    {
+        var buffer = new byte[16 * 1024];
+        int read;
+        while ((read = await from.ReadAsync(buffer, _stop.Token)) > 0)
+        {
+            if (Latency > TimeSpan.Zero)
+            {
+                await Task.Delay(Latency, _stop.Token);
+            }
+
+            await to.WriteAsync(buffer.AsMemory(0, read), _stop.Token);
         }
     }
 
