@@ -132,7 +132,8 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
         var shown = Regex.Match(await state.TextContentAsync() ?? "", @"in (\d+):(\d\d)");
         Assert.True(shown.Success);
         var seconds = int.Parse(shown.Groups[1].Value) * 60 + int.Parse(shown.Groups[2].Value);
-        Assert.InRange(seconds, retryAfter - 3, retryAfter);
+        // Read a few browser round trips after the response: a loaded machine may take seconds for them.
+        Assert.InRange(seconds, retryAfter - 10, retryAfter);
         await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Send" })).ToBeDisabledAsync();
         // The message is kept for the retry, and the countdown runs.
         await Expect(page.GetByLabel("Message")).ToHaveValueAsync("hello again");

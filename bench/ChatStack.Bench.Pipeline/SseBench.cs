@@ -50,7 +50,7 @@ internal static class SseBench
     private static readonly TimeSpan SettleLimit = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan IdleWindow = TimeSpan.FromSeconds(4);
 
-    public static async Task RunAsync(Stack stack, int chats, int concurrency, bool worker)
+    public static async Task RunAsync(Stack stack, int chats, int concurrency, bool worker, int warmup)
     {
         using var http = Client(stack.Endpoint(Stack.ChatApi));
         using var memoryHttp = Client(stack.Endpoint(Stack.ChatApiMemory));
@@ -71,10 +71,11 @@ internal static class SseBench
             ["OTEL_EXPORTER_OTLP_TIMEOUT"] = "1000",
             ["Logging__LogLevel__Default"] = "Warning",
         }) : null;
-        Console.WriteLine($"answer: {sample.CompletionTokens} completion tokens in {sample.Deltas.Count} deltas; {chats} chats per side, {concurrency} at a time; analytics worker {(worker ? "on" : "off")}");
+        Console.WriteLine($"answer: {sample.CompletionTokens} completion tokens in {sample.Deltas.Count} deltas; {chats} chats per side, {concurrency} at a time, after {warmup} warm-up turns; analytics worker {(worker ? "on" : "off")}");
 
-        // Warm both sides (JIT, connection pools, Firestore channel).
-        for (var i = 0; i < 3; i++)
+        // Warm both sides (JIT, connection pools, Firestore channel). The JIT recompiles a method hot after 30
+        // calls, so code that runs once a turn is still being recompiled, on these cores, for the first ~30 turns.
+        for (var i = 0; i < warmup; i++)
         {
             await ChatAsync(http);
             await ChatAsync(memoryHttp);
