@@ -114,14 +114,14 @@ public sealed class WorkerRecoveryTests(StackFixture stack, ITestOutputHelper ou
         firstEnvironment["BIGQUERY_EMULATOR_HOST"] = slowLink.Address;
         using (var first = new WorkerProcess(firstEnvironment))
         {
-            var partial = await WaitForAsync(c => c.Rows >= 300, TimeSpan.FromSeconds(60));
+            var partial = await WaitForAsync(c => c.Rows >= 300, TimeSpan.FromSeconds(120));
             first.Crash();
             output.WriteLine($"killed the worker with {partial.Rows} rows written");
             Assert.InRange(partial.Rows, 300, Events - 1);
         }
 
         using var second = new WorkerProcess(WorkerEnvironment());
-        var final = await WaitForAsync(c => c.Distinct >= Events, TimeSpan.FromSeconds(90));
+        var final = await WaitForAsync(c => c.Distinct >= Events, TimeSpan.FromSeconds(180));
         await Task.Delay(TimeSpan.FromSeconds(12)); // one more lease period: any redelivery would have landed by now
         final = await CountAsync();
         output.WriteLine($"after restart: {final.Rows} rows, {final.Distinct} distinct events");
@@ -138,14 +138,14 @@ public sealed class WorkerRecoveryTests(StackFixture stack, ITestOutputHelper ou
         const int Events = 2000;
         await PublishAsync(Events);
 
-        // Leases of a minute, and a first worker that inserts through a slow link so that it still holds most of
+        // Leases of two minutes, and a first worker that inserts through a slow link so that it still holds most of
         // the messages when it is stopped.
         await using var slowLink = new TcpGate(stack.BigQueryHost) { Latency = TimeSpan.FromMilliseconds(50) };
         var environment = WorkerEnvironment(pullMode);
-        environment["Ingestion__AckDeadlineSeconds"] = "60";
+        environment["Ingestion__AckDeadlineSeconds"] = "120";
         environment["BIGQUERY_EMULATOR_HOST"] = slowLink.Address;
         var worker = new WorkerProcess(environment);
-        await WaitForAsync(c => c.Rows >= 200, TimeSpan.FromSeconds(60));
+        await WaitForAsync(c => c.Rows >= 200, TimeSpan.FromSeconds(120));
         var exitCode = await worker.StopAsync(TimeSpan.FromSeconds(30));
         var log = worker.Log;
         worker.Dispose();
@@ -159,7 +159,7 @@ public sealed class WorkerRecoveryTests(StackFixture stack, ITestOutputHelper ou
         // Released messages are redelivered at once, not after their lease: a new worker finishes well within it.
         environment["BIGQUERY_EMULATOR_HOST"] = stack.BigQueryHost;
         using var second = new WorkerProcess(environment);
-        var final = await WaitForAsync(c => c.Distinct >= Events, TimeSpan.FromSeconds(30));
+        var final = await WaitForAsync(c => c.Distinct >= Events, TimeSpan.FromSeconds(60));
         Assert.Equal(Events, final.Distinct);
         Assert.Equal(Events, final.Rows);
     }
