@@ -15,84 +15,25 @@ public sealed class OutboxRelayStopTests
     [Fact]
     public async Task Stopping_while_the_relay_reads_the_outbox_is_a_clean_stop()
     {
-        await using var firestore = new UnansweringServer();
+        // A "Firestore" that takes the connection and never answers: the relay's first read stays in flight.
+        using var firestore = new TcpListener(IPAddress.Loopback, 0);
+        firestore.Start();
         var logs = new FakeLogCollector();
-        var api = await ChatApiHost.StartAsync(firestore.Address, new Dictionary<string, string?>(),
+        var api = await ChatApiHost.StartAsync($"127.0.0.1:{((IPEndPoint)firestore.LocalEndpoint).Port}", new Dictionary<string, string?>(),
             configure: b => b.Logging.AddProvider(new FakeLoggerProvider(logs)));
+        TcpClient? connection = null;
         try
         {
-            // The relay's first poll is a read of the outbox, which this server never answers.
-            await firestore.Received.WaitAsync(TimeSpan.FromSeconds(30));
+            connection = await firestore.AcceptTcpClientAsync().WaitAsync(TimeSpan.FromSeconds(30));
         }
         finally
         {
+            // Stopped while the connection is still open, so the read is cancelled rather than reset.
             await api.DisposeAsync();
+            connection?.Dispose();
         }
 
         var errors = logs.GetSnapshot().Where(r => r.Level >= LogLevel.Error).Select(r => $"{r.Category}: {r.Message}").ToList();
         Assert.Empty(errors);
-    }
-
-    /// <summary>Accepts connections and reads what comes, and never answers: a call to it stays in flight.</summary>
-    private sealed class UnansweringServer : IAsyncDisposable
-    {
-        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
-        private readonly TaskCompletionSource _received = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly CancellationTokenSource _stop = new();
-        private readonly Task _accepting;
-
-        public UnansweringServer()
-        {
-            _listener.Start();
-            _accepting = AcceptAsync();
-        }
-
-        public string Address => $"127.0.0.1:{((IPEndPoint)_listener.LocalEndpoint).Port}";
-
-        public Task Received => _received.Task;
-
-        private async Task AcceptAsync()
-        {
-            var connections = new List<Task>();
-            try
-            {
-                while (true)
-                {
-                    var client = await _listener.AcceptTcpClientAsync(_stop.Token);
-                    connections.Add(DrainAsync(client));
-                }
-            }
-            catch (OperationCanceledException)
-            {
-            }
-
-            await Task.WhenAll(connections);
-        }
-
-        private async Task DrainAsync(TcpClient client)
-        {
-            using (client)
-            {
-                var buffer = new byte[4096];
-                try
-                {
-                    while (await client.GetStream().ReadAsync(buffer, _stop.Token) > 0)
-                    {
-                        _received.TrySetResult();
-                    }
-                }
-                catch (Exception e) when (e is OperationCanceledException or IOException)
-                {
-                }
-            }
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await _stop.CancelAsync();
-            _listener.Stop();
-            await _accepting;
-            _stop.Dispose();
-        }
     }
 }
