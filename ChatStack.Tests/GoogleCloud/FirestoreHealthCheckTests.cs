@@ -1,0 +1,93 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.ExceptionServices;
+using ChatStack.GoogleCloud;
+using ChatStack.Tests.Support;
+using Grpc.Core;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting;
+
+namespace ChatStack.Tests.GoogleCloud;
+
+/// <summary>The readiness check of every service that uses Firestore, against the real emulator and against no Firestore.</summary>
+[Collection(StackCollection.Name)]
+public sealed class FirestoreHealthCheckTests(StackFixture stack)
+{
+    [Fact]
+    public async Task A_reachable_Firestore_is_healthy_and_the_probe_throws_nothing()
+    {
+        using var host = BuildHost(stack.FirestoreHost);
+        // Probes run every few seconds for the life of a service: a probe that throws and catches would fill
+        // traces and debuggers with first-chance exceptions.
+        int probeExceptions = 0;
+        void Count(object? sender, FirstChanceExceptionEventArgs e)
+        {
+            if (e.Exception is RpcException rpc && rpc.Status.Detail.Contains("_health", StringComparison.Ordinal))
+            {
+                Interlocked.Increment(ref probeExceptions);
+            }
+        }
+
+        AppDomain.CurrentDomain.FirstChanceException += Count;
+        HealthReport report;
+        try
+        {
+            report = await CheckAsync(host);
+        }
+        finally
+        {
+            AppDomain.CurrentDomain.FirstChanceException -= Count;
+        }
+
+        Assert.Equal(HealthStatus.Healthy, report.Entries["firestore"].Status);
+        Assert.Equal(0, probeExceptions);
+    }
+
+    [Fact]
+    public async Task A_Firestore_that_refuses_connections_is_unhealthy_with_the_reason()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop(); // the port is now free and nothing listens on it
+
+        using var host = BuildHost($"127.0.0.1:{port}");
+        var entry = (await CheckAsync(host)).Entries["firestore"];
+
+        Assert.Equal(HealthStatus.Unhealthy, entry.Status);
+        Assert.StartsWith("Firestore did not answer", entry.Description);
+    }
+
+    [Fact]
+    public async Task A_Firestore_that_never_answers_is_unhealthy_within_the_probe_deadline()
+    {
+        // Takes the connection and says nothing: only the probe's own deadline ends the read.
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        using var host = BuildHost($"127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}");
+
+        var started = DateTime.UtcNow;
+        var entry = (await CheckAsync(host).WaitAsync(TimeSpan.FromSeconds(30))).Entries["firestore"];
+
+        Assert.Equal(HealthStatus.Unhealthy, entry.Status);
+        Assert.Equal(StatusCode.DeadlineExceeded, Assert.IsType<RpcException>(entry.Exception).StatusCode);
+        Assert.InRange(DateTime.UtcNow - started, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(20));
+    }
+
+    private static IHost BuildHost(string firestoreHost)
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["FIRESTORE_EMULATOR_HOST"] = firestoreHost,
+            ["GOOGLE_CLOUD_PROJECT"] = "health-check-tests",
+        });
+        builder.AddFirestoreClient();
+        return builder.Build();
+    }
+
+    private static Task<HealthReport> CheckAsync(IHost host) =>
+        host.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync();
+}
