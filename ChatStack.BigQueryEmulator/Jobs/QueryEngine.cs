@@ -154,7 +154,7 @@ public sealed class QueryEngine(DuckDbDatabase database, Catalog catalog, TimePr
             }
             catch (DuckDBException e)
             {
-                throw BigQueryError.InvalidQuery(QueryErrors.Describe(e));
+                throw QueryErrors.ToError(e, sql);
             }
         }, cancellationToken);
     }
@@ -170,7 +170,7 @@ public sealed class QueryEngine(DuckDbDatabase database, Catalog catalog, TimePr
                 if (!exists)
                 {
                     if (ddl.IfExists) return 0;
-                    throw BigQueryError.NotFound($"Not found: Table {r.ProjectId}:{r.DatasetId}.{r.TableId}");
+                    throw BigQueryError.NotFound($"Not found: Table {r.ProjectId}:{r.DatasetId}.{r.TableId} was not found in location US");
                 }
                 catalog.DeleteTable(connection, r.ProjectId!, r.DatasetId!, r.TableId!);
                 return 1;

@@ -1,16 +1,87 @@
+using System.Text.RegularExpressions;
+using ChatStack.BigQueryEmulator.Apis;
 using DuckDB.NET.Data;
 
 namespace ChatStack.BigQueryEmulator.Sql;
 
-public static class QueryErrors
+/// <summary>
+/// DuckDB's errors in BigQuery's words where a client may depend on them: a missing table is a 404 notFound, and the
+/// common mistakes read as BigQuery writes them (without its "at [line:column]", since DuckDB sees translated SQL).
+/// Anything else keeps DuckDB's first line after "Query error: ", still a 400 invalidQuery.
+/// </summary>
+public static partial class QueryErrors
 {
-    /// <summary>DuckDB's message without its caret diagram, as one line like BigQuery's "Query error: …".</summary>
-    public static string Describe(DuckDBException exception)
+    public static BigQueryError ToError(DuckDBException exception, string translatedSql)
     {
-        var first = exception.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        var message = first.Length > 0 ? first[0] : exception.Message;
-        return message.Contains("division by zero", StringComparison.Ordinal)
-            ? "Query error: " + message[message.IndexOf("division by zero", StringComparison.Ordinal)..]
-            : "Query error: " + message;
+        var lines = exception.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var message = lines.Length > 0 ? lines[0] : exception.Message;
+
+        if (MissingTable().Match(message) is { Success: true } table)
+        {
+            return BigQueryError.NotFound($"Not found: Table {QualifiedName(table.Groups["name"].Value, translatedSql)} was not found in location US");
+        }
+        return BigQueryError.InvalidQuery(Reword(message) ?? "Query error: " + message);
     }
+
+    private static string? Reword(string message)
+    {
+        if (message.IndexOf("division by zero", StringComparison.Ordinal) is var division and >= 0)
+        {
+            return message[division..];
+        }
+        if (UnknownColumn().Match(message) is { Success: true } column)
+        {
+            return $"Unrecognized name: {column.Groups["name"].Value}";
+        }
+        if (UnknownFunction().Match(message) is { Success: true } function)
+        {
+            return $"Function not found: {function.Groups["name"].Value}";
+        }
+        if (NotGrouped().Match(message) is { Success: true } grouped)
+        {
+            return $"SELECT list expression references column {grouped.Groups["name"].Value} which is neither grouped nor aggregated";
+        }
+        if (SyntaxError().Match(message) is { Success: true } syntax)
+        {
+            return syntax.Groups["near"].Success ? $"Syntax error: Unexpected \"{syntax.Groups["near"].Value}\"" : "Syntax error: Unexpected end of script";
+        }
+        if (BadCast().Match(message) is { Success: true } cast)
+        {
+            var type = cast.Groups["type"].Value switch { "BIGINT" or "INT64" => "int64", "DOUBLE" or "FLOAT64" => "double", "BOOLEAN" or "BOOL" => "bool", _ => null };
+            return type is null ? null : $"Bad {type} value: {cast.Groups["value"].Value}";
+        }
+        return null;
+    }
+
+    /// <summary>project:dataset.table for a table DuckDB names only by its table name, from the translated SQL.</summary>
+    private static string QualifiedName(string table, string translatedSql)
+    {
+        // Translated SQL names tables "project.dataset"."table" (SchemaTypes.TableName).
+        var reference = Regex.Match(translatedSql, "\"(?<schema>[^\"]+)\"\\.\"" + Regex.Escape(table.Replace("\"", "\"\"", StringComparison.Ordinal)) + "\"");
+        if (!reference.Success)
+        {
+            return table;
+        }
+        var schema = reference.Groups["schema"].Value;
+        var dot = schema.LastIndexOf('.');
+        return dot < 0 ? table : $"{schema[..dot]}:{schema[(dot + 1)..]}.{table}";
+    }
+
+    [GeneratedRegex("^Catalog Error: Table with name (?<name>.+?) does not exist!")]
+    private static partial Regex MissingTable();
+
+    [GeneratedRegex("^Binder Error: Referenced column \"?(?<name>.+?)\"? not found in FROM clause!")]
+    private static partial Regex UnknownColumn();
+
+    [GeneratedRegex("^Catalog Error: Scalar Function with name (?<name>.+?) does not exist!")]
+    private static partial Regex UnknownFunction();
+
+    [GeneratedRegex("^Binder Error: column \"(?<name>.+?)\" must appear in the GROUP BY clause")]
+    private static partial Regex NotGrouped();
+
+    [GeneratedRegex("^Parser Error: syntax error at (?:or near \"(?<near>.*)\"|end of input)")]
+    private static partial Regex SyntaxError();
+
+    [GeneratedRegex("^Conversion Error: Could not convert string '(?<value>.*)' to (?<type>[A-Z0-9]+)")]
+    private static partial Regex BadCast();
 }

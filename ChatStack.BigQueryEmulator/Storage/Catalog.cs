@@ -263,7 +263,7 @@ public sealed class Catalog
         }
         catch (DuckDBException e)
         {
-            throw BigQueryError.InvalidQuery(QueryErrors.Describe(e));
+            throw QueryErrors.ToError(e, translated);
         }
     }
 

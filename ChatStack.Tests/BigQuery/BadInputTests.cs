@@ -53,6 +53,43 @@ public sealed class BadInputTests(EmulatorFixture emulator)
         Assert.Equal("0", JsonNode.Parse(await rows.Content.ReadAsStringAsync())!["rows"]![0]!["f"]![0]!["v"]!.GetValue<string>());
     }
 
+    /// <summary>
+    /// Query mistakes answer in BigQuery's words, so code that branches on a 404 or shows the message to a user
+    /// behaves as against real BigQuery; a view over a missing table is refused the same way.
+    /// </summary>
+    [Theory]
+    [InlineData("SELECT a FROM {ds}.missing", 404, "notFound", "Not found: Table chatstack-test:{ds}.missing was not found in location US")]
+    [InlineData("INSERT INTO {ds}.missing (a) VALUES ('x')", 404, "notFound", "Not found: Table chatstack-test:{ds}.missing was not found in location US")]
+    [InlineData("DROP TABLE {ds}.missing", 404, "notFound", "Not found: Table chatstack-test:{ds}.missing was not found in location US")]
+    [InlineData("VIEW SELECT a FROM {ds}.missing", 404, "notFound", "Not found: Table chatstack-test:{ds}.missing was not found in location US")]
+    [InlineData("SELECT nope FROM {ds}.base", 400, "invalidQuery", "Unrecognized name: nope")]
+    [InlineData("SELECT no_such_function(a) FROM {ds}.base", 400, "invalidQuery", "Function not found: no_such_function")]
+    [InlineData("SELECT a, COUNT(*) FROM {ds}.base", 400, "invalidQuery", "SELECT list expression references column a which is neither grouped nor aggregated")]
+    [InlineData("SELEC 1", 400, "invalidQuery", "Syntax error: Unexpected \"1\"")]
+    [InlineData("SELECT 1 +", 400, "invalidQuery", "Syntax error: Unexpected end of script")]
+    [InlineData("SELECT CAST('x' AS INT64)", 400, "invalidQuery", "Bad int64 value: x")]
+    [InlineData("SELECT CAST('x' AS FLOAT64)", 400, "invalidQuery", "Bad double value: x")]
+    public async Task QueryMistakes_AreWordedAsBigQueryWordsThem(string query, int status, string reason, string message)
+    {
+        using var http = emulator.CreateRawClient();
+        var dataset = EmulatorFixture.NewDatasetId();
+        await Send(http, "POST", $"{P}/datasets", new JsonObject { ["datasetReference"] = new JsonObject { ["datasetId"] = dataset } }.ToJsonString());
+        await Send(http, "POST", $"{P}/datasets/{dataset}/tables", """{"tableReference":{"tableId":"base"},"schema":{"fields":[{"name":"a","type":"STRING"}]}}""");
+        query = query.Replace("{ds}", dataset, StringComparison.Ordinal);
+        message = message.Replace("{ds}", dataset, StringComparison.Ordinal);
+
+        var response = query.StartsWith("VIEW ", StringComparison.Ordinal)
+            ? await Send(http, "POST", $"{P}/datasets/{dataset}/tables",
+                new JsonObject { ["tableReference"] = new JsonObject { ["tableId"] = "v" }, ["view"] = new JsonObject { ["query"] = query[5..] } }.ToJsonString())
+            : await Send(http, "POST", $"{P}/queries", new JsonObject { ["query"] = query, ["useLegacySql"] = false }.ToJsonString());
+
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(status == (int)response.StatusCode, body);
+        var error = JsonNode.Parse(body)!["error"]!;
+        Assert.Equal(message, error["message"]!.GetValue<string>());
+        Assert.Equal(reason, error["errors"]![0]!["reason"]!.GetValue<string>());
+    }
+
     private static Task<HttpResponseMessage> Send(HttpClient http, string method, string path, string body)
     {
         var request = new HttpRequestMessage(new HttpMethod(method), path);
