@@ -38,9 +38,7 @@ public sealed class BadInputTests(EmulatorFixture emulator)
     public async Task BadRequest_IsAnsweredInBigQueryShape(string method, string path, string body, int status)
     {
         using var http = emulator.CreateRawClient();
-        var dataset = EmulatorFixture.NewDatasetId();
-        await Send(http, "POST", $"{P}/datasets", new JsonObject { ["datasetReference"] = new JsonObject { ["datasetId"] = dataset } }.ToJsonString());
-        await Send(http, "POST", $"{P}/datasets/{dataset}/tables", """{"tableReference":{"tableId":"base"},"schema":{"fields":[{"name":"a","type":"STRING"}]}}""");
+        var dataset = await NewDatasetWithBaseTableAsync(http);
 
         var response = await Send(http, method, P + path.Replace("{ds}", dataset, StringComparison.Ordinal), body);
 
@@ -72,9 +70,7 @@ public sealed class BadInputTests(EmulatorFixture emulator)
     public async Task QueryMistakes_AreWordedAsBigQueryWordsThem(string query, int status, string reason, string message)
     {
         using var http = emulator.CreateRawClient();
-        var dataset = EmulatorFixture.NewDatasetId();
-        await Send(http, "POST", $"{P}/datasets", new JsonObject { ["datasetReference"] = new JsonObject { ["datasetId"] = dataset } }.ToJsonString());
-        await Send(http, "POST", $"{P}/datasets/{dataset}/tables", """{"tableReference":{"tableId":"base"},"schema":{"fields":[{"name":"a","type":"STRING"}]}}""");
+        var dataset = await NewDatasetWithBaseTableAsync(http);
         query = query.Replace("{ds}", dataset, StringComparison.Ordinal);
         message = message.Replace("{ds}", dataset, StringComparison.Ordinal);
 
@@ -88,6 +84,15 @@ public sealed class BadInputTests(EmulatorFixture emulator)
         var error = JsonNode.Parse(body)!["error"]!;
         Assert.Equal(message, error["message"]!.GetValue<string>());
         Assert.Equal(reason, error["errors"]![0]!["reason"]!.GetValue<string>());
+    }
+
+    /// <summary>A dataset of its own with an empty table <c>base (a STRING)</c>.</summary>
+    private static async Task<string> NewDatasetWithBaseTableAsync(HttpClient http)
+    {
+        var dataset = EmulatorFixture.NewDatasetId();
+        await Send(http, "POST", $"{P}/datasets", new JsonObject { ["datasetReference"] = new JsonObject { ["datasetId"] = dataset } }.ToJsonString());
+        await Send(http, "POST", $"{P}/datasets/{dataset}/tables", """{"tableReference":{"tableId":"base"},"schema":{"fields":[{"name":"a","type":"STRING"}]}}""");
+        return dataset;
     }
 
     private static Task<HttpResponseMessage> Send(HttpClient http, string method, string path, string body)
