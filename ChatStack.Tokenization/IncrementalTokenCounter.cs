@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace ChatStack.Tokenization;
 
 /// <summary>
@@ -23,6 +25,18 @@ public sealed class IncrementalTokenCounter
     private int _length = -1; // length of the text at the last count
     private int _total;
 
+    // For Estimate, fed by Appended: a delta that starts with an ASCII character is estimated at the characters per
+    // token learned from the last mostly-ASCII stretch between two counts, any other delta at one token per character
+    // (CJK, emoji and astral letters come close; accented letters err early). Errors should be early (an extra
+    // count), not late: whitespace runs reach dozens of characters per token, so the learned rate is capped, or a
+    // checkpoint after such a run would be hundreds of tokens late if CJK or emoji followed.
+    private const double InitialAsciiCharsPerToken = 3; // below English (~4.3): a first checkpoint early, not late
+    private const double MaxAsciiCharsPerToken = 6;
+    private const int MinTokensToLearn = 8;
+    private int _asciiSinceCount;
+    private int _otherSinceCount;
+    private double _tokensPerAsciiChar = 1 / InitialAsciiCharsPerToken;
+
     internal IncrementalTokenCounter(ITokenCounterCore counter) => _counter = counter;
 
     /// <summary>Characters before the committed boundary: counted once, never read again.</summary>
@@ -46,15 +60,63 @@ public sealed class IncrementalTokenCounter
         }
         Commit(textSoFar);
         _length = textSoFar.Length;
-        _total = _committedTokens + _counter.CountTokens(textSoFar[_committedChars..]);
-        return _total;
+        int total = _committedTokens + _counter.CountTokens(textSoFar[_committedChars..]);
+        Learn(total);
+        return total;
+    }
+
+    /// <summary>
+    /// A count that the text cannot exceed once it is <paramref name="lengthSoFar"/> characters long, without
+    /// counting: the tokens before the committed boundary plus three per UTF-16 unit after it (a unit is at most three
+    /// UTF-8 bytes, and no token is shorter than a byte). Sound whatever was appended, so a limit checked against it
+    /// is found at the exact delta that reaches it.
+    /// </summary>
+    public int UpperBound(int lengthSoFar) => _committedTokens + 3 * (lengthSoFar - _committedChars);
+
+    /// <summary>
+    /// Tells the estimate about a delta the caller appended: one branch and an add, cheap enough for every delta.
+    /// Only <see cref="Estimate"/> reads it; counts never depend on it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Appended(ReadOnlySpan<char> delta)
+    {
+        if (delta.IsEmpty)
+        {
+            return;
+        }
+        if (delta[0] <= '\u007f')
+        {
+            _asciiSinceCount += delta.Length;
+        }
+        else
+        {
+            _otherSinceCount += delta.Length;
+        }
+    }
+
+    /// <summary>
+    /// A guess at the count now, for deciding when a count is worth taking ("about every 50 tokens"), never as a
+    /// count: the last count plus the deltas <see cref="Appended"/> since, estimated by their first character.
+    /// </summary>
+    public int Estimate => _total + (int)(_asciiSinceCount * _tokensPerAsciiChar) + _otherSinceCount;
+
+    private void Learn(int total)
+    {
+        int chars = _asciiSinceCount + _otherSinceCount, tokens = total - _total;
+        // Mostly ASCII: all its tokens taken as ASCII tokens, which errs towards a low rate (early counts).
+        if (chars > 0 && tokens >= MinTokensToLearn && _otherSinceCount * 10 <= chars)
+        {
+            _tokensPerAsciiChar = 1 / Math.Clamp((double)_asciiSinceCount / tokens, 1, MaxAsciiCharsPerToken);
+        }
+        (_total, _asciiSinceCount, _otherSinceCount) = (total, 0, 0);
     }
 
     /// <summary>Starts over for a new text.</summary>
     public void Reset()
     {
-        _committedChars = _committedTokens = _scanned = _total = 0;
+        _committedChars = _committedTokens = _scanned = _total = _asciiSinceCount = _otherSinceCount = 0;
         _length = -1;
+        _tokensPerAsciiChar = 1 / InitialAsciiCharsPerToken;
     }
 
     /// <summary>Moves the committed boundary to the last stable boundary of <paramref name="text"/>, counting what it passes.</summary>

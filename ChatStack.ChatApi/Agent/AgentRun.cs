@@ -266,10 +266,11 @@ internal sealed class AgentRun(
                 _live.Add(update.Content);
                 events.Write(ChatEventTypes.MessageDelta, new MessageDeltaEvent(update.Content));
 
-                // Count exactly only when a checkpoint or the budget might have been reached: the same deltas
-                // trigger as with a count after every delta, at a fraction of the tokenizer calls.
+                // Count exactly only when the estimate says a checkpoint is due ("about every 50 tokens": one or
+                // two counts per checkpoint), or when the sound upper bound says the budget may be reached, so a
+                // budget stops the answer at the very delta that exhausts it.
                 var budgetLimit = _budget.Current.BudgetMax - _budget.Current.PromptTokens;
-                if (_completionBase + _live.UpperBound < Math.Min(_nextCheckpoint, budgetLimit))
+                if (_completionBase + _live.Estimate < _nextCheckpoint && _completionBase + _live.UpperBound < budgetLimit)
                 {
                     continue;
                 }
@@ -278,7 +279,7 @@ internal sealed class AgentRun(
                 if (_budget.Current.CompletionTokens >= _nextCheckpoint)
                 {
                     Emit(BudgetPhases.ModelStream);
-                    _nextCheckpoint = (_budget.Current.CompletionTokens / options.CheckpointTokens + 1) * options.CheckpointTokens;
+                    _nextCheckpoint = _budget.Current.CompletionTokens + options.CheckpointTokens;
                 }
 
                 if (_budget.IsExhausted)

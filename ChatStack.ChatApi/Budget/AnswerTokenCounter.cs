@@ -1,22 +1,18 @@
-using System.Text;
 using ChatStack.Tokenization;
 
 namespace ChatStack.ChatApi.Budget;
 
 /// <summary>
 /// The token count of one model call's answer as it streams: exact (ChatStack.Tokenization's incremental counter
-/// over the run's own answer text, the same total as counting the final text once, at linear cost), plus a cheap
-/// upper bound that lets the agent count only when a checkpoint or the budget may have been crossed.
+/// over the run's own answer text, the same total as counting the final text once, at linear cost), plus an
+/// estimate and a sound upper bound that let the agent count only when a checkpoint is due or the budget may have
+/// been reached.
 /// </summary>
 internal sealed class AnswerTokenCounter
 {
     private readonly IncrementalTokenCounter _exact;
     private readonly AnswerText _answer;
     private readonly int _start;
-
-    // The last exact count, and the UTF-8 bytes appended since: no byte-level BPE token is shorter than a byte.
-    private int _lastCount;
-    private int _bytesSinceCount;
 
     /// <summary>Counts what is appended to <paramref name="answer"/> from now on (a new text when none is given).</summary>
     public AnswerTokenCounter(ITokenCounter counter, AnswerText? answer = null)
@@ -26,14 +22,17 @@ internal sealed class AnswerTokenCounter
         _start = _answer.Length;
     }
 
-    /// <summary>The count cannot be above this: the last exact count plus one token per UTF-8 byte added since.</summary>
-    public int UpperBound => _lastCount + _bytesSinceCount;
+    /// <summary>The count cannot be above this (<see cref="IncrementalTokenCounter.UpperBound"/>).</summary>
+    public int UpperBound => _exact.UpperBound(_answer.Length - _start);
+
+    /// <summary>A guess at the count, to decide when counting is worth it (<see cref="IncrementalTokenCounter.Estimate"/>).</summary>
+    public int Estimate => _exact.Estimate;
 
     /// <summary>Appends a delta to the answer without counting it.</summary>
     public void Add(ReadOnlySpan<char> delta)
     {
         _answer.Append(delta);
-        _bytesSinceCount += Encoding.UTF8.GetByteCount(delta);
+        _exact.Appended(delta);
     }
 
     /// <summary>Appends a delta and returns the exact token count of this call's text so far.</summary>
@@ -44,9 +43,5 @@ internal sealed class AnswerTokenCounter
     }
 
     /// <summary>The exact token count of this call's text so far.</summary>
-    public int Count()
-    {
-        (_lastCount, _bytesSinceCount) = (_exact.CountTokens(_answer.AsSpan(_start)), 0);
-        return _lastCount;
-    }
+    public int Count() => _exact.CountTokens(_answer.AsSpan(_start));
 }

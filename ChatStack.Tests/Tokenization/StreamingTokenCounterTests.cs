@@ -75,6 +75,50 @@ public sealed class StreamingTokenCounterTests
         }, iter: 2000);
     }
 
+    [Theory]
+    [MemberData(nameof(Encodings))]
+    public void UpperBound_IsNeverBelowTheCount_WhateverWasAppendedSinceTheLastCount(string encoding)
+    {
+        // The chat API stops an answer at the delta that exhausts its budget by checking this bound between counts.
+        var counter = TokenCounterFactory.Default.ForEncoding(encoding);
+        s_textAndCuts.SelectMany(sample => Gen.Bool.Array[sample.Cuts.Length].Select(reads => (sample.Text, sample.Cuts, reads))).Sample(sample =>
+        {
+            var (text, cuts, reads) = sample;
+            var count = counter.CreateIncrementalCounter();
+            int pos = 0;
+            for (int k = 0; k < cuts.Length && pos < text.Length; k++)
+            {
+                pos = Math.Min(text.Length, pos + cuts[k]);
+                if (count.UpperBound(pos) < counter.CountTokens(text.AsSpan(0, pos)))
+                {
+                    return false;
+                }
+                if (reads[k])
+                {
+                    count.CountTokens(text.AsSpan(0, pos));
+                }
+            }
+            return true;
+        }, iter: 2000);
+    }
+
+    [Theory]
+    [InlineData(TokenizerEncodings.O200kBase, "  }\u3000\u3000\u3000\u3000\u3000\u3000\u3000\u3000\u3000\u3000\u3000\u3000\u3000\u3000\u3000\u3000\u3000\u3000\u3000\u3000", "f")]
+    [InlineData(TokenizerEncodings.Cl100kBase, "{  ", "1")]
+    [InlineData(TokenizerEncodings.Cl100kBase, "{\u3000\u3000", "o")]
+    public void UpperBound_Holds_WhereOneLetterAddsMoreTokensThanBytes(string encoding, string text, string letter)
+    {
+        // After a whitespace run, a letter takes the run's last space into its own piece and the run re-splits: the
+        // count can grow by more than the letter's bytes, so "last count + bytes since" is no bound (cases from the corpus).
+        var counter = TokenCounterFactory.Default.ForEncoding(encoding);
+        var count = counter.CreateIncrementalCounter();
+        int before = count.CountTokens(text);
+        int after = counter.CountTokens(text + letter);
+
+        Assert.True(after > before + 1, $"{before} tokens, then {after} with one more byte");
+        Assert.True(count.UpperBound(text.Length + 1) >= after);
+    }
+
     [Fact]
     public void Incremental_RejectsTextThatShrank_AndStartsOverAfterReset()
     {

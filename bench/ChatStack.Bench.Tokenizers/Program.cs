@@ -103,17 +103,22 @@ if (streaming.Count == 6)
         (nameof(StreamingBenchmarks.AccumulateThenCount), "accumulate deltas + count once"),
         (nameof(StreamingBenchmarks.AccumulateIncremental), "accumulate deltas + **incremental**"),
         (nameof(StreamingBenchmarks.Streaming), "streaming counter (own tail copy)"),
+        (nameof(StreamingBenchmarks.ApiGated), "as the chat API: **counts when the estimate says a checkpoint is due**"),
+        (nameof(StreamingBenchmarks.AccumulateTokenDeltasThenCount), "accumulate token deltas + count once"),
+        (nameof(StreamingBenchmarks.ApiGatedTokenDeltas), "as the chat API, token deltas"),
     })
     {
         double m = Median(method);
         md.AppendLine(CultureInfo.InvariantCulture, $"| {label} | {m / 1e6:F2} ms | {Allocated(method)} | {m / once:F2}× | {m / accumulate:F2}× |");
     }
     md.AppendLine();
-    md.AppendLine("Those are BenchmarkDotNet medians of separate runs; on a shared machine load shifts between them, so the same six are");
+    md.AppendLine("Those are BenchmarkDotNet medians of separate runs; on a shared machine load shifts between them, so the same ones are");
     md.AppendLine("also timed interleaved, keeping each one's minimum (load only ever adds time):");
     md.AppendLine();
     md.AppendLine("- " + StreamProfile.Describe(StreamProfile.Measure()));
     md.AppendLine("- " + StreamProfile.MeasureUnseen());
+    md.AppendLine("- as the chat API, random deltas: " + setup.ApiGateStats(tokenDeltas: false));
+    md.AppendLine("- as the chat API, token deltas: " + setup.ApiGateStats(tokenDeltas: true));
 }
 
 if (args.Contains("--segments"))

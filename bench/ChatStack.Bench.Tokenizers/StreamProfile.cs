@@ -10,7 +10,8 @@ namespace ChatStack.Bench.Tokenizers;
 /// </summary>
 internal static class StreamProfile
 {
-    internal sealed record Figures(double OneShotMs, double IncrementalMs, double IncrementalTokenDeltasMs, double IncrementalNewCutsMs, double AccumulateMs, double AccumulateIncrementalMs, double StreamingMs, int Rounds);
+    internal sealed record Figures(double OneShotMs, double IncrementalMs, double IncrementalTokenDeltasMs, double IncrementalNewCutsMs, double AccumulateMs, double AccumulateIncrementalMs, double StreamingMs,
+        double AccumulateTokenDeltasMs, double ApiGatedMs, double ApiGatedTokenDeltasMs, int Rounds);
 
     internal static Figures Measure(int rounds = 41)
     {
@@ -20,7 +21,8 @@ internal static class StreamProfile
         var otherCuts = b.OtherCuts(rounds + 5);
         int cut = 0;
         int NewCuts() => b.IncrementalAt(otherCuts[cut++]);
-        Func<int>[] variants = [b.OneShot, b.Incremental, b.IncrementalTokenDeltas, NewCuts, b.AccumulateThenCount, b.AccumulateIncremental, b.Streaming];
+        Func<int>[] variants = [b.OneShot, b.Incremental, b.IncrementalTokenDeltas, NewCuts, b.AccumulateThenCount, b.AccumulateIncremental, b.Streaming,
+            b.AccumulateTokenDeltasThenCount, b.ApiGated, b.ApiGatedTokenDeltas];
         var min = Enumerable.Repeat(double.MaxValue, variants.Length).ToArray();
         for (int k = 0; k < 5; k++)
         {
@@ -36,7 +38,7 @@ internal static class StreamProfile
                 min[v] = Math.Min(min[v], Time(variants[v]));
             }
         }
-        return new Figures(min[0], min[1], min[2], min[3], min[4], min[5], min[6], rounds);
+        return new Figures(min[0], min[1], min[2], min[3], min[4], min[5], min[6], min[7], min[8], min[9], rounds);
     }
 
     internal static void Run()
@@ -46,6 +48,8 @@ internal static class StreamProfile
         Console.WriteLine($"answer tokens {b.AnswerTokens}, deltas {b.DeltaCount}, checkpoints {b.CheckpointCount}, tail chars re-counted {b.TailStats()}");
         Console.WriteLine(Describe(Measure()));
         Console.WriteLine(MeasureUnseen());
+        Console.WriteLine($"as the chat API, random deltas: {b.ApiGateStats(tokenDeltas: false)}");
+        Console.WriteLine($"as the chat API, token deltas: {b.ApiGateStats(tokenDeltas: true)}");
     }
 
     /// <summary>
@@ -112,7 +116,9 @@ internal static class StreamProfile
         $"(**{f.IncrementalTokenDeltasMs / f.OneShotMs:F2}×**), with new cuts each round {f.IncrementalNewCutsMs:F2} ms " +
         $"(**{f.IncrementalNewCutsMs / f.OneShotMs:F2}×**); accumulate + count once {f.AccumulateMs:F2} ms, accumulate + incremental " +
         $"{f.AccumulateIncrementalMs:F2} ms (**{f.AccumulateIncrementalMs / f.AccumulateMs:F2}×**); streaming counter {f.StreamingMs:F2} ms " +
-        $"({f.StreamingMs / f.OneShotMs:F2}× count once, {f.StreamingMs / f.AccumulateMs:F2}× accumulate + count once).";
+        $"({f.StreamingMs / f.OneShotMs:F2}× count once, {f.StreamingMs / f.AccumulateMs:F2}× accumulate + count once); " +
+        $"as the chat API (count when the estimate says a checkpoint is due) {f.ApiGatedMs:F2} ms (**{f.ApiGatedMs / f.AccumulateMs:F2}×** accumulate + count once), " +
+        $"with token deltas {f.ApiGatedTokenDeltasMs:F2} ms against {f.AccumulateTokenDeltasMs:F2} ms (**{f.ApiGatedTokenDeltasMs / f.AccumulateTokenDeltasMs:F2}×**).";
 
     private static double Time(Func<int> action)
     {

@@ -16,6 +16,7 @@ public class StreamingBenchmarks
     private bool[] _checkpointAfter = [];
     private int[] _checkpointEnds = [];
     private int[] _tokenCheckpointEnds = [];
+    private int[] _tokenDeltaEnds = [];
     private ITokenCounter _counter = null!;
 
     [GlobalSetup]
@@ -27,6 +28,7 @@ public class StreamingBenchmarks
         _checkpointEnds = _deltaEnds.Where((_, k) => _checkpointAfter[k]).ToArray();
         var (tokenEnds, tokenCheckpointAfter) = StreamingAnswer.TokenDeltas((TokenCounter)_counter, _answer);
         _tokenCheckpointEnds = tokenEnds.Where((_, k) => tokenCheckpointAfter[k]).ToArray();
+        _tokenDeltaEnds = tokenEnds;
     }
 
     internal (long TailChars, int Checkpoints) TailStats()
@@ -91,17 +93,69 @@ public class StreamingBenchmarks
     }
 
     [Benchmark(Description = "accumulate deltas, count final text once")]
-    public int AccumulateThenCount()
+    public int AccumulateThenCount() => AccumulateThenCount(_deltaEnds);
+
+    [Benchmark(Description = "accumulate token deltas, count final text once")]
+    public int AccumulateTokenDeltasThenCount() => AccumulateThenCount(_tokenDeltaEnds);
+
+    // What a caller that counts once must also do: keep the streamed text.
+    private int AccumulateThenCount(int[] deltaEnds)
     {
-        // What a caller that counts once must also do: keep the streamed text.
-        var text = new ArrayBufferWriter<char>(); // the same buffer for both accumulating variants
+        var text = new ArrayBufferWriter<char>(); // the same buffer for every accumulating variant
         int start = 0;
-        foreach (int end in _deltaEnds)
+        foreach (int end in deltaEnds)
         {
             text.Write(_answer.AsSpan(start, end - start));
             start = end;
         }
         return _counter.CountTokens(text.WrittenSpan);
+    }
+
+    [Benchmark(Description = "as the chat API: accumulate deltas, count when the estimate says a checkpoint is due")]
+    public int ApiGated() => ApiGated(_deltaEnds, null);
+
+    [Benchmark(Description = "as the chat API: accumulate token deltas, count when the estimate says a checkpoint is due")]
+    public int ApiGatedTokenDeltas() => ApiGated(_tokenDeltaEnds, null);
+
+    /// <summary>
+    /// What the chat API's agent does with each model delta (AgentRun): keep it in the answer, tell the estimate, and
+    /// count exactly only when the estimate reaches the next checkpoint, which then moves 50 tokens past the count.
+    /// </summary>
+    internal int ApiGated(int[] deltaEnds, List<(int Count, bool Checkpoint)>? counts)
+    {
+        var text = new ArrayBufferWriter<char>();
+        var count = _counter.CreateIncrementalCounter();
+        int start = 0, next = 50;
+        foreach (int end in deltaEnds)
+        {
+            var delta = _answer.AsSpan(start, end - start);
+            start = end;
+            text.Write(delta);
+            count.Appended(delta);
+            if (count.Estimate < next)
+            {
+                continue;
+            }
+            int tokens = count.CountTokens(text.WrittenSpan);
+            counts?.Add((tokens, tokens >= next));
+            if (tokens >= next)
+            {
+                next = tokens + 50;
+            }
+        }
+        return count.CountTokens(text.WrittenSpan);
+    }
+
+    /// <summary>Exact counts per checkpoint, and the tokens between checkpoints, of <see cref="ApiGated(int[], List{ValueTuple{int, bool}}?)"/>.</summary>
+    internal string ApiGateStats(bool tokenDeltas)
+    {
+        var counts = new List<(int Count, bool Checkpoint)>();
+        ApiGated(tokenDeltas ? _tokenDeltaEnds : _deltaEnds, counts);
+        var at = counts.Where(c => c.Checkpoint).Select(c => c.Count).ToList();
+        var gaps = at.Zip(at.Skip(1), (a, b) => b - a).Prepend(at[0]).Order().ToList();
+        return $"{(tokenDeltas ? _tokenDeltaEnds : _deltaEnds).Length:N0} deltas, {counts.Count:N0} exact counts for {at.Count} checkpoints " +
+            $"({(double)counts.Count / at.Count:F2} per checkpoint), tokens between checkpoints min {gaps[0]}, median {gaps[gaps.Count / 2]}, " +
+            $"p99 {gaps[(int)(gaps.Count * 0.99)]}, max {gaps[^1]}";
     }
 
     [Benchmark(Description = "accumulate deltas, incremental at every checkpoint")]
