@@ -100,6 +100,13 @@ public sealed class IncrementalTokenCounter
     /// </summary>
     public int Estimate => _total + (int)(_asciiSinceCount * _tokensPerAsciiChar) + _otherSinceCount;
 
+    /// <summary>
+    /// Whether counting the text, now <paramref name="lengthSoFar"/> characters long, is due: the estimate reached
+    /// <paramref name="checkpoint"/> (about when it is crossed), or the count may have reached <paramref name="limit"/>
+    /// (<see cref="UpperBound"/>: a limit is found at the very delta that reaches it).
+    /// </summary>
+    public bool CountDue(int lengthSoFar, int checkpoint, int limit) => Estimate >= checkpoint || UpperBound(lengthSoFar) >= limit;
+
     private void Learn(int total)
     {
         int chars = _asciiSinceCount + _otherSinceCount, tokens = total - _total;

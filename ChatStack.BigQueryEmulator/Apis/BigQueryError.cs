@@ -19,6 +19,10 @@ public sealed class BigQueryError(int code, string status, string reason, string
 
     public static BigQueryError NotFound(string message) => new(404, "NOT_FOUND", "notFound", message);
 
+    /// <summary>A table a query, DML or DDL statement names does not exist, in jobs' wording (tables.get says less).</summary>
+    public static BigQueryError TableNotFoundInQuery(string project, string dataset, string table) =>
+        NotFound($"Not found: Table {project}:{dataset}.{table} was not found in location US");
+
     public static BigQueryError Duplicate(string message) => new(409, "ALREADY_EXISTS", "duplicate", message);
 
     public static BigQueryError PayloadTooLarge(long limit) =>

@@ -170,7 +170,7 @@ public sealed class QueryEngine(DuckDbDatabase database, Catalog catalog, TimePr
                 if (!exists)
                 {
                     if (ddl.IfExists) return 0;
-                    throw BigQueryError.NotFound($"Not found: Table {r.ProjectId}:{r.DatasetId}.{r.TableId} was not found in location US");
+                    throw BigQueryError.TableNotFoundInQuery(r.ProjectId!, r.DatasetId!, r.TableId!);
                 }
                 catalog.DeleteTable(connection, r.ProjectId!, r.DatasetId!, r.TableId!);
                 return 1;

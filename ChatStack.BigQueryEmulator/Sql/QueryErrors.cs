@@ -16,9 +16,12 @@ public static partial class QueryErrors
         var lines = exception.Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         var message = lines.Length > 0 ? lines[0] : exception.Message;
 
-        if (MissingTable().Match(message) is { Success: true } table)
+        if (MissingTable().Match(message) is { Success: true } missing)
         {
-            return BigQueryError.NotFound($"Not found: Table {QualifiedName(table.Groups["name"].Value, translatedSql)} was not found in location US");
+            var table = missing.Groups["name"].Value;
+            return Schema(table, translatedSql) is { } schema && schema.LastIndexOf('.') is var dot and > 0
+                ? BigQueryError.TableNotFoundInQuery(schema[..dot], schema[(dot + 1)..], table)
+                : BigQueryError.NotFound($"Not found: Table {table} was not found in location US");
         }
         return BigQueryError.InvalidQuery(Reword(message) ?? "Query error: " + message);
     }
@@ -53,18 +56,12 @@ public static partial class QueryErrors
         return null;
     }
 
-    /// <summary>project:dataset.table for a table DuckDB names only by its table name, from the translated SQL.</summary>
-    private static string QualifiedName(string table, string translatedSql)
+    /// <summary>"project.dataset" of a table DuckDB names only by its table name, read from the translated SQL.</summary>
+    private static string? Schema(string table, string translatedSql)
     {
         // Translated SQL names tables "project.dataset"."table" (SchemaTypes.TableName).
         var reference = Regex.Match(translatedSql, "\"(?<schema>[^\"]+)\"\\.\"" + Regex.Escape(table.Replace("\"", "\"\"", StringComparison.Ordinal)) + "\"");
-        if (!reference.Success)
-        {
-            return table;
-        }
-        var schema = reference.Groups["schema"].Value;
-        var dot = schema.LastIndexOf('.');
-        return dot < 0 ? table : $"{schema[..dot]}:{schema[(dot + 1)..]}.{table}";
+        return reference.Success ? reference.Groups["schema"].Value : null;
     }
 
     [GeneratedRegex("^Catalog Error: Table with name (?<name>.+?) does not exist!")]

@@ -270,7 +270,7 @@ internal sealed class AgentRun(
                 // two counts per checkpoint), or when the sound upper bound says the budget may be reached, so a
                 // budget stops the answer at the very delta that exhausts it.
                 var budgetLimit = _budget.Current.BudgetMax - _budget.Current.PromptTokens;
-                if (_completionBase + _live.Estimate < _nextCheckpoint && _completionBase + _live.UpperBound < budgetLimit)
+                if (!_live.CountDue(_nextCheckpoint - _completionBase, budgetLimit - _completionBase))
                 {
                     continue;
                 }

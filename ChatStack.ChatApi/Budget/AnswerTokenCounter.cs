@@ -22,11 +22,8 @@ internal sealed class AnswerTokenCounter
         _start = _answer.Length;
     }
 
-    /// <summary>The count cannot be above this (<see cref="IncrementalTokenCounter.UpperBound"/>).</summary>
-    public int UpperBound => _exact.UpperBound(_answer.Length - _start);
-
-    /// <summary>A guess at the count, to decide when counting is worth it (<see cref="IncrementalTokenCounter.Estimate"/>).</summary>
-    public int Estimate => _exact.Estimate;
+    /// <summary>Whether a count is due for a checkpoint or a limit of this call's text (<see cref="IncrementalTokenCounter.CountDue"/>).</summary>
+    public bool CountDue(int checkpoint, int limit) => _exact.CountDue(_answer.Length - _start, checkpoint, limit);
 
     /// <summary>Appends a delta to the answer without counting it.</summary>
     public void Add(ReadOnlySpan<char> delta)

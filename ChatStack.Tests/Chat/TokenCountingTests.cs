@@ -106,7 +106,7 @@ public class TokenCountingTests(ITestOutputHelper output)
         {
             gated.Add(delta);
             sofar.Append(delta);
-            if (gated.Estimate < next)
+            if (!gated.CountDue(next, limit: int.MaxValue))
             {
                 continue;
             }
@@ -154,7 +154,7 @@ public class TokenCountingTests(ITestOutputHelper output)
         for (var i = 0; i < deltas.Count && stopped < 0; i++)
         {
             gated.Add(deltas[i]);
-            if (gated.UpperBound >= limit)
+            if (gated.CountDue(checkpoint: int.MaxValue, limit))
             {
                 counts++;
                 stopped = gated.Count() >= limit ? i : -1;

@@ -132,7 +132,7 @@ public class StreamingBenchmarks
             start = end;
             text.Write(delta);
             count.Appended(delta);
-            if (count.Estimate < next)
+            if (!count.CountDue(text.WrittenCount, next, limit: int.MaxValue))
             {
                 continue;
             }
