@@ -9,6 +9,8 @@ internal static class ChatStackApplication
     /// <summary>The project id the emulators use unless <c>Parameters:gcp-project-id</c> names another.</summary>
     public const string LocalProjectId = "chatstack-local";
 
+    private const string LocalOtlpTimeoutMs = "2000";
+
     /// <summary>
     /// The whole stack on local emulators: the provisioner runs once the emulators are healthy, the worker
     /// once the provisioner has finished, the chat API once the stores it writes to are healthy.
@@ -58,6 +60,14 @@ internal static class ChatStackApplication
             .WithHttpHealthCheck("/health")
             .WithUrlForEndpoint("http", url => url.DisplayText = "Chat")
             .WithExternalHttpEndpoints();
+
+        // Ctrl+C stops the dashboard with the services, and each service's last OTLP export then retries against
+        // it for the SDK's default 10 s: the services outlived the AppHost by ~10 s. Locally 2 s is ample for a
+        // loopback export; deployed services keep the default.
+        foreach (var project in builder.Resources.OfType<ProjectResource>())
+        {
+            builder.CreateResourceBuilder(project).WithEnvironment("OTEL_EXPORTER_OTLP_TIMEOUT", LocalOtlpTimeoutMs);
+        }
 
         return builder;
     }
