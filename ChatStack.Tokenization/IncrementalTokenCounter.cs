@@ -58,9 +58,22 @@ public sealed class IncrementalTokenCounter
                 $"The text has {textSoFar.Length} characters, fewer than the {_length} of the previous call; an incremental count only follows text that grows.",
                 nameof(textSoFar));
         }
-        Commit(textSoFar);
+        // One pass from the committed boundary: the settled pieces and the unfinished tail in the same loop, so the
+        // tail's cache lookup overlaps the others' instead of paying a cold lookup of its own (~100 ns a checkpoint).
+        int boundary = LastStableBoundary(textSoFar);
+        int total = _committedTokens;
+        if (boundary < 0)
+        {
+            total += _counter.CountTokens(textSoFar[_committedChars..]);
+        }
+        else
+        {
+            int counted = _counter.CountTokens(textSoFar[_committedChars..], boundary - _committedChars, out int settled);
+            total += counted;
+            _committedTokens += settled;
+            _committedChars = boundary;
+        }
         _length = textSoFar.Length;
-        int total = _committedTokens + _counter.CountTokens(textSoFar[_committedChars..]);
         Learn(total);
         return total;
     }
@@ -129,18 +142,28 @@ public sealed class IncrementalTokenCounter
     /// <summary>Moves the committed boundary to the last stable boundary of <paramref name="text"/>, counting what it passes.</summary>
     internal void Commit(ReadOnlySpan<char> text)
     {
+        _length = -1; // the text may have grown since the last count
+        int boundary = LastStableBoundary(text);
+        if (boundary >= 0)
+        {
+            _committedTokens += _counter.CountTokens(text[_committedChars..boundary]);
+            _committedChars = boundary;
+        }
+    }
+
+    /// <summary>The last stable boundary of <paramref name="text"/> after the committed one, or -1; offsets before the end are not checked again.</summary>
+    private int LastStableBoundary(ReadOnlySpan<char> text)
+    {
         int from = Math.Max(_scanned, _committedChars + 1);
         _scanned = text.Length;
-        _length = -1; // the text may have grown since the last count
         for (int p = text.Length - 1; p >= from; p--)
         {
             if (IsStableBoundary(text, p))
             {
-                _committedTokens += _counter.CountTokens(text[_committedChars..p]);
-                _committedChars = p;
-                return;
+                return p;
             }
         }
+        return -1;
     }
 
     /// <summary>For a caller that drops its committed text: offsets now start at the committed boundary.</summary>

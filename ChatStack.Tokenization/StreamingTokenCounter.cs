@@ -97,4 +97,10 @@ public sealed class StreamingTokenCounter
 internal interface ITokenCounterCore
 {
     int CountTokens(ReadOnlySpan<char> text);
+
+    /// <summary>
+    /// Tokens of <paramref name="text"/>, and in <paramref name="tokensBefore"/> those of <c>text[..boundary]</c>
+    /// in the same pass when <paramref name="boundary"/> is stable (<see cref="IncrementalTokenCounter.IsStableBoundary"/>).
+    /// </summary>
+    int CountTokens(ReadOnlySpan<char> text, int boundary, out int tokensBefore);
 }

@@ -41,8 +41,8 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
 
     private readonly BpeRanks _ranks;
     private readonly bool _o200k;
-    private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _lookup;
+    private readonly ConcurrentDictionary<string, CachedPiece> _cache = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, CachedPiece>.AlternateLookup<ReadOnlySpan<char>> _lookup;
     private readonly int _maxCacheEntries;
     private int _cacheEntries;
 
@@ -97,6 +97,29 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
         return count;
     }
 
+    int ITokenCounterCore.CountTokens(ReadOnlySpan<char> text, int boundary, out int tokensBefore)
+    {
+        int count = 0;
+        int i = 0;
+        tokensBefore = -1;
+        while (i < text.Length)
+        {
+            int end = _o200k ? PieceSplitter.NextO200k(text, i) : PieceSplitter.NextCl100k(text, i);
+            count += PieceTokenCount(text[i..end]);
+            i = end;
+            if (i == boundary)
+            {
+                tokensBefore = count;
+            }
+        }
+        // A boundary inside a piece would be a broken stable-boundary rule; count its prefix on its own then.
+        if (tokensBefore < 0)
+        {
+            tokensBefore = boundary == 0 ? 0 : CountTokens(text[..boundary]);
+        }
+        return count;
+    }
+
     public IReadOnlyList<int> EncodeToIds(ReadOnlySpan<char> text)
     {
         var ids = new List<int>(text.Length / 3 + 1);
@@ -132,9 +155,9 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
         {
             return CountUncached(piece);
         }
-        if (_lookup.TryGetValue(piece, out int[]? cached))
+        if (_lookup.TryGetValue(piece, out CachedPiece cached))
         {
-            return cached.Length;
+            return cached.Count;
         }
         return _maxCacheEntries > 0 ? AddToCache(piece).Length : CountUncached(piece);
     }
@@ -145,7 +168,7 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
         {
             return EncodePiece(piece);
         }
-        return _lookup.TryGetValue(piece, out int[]? cached) ? cached : AddToCache(piece);
+        return _lookup.TryGetValue(piece, out CachedPiece cached) ? cached.Ids : AddToCache(piece);
     }
 
     private int[] AddToCache(ReadOnlySpan<char> piece)
@@ -163,7 +186,7 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
             _cache.Clear();
             Interlocked.Exchange(ref _cacheEntries, 1);
         }
-        if (!_lookup.TryAdd(piece, ids))
+        if (!_lookup.TryAdd(piece, new CachedPiece(ids.Length, ids)))
         {
             Interlocked.Decrement(ref _cacheEntries);
         }
@@ -204,3 +227,6 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
         }
     }
 }
+
+/// <summary>A cached piece: its count is kept beside the ids so that counting reads no array.</summary>
+internal readonly record struct CachedPiece(int Count, int[] Ids);

@@ -119,6 +119,32 @@ public sealed class StreamingTokenCounterTests
         Assert.True(count.UpperBound(text.Length + 1) >= after);
     }
 
+    [Theory]
+    [MemberData(nameof(Encodings))]
+    public void OnePassCount_SplitsAtStableBoundariesAndInsidePieces_AsCountingThePrefixAlone(string encoding)
+    {
+        // The incremental counter counts its settled pieces and its tail in one pass, split at a stable boundary; a
+        // boundary inside a piece (which no stable boundary is) must still give the prefix's own count.
+        var tokenCounter = TokenCounter.Create(encoding);
+        ITokenCounterCore counter = tokenCounter;
+        s_text.Sample(text =>
+        {
+            var pieceEnds = tokenCounter.SplitEnds(text).ToHashSet();
+            for (int boundary = 0; boundary <= text.Length; boundary++)
+            {
+                // Other piece ends may split differently once the text after them is gone (a whitespace run).
+                bool stable = boundary == 0 || boundary == text.Length || IncrementalTokenCounter.IsStableBoundary(text, boundary);
+                if (!stable && pieceEnds.Contains(boundary))
+                {
+                    continue;
+                }
+                int total = counter.CountTokens(text, boundary, out int before);
+                Assert.Equal(counter.CountTokens(text), total);
+                Assert.Equal(counter.CountTokens(text.AsSpan(0, boundary)), before);
+            }
+        }, iter: 200);
+    }
+
     [Fact]
     public void Incremental_RejectsTextThatShrank_AndStartsOverAfterReset()
     {

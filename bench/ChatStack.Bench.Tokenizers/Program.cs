@@ -42,42 +42,16 @@ Console.WriteLine($"Corpus: {corpusPath}, {Corpus.Text.Length:N0} UTF-16 code un
 var summaries = BenchmarkSwitcher.FromTypes([typeof(CountingBenchmarks), typeof(StreamingBenchmarks)])
     .Run([.. bdnArgs], DefaultConfig.Instance.WithOptions(ConfigOptions.JoinSummary)).ToList();
 
-Console.WriteLine("Running npm peers on the same corpus...");
-string peersDir = Corpus.PeersDirectory;
-if (!Directory.Exists(Path.Combine(peersDir, "node_modules", "gpt-tokenizer")))
-{
-    Corpus.Run("npm", "ci --no-audit --no-fund", peersDir);
-}
-using var peers = JsonDocument.Parse(Corpus.Run("node", $"peers.mjs \"{corpusPath}\" {(quick ? 3 : 7)}", peersDir));
-
-var rows = new List<(string Library, string Encoding, double MBps, int? Tokens, double? Allocated)>();
-foreach (var report in summaries.SelectMany(s => s.Reports).Where(r => r.Success && r.BenchmarkCase.Descriptor.Type == typeof(CountingBenchmarks)))
-{
-    string encoding = (string)report.BenchmarkCase.Parameters["Encoding"];
-    double seconds = report.ResultStatistics!.Median / 1e9;
-    string library = report.BenchmarkCase.Descriptor.WorkloadMethodDisplayInfo.Trim('\'');
-    rows.Add((library, encoding, corpusBytes / 1e6 / seconds, Count(library, encoding), report.GcStats.GetBytesAllocatedPerOperation(report.BenchmarkCase)));
-}
-foreach (var r in peers.RootElement.GetProperty("results").EnumerateArray())
-{
-    rows.Add((r.GetProperty("library").GetString()!, r.GetProperty("encoding").GetString()!, r.GetProperty("mbPerSec").GetDouble(), r.GetProperty("tokens").GetInt32(), null));
-}
-
 var md = new StringBuilder();
-md.AppendLine(CultureInfo.InvariantCulture, $"Corpus: {corpusBytes / 1e6:F2} MB UTF-8 ({Corpus.Text.Length:N0} UTF-16 code units), median of {(quick ? "a short" : "a default")} BenchmarkDotNet job; npm peers: median of {(quick ? 3 : 7)} warm passes.");
-md.AppendLine();
-md.AppendLine("| library | encoding | MB/s | tokens | vs tiktoken | allocated per pass | ChatStack speed ÷ this |");
-md.AppendLine("|---|---|---:|---:|---|---:|---:|");
-foreach (var group in rows.GroupBy(r => r.Encoding))
+var counting = summaries.SelectMany(s => s.Reports).Where(r => r.Success && r.BenchmarkCase.Descriptor.Type == typeof(CountingBenchmarks)).ToList();
+// The peers' table compares them with ChatStack's counting benchmarks: without those (a --filter) it would say 0×.
+if (counting.Count > 0)
 {
-    double ours = group.FirstOrDefault(r => r.Library == "ChatStack").MBps;
-    int? reference = group.FirstOrDefault(r => r.Library.StartsWith("tiktoken", StringComparison.Ordinal)).Tokens;
-    foreach (var r in group.OrderByDescending(r => r.MBps))
-    {
-        string exact = reference is null || r.Tokens is null ? "?" : r.Tokens == reference ? "exact" : $"{r.Tokens - reference:+#;-#}";
-        string alloc = r.Allocated is { } a ? FormatBytes(a) : "–";
-        md.AppendLine(CultureInfo.InvariantCulture, $"| {r.Library} | {r.Encoding} | {r.MBps:F1} | {r.Tokens:N0} | {exact} | {alloc} | {ours / r.MBps:F2}× |");
-    }
+    AppendCountingTable(md, counting);
+}
+else
+{
+    md.AppendLine("No counting benchmark ran (--filter), so the npm peers were not run.");
 }
 
 var streaming = summaries.SelectMany(s => s.Reports).Where(r => r.Success && r.BenchmarkCase.Descriptor.Type == typeof(StreamingBenchmarks)).ToList();
@@ -134,6 +108,46 @@ Console.WriteLine();
 Console.WriteLine(md.ToString());
 Directory.CreateDirectory("BenchmarkDotNet.Artifacts");
 File.WriteAllText(Path.Combine("BenchmarkDotNet.Artifacts", "token-counting.md"), md.ToString());
+
+void AppendCountingTable(StringBuilder md, List<BenchmarkReport> counting)
+{
+    Console.WriteLine("Running npm peers on the same corpus...");
+    string peersDir = Corpus.PeersDirectory;
+    if (!Directory.Exists(Path.Combine(peersDir, "node_modules", "gpt-tokenizer")))
+    {
+        Corpus.Run("npm", "ci --no-audit --no-fund", peersDir);
+    }
+    using var peers = JsonDocument.Parse(Corpus.Run("node", $"peers.mjs \"{corpusPath}\" {(quick ? 3 : 7)}", peersDir));
+
+    var rows = new List<(string Library, string Encoding, double MBps, int? Tokens, double? Allocated)>();
+    foreach (var report in counting)
+    {
+        string encoding = (string)report.BenchmarkCase.Parameters["Encoding"];
+        double seconds = report.ResultStatistics!.Median / 1e9;
+        string library = report.BenchmarkCase.Descriptor.WorkloadMethodDisplayInfo.Trim('\'');
+        rows.Add((library, encoding, corpusBytes / 1e6 / seconds, Count(library, encoding), report.GcStats.GetBytesAllocatedPerOperation(report.BenchmarkCase)));
+    }
+    foreach (var r in peers.RootElement.GetProperty("results").EnumerateArray())
+    {
+        rows.Add((r.GetProperty("library").GetString()!, r.GetProperty("encoding").GetString()!, r.GetProperty("mbPerSec").GetDouble(), r.GetProperty("tokens").GetInt32(), null));
+    }
+
+    md.AppendLine(CultureInfo.InvariantCulture, $"Corpus: {corpusBytes / 1e6:F2} MB UTF-8 ({Corpus.Text.Length:N0} UTF-16 code units), median of {(quick ? "a short" : "a default")} BenchmarkDotNet job; npm peers: median of {(quick ? 3 : 7)} warm passes.");
+    md.AppendLine();
+    md.AppendLine("| library | encoding | MB/s | tokens | vs tiktoken | allocated per pass | ChatStack speed ÷ this |");
+    md.AppendLine("|---|---|---:|---:|---|---:|---:|");
+    foreach (var group in rows.GroupBy(r => r.Encoding))
+    {
+        double ours = group.FirstOrDefault(r => r.Library == "ChatStack").MBps;
+        int? reference = group.FirstOrDefault(r => r.Library.StartsWith("tiktoken", StringComparison.Ordinal)).Tokens;
+        foreach (var r in group.OrderByDescending(r => r.MBps))
+        {
+            string exact = reference is null || r.Tokens is null ? "?" : r.Tokens == reference ? "exact" : $"{r.Tokens - reference:+#;-#}";
+            string alloc = r.Allocated is { } a ? FormatBytes(a) : "–";
+            md.AppendLine(CultureInfo.InvariantCulture, $"| {r.Library} | {r.Encoding} | {r.MBps:F1} | {r.Tokens:N0} | {exact} | {alloc} | {ours / r.MBps:F2}× |");
+        }
+    }
+}
 
 static int? Count(string library, string encoding) => library switch
 {
