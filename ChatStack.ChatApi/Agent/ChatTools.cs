@@ -19,7 +19,18 @@ internal sealed class ChatTools(IReadOnlyList<ChatMessageRecord> sessionHistory,
     [KernelFunction(TimeNow), Description("The current date and time in an IANA time zone, e.g. Europe/Paris or Asia/Tokyo.")]
     public string GetTimeNow([Description("IANA time zone id")] string time_zone)
     {
-        var zone = TimeZoneInfo.FindSystemTimeZoneById(time_zone.Trim());
+        var id = time_zone.Trim();
+        TimeZoneInfo zone;
+        try
+        {
+            zone = TimeZoneInfo.FindSystemTimeZoneById(id);
+        }
+        catch (Exception e) when (e is TimeZoneNotFoundException or InvalidTimeZoneException or ArgumentException)
+        {
+            // The inner exception names the server's zoneinfo file; the model (and the user) need the id and an example.
+            throw new ArgumentException($"Unknown time zone '{id}': use an IANA id such as Europe/Paris or Asia/Tokyo.");
+        }
+
         var now = TimeZoneInfo.ConvertTime(time.GetUtcNow(), zone);
         return $"{now:yyyy-MM-dd HH:mm} ({zone.Id}, UTC{now:zzz})";
     }

@@ -21,6 +21,21 @@ public class AgentToolTests
     public void The_calculator_refuses_what_is_not_arithmetic(string expression) =>
         Assert.ThrowsAny<Exception>(() => Calculator.Evaluate(expression));
 
+    [Theory]
+    [InlineData("Mars/Olympus")]
+    [InlineData("../../../etc/passwd")]
+    [InlineData("Not a zone")]
+    [InlineData("")]
+    public void An_unknown_time_zone_is_named_back_without_the_servers_paths(string timeZone)
+    {
+        var tools = new ChatTools([], TimeProvider.System);
+
+        var error = Assert.Throws<ArgumentException>(() => tools.GetTimeNow(timeZone));
+
+        // What the tool filter reports to the model and in tool_end.
+        Assert.Equal($"Unknown time zone '{timeZone}': use an IANA id such as Europe/Paris or Asia/Tokyo.", error.GetBaseException().Message);
+    }
+
     [Fact]
     public void Time_and_history_search_answer_from_their_inputs()
     {
