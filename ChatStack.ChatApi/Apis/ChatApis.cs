@@ -17,6 +17,7 @@ internal static class ChatApis
     private static readonly JsonSerializerOptions RequestJson = new(JsonSerializerDefaults.Web);
     private const int SessionPageDefault = 20;
     private const int SessionPageMax = 100;
+    private const int MessagePageMax = 500;
 
     public static IEndpointRouteBuilder MapChatEndpoints(this IEndpointRouteBuilder app)
     {
@@ -53,7 +54,9 @@ internal static class ChatApis
 
         api.MapGet("/sessions/{sessionId}/messages", GetMessages)
             .WithName("GetSessionMessages")
+            .WithSummary("The session's messages in order: all of them, or a page of limit after a message id, with a Link header (rel=next) while more follow.")
             .Produces<IReadOnlyList<ChatMessageRecord>>()
+            .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound);
 
         return app;
@@ -279,11 +282,29 @@ internal static class ChatApis
         }
     }
 
-    private static async Task<IResult> GetMessages(string sessionId, HttpContext context, IChatSessionStore store)
+    private static async Task<IResult> GetMessages(string sessionId, HttpContext context, IChatSessionStore store, string? limit = null, string? after = null)
     {
         if (!Ids.IsSafe(sessionId))
         {
             return InvalidSessionId(context);
+        }
+
+        int? pageSize = null;
+        if (limit is not null)
+        {
+            if (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out var size) || size is < 1 or > MessagePageMax)
+            {
+                return Problems.Create(context, StatusCodes.Status400BadRequest, "invalid-limit", "Invalid limit",
+                    $"limit must be a whole number from 1 to {MessagePageMax}.", new() { ["limit_max"] = MessagePageMax });
+            }
+
+            pageSize = size;
+        }
+
+        if (after is not null && !Ids.IsSafe(after))
+        {
+            return Problems.Create(context, StatusCodes.Status400BadRequest, "invalid-after", "Invalid after",
+                "after must be the id of a message you have read (1-128 characters of letters, digits, '-' and '_').");
         }
 
         try
@@ -294,7 +315,22 @@ internal static class ChatApis
                 return SessionNotFound(context, sessionId);
             }
 
-            return TypedResults.Ok(await store.ListMessagesAsync(sessionId, context.RequestAborted));
+            if (pageSize is null && after is null)
+            {
+                return TypedResults.Ok(await store.ListMessagesAsync(sessionId, context.RequestAborted));
+            }
+
+            // One more than asked says whether a next page exists, without a second read.
+            var size = pageSize ?? MessagePageMax;
+            var messages = await store.ListMessagesAsync(sessionId, after, size + 1, context.RequestAborted);
+            if (messages.Count > size)
+            {
+                messages = messages.Take(size).ToList();
+                var next = $"{context.Request.PathBase}{context.Request.Path}?limit={size}&after={Uri.EscapeDataString(messages[^1].Id)}";
+                context.Response.Headers.Link = $"<{next}>; rel=\"next\"";
+            }
+
+            return TypedResults.Ok(messages);
         }
         catch (ChatStoreUnavailableException)
         {

@@ -121,6 +121,12 @@ internal interface IChatSessionStore
     /// <summary>Messages in creation order.</summary>
     Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Up to <paramref name="limit"/> messages in creation order whose ids sort after <paramref name="after"/> (from the
+    /// first when null): ids are time-ordered, so a reader pages on with the last id it has.
+    /// </summary>
+    Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, string? after, int limit, CancellationToken cancellationToken);
+
     /// <summary>Adds a run's usage and message count to the session totals, atomically (a run that ends without a message of its own).</summary>
     Task AddUsageAsync(string sessionId, RunUsage usage, CancellationToken cancellationToken);
 

@@ -171,6 +171,37 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
         return messages;
     }
 
+    public async Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, string? after, int limit, CancellationToken cancellationToken)
+    {
+        // Ordered by document name, which sorts as the time-ordered ids do: the default index serves it.
+        var query = new StructuredQuery
+        {
+            From = { new StructuredQuery.Types.CollectionSelector { CollectionId = "messages" } },
+            OrderBy = { new StructuredQuery.Types.Order { Field = new() { FieldPath = "__name__" }, Direction = StructuredQuery.Types.Direction.Ascending } },
+            Limit = limit,
+        };
+        if (after is not null)
+        {
+            query.StartAt = new Cursor { Values = { new FsValue { ReferenceValue = $"{SessionName(sessionId)}/messages/{after}" } }, Before = false };
+        }
+
+        return await Call(async () =>
+        {
+            using var call = client.RunQuery(new RunQueryRequest { Parent = SessionName(sessionId), StructuredQuery = query },
+                deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken);
+            var found = new List<ChatMessageRecord>();
+            while (await call.ResponseStream.MoveNext(cancellationToken))
+            {
+                if (call.ResponseStream.Current.Document is { } document)
+                {
+                    found.Add(ToMessage(document));
+                }
+            }
+
+            return found;
+        });
+    }
+
     public Task AddUsageAsync(string sessionId, RunUsage usage, CancellationToken cancellationToken) =>
         Commit(UsageWrite(sessionId, usage), cancellationToken);
 

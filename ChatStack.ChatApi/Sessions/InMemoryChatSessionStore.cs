@@ -66,6 +66,22 @@ internal sealed class InMemoryChatSessionStore(MemoryOutbox? outbox = null) : IC
         }
     }
 
+    public Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, string? after, int limit, CancellationToken cancellationToken)
+    {
+        if (!_messages.TryGetValue(sessionId, out var messages))
+        {
+            return Task.FromResult<IReadOnlyList<ChatMessageRecord>>([]);
+        }
+
+        lock (messages)
+        {
+            return Task.FromResult<IReadOnlyList<ChatMessageRecord>>(messages
+                .Where(m => after is null || string.CompareOrdinal(m.Id, after) > 0)
+                .Take(limit)
+                .ToList());
+        }
+    }
+
     public Task AddUsageAsync(string sessionId, RunUsage usage, CancellationToken cancellationToken)
     {
         Update(sessionId, s => s with
