@@ -97,6 +97,8 @@ public sealed class TokenCounter : ITokenCounter, ITokenCounterCore
         return count;
     }
 
+    // The loop of CountTokens again, with the boundary check: one loop for both measured 1.10-1.20x counting once for
+    // the incremental counter against 1.07-1.08x for two (interleaved A/B, 2026-11-27), so it is written twice.
     int ITokenCounterCore.CountTokens(ReadOnlySpan<char> text, int boundary, out int tokensBefore)
     {
         int count = 0;
