@@ -239,12 +239,10 @@ internal static class ChatApis
 
     private static async Task<IResult> ListSessions(HttpContext context, IChatSessionStore store, string? limit = null, string? cursor = null)
     {
-        // Parsed here rather than bound, so a bad value gets this API's problem codes.
         var pageSize = SessionPageDefault;
-        if (limit is not null && (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out pageSize) || pageSize is < 1 or > SessionPageMax))
+        if (limit is not null && !TryParseLimit(limit, SessionPageMax, out pageSize))
         {
-            return Problems.Create(context, StatusCodes.Status400BadRequest, "invalid-limit", "Invalid limit",
-                $"limit must be a whole number from 1 to {SessionPageMax}.", new() { ["limit_max"] = SessionPageMax });
+            return InvalidLimit(context, SessionPageMax);
         }
 
         SessionCursor? after = null;
@@ -292,10 +290,9 @@ internal static class ChatApis
         int? pageSize = null;
         if (limit is not null)
         {
-            if (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out var size) || size is < 1 or > MessagePageMax)
+            if (!TryParseLimit(limit, MessagePageMax, out var size))
             {
-                return Problems.Create(context, StatusCodes.Status400BadRequest, "invalid-limit", "Invalid limit",
-                    $"limit must be a whole number from 1 to {MessagePageMax}.", new() { ["limit_max"] = MessagePageMax });
+                return InvalidLimit(context, MessagePageMax);
             }
 
             pageSize = size;
@@ -400,6 +397,14 @@ internal static class ChatApis
     private static IResult TooLarge(HttpContext context, ChatOptions options) =>
         Problems.Create(context, StatusCodes.Status413PayloadTooLarge, "request-too-large", "Request too large",
             $"The request body is larger than {options.MaxRequestBytes} bytes.");
+
+    // Parsed by hand rather than bound, so a bad value gets this API's problem codes.
+    private static bool TryParseLimit(string limit, int max, out int size) =>
+        int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out size) && size >= 1 && size <= max;
+
+    private static IResult InvalidLimit(HttpContext context, int max) =>
+        Problems.Create(context, StatusCodes.Status400BadRequest, "invalid-limit", "Invalid limit",
+            $"limit must be a whole number from 1 to {max}.", new() { ["limit_max"] = max });
 
     private static IResult InvalidSessionId(HttpContext context) =>
         Problems.Create(context, StatusCodes.Status400BadRequest, "invalid-session-id", "Invalid session id",
