@@ -11,8 +11,6 @@ namespace ChatStack.GoogleCloud;
 /// </summary>
 public static class GoogleCloudChannels
 {
-    private const string CloudPlatformScope = "https://www.googleapis.com/auth/cloud-platform";
-
     /// <summary>The real Pub/Sub endpoint.</summary>
     public const string PubSubEndpoint = "https://pubsub.googleapis.com";
 
@@ -34,8 +32,10 @@ public static class GoogleCloudChannels
 
         var lazyCredential = new Lazy<Task<ICredential>>(async () =>
         {
-            var resolved = credential?.Invoke() ?? await GoogleCredential.GetApplicationDefaultAsync().ConfigureAwait(false);
-            return resolved.CreateScoped(CloudPlatformScope).UnderlyingCredential;
+            var resolved = credential is null
+                ? await GoogleCloudCredentials.ApplicationDefaultAsync().ConfigureAwait(false)
+                : credential().CreateScoped(GoogleCloudCredentials.CloudPlatformScope);
+            return resolved.UnderlyingCredential;
         });
         var callCredentials = CallCredentials.FromInterceptor(async (context, metadata) =>
         {

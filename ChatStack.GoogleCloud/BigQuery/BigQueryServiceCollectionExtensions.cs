@@ -40,7 +40,6 @@ public static class BigQueryServiceCollectionExtensions
 /// <summary>Adds an OAuth token from application default credentials, except against the emulator.</summary>
 public sealed class GoogleAuthHandler(IOptions<BigQueryOptions> options) : DelegatingHandler
 {
-    private const string Scope = "https://www.googleapis.com/auth/cloud-platform";
     private static readonly SemaphoreSlim Lock = new(1, 1);
     private static ITokenAccess? _credential;
 
@@ -61,7 +60,7 @@ public sealed class GoogleAuthHandler(IOptions<BigQueryOptions> options) : Deleg
         await Lock.WaitAsync(cancellationToken);
         try
         {
-            return _credential ??= (await GoogleCredential.GetApplicationDefaultAsync(cancellationToken)).CreateScoped(Scope);
+            return _credential ??= await GoogleCloudCredentials.ApplicationDefaultAsync(cancellationToken);
         }
         finally
         {

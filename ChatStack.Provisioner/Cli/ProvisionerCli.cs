@@ -133,6 +133,13 @@ public static partial class ProvisionerCli
             var result = await new ProvisioningRun(resources, console.Output, logger).RunAsync(request.DryRun, cancellationToken);
             return result.ExitCode;
         }
+        catch (Exception e) when (CredentialsProblem(e) is { } missing)
+        {
+            // Known set-up problem: the fix, once, no stack trace.
+            logger.LogError("Provisioning failed: {Reason}", missing.Message);
+            await console.Error.WriteLineAsync($"Provisioning failed: {missing.Message}");
+            return ProvisioningResult.Failed;
+        }
         catch (RpcException e)
         {
             var target = options.PubSubEmulatorHost is { } emulator ? $"the Pub/Sub emulator at {emulator}" : GoogleCloudChannels.PubSubEndpoint;
@@ -152,6 +159,11 @@ public static partial class ProvisionerCli
             await host.StopAsync(CancellationToken.None);
         }
     }
+
+    // gRPC wraps an exception of the call credentials in an RpcException (Internal); BigQuery's handler throws it as is.
+    private static GoogleCloudCredentialsException? CredentialsProblem(Exception e) =>
+        e as GoogleCloudCredentialsException ?? e.InnerException as GoogleCloudCredentialsException
+        ?? (e as RpcException)?.Status.DebugException as GoogleCloudCredentialsException;
 
     [GeneratedRegex("^[A-Za-z0-9_]{1,1024}$")]
     private static partial Regex DatasetId();

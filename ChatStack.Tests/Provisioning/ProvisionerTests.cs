@@ -1,8 +1,11 @@
+using System.CommandLine;
 using ChatStack.Contracts;
 using ChatStack.GoogleCloud;
 using ChatStack.GoogleCloud.PubSub;
+using ChatStack.Provisioner.Cli;
 using ChatStack.Tests.Support;
 using Google.Cloud.PubSub.V1;
+using Microsoft.Extensions.Configuration;
 
 namespace ChatStack.Tests.Provisioning;
 
@@ -193,6 +196,41 @@ public sealed class ProvisionerTests(StackFixture stack, ITestOutputHelper outpu
 
         Assert.Equal(1, exitCode);
         Assert.Contains("No Google Cloud project id: pass --project or set GOOGLE_CLOUD_PROJECT.", error);
+    }
+
+    [Theory]
+    [InlineData(false)] // Pub/Sub, planned first: gRPC reports the credentials' failure as the call's Internal error
+    [InlineData(true)] // BigQuery, with Pub/Sub on the emulator: the REST client's handler throws it
+    public async Task Without_credentials_for_real_google_cloud_one_line_says_how_to_get_them(bool pubSubOnEmulator)
+    {
+        // A key file that does not exist fails the same on every machine, whatever credentials it has set up.
+        var previous = Environment.GetEnvironmentVariable("GOOGLE_APPLICATION_CREDENTIALS");
+        Environment.SetEnvironmentVariable("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/chatstack-test-key.json");
+        try
+        {
+            var stdout = new StringWriter();
+            var stderr = new StringWriter();
+            var settings = new Dictionary<string, string?>
+            {
+                ["PUBSUB_EMULATOR_HOST"] = pubSubOnEmulator ? stack.PubSubHost : null,
+                ["BIGQUERY_EMULATOR_HOST"] = null,
+                ["GOOGLE_CLOUD_PROJECT"] = _project,
+            };
+            var exitCode = await ProvisionerCli.Create(host => host.Configuration.AddInMemoryCollection(settings))
+                .Parse(["provision", "--dry-run"]).InvokeAsync(new InvocationConfiguration { Output = stdout, Error = stderr });
+            output.WriteLine($"{stdout}{stderr}");
+
+            Assert.Equal(1, exitCode);
+            var error = stderr.ToString().Trim();
+            Assert.StartsWith("Provisioning failed: No Google Cloud credentials: Error reading credential file from location /nonexistent/chatstack-test-key.json", error);
+            Assert.EndsWith("Run `gcloud auth application-default login`, set GOOGLE_APPLICATION_CREDENTIALS to a service account key file, or set the *_EMULATOR_HOST variables to use the emulators.", error);
+            Assert.DoesNotContain('\n', error);
+            Assert.DoesNotContain("Internal", error);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("GOOGLE_APPLICATION_CREDENTIALS", previous);
+        }
     }
 
     [Fact]
