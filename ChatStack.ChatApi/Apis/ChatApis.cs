@@ -19,6 +19,9 @@ internal static class ChatApis
     private const int SessionPageMax = 100;
     private const int MessagePageMax = 500;
 
+    // Long enough for a stopped turn to save its partial answer (tens of ms); short enough to refuse a double send soon.
+    private static readonly TimeSpan TurnWait = TimeSpan.FromSeconds(2);
+
     public static IEndpointRouteBuilder MapChatEndpoints(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api").RequireAuthorization().WithTags("Chat");
@@ -30,6 +33,7 @@ internal static class ChatApis
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
             .ProducesProblem(StatusCodes.Status429TooManyRequests)
@@ -125,6 +129,13 @@ internal static class ChatApis
             return Problems.OutboxFull(context);
         }
 
+        // One turn at a time per session, refused before the rate limiter so a refusal costs nothing.
+        if (chat.SessionId is { } busySession
+            && await streams.WaitForTurnAsync(userId, busySession, TurnWait, context.RequestAborted) is { } running)
+        {
+            return TurnInProgress(context, running);
+        }
+
         var admission = limiter.TryAdmit(userId);
         WriteRateLimitHeaders(context, admission);
         if (!admission.Allowed)
@@ -146,6 +157,7 @@ internal static class ChatApis
         }
 
         ChatSession session;
+        ChatStream? stream = null;
         IReadOnlyList<ChatMessageRecord> history;
         try
         {
@@ -155,6 +167,13 @@ internal static class ChatApis
                 if (existing is null || existing.UserId != userId)
                 {
                     return SessionNotFound(context, sessionId);
+                }
+
+                // The turn is claimed before the history is read, so it reads the previous turn's answer.
+                stream = streams.TryStart(userId, sessionId, out var other);
+                if (stream is null)
+                {
+                    return TurnInProgress(context, other!);
                 }
 
                 session = existing;
@@ -178,14 +197,24 @@ internal static class ChatApis
         }
         catch (ChatStoreUnavailableException)
         {
+            if (stream is not null)
+            {
+                streams.Abandon(stream);
+            }
+
             return Problems.StoreUnavailable(context);
         }
+        catch when (stream is not null)
+        {
+            streams.Abandon(stream); // a client gone mid-read must not leave the session busy
+            throw;
+        }
 
-        var stream = streams.Start(userId, session.Id);
+        stream ??= streams.TryStart(userId, session.Id, out _)!; // a new session: nothing else can be running in it
         var run = new ChatRunRequest(userId, session, history, message, model, budgetMax);
         context.Response.Headers["X-Session-Id"] = session.Id;
         context.Response.Headers["X-Stream-Id"] = stream.Id;
-        runs.Track(RunInBackground(agent, run, stream, lifetime.ApplicationStopping, logger));
+        runs.Track(RunInBackground(agent, run, streams, stream, lifetime.ApplicationStopping, logger));
         return new SseResult(stream, 0, TimeSpan.FromSeconds(options.HeartbeatSeconds));
     }
 
@@ -193,7 +222,7 @@ internal static class ChatApis
     /// The run belongs to the stream, not the request: a reconnecting client can pick it up; it is cancelled
     /// when no reader is left or the app stops.
     /// </summary>
-    private static async Task RunInBackground(ChatAgent agent, ChatRunRequest run, ChatStream stream, CancellationToken stopping, ILogger logger)
+    private static async Task RunInBackground(ChatAgent agent, ChatRunRequest run, ChatStreamRegistry streams, ChatStream stream, CancellationToken stopping, ILogger logger)
     {
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(stream.RunCancellation, stopping);
         try
@@ -207,7 +236,7 @@ internal static class ChatApis
         }
         finally
         {
-            stream.Complete();
+            streams.Complete(stream);
         }
     }
 
@@ -409,6 +438,12 @@ internal static class ChatApis
     private static IResult InvalidSessionId(HttpContext context) =>
         Problems.Create(context, StatusCodes.Status400BadRequest, "invalid-session-id", "Invalid session id",
             "A session id is 1-128 characters of letters, digits, '-' and '_'.");
+
+    /// <summary>A session answers one message at a time; the running turn can be read (or resumed) meanwhile.</summary>
+    private static IResult TurnInProgress(HttpContext context, ChatStream running) =>
+        Problems.Create(context, StatusCodes.Status409Conflict, "turn-in-progress", "A turn is in progress",
+            $"Session '{running.SessionId}' is still answering a message. Wait for its done event, or follow it at GET /api/chat/streams/{running.Id}, then send again.",
+            new() { ["session_id"] = running.SessionId, ["stream_id"] = running.Id });
 
     private static IResult SessionNotFound(HttpContext context, string sessionId) =>
         Problems.Create(context, StatusCodes.Status404NotFound, "session-not-found", "Session not found",

@@ -47,6 +47,7 @@ internal sealed class ChatStream : IChatEventWriter
     private readonly List<int> _ends = [];
     private readonly byte[] _idPrefix;
     private readonly CancellationTokenSource _cancel = new();
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly object _gate = new();
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _length;
@@ -98,6 +99,9 @@ internal sealed class ChatStream : IChatEventWriter
         }
     }
 
+    /// <summary>Completes when the run has ended and written its last event.</summary>
+    public Task Completion => _completion.Task;
+
     public void Complete()
     {
         lock (_gate)
@@ -106,6 +110,8 @@ internal sealed class ChatStream : IChatEventWriter
             CompletedAt = DateTimeOffset.UtcNow;
             Signal();
         }
+
+        _completion.TrySetResult();
     }
 
     /// <summary>
@@ -242,17 +248,73 @@ internal sealed class ChatStreamRegistry(TimeProvider time)
 {
     private readonly ConcurrentDictionary<string, ChatStream> _streams = new(StringComparer.Ordinal);
 
+    // Session id → the stream of its turn in progress. A session answers one message at a time: a second turn
+    // started meanwhile would read a history without the first turn's answer and interleave its messages with it.
+    private readonly ConcurrentDictionary<string, ChatStream> _running = new(StringComparer.Ordinal);
+
     public TimeSpan ResumeWindow { get; set; } = TimeSpan.FromMinutes(5);
 
-    public ChatStream Start(string userId, string sessionId)
+    /// <summary>
+    /// A stream for a new turn of <paramref name="sessionId"/>, or null when a turn of that session is still running
+    /// (<paramref name="running"/>). Claim it before reading the session's history, so the history is complete.
+    /// </summary>
+    public ChatStream? TryStart(string userId, string sessionId, out ChatStream? running)
     {
         Sweep();
         var stream = new ChatStream(Guid.NewGuid().ToString("N"), userId, sessionId);
+        while (!_running.TryAdd(sessionId, stream))
+        {
+            if (_running.TryGetValue(sessionId, out running))
+            {
+                return null;
+            }
+        }
+
         _streams[stream.Id] = stream;
+        running = null;
         return stream;
     }
 
+    /// <summary>The stream of <paramref name="sessionId"/>'s turn in progress, if any.</summary>
+    public ChatStream? RunningTurn(string sessionId) => _running.GetValueOrDefault(sessionId);
+
     public ChatStream? Find(string streamId) => _streams.TryGetValue(streamId, out var stream) ? stream : null;
+
+    /// <summary>
+    /// Waits up to <paramref name="wait"/> for the session's turn in progress to end; returns it when it has not. A
+    /// client that stops an answer and sends again at once finds the stopped turn still saving what it had.
+    /// </summary>
+    public async Task<ChatStream?> WaitForTurnAsync(string userId, string sessionId, TimeSpan wait, CancellationToken cancellationToken)
+    {
+        if (RunningTurn(sessionId) is not { } running || running.UserId != userId)
+        {
+            return null;
+        }
+
+        try
+        {
+            await running.Completion.WaitAsync(wait, time, cancellationToken);
+            return null;
+        }
+        catch (TimeoutException)
+        {
+            return running;
+        }
+    }
+
+    /// <summary>Ends a turn's stream; its session takes its next message.</summary>
+    public void Complete(ChatStream stream)
+    {
+        _running.TryRemove(KeyValuePair.Create(stream.SessionId, stream));
+        stream.Complete();
+    }
+
+    /// <summary>Forgets a stream whose run never started (the request failed after <see cref="TryStart"/>).</summary>
+    public void Abandon(ChatStream stream)
+    {
+        _streams.TryRemove(stream.Id, out _);
+        Complete(stream);
+    }
 
     private void Sweep()
     {

@@ -1,7 +1,11 @@
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using ChatStack.ChatApi.DualWrite;
+using ChatStack.ChatApi.Sessions;
 using ChatStack.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace ChatStack.Tests.Chat;
 
@@ -210,5 +214,65 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
 
         output.WriteLine($"{heartbeats} heartbeats in the first {events} events");
         Assert.True(heartbeats >= 2);
+    }
+
+    [Fact]
+    public async Task A_store_failure_while_a_turn_starts_answers_503_and_leaves_the_session_free()
+    {
+        HistoryFailsOnce? store = null;
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?> { ["Chat:Offline:DeltaDelayMs"] = "0" },
+            configure: builder => builder.Services.Replace(ServiceDescriptor.Singleton<IChatSessionStore>(sp =>
+                store = new HistoryFailsOnce(ActivatorUtilities.CreateInstance<FirestoreChatSessionStore>(sp)))));
+        var client = await ChatApiClient.SignInAsync(host.Address, "unlucky-user");
+        await client.ChatAsync(new { message = "hello" });
+        var sessionId = client.LastSessionId!;
+
+        // The history read fails after the turn was claimed: 503, and the claim is let go.
+        store!.FailNextHistoryRead = true;
+        using (var failed = await client.PostChatAsync(new { session_id = sessionId, message = "are you there?" }))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, failed.StatusCode);
+            Assert.Equal("store-unavailable", JsonDocument.Parse(await failed.Content.ReadAsStringAsync()).RootElement.GetProperty("code").GetString());
+        }
+
+        var retried = await client.ChatAsync(new { session_id = sessionId, message = "are you there?" });
+        Assert.Equal("done", retried[^1].Event);
+        var roles = (await client.GetJsonAsync($"/api/sessions/{sessionId}/messages")).EnumerateArray().Select(m => m.GetProperty("role").GetString());
+        Assert.Equal(["user", "assistant", "user", "assistant"], roles);
+    }
+
+    /// <summary>The real store, whose full history read fails once on demand, as when Firestore drops between two calls.</summary>
+    private sealed class HistoryFailsOnce(IChatSessionStore inner) : IChatSessionStore
+    {
+        public volatile bool FailNextHistoryRead;
+
+        public Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken)
+        {
+            if (FailNextHistoryRead)
+            {
+                FailNextHistoryRead = false;
+                throw new ChatStoreUnavailableException("Firestore went away.", new IOException("connection reset"));
+            }
+
+            return inner.ListMessagesAsync(sessionId, cancellationToken);
+        }
+
+        public Task<ChatSession?> GetSessionAsync(string sessionId, CancellationToken cancellationToken) => inner.GetSessionAsync(sessionId, cancellationToken);
+
+        public Task CreateSessionAsync(ChatSession session, CancellationToken cancellationToken) => inner.CreateSessionAsync(session, cancellationToken);
+
+        public Task<ChatSessionPage> ListSessionsAsync(string userId, int limit, SessionCursor? after, CancellationToken cancellationToken) =>
+            inner.ListSessionsAsync(userId, limit, after, cancellationToken);
+
+        public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<OutboxRecord> outbox, RunUsage? usage, CancellationToken cancellationToken) =>
+            inner.AppendMessageAsync(sessionId, message, outbox, usage, cancellationToken);
+
+        public Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, string? after, int limit, CancellationToken cancellationToken) =>
+            inner.ListMessagesAsync(sessionId, after, limit, cancellationToken);
+
+        public Task AddUsageAsync(string sessionId, RunUsage usage, CancellationToken cancellationToken) => inner.AddUsageAsync(sessionId, usage, cancellationToken);
+
+        public Task SetSummaryAsync(string sessionId, string summary, string throughMessageId, DateTimeOffset now, CancellationToken cancellationToken) =>
+            inner.SetSummaryAsync(sessionId, summary, throughMessageId, now, cancellationToken);
     }
 }

@@ -102,6 +102,91 @@ public class ChatProtocolTests(StackFixture stack, ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_session_answers_one_message_at_a_time_and_a_second_send_meanwhile_is_a_409_naming_the_running_stream()
+    {
+        var client = await SignInAsync();
+        using var first = await client.PostChatAsync(new { message = "Tell me a long story about queues." });
+        first.EnsureSuccessStatusCode();
+        var sessionId = first.Headers.GetValues("X-Session-Id").Single();
+        var streamId = first.Headers.GetValues("X-Stream-Id").Single();
+        await using var body = await first.Content.ReadAsStreamAsync();
+        var events = Sse.ReadAsync(body).GetAsyncEnumerator();
+        while (await events.MoveNextAsync() && events.Current.Event != "message_delta")
+        {
+        }
+
+        // Another user is not told that the session exists, let alone that it is busy.
+        var other = await SignInAsync();
+        using (var foreign = await other.PostChatAsync(new { session_id = sessionId, message = "me too" }))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, foreign.StatusCode);
+        }
+
+        using (var second = await client.PostChatAsync(new { session_id = sessionId, message = "And another thing." }))
+        {
+            Assert.Equal(HttpStatusCode.Conflict, second.StatusCode);
+            Assert.Equal("application/problem+json", second.Content.Headers.ContentType?.MediaType);
+            var problem = JsonDocument.Parse(await second.Content.ReadAsStringAsync()).RootElement;
+            Assert.Equal("turn-in-progress", problem.GetProperty("code").GetString());
+            Assert.Equal(streamId, problem.GetProperty("stream_id").GetString());
+            Assert.Equal(sessionId, problem.GetProperty("session_id").GetString());
+            Assert.Contains($"/api/chat/streams/{streamId}", problem.GetProperty("detail").GetString());
+        }
+
+        var finish = "";
+        while (await events.MoveNextAsync())
+        {
+            if (events.Current.Event == "done")
+            {
+                finish = events.Current.Payload.GetProperty("finish_reason").GetString()!;
+            }
+        }
+
+        Assert.Equal("stop", finish); // the refused send did not disturb the running turn
+        var next = await client.ChatAsync(new { session_id = sessionId, message = "And another thing." });
+        Assert.Equal("done", next[^1].Event);
+
+        var messages = (await client.GetJsonAsync($"/api/sessions/{sessionId}/messages")).EnumerateArray()
+            .Select(m => (m.GetProperty("role").GetString(), m.GetProperty("content").GetString())).ToList();
+        Assert.Equal(["user", "assistant", "user", "assistant"], messages.Select(m => m.Item1));
+        Assert.Equal("And another thing.", messages[2].Item2); // saved once: the refused send left nothing
+    }
+
+    [Fact]
+    public async Task Stopping_an_answer_and_sending_at_once_waits_for_the_stopped_turn_to_save_it()
+    {
+        var client = await SignInAsync();
+        string sessionId;
+        using (var response = await client.PostChatAsync(new { message = "Write a long essay about stopping." }))
+        {
+            sessionId = response.Headers.GetValues("X-Session-Id").Single();
+            await using var body = await response.Content.ReadAsStreamAsync();
+            var deltas = 0;
+            await foreach (var message in Sse.ReadAsync(body))
+            {
+                if (message.Event == "message_delta" && ++deltas == 5)
+                {
+                    break;
+                }
+            }
+        }
+
+        // Sent as soon as the connection is gone: the stopped turn is still saving its partial answer.
+        var next = await client.ChatAsync(new { session_id = sessionId, message = "Shorter, please." });
+        Assert.Equal("done", next[^1].Event);
+
+        var messages = (await client.GetJsonAsync($"/api/sessions/{sessionId}/messages")).EnumerateArray().ToList();
+        Assert.Equal(["user", "assistant", "user", "assistant"], messages.Select(m => m.GetProperty("role").GetString()));
+        Assert.Equal("cancelled", messages[1].GetProperty("finish_reason").GetString());
+        // The new turn read the stopped one's answer: its history holds all three earlier messages.
+        var retrieval = next.First(e => e.Event == "token_count" && e.Payload.GetProperty("phase").GetString() == "retrieval").Payload;
+        var ingress = next.First(e => e.Event == "token_count").Payload;
+        var earlier = messages.Take(2).Sum(m => m.GetProperty("tokens").GetInt32());
+        Assert.True(retrieval.GetProperty("prompt").GetInt32() - ingress.GetProperty("prompt").GetInt32() >= earlier,
+            $"history of {earlier} tokens was loaded");
+    }
+
+    [Fact]
     public async Task A_budget_exhausted_mid_answer_stops_and_keeps_what_was_said()
     {
         var client = await SignInAsync();
