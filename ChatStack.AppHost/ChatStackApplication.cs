@@ -59,7 +59,8 @@ internal static class ChatStackApplication
             .WithGoogleCloudEmulator(firestore)
             .WithHttpHealthCheck("/health")
             .WithUrlForEndpoint("http", url => url.DisplayText = "Chat")
-            .WithExternalHttpEndpoints();
+            .WithExternalHttpEndpoints()
+            .WithConfiguredModel(builder);
 
         // Ctrl+C stops the dashboard with the services, and each service's last OTLP export then retries against
         // it for the SDK's default 10 s: the services outlived the AppHost by ~10 s. Locally 2 s is ample for a
@@ -70,5 +71,34 @@ internal static class ChatStackApplication
         }
 
         return builder;
+    }
+
+    /// <summary>
+    /// A real model on the local stack, set with the parameters a deployment takes (AppHost user secrets or
+    /// <c>Parameters__*</c> variables): <c>openai-api-key</c> or <c>openai-endpoint</c> adds an OpenAI-compatible model,
+    /// the provider's <c>chat-model</c>, under the name it has when deployed, and makes it the default. The offline
+    /// models stay available by name.
+    /// </summary>
+    private static IResourceBuilder<ProjectResource> WithConfiguredModel(this IResourceBuilder<ProjectResource> chatApi, IDistributedApplicationBuilder builder)
+    {
+        string? Setting(string name) => builder.Configuration[$"Parameters:{name}"] is { } value && !string.IsNullOrWhiteSpace(value) ? value.Trim() : null;
+        var (apiKey, endpoint) = (Setting("openai-api-key"), Setting("openai-endpoint"));
+        if (apiKey is null && endpoint is null)
+        {
+            return chatApi;
+        }
+
+        const string name = ChatStackOnGoogleCloud.CloudModelName;
+        chatApi.WithEnvironment("Chat__DefaultModel", name)
+            .WithEnvironment($"Chat__Models__{name}__Provider", "OpenAI")
+            .WithEnvironment($"Chat__Models__{name}__ProviderModelId", Setting("chat-model") ?? ChatStackOnGoogleCloud.DefaultChatModel);
+        if (endpoint is not null)
+        {
+            chatApi.WithEnvironment($"Chat__Models__{name}__Endpoint", endpoint);
+        }
+
+        // A parameter, so the dashboard shows the key as a secret instead of in the resource's environment.
+        return apiKey is null ? chatApi
+            : chatApi.WithEnvironment($"Chat__Models__{name}__ApiKey", builder.AddParameter("openai-api-key", secret: true));
     }
 }

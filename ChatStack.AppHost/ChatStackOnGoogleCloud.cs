@@ -21,7 +21,7 @@ internal static class ChatStackOnGoogleCloud
         var bigQueryLocation = builder.Setting("bigquery-location", "US");
         var firestoreDatabase = builder.Setting("firestore-database", "(default)");
 
-        var chatModel = builder.Setting("chat-model", "gpt-4o-mini");
+        var chatModel = builder.Setting("chat-model", DefaultChatModel);
         var openAiEndpoint = builder.Setting("openai-endpoint", "https://api.openai.com/v1");
         var jwtIssuer = builder.Setting("chat-api-jwt-issuer", "chatstack");
         var jwtAudience = builder.Setting("chat-api-jwt-audience", "chat-api");
@@ -64,6 +64,9 @@ internal static class ChatStackOnGoogleCloud
 
     /// <summary>The name requests use for the deployed model.</summary>
     public const string CloudModelName = "default";
+
+    /// <summary>The provider's model id when <c>chat-model</c> names none.</summary>
+    public const string DefaultChatModel = "gpt-4o-mini";
 
     /// <summary>
     /// A plain parameter whose configured value (or <paramref name="fallback"/>) is written to the manifest as its

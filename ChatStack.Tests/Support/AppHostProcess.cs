@@ -31,6 +31,11 @@ public sealed class AppHostProcess : IDisposable
         start.Environment["ASPNETCORE_URLS"] = $"http://localhost:{FreePort()}";
         start.Environment["ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL"] = $"http://localhost:{FreePort()}";
         start.Environment["ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL"] = $"http://localhost:{FreePort()}";
+        // The offline model and the published defaults, whatever the developer's AppHost user secrets configure.
+        foreach (var parameter in new[] { "openai-api-key", "openai-endpoint", "chat-model" })
+        {
+            start.Environment[$"Parameters__{parameter}"] = "";
+        }
         foreach (var (key, value) in environment)
         {
             start.Environment[key] = value;
