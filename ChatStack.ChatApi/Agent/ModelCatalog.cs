@@ -39,6 +39,8 @@ internal sealed class ModelCatalog
 
     public IReadOnlyCollection<string> Names => _models.Keys;
 
+    public IEnumerable<ModelSpec> Specs => _models.Values;
+
     public bool TryGet(string name, out ModelSpec spec) => _models.TryGetValue(name, out spec!);
 
     public ModelSpec Get(string name) => _models.TryGetValue(name, out var spec)

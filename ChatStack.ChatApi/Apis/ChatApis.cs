@@ -7,6 +7,7 @@ using ChatStack.ChatApi.Identity;
 using ChatStack.ChatApi.Limits;
 using ChatStack.ChatApi.Sessions;
 using ChatStack.ChatApi.Streaming;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using ChatStack.Tokenization;
 
@@ -44,6 +45,11 @@ internal static class ChatApis
             .WithSummary("Resume a stream in progress or just finished; send Last-Event-ID to skip what you have.")
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
             .ProducesProblem(StatusCodes.Status404NotFound);
+
+        api.MapGet("/models", ListModels)
+            .WithName("ListModels")
+            .WithSummary("The models a chat may name as model, and the one it gets when it names none.")
+            .Produces<ModelList>();
 
         api.MapGet("/sessions", ListSessions)
             .WithName("ListSessions")
@@ -265,6 +271,13 @@ internal static class ChatApis
         context.Response.Headers["X-Stream-Id"] = stream.Id;
         return new SseResult(stream, sequence, TimeSpan.FromSeconds(options.HeartbeatSeconds));
     }
+
+    private static Ok<ModelList> ListModels(ModelCatalog models) =>
+        TypedResults.Ok(new ModelList(models.DefaultModel, models.Specs
+            .Select(m => new ModelInfo(m.Name, m.Options.Provider == ModelProvider.Offline ? "offline" : "openai", m.ResolveEncoding(),
+                m.Options.ContextWindow, m.Options.MaxOutputTokens))
+            .OrderBy(m => m.Name, StringComparer.Ordinal)
+            .ToList()));
 
     private static async Task<IResult> ListSessions(HttpContext context, IChatSessionStore store, string? limit = null, string? cursor = null)
     {

@@ -18,6 +18,19 @@ internal sealed record ChatRequest
     [JsonPropertyName("budget_max")] public int? BudgetMax { get; init; }
 }
 
+/// <summary>The body of <c>GET /api/models</c>: what a client may send as <c>model</c>, and what it gets when it sends none.</summary>
+internal sealed record ModelList(
+    [property: JsonPropertyName("default_model")] string DefaultModel,
+    [property: JsonPropertyName("models")] IReadOnlyList<ModelInfo> Models);
+
+/// <summary>One configured model, as much as a client needs to choose it and plan a budget; never its endpoint or key.</summary>
+internal sealed record ModelInfo(
+    [property: JsonPropertyName("name")] string Name,
+    [property: JsonPropertyName("provider")] string Provider,
+    [property: JsonPropertyName("encoding")] string Encoding,
+    [property: JsonPropertyName("context_window")] int ContextWindow,
+    [property: JsonPropertyName("max_output_tokens")] int MaxOutputTokens);
+
 /// <summary>A development token request.</summary>
 internal sealed record DevTokenRequest([property: JsonPropertyName("user_id")] string? UserId);
 

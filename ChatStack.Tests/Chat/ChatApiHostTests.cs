@@ -28,6 +28,17 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
             ["Chat:Models:test-gpt-4o:ProviderModelId"] = "gpt-4o-mini",
         });
         var client = await ChatApiClient.SignInAsync(host.Address, "openai-user");
+        // Listed for clients to choose, with the encoding its provider model id implies, and never with its key or endpoint.
+        using (var listed = await client.Http.GetAsync("/api/models"))
+        {
+            var listing = await listed.Content.ReadAsStringAsync();
+            var model = JsonDocument.Parse(listing).RootElement.GetProperty("models").EnumerateArray().Single(m => m.GetProperty("name").GetString() == "test-gpt-4o");
+            Assert.Equal("openai", model.GetProperty("provider").GetString());
+            Assert.Equal("o200k_base", model.GetProperty("encoding").GetString());
+            Assert.DoesNotContain("test-key", listing);
+            Assert.DoesNotContain(provider.BaseAddress.Authority, listing);
+        }
+
         var events = await client.ChatAsync(new { message = "Please multiply 17 by 3.", model = "test-gpt-4o" });
         output.WriteLine(string.Join(' ', events.Select(e => e.Event)));
 

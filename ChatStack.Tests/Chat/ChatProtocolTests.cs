@@ -403,12 +403,40 @@ public class ChatProtocolTests(StackFixture stack, ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task The_model_list_names_what_a_chat_may_ask_for_and_a_listed_model_is_used()
+    {
+        using (var anonymous = ChatApiClient.CreateHttpClient(stack.App.GetEndpoint("chat-api", "http")))
+        using (var refused = await anonymous.GetAsync("/api/models"))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+        }
+
+        var client = await SignInAsync();
+        var list = await client.GetJsonAsync("/api/models");
+        var models = list.GetProperty("models").EnumerateArray().ToDictionary(m => m.GetProperty("name").GetString()!);
+        Assert.Equal("chatstack-offline-deterministic", list.GetProperty("default_model").GetString());
+        Assert.Contains(list.GetProperty("default_model").GetString()!, models.Keys);
+        var small = models["chatstack-offline-small-context"];
+        Assert.Equal("offline", small.GetProperty("provider").GetString());
+        Assert.Equal("o200k_base", small.GetProperty("encoding").GetString());
+        Assert.Equal(700, small.GetProperty("context_window").GetInt32());
+        Assert.True(small.GetProperty("max_output_tokens").GetInt32() > 0);
+
+        // Every listed name is one a chat may send: its done event reports it as the model used.
+        foreach (var name in models.Keys)
+        {
+            var done = (await client.ChatAsync(new { message = "hello", model = name })).Single(e => e.Event == "done").Payload;
+            Assert.Equal(name, done.GetProperty("usage").GetProperty("model").GetString());
+        }
+    }
+
+    [Fact]
     public async Task The_openapi_document_describes_the_json_endpoints()
     {
         using var http = stack.App.CreateHttpClient("chat-api");
         var document = JsonDocument.Parse(await http.GetStringAsync("/openapi/v1.json")).RootElement;
         var paths = document.GetProperty("paths");
-        foreach (var path in new[] { "/api/chat", "/api/sessions/{sessionId}", "/api/sessions/{sessionId}/messages", "/api/chat/streams/{streamId}" })
+        foreach (var path in new[] { "/api/chat", "/api/models", "/api/sessions/{sessionId}", "/api/sessions/{sessionId}/messages", "/api/chat/streams/{streamId}" })
         {
             Assert.True(paths.TryGetProperty(path, out _), path);
         }

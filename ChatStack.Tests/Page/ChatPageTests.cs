@@ -161,20 +161,14 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
     public async Task Past_the_context_share_the_meter_warns_that_history_will_be_summarized()
     {
         var page = await OpenSignedInAsync("page-summarize");
-        // The page has no model picker: the request goes out with the configured small-context model (700 tokens)
-        // added, as a client choosing a model would send it.
-        await page.RouteAsync("**/api/chat", async route =>
-        {
-            if (route.Request.Method != "POST")
-            {
-                await route.ContinueAsync();
-                return;
-            }
-
-            var body = System.Text.Json.Nodes.JsonNode.Parse(route.Request.PostData!)!.AsObject();
-            body["model"] = "chatstack-offline-small-context";
-            await route.ContinueAsync(new() { PostData = System.Text.Encoding.UTF8.GetBytes(body.ToJsonString()) });
-        });
+        // The picker offers what the API lists, its default chosen.
+        var api = await ChatApiClient.SignInAsync(BaseAddress, "page-summarize");
+        var list = await api.GetJsonAsync("/api/models");
+        var picker = page.GetByLabel("Model");
+        await Expect(picker).ToHaveValueAsync(list.GetProperty("default_model").GetString()!);
+        Assert.Equal(list.GetProperty("models").EnumerateArray().Select(m => m.GetProperty("name").GetString()),
+            await picker.Locator("option").EvaluateAllAsync<string[]>("options => options.map(o => o.value)"));
+        await picker.SelectOptionAsync("chatstack-offline-small-context");
 
         await Expect(page.Locator("#meter-warning")).ToBeHiddenAsync();
         var response = await SendAsync(page, string.Concat(Enumerable.Repeat("word ", 560)) + "What now?");
@@ -182,6 +176,13 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
         Assert.True(counts[^1].Payload.GetProperty("should_summarize").GetBoolean(), "the turn ends past 75% of a 700-token window");
         await Expect(page.Locator("#meter-warning")).ToBeVisibleAsync();
         await Expect(page.Locator("#meter-warning")).ToContainTextAsync("older messages will be summarized");
+        Assert.Equal("chatstack-offline-small-context", JsonDocument.Parse(response.Request.PostData!).RootElement.GetProperty("model").GetString());
+
+        // Reopened, the session goes on with the model it was started with.
+        await picker.SelectOptionAsync(list.GetProperty("default_model").GetString()!);
+        await page.ReloadAsync();
+        await Expect(page.Locator("#messages .turn")).ToHaveCountAsync(2);
+        await Expect(picker).ToHaveValueAsync("chatstack-offline-small-context");
         Assert.Empty(_pageErrors);
     }
 
@@ -264,8 +265,10 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
     public async Task At_360_pixels_the_page_fits_and_works_from_the_keyboard()
     {
         var page = await OpenSignedInAsync("page-narrow", width: 360, height: 740);
-        // Sign-in left the focus in the message box; Tab goes on to the budget, then Send.
+        // Sign-in left the focus in the message box; Tab goes on to the model, the budget, then Send.
         await page.Keyboard.TypeAsync("Write a long essay about small screens.");
+        await page.Keyboard.PressAsync("Tab");
+        await Expect(page.GetByLabel("Model")).ToBeFocusedAsync();
         await page.Keyboard.PressAsync("Tab");
         await Expect(page.GetByLabel("Budget (tokens)")).ToBeFocusedAsync();
         await page.Keyboard.PressAsync("Tab");
@@ -277,7 +280,7 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
         var tooWide = await page.EvaluateAsync<string[]>(
             "() => [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5).map(e => e.id || e.className || e.tagName)");
         Assert.True(await page.EvaluateAsync<bool>("() => document.documentElement.scrollWidth <= window.innerWidth"), $"no sideways scrolling at 360 px; too wide: {string.Join(", ", tooWide)}");
-        foreach (var id in new[] { "message", "send", "meter", "messages" })
+        foreach (var id in new[] { "message", "model", "send", "meter", "messages" })
         {
             var box = await page.Locator($"#{id}").BoundingBoxAsync();
             Assert.NotNull(box);

@@ -99,6 +99,8 @@ export class ChatApi {
     return this.#json(`api/sessions?${query}`);
   }
 
+  listModels() { return this.#json('api/models'); }
+
   getSession(id) { return this.#json(`api/sessions/${encodeURIComponent(id)}`); }
 
   getMessages(id) { return this.#json(`api/sessions/${encodeURIComponent(id)}/messages`); }

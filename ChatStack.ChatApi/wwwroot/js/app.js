@@ -61,9 +61,33 @@ async function showApp() {
   $('whoami-user').textContent = `Signed in as ${api.user}`;
   meter.reset(budget());
   const fromHash = new URLSearchParams(location.hash.slice(1)).get('session');
-  await loadSessions();
+  await Promise.all([loadModels(), loadSessions()]);
   if (fromHash) await openSession(fromHash);
   else newChat();
+}
+
+// ---- models
+
+async function loadModels() {
+  try {
+    const list = await api.listModels();
+    $('model').replaceChildren(...list.models.map((m) => {
+      const option = el('option', `${m.name} (${m.context_window.toLocaleString()} tokens)`);
+      option.value = m.name;
+      return option;
+    }));
+    $('model').value = list.default_model;
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) return;
+    // Without the list the API's default model answers: an empty choice sends none.
+    $('model').replaceChildren(el('option', 'default model'));
+    $('model').firstChild.value = '';
+  }
+}
+
+/** A session goes on with the model it was started with, when that is still offered. */
+function selectModel(name) {
+  if ([...$('model').options].some((o) => o.value === name)) $('model').value = name;
 }
 
 // ---- sessions
@@ -109,6 +133,7 @@ async function openSession(id) {
     history.replaceState(null, '', `#session=${encodeURIComponent(id)}`);
     renderStoredMessages(records);
     showSessionInfo(session);
+    selectModel(session.model);
     meter.reset(budget());
     markCurrentSession();
     $('message').focus();
@@ -175,7 +200,7 @@ async function send(text) {
   meter.reset(budget());
   let turn = null;
   try {
-    const response = await api.postChat({ message: text, session_id: sessionId ?? undefined, budget_max: budget() }, controller.signal);
+    const response = await api.postChat({ message: text, session_id: sessionId ?? undefined, model: $('model').value || undefined, budget_max: budget() }, controller.signal);
     $('message').value = '';
     const isNew = sessionId === null;
     sessionId = response.headers.get('X-Session-Id');
