@@ -62,6 +62,15 @@ internal static class ChatApis
             .Produces<ChatSession>()
             .ProducesProblem(StatusCodes.Status404NotFound);
 
+        api.MapDelete("/sessions/{sessionId}", DeleteSession)
+            .WithName("DeleteSession")
+            .WithSummary("Delete the session and its messages. The warehouse keeps its analytics events (counts and hashes rather than message text).")
+            .Produces(StatusCodes.Status204NoContent)
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+
         api.MapGet("/sessions/{sessionId}/messages", GetMessages)
             .WithName("GetSessionMessages")
             .WithSummary("The session's messages in order: all of them, or a page of limit after a message id, with a Link header (rel=next) while more follow.")
@@ -319,6 +328,46 @@ internal static class ChatApis
         catch (ChatStoreUnavailableException)
         {
             return Problems.StoreUnavailable(context);
+        }
+    }
+
+    private static async Task<IResult> DeleteSession(string sessionId, HttpContext context, IChatSessionStore store, ChatStreamRegistry streams)
+    {
+        if (!Ids.IsSafe(sessionId))
+        {
+            return InvalidSessionId(context);
+        }
+
+        var userId = context.User.UserId();
+        ChatStream? claim = null;
+        try
+        {
+            var session = await store.GetSessionAsync(sessionId, context.RequestAborted);
+            if (session is null || session.UserId != userId)
+            {
+                return SessionNotFound(context, sessionId);
+            }
+
+            // Held like a turn, so no turn starts writing into the session while its messages go.
+            claim = streams.TryStart(userId, sessionId, out var running);
+            if (claim is null)
+            {
+                return TurnInProgress(context, running!);
+            }
+
+            await store.DeleteSessionAsync(sessionId, context.RequestAborted);
+            return TypedResults.NoContent();
+        }
+        catch (ChatStoreUnavailableException)
+        {
+            return Problems.StoreUnavailable(context);
+        }
+        finally
+        {
+            if (claim is not null)
+            {
+                streams.Abandon(claim);
+            }
         }
     }
 

@@ -131,4 +131,7 @@ internal interface IChatSessionStore
     Task AddUsageAsync(string sessionId, RunUsage usage, CancellationToken cancellationToken);
 
     Task SetSummaryAsync(string sessionId, string summary, string throughMessageId, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>Deletes the session and its messages; a delete cut short leaves a session that deleting again finishes.</summary>
+    Task DeleteSessionAsync(string sessionId, CancellationToken cancellationToken);
 }

@@ -231,6 +231,38 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             CurrentDocument = new Precondition { Exists = true },
         }, cancellationToken);
 
+    /// <summary>
+    /// The messages first, a commit per page (Firestore takes at most 500 writes in one), the session last: until the
+    /// session is gone it still lists, so a failed delete is visible and can be repeated.
+    /// </summary>
+    public async Task DeleteSessionAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            // Names only (an empty mask), always the first page: what was deleted no longer lists.
+            var page = await Call(() => client.ListDocumentsAsync(new ListDocumentsRequest
+            {
+                Parent = SessionName(sessionId),
+                CollectionId = "messages",
+                PageSize = MaxWritesPerCommit,
+                Mask = new DocumentMask(),
+            }, deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken).ResponseAsync);
+            if (page.Documents.Count == 0)
+            {
+                break;
+            }
+
+            var request = new CommitRequest { Database = Database };
+            request.Writes.AddRange(page.Documents.Select(d => new Write { Delete = d.Name }));
+            using var span = Telemetry.FirestoreSpans.StartCommit("messages", Database, request.Writes.Count, 0);
+            await Telemetry.FirestoreSpans.Trace(span, Call(() => client.CommitAsync(request, deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken).ResponseAsync));
+        }
+
+        await Commit(new Write { Delete = SessionName(sessionId) }, cancellationToken);
+    }
+
+    private const int MaxWritesPerCommit = 500;
+
     private async Task Commit(Write write, CancellationToken cancellationToken)
     {
         using var span = Telemetry.FirestoreSpans.StartCommit("sessions", Database, 1, 0);

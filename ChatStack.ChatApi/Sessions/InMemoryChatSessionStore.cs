@@ -101,6 +101,13 @@ internal sealed class InMemoryChatSessionStore(MemoryOutbox? outbox = null) : IC
         return Task.CompletedTask;
     }
 
+    public Task DeleteSessionAsync(string sessionId, CancellationToken cancellationToken)
+    {
+        _sessions.TryRemove(sessionId, out _);
+        _messages.TryRemove(sessionId, out _);
+        return Task.CompletedTask;
+    }
+
     // A session forgotten mid-run is not an error of the run: its last writes simply have nowhere to go.
     private void Update(string sessionId, Func<ChatSession, ChatSession> change)
     {

@@ -285,5 +285,7 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
 
         public Task SetSummaryAsync(string sessionId, string summary, string throughMessageId, DateTimeOffset now, CancellationToken cancellationToken) =>
             inner.SetSummaryAsync(sessionId, summary, throughMessageId, now, cancellationToken);
+
+        public Task DeleteSessionAsync(string sessionId, CancellationToken cancellationToken) => inner.DeleteSessionAsync(sessionId, cancellationToken);
     }
 }

@@ -441,6 +441,7 @@ public class ChatProtocolTests(StackFixture stack, ITestOutputHelper output)
             Assert.True(paths.TryGetProperty(path, out _), path);
         }
 
+        Assert.True(paths.GetProperty("/api/sessions/{sessionId}").TryGetProperty("delete", out _), "DELETE /api/sessions/{sessionId}");
         Assert.Equal("bearer", document.GetProperty("components").GetProperty("securitySchemes").GetProperty("Bearer").GetProperty("scheme").GetString());
         var chatRequest = document.GetProperty("components").GetProperty("schemas").GetProperty("ChatRequest").GetProperty("properties");
         foreach (var field in new[] { "session_id", "message", "model", "budget_max" })

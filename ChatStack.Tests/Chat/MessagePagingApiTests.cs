@@ -8,9 +8,6 @@ namespace ChatStack.Tests.Chat;
 [Collection(StackCollection.Name)]
 public class MessagePagingApiTests(StackFixture stack)
 {
-    // Nothing listens here: with Firestore off, any Firestore call would fail the test.
-    private const string NoFirestore = "127.0.0.1:9";
-
     public static TheoryData<bool> Stores => new() { true, false };
 
     [Theory]
@@ -73,14 +70,7 @@ public class MessagePagingApiTests(StackFixture stack)
         Assert.Equal(code, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("code").GetString());
     }
 
-    private Task<ChatApiHost> StartAsync(bool firestore) => firestore
-        ? ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?> { ["Chat:Offline:DeltaDelayMs"] = "0" })
-        : ChatApiHost.StartAsync(NoFirestore, new Dictionary<string, string?>
-        {
-            ["Chat:Offline:DeltaDelayMs"] = "0",
-            ["ENABLE_FIRESTORE_WRITE"] = "false",
-            ["ENABLE_PUBSUB"] = "false",
-        });
+    private Task<ChatApiHost> StartAsync(bool firestore) => ChatApiHost.StartOnStoreAsync(firestore, stack.FirestoreHost);
 
     private static List<string> Ids(JsonElement messages) => messages.EnumerateArray().Select(m => m.GetProperty("id").GetString()!).ToList();
 

@@ -220,6 +220,42 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
     }
 
     [ChromiumFact]
+    public async Task A_chat_deleted_from_the_page_is_gone_from_the_list_and_the_api_after_a_confirmation()
+    {
+        var page = await OpenSignedInAsync("page-delete");
+        await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Delete chat" })).ToBeHiddenAsync();
+        await SendAsync(page, "Tell me about plums.");
+        var sessionId = Regex.Match(page.Url, "#session=(.+)$").Groups[1].Value;
+        var delete = page.GetByRole(AriaRole.Button, new() { Name = "Delete chat" });
+        var items = page.Locator("#session-list button");
+        await Expect(items).ToHaveCountAsync(1);
+
+        // Cancelled at the confirmation: nothing happens.
+        page.Dialog += DismissOnce;
+        await delete.ClickAsync();
+        await Expect(items).ToHaveCountAsync(1);
+        await Expect(page.Locator("#messages .turn")).ToHaveCountAsync(2);
+
+        page.Dialog += (_, dialog) => dialog.AcceptAsync();
+        var deleted = await page.RunAndWaitForResponseAsync(() => delete.ClickAsync(), r => r.Request.Method == "DELETE");
+        Assert.Equal(204, deleted.Status);
+        await Expect(items).ToHaveCountAsync(0);
+        await Expect(page.Locator("#messages .turn")).ToHaveCountAsync(0);
+        await Expect(delete).ToBeHiddenAsync();
+        Assert.DoesNotContain("#session=", page.Url);
+        var api = await ChatApiClient.SignInAsync(BaseAddress, "page-delete");
+        using var gone = await api.Http.GetAsync($"/api/sessions/{sessionId}");
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, gone.StatusCode);
+        Assert.Empty(_pageErrors);
+
+        void DismissOnce(object? sender, IDialog dialog)
+        {
+            page.Dialog -= DismissOnce;
+            _ = dialog.DismissAsync();
+        }
+    }
+
+    [ChromiumFact]
     public async Task A_dropped_stream_resumes_with_last_event_id_without_repeating_text()
     {
         var page = await OpenSignedInAsync("page-resume");

@@ -31,6 +31,19 @@ public sealed class ChatApiHost : IAsyncDisposable
     /// <summary>The chat page's files in the source tree, for a host that should serve them.</summary>
     public static string PageRoot => Path.Combine(Path.GetDirectoryName(Projects.ChatStack_AppHost.ProjectPath.TrimEnd(Path.DirectorySeparatorChar))!, "ChatStack.ChatApi", "wwwroot");
 
+    /// <summary>
+    /// The offline model at full speed on the Firestore emulator at <paramref name="firestoreHost"/>, or, without
+    /// <paramref name="firestore"/>, with the in-memory store and nothing listening where Firestore would be.
+    /// </summary>
+    public static Task<ChatApiHost> StartOnStoreAsync(bool firestore, string firestoreHost, int deltaDelayMs = 0) => firestore
+        ? StartAsync(firestoreHost, new Dictionary<string, string?> { ["Chat:Offline:DeltaDelayMs"] = $"{deltaDelayMs}" })
+        : StartAsync("127.0.0.1:9", new Dictionary<string, string?>
+        {
+            ["Chat:Offline:DeltaDelayMs"] = $"{deltaDelayMs}",
+            ["ENABLE_FIRESTORE_WRITE"] = "false",
+            ["ENABLE_PUBSUB"] = "false",
+        });
+
     public static async Task<ChatApiHost> StartAsync(string firestoreHost, IDictionary<string, string?> settings, string environment = "Development", string? webRoot = null,
         Action<WebApplicationBuilder>? configure = null)
     {

@@ -103,6 +103,11 @@ export class ChatApi {
 
   getSession(id) { return this.#json(`api/sessions/${encodeURIComponent(id)}`); }
 
+  async deleteSession(id) {
+    const response = await this.#fetch(`api/sessions/${encodeURIComponent(id)}`, { method: 'DELETE' });
+    if (!response.ok) throw await toApiError(response);
+  }
+
   getMessages(id) { return this.#json(`api/sessions/${encodeURIComponent(id)}/messages`); }
 
   /** Starts a chat; resolves with the response once its headers arrive (the body is the event stream). */

@@ -147,6 +147,20 @@ function showSessionInfo(session) {
   $('session-info').textContent = session
     ? `${session.title} · ${session.message_count} messages · ${session.prompt_tokens} prompt + ${session.completion_tokens} completion = ${session.total_tokens} tokens`
     : '';
+  $('delete-session').hidden = !session;
+}
+
+async function deleteSession() {
+  const id = sessionId;
+  if (!id || running || !confirm('Delete this chat and its messages? This cannot be undone.')) return;
+  try {
+    await api.deleteSession(id);
+    newChat();
+    await loadSessions();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) return;
+    $('sessions-error').textContent = `Could not delete the chat: ${error.message}`;
+  }
 }
 
 function newChat() {
@@ -161,6 +175,7 @@ function newChat() {
 }
 
 $('new-chat').addEventListener('click', newChat);
+$('delete-session').addEventListener('click', deleteSession);
 $('more-sessions').addEventListener('click', () => loadSessions(true));
 
 // ---- composer
@@ -172,6 +187,7 @@ function budget() {
 
 function updateComposer() {
   $('send').disabled = running !== null || meter.limitedNow;
+  $('delete-session').disabled = running !== null;
   $('stop').disabled = running === null;
 }
 
