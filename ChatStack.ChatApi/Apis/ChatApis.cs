@@ -348,7 +348,13 @@ internal static class ChatApis
                 return SessionNotFound(context, sessionId);
             }
 
-            // Held like a turn, so no turn starts writing into the session while its messages go.
+            // Held like a turn, so no turn starts writing into the session while its messages go; a turn just
+            // stopped is given the moment it needs to save, as for a new message.
+            if (await streams.WaitForTurnAsync(userId, sessionId, TurnWait, context.RequestAborted) is { } busy)
+            {
+                return TurnInProgress(context, busy);
+            }
+
             claim = streams.TryStart(userId, sessionId, out var running);
             if (claim is null)
             {

@@ -121,6 +121,33 @@ public class SessionDeletionTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task Stopping_an_answer_and_deleting_at_once_deletes_once_the_stopped_turn_has_saved()
+    {
+        await using var host = await ChatApiHost.StartOnStoreAsync(firestore: true, stack.FirestoreHost, deltaDelayMs: 8);
+        var client = await ChatApiClient.SignInAsync(host.Address, "delete-stopped");
+        string session;
+        using (var turn = await client.PostChatAsync(new { message = "Tell me a long story about regret." }))
+        {
+            session = turn.Headers.GetValues("X-Session-Id").Single();
+            await using var body = await turn.Content.ReadAsStreamAsync();
+            await foreach (var message in Sse.ReadAsync(body))
+            {
+                if (message.Event == "message_delta")
+                {
+                    break;
+                }
+            }
+        }
+
+        using var deleted = await client.Http.DeleteAsync($"/api/sessions/{session}");
+
+        Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
+        var store = host.Services.GetRequiredService<IChatSessionStore>();
+        Assert.Null(await store.GetSessionAsync(session, CancellationToken.None));
+        Assert.Empty(await store.ListMessagesAsync(session, CancellationToken.None)); // nothing written after the delete
+    }
+
+    [Fact]
     public async Task Deleting_with_a_bad_id_is_a_400_and_with_the_store_down_a_503()
     {
         await using (var host = await ChatApiHost.StartOnStoreAsync(firestore: true, stack.FirestoreHost))
