@@ -88,17 +88,15 @@ internal static class ChatStackApplication
             return chatApi;
         }
 
-        const string name = ChatStackOnGoogleCloud.CloudModelName;
-        chatApi.WithEnvironment("Chat__DefaultModel", name)
-            .WithEnvironment($"Chat__Models__{name}__Provider", "OpenAI")
-            .WithEnvironment($"Chat__Models__{name}__ProviderModelId", Setting("chat-model") ?? ChatStackOnGoogleCloud.DefaultChatModel);
+        chatApi.WithDefaultOpenAiModel()
+            .WithEnvironment(ChatStackOnGoogleCloud.ModelVariable("ProviderModelId"), Setting("chat-model") ?? ChatStackOnGoogleCloud.DefaultChatModel);
         if (endpoint is not null)
         {
-            chatApi.WithEnvironment($"Chat__Models__{name}__Endpoint", endpoint);
+            chatApi.WithEnvironment(ChatStackOnGoogleCloud.ModelVariable("Endpoint"), endpoint);
         }
 
         // A parameter, so the dashboard shows the key as a secret instead of in the resource's environment.
         return apiKey is null ? chatApi
-            : chatApi.WithEnvironment($"Chat__Models__{name}__ApiKey", builder.AddParameter("openai-api-key", secret: true));
+            : chatApi.WithEnvironment(ChatStackOnGoogleCloud.ModelVariable("ApiKey"), builder.AddParameter("openai-api-key", secret: true));
     }
 }

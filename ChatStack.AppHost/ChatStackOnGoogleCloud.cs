@@ -47,11 +47,10 @@ internal static class ChatStackOnGoogleCloud
             .WithEnvironment("Identity__Issuer", jwtIssuer)
             .WithEnvironment("Identity__Audience", jwtAudience)
             // One OpenAI-compatible model under a fixed name, so requests and the budget do not depend on the provider's id.
-            .WithEnvironment("Chat__DefaultModel", CloudModelName)
-            .WithEnvironment($"Chat__Models__{CloudModelName}__Provider", "OpenAI")
-            .WithEnvironment($"Chat__Models__{CloudModelName}__ProviderModelId", chatModel)
-            .WithEnvironment($"Chat__Models__{CloudModelName}__Endpoint", openAiEndpoint)
-            .WithEnvironment($"Chat__Models__{CloudModelName}__ApiKey", openAiApiKey)
+            .WithDefaultOpenAiModel()
+            .WithEnvironment(ModelVariable("ProviderModelId"), chatModel)
+            .WithEnvironment(ModelVariable("Endpoint"), openAiEndpoint)
+            .WithEnvironment(ModelVariable("ApiKey"), openAiApiKey)
             .WithEndpoint("http", http => http.TargetPort = ContainerPort)
             .WithHttpHealthCheck("/health")
             .WithExternalHttpEndpoints();
@@ -67,6 +66,16 @@ internal static class ChatStackOnGoogleCloud
 
     /// <summary>The provider's model id when <c>chat-model</c> names none.</summary>
     public const string DefaultChatModel = "gpt-4o-mini";
+
+    /// <summary>
+    /// An OpenAI-compatible model under <see cref="CloudModelName"/>, made the chat API's default: deployed, and locally
+    /// when a key or endpoint is configured. The caller sets its id, endpoint and key (<see cref="ModelVariable"/>).
+    /// </summary>
+    internal static IResourceBuilder<ProjectResource> WithDefaultOpenAiModel(this IResourceBuilder<ProjectResource> chatApi) =>
+        chatApi.WithEnvironment("Chat__DefaultModel", CloudModelName).WithEnvironment(ModelVariable("Provider"), "OpenAI");
+
+    /// <summary>The chat API's variable for one setting of that model, e.g. <c>ApiKey</c>.</summary>
+    internal static string ModelVariable(string setting) => $"Chat__Models__{CloudModelName}__{setting}";
 
     /// <summary>
     /// A plain parameter whose configured value (or <paramref name="fallback"/>) is written to the manifest as its

@@ -19,9 +19,11 @@ public class LocalModelTests
     private static Task<IDistributedApplicationTestingBuilder> BuilderAsync(params string[] args) =>
         DistributedApplicationTestingBuilder.CreateAsync<Projects.ChatStack_AppHost>([.. StackFixture.IsolatedAppHostArgs, .. args]);
 
-    private static async Task<Dictionary<string, string>> ChatApiEnvironmentAsync(params string[] args)
+    private static async Task<Dictionary<string, string>> ChatApiEnvironmentAsync(params string[] args) =>
+        await ChatApiEnvironmentAsync(await BuilderAsync(args));
+
+    private static async Task<Dictionary<string, string>> ChatApiEnvironmentAsync(IDistributedApplicationTestingBuilder builder)
     {
-        var builder = await BuilderAsync(args);
         // Ports as DCP would allocate them, so the emulator addresses resolve without starting anything.
         var port = 41000;
         foreach (var endpoint in builder.Resources.SelectMany(r => r.Annotations.OfType<EndpointAnnotation>()))
@@ -61,7 +63,7 @@ public class LocalModelTests
         var key = builder.Resources.OfType<ParameterResource>().Single(p => p.Name == "openai-api-key");
         Assert.True(key.Secret);
 
-        var environment = await ChatApiEnvironmentAsync("--Parameters:openai-api-key=sk-test-123");
+        var environment = await ChatApiEnvironmentAsync(builder);
 
         Assert.Equal("default", environment["Chat__DefaultModel"]);
         Assert.Equal("gpt-4o-mini", environment["Chat__Models__default__ProviderModelId"]);
