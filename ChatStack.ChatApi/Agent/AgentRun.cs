@@ -49,6 +49,7 @@ internal sealed class AgentRun(
     private string? _providerFinish;
     private int _persistedMessages;
     private AgentRunSpan? _span;
+    private string _userMessageId = "";
 
     public TokenBudget Budget => _budget.Current;
 
@@ -58,10 +59,9 @@ internal sealed class AgentRun(
         using var answerBuffer = _answer; // the pooled buffer goes back when the run ends
         string finishReason;
         ErrorEvent? error = null;
-        string userMessageId = "";
         try
         {
-            userMessageId = await IngressAsync(cancellationToken);
+            _userMessageId = await IngressAsync(cancellationToken);
             var context = await RetrievalAsync(cancellationToken);
             finishReason = await GenerateAsync(context, cancellationToken);
         }
@@ -80,7 +80,7 @@ internal sealed class AgentRun(
             (finishReason, error) = (FinishReasons.Error, new ErrorEvent("model_error", $"The model call failed: {e.GetBaseException().Message}"));
         }
 
-        error = await FinalizeAsync(userMessageId, finishReason, error);
+        error = await FinalizeAsync(_userMessageId, finishReason, error);
         var modelTags = new System.Diagnostics.TagList
         {
             { Contracts.Telemetry.GenAiAttributes.ProviderName, ModelCallSpan.ProviderOf(request.Model) },
@@ -192,7 +192,7 @@ internal sealed class AgentRun(
     private async Task<string> GenerateAsync(ChatHistory context, CancellationToken cancellationToken)
     {
         var kernel = new Kernel();
-        kernel.Plugins.AddFromObject(new ChatTools(request.History, time), ChatTools.PluginName);
+        kernel.Plugins.AddFromObject(new ChatTools(EarlierMessagesAsync, time), ChatTools.PluginName);
         kernel.FunctionInvocationFilters.Add(new ToolInvocationFilter(this));
 
         for (var round = 0; round <= options.MaxToolRounds; round++)
@@ -423,6 +423,21 @@ internal sealed class AgentRun(
         {
             outboxSignal.Notify();
         }
+    }
+
+    /// <summary>
+    /// What a history search looks through: every message before this turn's. The turn itself read only those after
+    /// the summary, so a summarized session is read in full here, once, and only when the agent searches.
+    /// </summary>
+    private async Task<IReadOnlyList<ChatMessageRecord>> EarlierMessagesAsync(CancellationToken cancellationToken)
+    {
+        if (request.Session.SummaryThroughMessageId is null)
+        {
+            return request.History;
+        }
+
+        var all = await store.ListMessagesAsync(_session.Id, cancellationToken);
+        return [.. all.Where(m => string.CompareOrdinal(m.Id, _userMessageId) < 0)];
     }
 
     /// <summary>Earlier user and assistant messages not yet covered by the session's summary.</summary>

@@ -7,7 +7,10 @@ using Microsoft.Extensions.Options;
 
 namespace ChatStack.ChatApi.Agent;
 
-/// <summary>What one chat request asks the agent to do, after validation and admission.</summary>
+/// <summary>
+/// What one chat request asks the agent to do, after validation and admission. <paramref name="History"/> holds the
+/// session's messages after its summary (all of them when it has none): what the model may see verbatim.
+/// </summary>
 internal sealed record ChatRunRequest(string UserId, ChatSession Session, IReadOnlyList<ChatMessageRecord> History, string Message, ModelSpec Model, int BudgetMax);
 
 /// <summary>Runs the agent for one request; the per-run state lives in <see cref="AgentRun"/>.</summary>

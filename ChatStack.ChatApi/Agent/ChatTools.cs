@@ -7,10 +7,13 @@ namespace ChatStack.ChatApi.Agent;
 
 /// <summary>
 /// The agent's tools, registered as kernel functions (plugin <c>tools</c>). One instance per run: the history
-/// search sees only the session the run belongs to.
+/// search sees only the session the run belongs to, loaded by <paramref name="earlierMessages"/> when first searched
+/// (a turn reads only the messages after the session's summary; a search needs them all).
 /// </summary>
-internal sealed class ChatTools(IReadOnlyList<ChatMessageRecord> sessionHistory, TimeProvider time)
+internal sealed class ChatTools(Func<CancellationToken, Task<IReadOnlyList<ChatMessageRecord>>> earlierMessages, TimeProvider time)
 {
+    private Task<IReadOnlyList<ChatMessageRecord>>? _history;
+
     public const string PluginName = "tools";
     public const string TimeNow = "time_now";
     public const string Calculate = "calculate";
@@ -40,11 +43,17 @@ internal sealed class ChatTools(IReadOnlyList<ChatMessageRecord> sessionHistory,
         Calculator.Evaluate(expression).ToString("G15", CultureInfo.InvariantCulture);
 
     [KernelFunction(SearchHistory), Description("Searches the earlier messages of this conversation for words.")]
-    public string Search([Description("words to look for")] string query)
+    public async Task<string> SearchAsync([Description("words to look for")] string query, CancellationToken cancellationToken)
     {
         var terms = query.Split([' ', ',', ';'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Where(t => t.Length > 2).ToArray();
-        var hits = sessionHistory
+        // Loaded once per run, however many searches it makes; a failed load is tried again by the next search.
+        if (_history is not { IsCompletedSuccessfully: true })
+        {
+            _history = earlierMessages(cancellationToken);
+        }
+
+        var hits = (await _history)
             .Where(m => m.Role is "user" or "assistant")
             .Select(m => (Message: m, Score: terms.Count(t => m.Content.Contains(t, StringComparison.OrdinalIgnoreCase))))
             .Where(h => h.Score > 0)

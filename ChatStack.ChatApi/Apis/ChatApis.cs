@@ -192,7 +192,7 @@ internal static class ChatApis
                 }
 
                 session = existing;
-                history = await store.ListMessagesAsync(sessionId, context.RequestAborted);
+                history = await store.ListMessagesAfterAsync(sessionId, existing.SummaryThroughMessageId, context.RequestAborted);
             }
             else
             {

@@ -135,3 +135,33 @@ internal interface IChatSessionStore
     /// <summary>Deletes the session and its messages; a delete cut short leaves a session that deleting again finishes.</summary>
     Task DeleteSessionAsync(string sessionId, CancellationToken cancellationToken);
 }
+
+internal static class ChatSessionStoreExtensions
+{
+    private const int HistoryPageSize = 500;
+
+    /// <summary>
+    /// Every message whose id sorts after <paramref name="after"/> (all when null), read page by page: a turn of a
+    /// summarized session reads only what follows its summary, not the whole conversation.
+    /// </summary>
+    public static async Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAfterAsync(this IChatSessionStore store, string sessionId, string? after, CancellationToken cancellationToken)
+    {
+        if (after is null)
+        {
+            return await store.ListMessagesAsync(sessionId, cancellationToken);
+        }
+
+        var messages = new List<ChatMessageRecord>();
+        while (true)
+        {
+            var page = await store.ListMessagesAsync(sessionId, after, HistoryPageSize, cancellationToken);
+            messages.AddRange(page);
+            if (page.Count < HistoryPageSize)
+            {
+                return messages;
+            }
+
+            after = page[^1].Id;
+        }
+    }
+}

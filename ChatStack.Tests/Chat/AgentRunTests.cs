@@ -50,6 +50,30 @@ public class AgentRunTests
     }
 
     [Fact]
+    public async Task A_history_search_in_a_summarized_session_finds_what_the_summary_replaced_but_not_the_message_asking()
+    {
+        var history = Enumerable.Range(0, 6).Select(i => new ChatMessageRecord
+        {
+            Id = ChatMessageRecord.NewId(DateTimeOffset.UtcNow),
+            Role = i % 2 == 0 ? "user" : "assistant",
+            Content = i == 0 ? "My cat is called Miso." : $"Message {i} about nothing in particular.",
+            CreatedAt = DateTimeOffset.UtcNow,
+        }).ToList();
+        var model = new OfflineChatCompletionService(Counter, new OfflineModelOptions { DeltaDelayMs = 0 });
+
+        // The turn was given only the messages after the summary; the cat is in the summarized part.
+        await Run(history, "Search the history for Miso.", model, budget: 4000, summarized: 4).ExecuteAsync(CancellationToken.None);
+        var found = Assert.IsType<ToolEndEvent>(_events.Single(ChatEventTypes.ToolEnd));
+        Assert.Equal("ok", found.Status);
+        Assert.Contains("My cat is called Miso.", found.ResultSummary);
+
+        // The message asking is already stored when the tool runs, and is not an earlier message.
+        _events.All.Clear();
+        await Run([], "Search the history for aardvark.", model, budget: 4000, summarized: 0, session: "s2", summaryThrough: history[3].Id).ExecuteAsync(CancellationToken.None);
+        Assert.StartsWith("No earlier message mentions 'aardvark'", Assert.IsType<ToolEndEvent>(_events.Single(ChatEventTypes.ToolEnd)).ResultSummary);
+    }
+
+    [Fact]
     public async Task An_exhausted_budget_stops_generation_and_keeps_and_counts_the_partial_answer()
     {
         var model = new OfflineChatCompletionService(Counter, new OfflineModelOptions { DeltaDelayMs = 0 });
@@ -123,18 +147,29 @@ public class AgentRunTests
         Assert.Equal(done.Usage.PromptTokens + done.Usage.CompletionTokens, (await _store.GetSessionAsync("s1", default))!.TotalTokens);
     }
 
-    private AgentRun Run(IReadOnlyList<ChatMessageRecord> history, string message, IChatCompletionService model, int budget, int contextWindow = 128_000, int keepRecent = 4)
+    /// <summary>
+    /// A run in session <paramref name="session"/> holding <paramref name="history"/>; with <paramref name="summarized"/>
+    /// (or <paramref name="summaryThrough"/>), the session has a summary through that message and the run is given
+    /// only the messages after it, as the API does.
+    /// </summary>
+    private AgentRun Run(IReadOnlyList<ChatMessageRecord> history, string message, IChatCompletionService model, int budget, int contextWindow = 128_000, int keepRecent = 4,
+        int summarized = 0, string session = "s1", string? summaryThrough = null)
     {
-        var session = new ChatSession { Id = "s1", UserId = "u1", Title = "t", Model = "m", CreatedAt = DateTimeOffset.UtcNow, UpdatedAt = DateTimeOffset.UtcNow };
-        _store.CreateSessionAsync(session, CancellationToken.None);
+        summaryThrough ??= summarized > 0 ? history[summarized - 1].Id : null;
+        var chatSession = new ChatSession
+        {
+            Id = session, UserId = "u1", Title = "t", Model = "m", CreatedAt = DateTimeOffset.UtcNow, UpdatedAt = DateTimeOffset.UtcNow,
+            Summary = summaryThrough is null ? null : "Earlier, the user talked about pets.", SummaryThroughMessageId = summaryThrough,
+        };
+        _store.CreateSessionAsync(chatSession, CancellationToken.None);
         foreach (var m in history)
         {
-            _store.AppendMessageAsync("s1", m, [], null, CancellationToken.None);
+            _store.AppendMessageAsync(session, m, [], null, CancellationToken.None);
         }
 
         var spec = new ModelSpec("m", new ModelOptions { Provider = ModelProvider.Offline, ContextWindow = contextWindow, Encoding = "o200k_base" });
         var options = new ChatOptions { KeepRecentMessages = keepRecent };
-        return new AgentRun(new ChatRunRequest("u1", session, history, message, spec, budget), _events, model, Counter, _store,
+        return new AgentRun(new ChatRunRequest("u1", chatSession, history.Skip(summarized).ToList(), message, spec, budget), _events, model, Counter, _store,
             new ChatStack.ChatApi.DualWrite.ChatEventOutbox(new ChatStack.ChatApi.DualWrite.DualWriteOptions { DualWrite = false }),
             new ChatStack.ChatApi.DualWrite.OutboxSignal(), new UserLimiter(new LimitOptions(), TimeProvider.System), options, TimeProvider.System, NullLogger.Instance,
             new ChatStack.ChatApi.Telemetry.ChatMetrics(TelemetryCapture.MeterFactory), new ChatStack.ChatApi.Telemetry.ContentCaptureOptions(false));

@@ -28,7 +28,7 @@ public class AgentToolTests
     [InlineData("")]
     public void An_unknown_time_zone_is_named_back_without_the_servers_paths(string timeZone)
     {
-        var tools = new ChatTools([], TimeProvider.System);
+        var tools = new ChatTools(_ => Task.FromResult<IReadOnlyList<ChatMessageRecord>>([]), TimeProvider.System);
 
         var error = Assert.Throws<ArgumentException>(() => tools.GetTimeNow(timeZone));
 
@@ -37,7 +37,7 @@ public class AgentToolTests
     }
 
     [Fact]
-    public void Time_and_history_search_answer_from_their_inputs()
+    public async Task Time_and_history_search_answer_from_their_inputs()
     {
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 3, 1, 12, 0, 0, TimeSpan.Zero));
         var history = new List<ChatMessageRecord>
@@ -45,9 +45,13 @@ public class AgentToolTests
             new() { Id = "1", Role = "user", Content = "My cat is called Miso.", CreatedAt = time.GetUtcNow() },
             new() { Id = "2", Role = "assistant", Content = "Nice name!", CreatedAt = time.GetUtcNow() },
         };
-        var tools = new ChatTools(history, time);
+        var loads = 0;
+        var tools = new ChatTools(_ => Task.FromResult<IReadOnlyList<ChatMessageRecord>>(loads++ == 0 ? history : []), time);
         Assert.StartsWith("2026-03-01 21:00 (Asia/Tokyo", tools.GetTimeNow("Asia/Tokyo"));
-        Assert.Contains("Miso", tools.Search("cat name"));
-        Assert.StartsWith("No earlier message", tools.Search("dog"));
+        Assert.Contains("Miso", await tools.SearchAsync("cat name", default));
+        Assert.StartsWith("No earlier message", await tools.SearchAsync("dog", default));
+        // The history is loaded once per run, however many searches the agent makes.
+        Assert.Contains("Miso", await tools.SearchAsync("Miso", default));
+        Assert.Equal(1, loads);
     }
 }

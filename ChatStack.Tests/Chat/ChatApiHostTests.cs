@@ -230,10 +230,10 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
     [Fact]
     public async Task A_store_failure_while_a_turn_starts_answers_503_and_leaves_the_session_free()
     {
-        HistoryFailsOnce? store = null;
+        ObservedStore? store = null;
         await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?> { ["Chat:Offline:DeltaDelayMs"] = "0" },
             configure: builder => builder.Services.Replace(ServiceDescriptor.Singleton<IChatSessionStore>(sp =>
-                store = new HistoryFailsOnce(ActivatorUtilities.CreateInstance<FirestoreChatSessionStore>(sp)))));
+                store = new ObservedStore(ActivatorUtilities.CreateInstance<FirestoreChatSessionStore>(sp)))));
         var client = await ChatApiClient.SignInAsync(host.Address, "unlucky-user");
         await client.ChatAsync(new { message = "hello" });
         var sessionId = client.LastSessionId!;
@@ -252,20 +252,80 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
         Assert.Equal(["user", "assistant", "user", "assistant"], roles);
     }
 
-    /// <summary>The real store, whose full history read fails once on demand, as when Firestore drops between two calls.</summary>
-    private sealed class HistoryFailsOnce(IChatSessionStore inner) : IChatSessionStore
+    [Fact]
+    public async Task A_summarized_session_reads_only_what_follows_its_summary_and_a_history_search_still_finds_the_rest()
+    {
+        ObservedStore? store = null;
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?> { ["Chat:Offline:DeltaDelayMs"] = "0" },
+            configure: builder => builder.Services.Replace(ServiceDescriptor.Singleton<IChatSessionStore>(sp =>
+                store = new ObservedStore(ActivatorUtilities.CreateInstance<FirestoreChatSessionStore>(sp)))));
+        var client = await ChatApiClient.SignInAsync(host.Address, "long-session-user");
+        const string model = "chatstack-offline-small-context";
+        await client.ChatAsync(new { message = "My boat is called Periwinkle. Tell me about boats.", model });
+        var sessionId = client.LastSessionId!;
+        var summarized = false;
+        for (var turn = 1; turn < 10 && !summarized; turn++)
+        {
+            var events = await client.ChatAsync(new { session_id = sessionId, message = $"Turn {turn}: tell me about topic number {turn}.", model });
+            summarized = events.Any(e => e.Event == "summarized");
+        }
+
+        Assert.True(summarized, "the small-context model summarizes within ten turns");
+        var session = await client.GetJsonAsync($"/api/sessions/{sessionId}");
+        var through = session.GetProperty("summary_through_message_id").GetString()!;
+        var stored = (await client.GetJsonAsync($"/api/sessions/{sessionId}/messages")).GetArrayLength();
+
+        // The next turn reads the messages after the summary, not the session's whole history.
+        store!.Reads.Clear();
+        await client.ChatAsync(new { session_id = sessionId, message = "And what about topic number ten?", model });
+        var read = Assert.Single(store.Reads);
+        Assert.Equal(through, read.After);
+        Assert.InRange(read.Returned, 1, stored - 1);
+
+        // A search looks through the summarized messages too: the boat's name is only in the first one. (The turn
+        // before may have summarized again, with so small a window.)
+        through = (await client.GetJsonAsync($"/api/sessions/{sessionId}")).GetProperty("summary_through_message_id").GetString()!;
+        store.Reads.Clear();
+        var search = await client.ChatAsync(new { session_id = sessionId, message = "Search the history for Periwinkle.", model });
+        var found = search.Single(e => e.Event == "tool_end").Payload;
+        Assert.Equal("ok", found.GetProperty("status").GetString());
+        Assert.Contains("My boat is called Periwinkle", found.GetProperty("result_summary").GetString());
+        Assert.Equal([through, null], store.Reads.Select(r => r.After));
+    }
+
+    /// <summary>
+    /// The real store, recording the history reads a turn makes (where each starts and how many it returned), and
+    /// failing the next one on demand, as when Firestore drops between two calls.
+    /// </summary>
+    private sealed class ObservedStore(IChatSessionStore inner) : IChatSessionStore
     {
         public volatile bool FailNextHistoryRead;
 
-        public Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken)
+        public System.Collections.Concurrent.ConcurrentQueue<(string? After, int Returned)> Reads { get; } = new();
+
+        public async Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken)
+        {
+            FailIfAsked();
+            var messages = await inner.ListMessagesAsync(sessionId, cancellationToken);
+            Reads.Enqueue((null, messages.Count));
+            return messages;
+        }
+
+        public async Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, string? after, int limit, CancellationToken cancellationToken)
+        {
+            FailIfAsked();
+            var messages = await inner.ListMessagesAsync(sessionId, after, limit, cancellationToken);
+            Reads.Enqueue((after, messages.Count));
+            return messages;
+        }
+
+        private void FailIfAsked()
         {
             if (FailNextHistoryRead)
             {
                 FailNextHistoryRead = false;
                 throw new ChatStoreUnavailableException("Firestore went away.", new IOException("connection reset"));
             }
-
-            return inner.ListMessagesAsync(sessionId, cancellationToken);
         }
 
         public Task<ChatSession?> GetSessionAsync(string sessionId, CancellationToken cancellationToken) => inner.GetSessionAsync(sessionId, cancellationToken);
@@ -277,9 +337,6 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
 
         public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<OutboxRecord> outbox, RunUsage? usage, CancellationToken cancellationToken) =>
             inner.AppendMessageAsync(sessionId, message, outbox, usage, cancellationToken);
-
-        public Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, string? after, int limit, CancellationToken cancellationToken) =>
-            inner.ListMessagesAsync(sessionId, after, limit, cancellationToken);
 
         public Task AddUsageAsync(string sessionId, RunUsage usage, CancellationToken cancellationToken) => inner.AddUsageAsync(sessionId, usage, cancellationToken);
 
