@@ -20,6 +20,9 @@ internal static class ChatApis
     private const int SessionPageMax = 100;
     private const int MessagePageMax = 500;
 
+    /// <summary>Longest title a user may give a session (titles taken from a first message are cut at 80).</summary>
+    internal const int MaxTitleChars = 200;
+
     // Long enough for a stopped turn to save its partial answer (tens of ms); short enough to refuse a double send soon.
     private static readonly TimeSpan TurnWait = TimeSpan.FromSeconds(2);
 
@@ -69,6 +72,17 @@ internal static class ChatApis
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+
+        api.MapPatch("/sessions/{sessionId}", RenameSession)
+            .WithName("RenameSession")
+            .WithSummary("Rename the session: send {\"title\": \"…\"}. Its place in the session list does not change.")
+            .Accepts<SessionUpdate>("application/json")
+            .Produces<ChatSession>()
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         api.MapGet("/sessions/{sessionId}/messages", GetMessages)
@@ -331,6 +345,46 @@ internal static class ChatApis
         }
     }
 
+    private static async Task<IResult> RenameSession(string sessionId, HttpContext context, IChatSessionStore store, IOptions<ChatOptions> chatOptions)
+    {
+        if (!Ids.IsSafe(sessionId))
+        {
+            return InvalidSessionId(context);
+        }
+
+        var (update, problem) = await ReadJsonAsync<SessionUpdate>(context, chatOptions.Value, "a session update");
+        if (problem is not null)
+        {
+            return problem;
+        }
+
+        var title = update?.Title?.Trim();
+        var invalid = string.IsNullOrEmpty(title) ? "title is required and must contain text."
+            : title.Length > MaxTitleChars ? $"title has {title.Length} characters; the limit is {MaxTitleChars}."
+            : title.Any(char.IsControl) ? "title must be one line of text, without line breaks or control characters."
+            : null;
+        if (invalid is not null)
+        {
+            return Problems.Create(context, StatusCodes.Status400BadRequest, "invalid-title", "Invalid title", invalid,
+                new() { ["max_title_chars"] = MaxTitleChars });
+        }
+
+        try
+        {
+            var session = await store.GetSessionAsync(sessionId, context.RequestAborted);
+            if (session is null || session.UserId != context.User.UserId() || !await store.RenameSessionAsync(sessionId, title!, context.RequestAborted))
+            {
+                return SessionNotFound(context, sessionId);
+            }
+
+            return TypedResults.Ok(session with { Title = title! });
+        }
+        catch (ChatStoreUnavailableException)
+        {
+            return Problems.StoreUnavailable(context);
+        }
+    }
+
     private static async Task<IResult> DeleteSession(string sessionId, HttpContext context, IChatSessionStore store, ChatStreamRegistry streams)
     {
         if (!Ids.IsSafe(sessionId))
@@ -435,6 +489,39 @@ internal static class ChatApis
     /// <summary>Reads and validates the body; a problem result for the first thing wrong with it.</summary>
     private static async Task<(ChatRequest? Request, IResult? Problem)> ReadRequestAsync(HttpContext context, ChatOptions options)
     {
+        var (request, problem) = await ReadJsonAsync<ChatRequest>(context, options, "a chat request");
+        if (problem is not null)
+        {
+            return (null, problem);
+        }
+
+        if (request is null || string.IsNullOrWhiteSpace(request.Message))
+        {
+            return (null, Problems.Create(context, StatusCodes.Status400BadRequest, "empty-message", "Empty message",
+                "message is required and must contain text."));
+        }
+
+        if (request.Message.Length > options.MaxMessageChars)
+        {
+            return (null, Problems.Create(context, StatusCodes.Status413PayloadTooLarge, "message-too-large", "Message too large",
+                $"message has {request.Message.Length} characters; the limit is {options.MaxMessageChars}.",
+                new() { ["max_message_chars"] = options.MaxMessageChars }));
+        }
+
+        if (request.SessionId is not null && !Ids.IsSafe(request.SessionId))
+        {
+            return (null, InvalidSessionId(context));
+        }
+
+        return (request, null);
+    }
+
+    /// <summary>
+    /// A JSON body of at most <see cref="ChatOptions.MaxRequestBytes"/>, or the problem with it (415, 413, malformed
+    /// JSON naming <paramref name="what"/>).
+    /// </summary>
+    private static async Task<(T? Body, IResult? Problem)> ReadJsonAsync<T>(HttpContext context, ChatOptions options, string what) where T : class
+    {
         if (!context.Request.HasJsonContentType())
         {
             return (null, Problems.Create(context, StatusCodes.Status415UnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
@@ -459,36 +546,15 @@ internal static class ChatApis
             }
         }
 
-        ChatRequest? request;
         try
         {
-            request = JsonSerializer.Deserialize<ChatRequest>(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), RequestJson);
+            return (JsonSerializer.Deserialize<T>(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), RequestJson), null);
         }
         catch (JsonException e)
         {
             return (null, Problems.Create(context, StatusCodes.Status400BadRequest, "malformed-json", "Malformed JSON",
-                $"The body is not a valid chat request: {e.Message}"));
+                $"The body is not valid as {what}: {e.Message}"));
         }
-
-        if (request is null || string.IsNullOrWhiteSpace(request.Message))
-        {
-            return (null, Problems.Create(context, StatusCodes.Status400BadRequest, "empty-message", "Empty message",
-                "message is required and must contain text."));
-        }
-
-        if (request.Message.Length > options.MaxMessageChars)
-        {
-            return (null, Problems.Create(context, StatusCodes.Status413PayloadTooLarge, "message-too-large", "Message too large",
-                $"message has {request.Message.Length} characters; the limit is {options.MaxMessageChars}.",
-                new() { ["max_message_chars"] = options.MaxMessageChars }));
-        }
-
-        if (request.SessionId is not null && !Ids.IsSafe(request.SessionId))
-        {
-            return (null, InvalidSessionId(context));
-        }
-
-        return (request, null);
     }
 
     private static IResult TooLarge(HttpContext context, ChatOptions options) =>

@@ -18,6 +18,13 @@ internal sealed record ChatRequest
     [JsonPropertyName("budget_max")] public int? BudgetMax { get; init; }
 }
 
+/// <summary>The body of <c>PATCH /api/sessions/{id}</c>: what a user may change about a session.</summary>
+internal sealed record SessionUpdate
+{
+    /// <summary>The new title: one line of text, at most <c>ChatApis.MaxTitleChars</c> characters.</summary>
+    [JsonPropertyName("title")] public string? Title { get; init; }
+}
+
 /// <summary>The body of <c>GET /api/models</c>: what a client may send as <c>model</c>, and what it gets when it sends none.</summary>
 internal sealed record ModelList(
     [property: JsonPropertyName("default_model")] string DefaultModel,

@@ -132,6 +132,9 @@ internal interface IChatSessionStore
 
     Task SetSummaryAsync(string sessionId, string summary, string throughMessageId, DateTimeOffset now, CancellationToken cancellationToken);
 
+    /// <summary>Sets the session's title; false when there is no such session (any more). Its activity time stays as it was.</summary>
+    Task<bool> RenameSessionAsync(string sessionId, string title, CancellationToken cancellationToken);
+
     /// <summary>Deletes the session and its messages; a delete cut short leaves a session that deleting again finishes.</summary>
     Task DeleteSessionAsync(string sessionId, CancellationToken cancellationToken);
 }

@@ -231,6 +231,24 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             CurrentDocument = new Precondition { Exists = true },
         }, cancellationToken);
 
+    public async Task<bool> RenameSessionAsync(string sessionId, string title, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Commit(new Write
+            {
+                Update = new Document { Name = SessionName(sessionId), Fields = { ["title"] = Str(title) } },
+                UpdateMask = new DocumentMask { FieldPaths = { "title" } },
+                CurrentDocument = new Precondition { Exists = true }, // a session deleted meanwhile is not brought back
+            }, cancellationToken);
+            return true;
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
+        {
+            return false;
+        }
+    }
+
     /// <summary>
     /// The messages first, a commit per page (Firestore takes at most 500 writes in one), the session last: until the
     /// session is gone it still lists, so a failed delete is visible and can be repeated.

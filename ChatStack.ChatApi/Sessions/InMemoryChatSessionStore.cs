@@ -101,6 +101,12 @@ internal sealed class InMemoryChatSessionStore(MemoryOutbox? outbox = null) : IC
         return Task.CompletedTask;
     }
 
+    public Task<bool> RenameSessionAsync(string sessionId, string title, CancellationToken cancellationToken)
+    {
+        Update(sessionId, s => s with { Title = title });
+        return Task.FromResult(_sessions.ContainsKey(sessionId));
+    }
+
     public Task DeleteSessionAsync(string sessionId, CancellationToken cancellationToken)
     {
         _sessions.TryRemove(sessionId, out _);

@@ -343,6 +343,8 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
         public Task SetSummaryAsync(string sessionId, string summary, string throughMessageId, DateTimeOffset now, CancellationToken cancellationToken) =>
             inner.SetSummaryAsync(sessionId, summary, throughMessageId, now, cancellationToken);
 
+        public Task<bool> RenameSessionAsync(string sessionId, string title, CancellationToken cancellationToken) => inner.RenameSessionAsync(sessionId, title, cancellationToken);
+
         public Task DeleteSessionAsync(string sessionId, CancellationToken cancellationToken) => inner.DeleteSessionAsync(sessionId, cancellationToken);
     }
 }

@@ -442,6 +442,9 @@ public class ChatProtocolTests(StackFixture stack, ITestOutputHelper output)
         }
 
         Assert.True(paths.GetProperty("/api/sessions/{sessionId}").TryGetProperty("delete", out _), "DELETE /api/sessions/{sessionId}");
+        Assert.True(paths.GetProperty("/api/sessions/{sessionId}").GetProperty("patch").GetProperty("requestBody").GetProperty("content").TryGetProperty("application/json", out _),
+            "PATCH /api/sessions/{sessionId} takes JSON");
+        Assert.True(document.GetProperty("components").GetProperty("schemas").GetProperty("SessionUpdate").GetProperty("properties").TryGetProperty("title", out _));
         Assert.Equal("bearer", document.GetProperty("components").GetProperty("securitySchemes").GetProperty("Bearer").GetProperty("scheme").GetString());
         var chatRequest = document.GetProperty("components").GetProperty("schemas").GetProperty("ChatRequest").GetProperty("properties");
         foreach (var field in new[] { "session_id", "message", "model", "budget_max" })

@@ -256,6 +256,57 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
     }
 
     [ChromiumFact]
+    public async Task A_chat_renamed_from_the_page_shows_its_new_name_in_the_list_and_after_a_reload()
+    {
+        var page = await OpenSignedInAsync("page-rename");
+        var rename = page.GetByRole(AriaRole.Button, new() { Name = "Rename" });
+        await Expect(rename).ToBeHiddenAsync();
+        await SendAsync(page, "Tell me about plums.");
+        var firstItem = page.Locator("#session-list button span").First;
+        await Expect(firstItem).ToHaveTextAsync("Tell me about plums.");
+
+        // The prompt offers the current name; cancelling it changes nothing.
+        string? offered = null;
+        page.Dialog += DismissOnce;
+        await rename.ClickAsync();
+        Assert.Equal("Tell me about plums.", offered);
+        await Expect(firstItem).ToHaveTextAsync("Tell me about plums.");
+
+        page.Dialog += AcceptOnce(new string('p', 201));
+        await rename.ClickAsync();
+        await Expect(page.Locator("#sessions-error")).ToHaveTextAsync("Could not rename the chat: title has 201 characters; the limit is 200.");
+
+        page.Dialog += AcceptOnce("Plum notes");
+        var renamed = await page.RunAndWaitForResponseAsync(() => rename.ClickAsync(), r => r.Request.Method == "PATCH");
+        Assert.Equal(200, renamed.Status);
+        await Expect(firstItem).ToHaveTextAsync("Plum notes");
+        await Expect(page.Locator("#session-info")).ToContainTextAsync("Plum notes");
+        await Expect(page.Locator("#sessions-error")).ToBeEmptyAsync();
+
+        await page.ReloadAsync();
+        await Expect(firstItem).ToHaveTextAsync("Plum notes");
+        Assert.Empty(_pageErrors);
+
+        void DismissOnce(object? sender, IDialog dialog)
+        {
+            page.Dialog -= DismissOnce;
+            offered = dialog.DefaultValue;
+            _ = dialog.DismissAsync();
+        }
+
+        EventHandler<IDialog> AcceptOnce(string answer)
+        {
+            EventHandler<IDialog>? handler = null;
+            handler = (_, dialog) =>
+            {
+                page.Dialog -= handler;
+                _ = dialog.AcceptAsync(answer);
+            };
+            return handler;
+        }
+    }
+
+    [ChromiumFact]
     public async Task A_dropped_stream_resumes_with_last_event_id_without_repeating_text()
     {
         var page = await OpenSignedInAsync("page-resume");

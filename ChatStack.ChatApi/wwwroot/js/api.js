@@ -108,6 +108,14 @@ export class ChatApi {
     if (!response.ok) throw await toApiError(response);
   }
 
+  async renameSession(id, title) {
+    const response = await this.#fetch(`api/sessions/${encodeURIComponent(id)}`, {
+      method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ title }),
+    });
+    if (!response.ok) throw await toApiError(response);
+    return response.json();
+  }
+
   getMessages(id) { return this.#json(`api/sessions/${encodeURIComponent(id)}/messages`); }
 
   /** Starts a chat; resolves with the response once its headers arrive (the body is the event stream). */

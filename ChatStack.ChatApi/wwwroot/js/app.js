@@ -12,6 +12,7 @@ const meter = new BudgetMeter();
 const MAX_RESUMES = 5;
 
 let sessionId = null;
+let sessionTitle = '';
 let running = null; // the AbortController of the answer streaming now
 let nextCursor = null;
 
@@ -147,7 +148,23 @@ function showSessionInfo(session) {
   $('session-info').textContent = session
     ? `${session.title} · ${session.message_count} messages · ${session.prompt_tokens} prompt + ${session.completion_tokens} completion = ${session.total_tokens} tokens`
     : '';
+  sessionTitle = session?.title ?? '';
+  $('rename-session').hidden = !session;
   $('delete-session').hidden = !session;
+}
+
+async function renameSession() {
+  const id = sessionId;
+  const title = id ? prompt('New name for this chat', sessionTitle) : null;
+  if (title === null || title === sessionTitle) return;
+  $('sessions-error').textContent = '';
+  try {
+    showSessionInfo(await api.renameSession(id, title));
+    await loadSessions();
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) return;
+    $('sessions-error').textContent = `Could not rename the chat: ${error.message}`;
+  }
 }
 
 async function deleteSession() {
@@ -175,6 +192,7 @@ function newChat() {
 }
 
 $('new-chat').addEventListener('click', newChat);
+$('rename-session').addEventListener('click', renameSession);
 $('delete-session').addEventListener('click', deleteSession);
 $('more-sessions').addEventListener('click', () => loadSessions(true));
 
