@@ -12,12 +12,12 @@ namespace ChatStack.ChatApi.Agent;
 /// </summary>
 internal sealed class ChatTools(Func<CancellationToken, Task<IReadOnlyList<ChatMessageRecord>>> earlierMessages, TimeProvider time)
 {
-    private Task<IReadOnlyList<ChatMessageRecord>>? _history;
-
     public const string PluginName = "tools";
     public const string TimeNow = "time_now";
     public const string Calculate = "calculate";
     public const string SearchHistory = "search_history";
+
+    private Task<IReadOnlyList<ChatMessageRecord>>? _history;
 
     [KernelFunction(TimeNow), Description("The current date and time in an IANA time zone, e.g. Europe/Paris or Asia/Tokyo.")]
     public string GetTimeNow([Description("IANA time zone id")] string time_zone)
