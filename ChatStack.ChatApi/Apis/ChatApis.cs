@@ -409,7 +409,7 @@ internal static class ChatApis
                 return TurnInProgress(context, busy);
             }
 
-            claim = streams.TryStart(userId, sessionId, out var running);
+            claim = streams.TryStart(userId, sessionId, out var running, deletion: true);
             if (claim is null)
             {
                 return TurnInProgress(context, running!);
@@ -574,8 +574,10 @@ internal static class ChatApis
             "A session id is 1-128 characters of letters, digits, '-' and '_'.");
 
     /// <summary>A session answers one message at a time; the running turn can be read (or resumed) meanwhile.</summary>
-    private static IResult TurnInProgress(HttpContext context, ChatStream running) =>
-        Problems.Create(context, StatusCodes.Status409Conflict, "turn-in-progress", "A turn is in progress",
+    private static IResult TurnInProgress(HttpContext context, ChatStream running) => running.IsDeletion
+        ? Problems.Create(context, StatusCodes.Status409Conflict, "session-being-deleted", "The session is being deleted",
+            $"Session '{running.SessionId}' is being deleted; it takes no more messages.", new() { ["session_id"] = running.SessionId })
+        : Problems.Create(context, StatusCodes.Status409Conflict, "turn-in-progress", "A turn is in progress",
             $"Session '{running.SessionId}' is still answering a message. Wait for its done event, or follow it at GET /api/chat/streams/{running.Id}, then send again.",
             new() { ["session_id"] = running.SessionId, ["stream_id"] = running.Id });
 

@@ -70,6 +70,9 @@ internal sealed class ChatStream : IChatEventWriter
 
     public string SessionId { get; }
 
+    /// <summary>Not a turn: a delete holding the session. It has no events to follow.</summary>
+    public bool IsDeletion { get; init; }
+
     public bool IsCompleted { get; private set; }
 
     public DateTimeOffset? CompletedAt { get; private set; }
@@ -256,12 +259,13 @@ internal sealed class ChatStreamRegistry(TimeProvider time)
 
     /// <summary>
     /// A stream for a new turn of <paramref name="sessionId"/>, or null when a turn of that session is still running
-    /// (<paramref name="running"/>). Claim it before reading the session's history, so the history is complete.
+    /// (<paramref name="running"/>). Claim it before reading the session's history, so the history is complete. A
+    /// <paramref name="deletion"/> holds the session the same way, but is no stream anyone can follow.
     /// </summary>
-    public ChatStream? TryStart(string userId, string sessionId, out ChatStream? running)
+    public ChatStream? TryStart(string userId, string sessionId, out ChatStream? running, bool deletion = false)
     {
         Sweep();
-        var stream = new ChatStream(Guid.NewGuid().ToString("N"), userId, sessionId);
+        var stream = new ChatStream(Guid.NewGuid().ToString("N"), userId, sessionId) { IsDeletion = deletion };
         while (!_running.TryAdd(sessionId, stream))
         {
             if (_running.TryGetValue(sessionId, out running))
@@ -270,7 +274,11 @@ internal sealed class ChatStreamRegistry(TimeProvider time)
             }
         }
 
-        _streams[stream.Id] = stream;
+        if (!deletion)
+        {
+            _streams[stream.Id] = stream;
+        }
+
         running = null;
         return stream;
     }

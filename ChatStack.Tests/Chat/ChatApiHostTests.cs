@@ -1,7 +1,6 @@
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using ChatStack.ChatApi.DualWrite;
 using ChatStack.ChatApi.Sessions;
 using ChatStack.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
@@ -291,60 +290,5 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
         Assert.Equal("ok", found.GetProperty("status").GetString());
         Assert.Contains("My boat is called Periwinkle", found.GetProperty("result_summary").GetString());
         Assert.Equal([through, null], store.Reads.Select(r => r.After));
-    }
-
-    /// <summary>
-    /// The real store, recording the history reads a turn makes (where each starts and how many it returned), and
-    /// failing the next one on demand, as when Firestore drops between two calls.
-    /// </summary>
-    private sealed class ObservedStore(IChatSessionStore inner) : IChatSessionStore
-    {
-        public volatile bool FailNextHistoryRead;
-
-        public System.Collections.Concurrent.ConcurrentQueue<(string? After, int Returned)> Reads { get; } = new();
-
-        public async Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken)
-        {
-            FailIfAsked();
-            var messages = await inner.ListMessagesAsync(sessionId, cancellationToken);
-            Reads.Enqueue((null, messages.Count));
-            return messages;
-        }
-
-        public async Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, string? after, int limit, CancellationToken cancellationToken)
-        {
-            FailIfAsked();
-            var messages = await inner.ListMessagesAsync(sessionId, after, limit, cancellationToken);
-            Reads.Enqueue((after, messages.Count));
-            return messages;
-        }
-
-        private void FailIfAsked()
-        {
-            if (FailNextHistoryRead)
-            {
-                FailNextHistoryRead = false;
-                throw new ChatStoreUnavailableException("Firestore went away.", new IOException("connection reset"));
-            }
-        }
-
-        public Task<ChatSession?> GetSessionAsync(string sessionId, CancellationToken cancellationToken) => inner.GetSessionAsync(sessionId, cancellationToken);
-
-        public Task CreateSessionAsync(ChatSession session, CancellationToken cancellationToken) => inner.CreateSessionAsync(session, cancellationToken);
-
-        public Task<ChatSessionPage> ListSessionsAsync(string userId, int limit, SessionCursor? after, CancellationToken cancellationToken) =>
-            inner.ListSessionsAsync(userId, limit, after, cancellationToken);
-
-        public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<OutboxRecord> outbox, RunUsage? usage, CancellationToken cancellationToken) =>
-            inner.AppendMessageAsync(sessionId, message, outbox, usage, cancellationToken);
-
-        public Task AddUsageAsync(string sessionId, RunUsage usage, CancellationToken cancellationToken) => inner.AddUsageAsync(sessionId, usage, cancellationToken);
-
-        public Task SetSummaryAsync(string sessionId, string summary, string throughMessageId, DateTimeOffset now, CancellationToken cancellationToken) =>
-            inner.SetSummaryAsync(sessionId, summary, throughMessageId, now, cancellationToken);
-
-        public Task<bool> RenameSessionAsync(string sessionId, string title, CancellationToken cancellationToken) => inner.RenameSessionAsync(sessionId, title, cancellationToken);
-
-        public Task DeleteSessionAsync(string sessionId, CancellationToken cancellationToken) => inner.DeleteSessionAsync(sessionId, cancellationToken);
     }
 }

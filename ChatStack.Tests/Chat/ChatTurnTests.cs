@@ -51,6 +51,21 @@ public class ChatTurnTests
     }
 
     [Fact]
+    public void A_deletion_holds_its_session_like_a_turn_but_is_no_stream_to_follow()
+    {
+        var registry = new ChatStreamRegistry(TimeProvider.System);
+        var deletion = registry.TryStart("u", "s", out _, deletion: true)!;
+
+        Assert.Null(registry.TryStart("u", "s", out var running));
+        Assert.Same(deletion, running);
+        Assert.True(running!.IsDeletion);
+        Assert.Null(registry.Find(deletion.Id));
+
+        registry.Abandon(deletion);
+        Assert.False(registry.TryStart("u", "s", out _)!.IsDeletion);
+    }
+
+    [Fact]
     public void An_abandoned_turn_frees_its_session_and_is_forgotten()
     {
         var registry = new ChatStreamRegistry(TimeProvider.System);

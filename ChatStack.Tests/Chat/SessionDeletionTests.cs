@@ -4,6 +4,7 @@ using ChatStack.ChatApi.DualWrite;
 using ChatStack.ChatApi.Sessions;
 using ChatStack.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace ChatStack.Tests.Chat;
 
@@ -145,6 +146,39 @@ public class SessionDeletionTests(StackFixture stack)
         var store = host.Services.GetRequiredService<IChatSessionStore>();
         Assert.Null(await store.GetSessionAsync(session, CancellationToken.None));
         Assert.Empty(await store.ListMessagesAsync(session, CancellationToken.None)); // nothing written after the delete
+    }
+
+    [Fact]
+    public async Task A_message_sent_while_a_slow_delete_runs_is_told_the_session_is_being_deleted()
+    {
+        ObservedStore? store = null;
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?> { ["Chat:Offline:DeltaDelayMs"] = "0" },
+            configure: builder => builder.Services.Replace(ServiceDescriptor.Singleton<IChatSessionStore>(sp =>
+                store = new ObservedStore(ActivatorUtilities.CreateInstance<FirestoreChatSessionStore>(sp)))));
+        var client = await ChatApiClient.SignInAsync(host.Address, "delete-slow");
+        await client.ChatAsync(new { message = "hello" });
+        var session = client.LastSessionId!;
+        store!.DeleteGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        var deleting = client.Http.DeleteAsync($"/api/sessions/{session}");
+        await store.DeleteStarted.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        using (var refused = await client.PostChatAsync(new { session_id = session, message = "one more thing" }))
+        {
+            // Past the 2 s a send waits for a session to be free: a 409 that names the delete, not a stream to follow.
+            Assert.Equal(HttpStatusCode.Conflict, refused.StatusCode);
+            var problem = JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement;
+            Assert.Equal("session-being-deleted", problem.GetProperty("code").GetString());
+            Assert.False(problem.TryGetProperty("stream_id", out _));
+        }
+
+        store.DeleteGate.SetResult();
+        using (var deleted = await deleting)
+        {
+            Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
+        }
+
+        using var gone = await client.PostChatAsync(new { session_id = session, message = "one more thing" });
+        Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
     }
 
     [Fact]
