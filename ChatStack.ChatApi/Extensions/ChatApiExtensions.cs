@@ -30,6 +30,7 @@ internal static class ChatApiExtensions
         services.AddSingleton<ModelCatalog>();
         services.AddSingleton<TokenCounterProvider>();
         services.AddSingleton<ITokenCounterProvider>(sp => sp.GetRequiredService<TokenCounterProvider>());
+        services.AddHostedService<TokenizerWarmup>();
         services.AddSingleton<ChatCompletionServices>();
         services.AddSingleton<ChatAgent>();
         services.AddSingleton<UserLimiter>();

@@ -1,3 +1,4 @@
+using System.Reflection.PortableExecutable;
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
@@ -32,7 +33,7 @@ public class ContainerImageTests(ITestOutputHelper output)
     {
         var json = await ContainerBuild.RunAsync("dotnet", [
             "msbuild", Path.Combine(PublishedManifest.RepositoryRoot, project), "-nologo", "-t:ComputeContainerConfig", "-p:Configuration=Release",
-            "-getProperty:ContainerBaseImage", "-getProperty:ContainerUser", "-getItem:ContainerPort", "-getItem:ContainerEnvironmentVariable",
+            "-getProperty:ContainerBaseImage", "-getProperty:ContainerUser", "-getProperty:PublishReadyToRun", "-getItem:ContainerPort", "-getItem:ContainerEnvironmentVariable",
         ], TimeSpan.FromMinutes(2));
         using var result = JsonDocument.Parse(json);
         var properties = result.RootElement.GetProperty("Properties");
@@ -40,6 +41,7 @@ public class ContainerImageTests(ITestOutputHelper output)
 
         Assert.Equal(baseImage, properties.GetProperty("ContainerBaseImage").GetString());
         Assert.Equal("1654", properties.GetProperty("ContainerUser").GetString());
+        Assert.Equal("true", properties.GetProperty("PublishReadyToRun").GetString());
         var ports = items.TryGetProperty("ContainerPort", out var p) ? p.EnumerateArray().Select(i => i.GetProperty("Identity").GetString()).ToList() : [];
         Assert.Equal(servesHttp ? ["8080"] : [], ports);
         var env = items.TryGetProperty("ContainerEnvironmentVariable", out var e)
@@ -102,6 +104,12 @@ public class ContainerImageTests(ITestOutputHelper output)
     {
         Directory.CreateDirectory(rootfs);
         await archive.UnpackAsync(rootfs);
+        // Precompiled, so a new instance JITs less before it answers.
+        using (var app = new PEReader(File.OpenRead(Path.Combine(rootfs, "app", "ChatStack.ChatApi.dll"))))
+        {
+            Assert.True(app.PEHeaders.CorHeader!.ManagedNativeHeaderDirectory.Size > 0, "ChatStack.ChatApi.dll in the image is ReadyToRun code");
+        }
+
         var config = archive.Config.GetProperty("config");
         var port = ContainerBuild.FreePort(); // 8080 may be taken on this machine; Cloud Run's is free
         var closed = ContainerBuild.FreePort();

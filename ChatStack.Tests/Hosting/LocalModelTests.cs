@@ -17,7 +17,7 @@ public class LocalModelTests
 {
     // Beside a developer's stack, with the model settings of each test instead of the developer's user secrets.
     private static Task<IDistributedApplicationTestingBuilder> BuilderAsync(params string[] args) =>
-        DistributedApplicationTestingBuilder.CreateAsync<Projects.ChatStack_AppHost>([.. StackFixture.IsolatedAppHostArgs, .. args]);
+        DistributedApplicationTestingBuilder.CreateAsync<Projects.ChatStack_AppHost>([.. IsolatedAppHost.Args, .. args]);
 
     private static async Task<Dictionary<string, string>> ChatApiEnvironmentAsync(params string[] args) =>
         await ChatApiEnvironmentAsync(await BuilderAsync(args));

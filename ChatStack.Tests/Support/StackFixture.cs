@@ -18,17 +18,6 @@ public sealed class StackFixture : IAsyncLifetime
     /// <summary>The chat API lets this user start one chat per window (<c>Limits:Users</c>).</summary>
     public const string PageLimitedUser = "page-limited";
 
-    /// <summary>
-    /// Arguments for an AppHost that tests or benchmarks start beside a developer's own stack: ports of its own (the
-    /// AppHost refuses to start on ports in use), and the offline model whatever the developer's AppHost user
-    /// secrets configure.
-    /// </summary>
-    public static readonly string[] IsolatedAppHostArgs =
-    [
-        "--ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL=http://127.0.0.1:0", "--ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL=http://127.0.0.1:0",
-        "--ASPNETCORE_URLS=http://127.0.0.1:0", "--Parameters:openai-api-key=", "--Parameters:openai-endpoint=", "--Parameters:chat-model=",
-    ];
-
     public DistributedApplication App { get; private set; } = null!;
 
     /// <summary>From the start of the AppHost to every resource healthy (or finished, for the provisioner).</summary>
@@ -48,7 +37,7 @@ public sealed class StackFixture : IAsyncLifetime
     {
         var stopwatch = Stopwatch.StartNew();
         Otlp = await OtlpReceiver.StartAsync();
-        var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.ChatStack_AppHost>(IsolatedAppHostArgs);
+        var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.ChatStack_AppHost>(IsolatedAppHost.Args);
         // The emulators log INFO to stderr, which would show as failures; the tests say what went wrong.
         builder.Services.AddLogging(logging => logging.SetMinimumLevel(LogLevel.Warning).AddFilter("ChatStack.AppHost.Resources", LogLevel.None));
         foreach (var project in builder.Resources.OfType<ProjectResource>())

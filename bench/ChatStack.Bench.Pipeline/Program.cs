@@ -6,10 +6,12 @@
 //   ingest  worker throughput from the Pub/Sub emulator into the BigQuery emulator vs the emulator's raw
 //           pull-and-ack rate (goal ≥ 0.8×); publish-to-row latency at a steady rate (goal p99 ≤ 2 s);
 //   startup `dotnet run --project ChatStack.AppHost` to all-healthy, cold then warm (needs the stack's ports free).
+//   coldstart  a new instance of the published chat API (ReadyToRun, as in the images, and without): start to
+//           /health and through its first chats. [--runs 5]
 //   concurrency  (a stack of its own, paced like a real model) many chats held open at once: errors, the chat
 //           API's memory per open stream, event gaps. [-- concurrency --streams 2000 --ramp-seconds 20 --pace-ms 37
 //           --answer-sentences 60 --target chat-api|chat-api-memory --via-proxy --full-gc]
-// Usage: dotnet run -c Release --project bench/ChatStack.Bench.Pipeline [-- sse|ingest|all|startup|concurrency --chats 12 --concurrency 2 --answer-sentences 2000 --events 20000 --rate 500 --seconds 20]
+// Usage: dotnet run -c Release --project bench/ChatStack.Bench.Pipeline [-- sse|ingest|all|startup|coldstart|concurrency --chats 12 --concurrency 2 --answer-sentences 2000 --events 20000 --rate 500 --seconds 20]
 using ChatStack.Bench.Pipeline;
 
 if (args is ["bare-server", var deltasFile])
@@ -32,6 +34,13 @@ var rate = Arg("--rate", 500);
 var seconds = Arg("--seconds", 20);
 // ~25 tokens a sentence: the default makes a ~50k-token answer, so per-turn costs do not hide the streaming cost.
 var sentences = Arg("--answer-sentences", 2000);
+
+if (part == "coldstart")
+{
+    Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {Environment.OSVersion}, .NET {Environment.Version}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, load {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+    await ColdStartBench.RunAsync(Repository(), Arg("--runs", 5));
+    return;
+}
 
 if (part == "startup")
 {

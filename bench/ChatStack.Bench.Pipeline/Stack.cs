@@ -47,7 +47,7 @@ internal sealed class Stack : IAsyncDisposable
         // service then threw ~40 exceptions a second and allocated ~17 MB/s retrying, on the cores being measured.
         // A receiver in the harness takes the exports, as a collector would in production.
         var otlp = await ChatStack.Tests.Support.OtlpReceiver.StartAsync();
-        var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.ChatStack_AppHost>(ChatStack.Tests.Support.StackFixture.IsolatedAppHostArgs);
+        var builder = await DistributedApplicationTestingBuilder.CreateAsync<Projects.ChatStack_AppHost>(ChatStack.Tests.Support.IsolatedAppHost.Args);
         builder.Services.AddLogging(logging => logging.SetMinimumLevel(LogLevel.Warning).AddFilter("ChatStack.AppHost.Resources", LogLevel.None)
             .AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks", LogLevel.None));
         builder.Resources.Remove(builder.Resources.Single(r => r.Name == "analytics-worker"));
