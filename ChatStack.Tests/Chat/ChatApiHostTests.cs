@@ -229,16 +229,14 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
     [Fact]
     public async Task A_store_failure_while_a_turn_starts_answers_503_and_leaves_the_session_free()
     {
-        ObservedStore? store = null;
-        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?> { ["Chat:Offline:DeltaDelayMs"] = "0" },
-            configure: builder => builder.Services.Replace(ServiceDescriptor.Singleton<IChatSessionStore>(sp =>
-                store = new ObservedStore(ActivatorUtilities.CreateInstance<FirestoreChatSessionStore>(sp)))));
+        var (host, store) = await ChatApiHost.StartObservedAsync(stack.FirestoreHost);
+        await using var ownedHost = host;
         var client = await ChatApiClient.SignInAsync(host.Address, "unlucky-user");
         await client.ChatAsync(new { message = "hello" });
         var sessionId = client.LastSessionId!;
 
         // The history read fails after the turn was claimed: 503, and the claim is let go.
-        store!.FailNextHistoryRead = true;
+        store.FailNextHistoryRead = true;
         using (var failed = await client.PostChatAsync(new { session_id = sessionId, message = "are you there?" }))
         {
             Assert.Equal(HttpStatusCode.ServiceUnavailable, failed.StatusCode);
@@ -254,10 +252,8 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
     [Fact]
     public async Task A_summarized_session_reads_only_what_follows_its_summary_and_a_history_search_still_finds_the_rest()
     {
-        ObservedStore? store = null;
-        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?> { ["Chat:Offline:DeltaDelayMs"] = "0" },
-            configure: builder => builder.Services.Replace(ServiceDescriptor.Singleton<IChatSessionStore>(sp =>
-                store = new ObservedStore(ActivatorUtilities.CreateInstance<FirestoreChatSessionStore>(sp)))));
+        var (host, store) = await ChatApiHost.StartObservedAsync(stack.FirestoreHost);
+        await using var ownedHost = host;
         var client = await ChatApiClient.SignInAsync(host.Address, "long-session-user");
         const string model = "chatstack-offline-small-context";
         await client.ChatAsync(new { message = "My boat is called Periwinkle. Tell me about boats.", model });
@@ -275,7 +271,7 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
         var stored = (await client.GetJsonAsync($"/api/sessions/{sessionId}/messages")).GetArrayLength();
 
         // The next turn reads the messages after the summary, not the session's whole history.
-        store!.Reads.Clear();
+        store.Reads.Clear();
         await client.ChatAsync(new { session_id = sessionId, message = "And what about topic number ten?", model });
         var read = Assert.Single(store.Reads);
         Assert.Equal(through, read.After);

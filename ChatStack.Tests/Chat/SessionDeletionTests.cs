@@ -4,7 +4,6 @@ using ChatStack.ChatApi.DualWrite;
 using ChatStack.ChatApi.Sessions;
 using ChatStack.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace ChatStack.Tests.Chat;
 
@@ -151,14 +150,12 @@ public class SessionDeletionTests(StackFixture stack)
     [Fact]
     public async Task A_message_sent_while_a_slow_delete_runs_is_told_the_session_is_being_deleted()
     {
-        ObservedStore? store = null;
-        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?> { ["Chat:Offline:DeltaDelayMs"] = "0" },
-            configure: builder => builder.Services.Replace(ServiceDescriptor.Singleton<IChatSessionStore>(sp =>
-                store = new ObservedStore(ActivatorUtilities.CreateInstance<FirestoreChatSessionStore>(sp)))));
+        var (host, store) = await ChatApiHost.StartObservedAsync(stack.FirestoreHost);
+        await using var ownedHost = host;
         var client = await ChatApiClient.SignInAsync(host.Address, "delete-slow");
         await client.ChatAsync(new { message = "hello" });
         var session = client.LastSessionId!;
-        store!.DeleteGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        store.DeleteGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 
         var deleting = client.Http.DeleteAsync($"/api/sessions/{session}");
         await store.DeleteStarted.Task.WaitAsync(TimeSpan.FromSeconds(30));

@@ -1,9 +1,11 @@
+using ChatStack.ChatApi.Sessions;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 
 namespace ChatStack.Tests.Support;
@@ -30,6 +32,18 @@ public sealed class ChatApiHost : IAsyncDisposable
 
     /// <summary>The chat page's files in the source tree, for a host that should serve them.</summary>
     public static string PageRoot => Path.Combine(Path.GetDirectoryName(Projects.ChatStack_AppHost.ProjectPath.TrimEnd(Path.DirectorySeparatorChar))!, "ChatStack.ChatApi", "wwwroot");
+
+    /// <summary>
+    /// The offline model at full speed on the Firestore emulator at <paramref name="firestoreHost"/>, its store wrapped
+    /// in an <see cref="ObservedStore"/> that the test can watch and steer.
+    /// </summary>
+    internal static async Task<(ChatApiHost Host, ObservedStore Store)> StartObservedAsync(string firestoreHost)
+    {
+        var host = await StartAsync(firestoreHost, new Dictionary<string, string?> { ["Chat:Offline:DeltaDelayMs"] = "0" },
+            configure: builder => builder.Services.Replace(ServiceDescriptor.Singleton<IChatSessionStore>(sp =>
+                new ObservedStore(ActivatorUtilities.CreateInstance<FirestoreChatSessionStore>(sp)))));
+        return (host, (ObservedStore)host.Services.GetRequiredService<IChatSessionStore>());
+    }
 
     /// <summary>
     /// The offline model at full speed on the Firestore emulator at <paramref name="firestoreHost"/>, or, without
