@@ -32,7 +32,7 @@ public sealed class AppHostProcess : IDisposable
         start.Environment["ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL"] = $"http://localhost:{FreePort()}";
         start.Environment["ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL"] = $"http://localhost:{FreePort()}";
         // The offline model and the published defaults, whatever the developer's AppHost user secrets configure.
-        foreach (var parameter in new[] { "openai-api-key", "openai-endpoint", "chat-model" })
+        foreach (var parameter in IsolatedAppHost.ModelParameters)
         {
             start.Environment[$"Parameters__{parameter}"] = "";
         }

@@ -7,9 +7,12 @@ namespace ChatStack.Tests.Support;
 /// </summary>
 public static class IsolatedAppHost
 {
+    /// <summary>The AppHost parameters that would put a real model on the local stack; an isolated AppHost blanks them.</summary>
+    public static readonly string[] ModelParameters = ["openai-api-key", "openai-endpoint", "chat-model"];
+
     public static readonly string[] Args =
     [
         "--ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL=http://127.0.0.1:0", "--ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL=http://127.0.0.1:0",
-        "--ASPNETCORE_URLS=http://127.0.0.1:0", "--Parameters:openai-api-key=", "--Parameters:openai-endpoint=", "--Parameters:chat-model=",
+        "--ASPNETCORE_URLS=http://127.0.0.1:0", .. ModelParameters.Select(p => $"--Parameters:{p}="),
     ];
 }

@@ -126,7 +126,7 @@ internal static class ColdStartBench
             }
 
             var (firstDelta, firstDone) = await ChatAsync(client);
-            var cpu = CpuMs(process.Id);
+            var cpu = CpuAccounting.CpuTicks(process.Id)!.Value * CpuAccounting.MsPerTick;
             var (_, secondDone) = await ChatAsync(client);
             return new Start(healthy, firstDelta, firstDone, secondDone, cpu);
         }
@@ -163,13 +163,6 @@ internal static class ColdStartBench
         {
             return false;
         }
-    }
-
-    // utime + stime from /proc/<pid>/stat, in 10 ms ticks.
-    private static double CpuMs(int pid)
-    {
-        var fields = File.ReadAllText($"/proc/{pid}/stat").Split(')')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        return (long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture)) * 10;
     }
 
     private static int FreePort()

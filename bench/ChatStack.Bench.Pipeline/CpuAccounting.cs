@@ -80,9 +80,9 @@ internal sealed partial class CpuAccounting
         foreach (var (pid, role) in _roles)
         {
             // A process that has exited keeps its last count, so differences never go negative.
-            if (Stat(pid) is { } stat)
+            if (CpuTicks(pid) is { } ticks)
             {
-                _last[pid] = long.Parse(stat[11], CultureInfo.InvariantCulture) + long.Parse(stat[12], CultureInfo.InvariantCulture);
+                _last[pid] = ticks;
             }
 
             byRole[role] += _last.GetValueOrDefault(pid) * MsPerTick;
@@ -184,6 +184,10 @@ internal sealed partial class CpuAccounting
 
         return Aspire;
     }
+
+    /// <summary>utime + stime of a process so far, in clock ticks (<see cref="MsPerTick"/>); null once it has gone.</summary>
+    public static long? CpuTicks(int pid) =>
+        Stat(pid) is { } stat ? long.Parse(stat[11], CultureInfo.InvariantCulture) + long.Parse(stat[12], CultureInfo.InvariantCulture) : null;
 
     /// <summary>The fields of /proc/&lt;pid&gt;/stat after the command name: [0] state, [1] ppid, [11] utime, [12] stime.</summary>
     private static string[]? Stat(int pid)
