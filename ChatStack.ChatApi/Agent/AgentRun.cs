@@ -50,18 +50,43 @@ internal sealed class AgentRun(
     private int _persistedMessages;
     private AgentRunSpan? _span;
     private string _userMessageId = "";
+    private readonly TaskCompletionSource<bool> _admitted = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public TokenBudget Budget => _budget.Current;
 
+    /// <summary>
+    /// True once the user's message is saved (with its session, when new) and the run goes on; false when the store
+    /// was unavailable and nothing was saved, and faulted with any other failure of that commit. In the last two cases
+    /// the run ends without an event: the request answers with a problem instead of a stream.
+    /// </summary>
+    public Task<bool> Admitted => _admitted.Task;
+
     public async Task ExecuteAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await RunAsync(cancellationToken);
+        }
+        finally
+        {
+            _admitted.TrySetException(new InvalidOperationException("The run ended before it saved the user's message."));
+        }
+    }
+
+    private async Task RunAsync(CancellationToken cancellationToken)
     {
         using var span = _span = AgentRunSpan.Start(request, capture.Enabled);
         using var answerBuffer = _answer; // the pooled buffer goes back when the run ends
         string finishReason;
         ErrorEvent? error = null;
+        if (!await AdmitAsync(cancellationToken))
+        {
+            span.Finish(_budget.Current, FinishReasons.Error, Admitted.Exception?.GetBaseException().GetType().Name ?? "store_unavailable", default);
+            return;
+        }
+
         try
         {
-            _userMessageId = await IngressAsync(cancellationToken);
             var context = await RetrievalAsync(cancellationToken);
             finishReason = await GenerateAsync(context, cancellationToken);
         }
@@ -94,6 +119,27 @@ internal sealed class AgentRun(
         modelTags.Add(Contracts.Telemetry.BudgetAttributes.FinishReason, error is null ? finishReason : FinishReasons.Error);
         metrics.BudgetRemaining.Record(_budget.Current.BudgetRemaining, modelTags);
         span.Finish(_budget.Current, error is null ? finishReason : FinishReasons.Error, error?.Code, _answer.AsSpan());
+    }
+
+    private async Task<bool> AdmitAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            _userMessageId = await IngressAsync(cancellationToken);
+            _admitted.SetResult(true);
+            return true;
+        }
+        catch (ChatStoreUnavailableException e)
+        {
+            logger.LogWarning(e, "Could not save the message that starts a turn of session {SessionId}", _session.Id);
+            _admitted.SetResult(false);
+        }
+        catch (Exception e)
+        {
+            _admitted.SetException(e); // the request rethrows it, and is where it is logged
+        }
+
+        return false;
     }
 
     private async Task<string> IngressAsync(CancellationToken cancellationToken)
@@ -417,7 +463,8 @@ internal sealed class AgentRun(
     private async Task PersistAsync(ChatMessageRecord message, CancellationToken cancellationToken, RunUsage? usage = null)
     {
         var records = outbox.RecordsFor(_session, message, _budget.Current, _persistedMessages);
-        await store.AppendMessageAsync(_session.Id, message, records, usage, cancellationToken);
+        var newSession = request.NewSession && _persistedMessages == 0 ? _session : null;
+        await store.AppendMessageAsync(_session.Id, message, records, usage, newSession, cancellationToken);
         _persistedMessages++;
         if (records.Count > 0)
         {

@@ -9,9 +9,10 @@ namespace ChatStack.ChatApi.Agent;
 
 /// <summary>
 /// What one chat request asks the agent to do, after validation and admission. <paramref name="History"/> holds the
-/// session's messages after its summary (all of them when it has none): what the model may see verbatim.
+/// session's messages after its summary (all of them when it has none): what the model may see verbatim. A
+/// <paramref name="NewSession"/> is not stored yet: the run creates it in the commit of its first message.
 /// </summary>
-internal sealed record ChatRunRequest(string UserId, ChatSession Session, IReadOnlyList<ChatMessageRecord> History, string Message, ModelSpec Model, int BudgetMax);
+internal sealed record ChatRunRequest(string UserId, ChatSession Session, IReadOnlyList<ChatMessageRecord> History, string Message, ModelSpec Model, int BudgetMax, bool NewSession = false);
 
 /// <summary>Runs the agent for one request; the per-run state lives in <see cref="AgentRun"/>.</summary>
 internal sealed class ChatAgent(
@@ -27,10 +28,8 @@ internal sealed class ChatAgent(
     ChatMetrics metrics,
     ContentCaptureOptions capture)
 {
-    public Task RunAsync(ChatRunRequest request, IChatEventWriter events, CancellationToken cancellationToken)
-    {
-        var run = new AgentRun(request, events, completions.For(request.Model.Name), counters.ForModel(request.Model.Name),
+    /// <summary>A run ready to execute; see <see cref="AgentRun.Admitted"/> for when its request may answer.</summary>
+    public AgentRun Create(ChatRunRequest request, IChatEventWriter events) =>
+        new(request, events, completions.For(request.Model.Name), counters.ForModel(request.Model.Name),
             store, outbox, outboxSignal, limiter, options.Value, time, logger, metrics, capture);
-        return run.ExecuteAsync(cancellationToken);
-    }
 }

@@ -187,7 +187,7 @@ internal static class ChatApis
 
         ChatSession session;
         ChatStream? stream = null;
-        IReadOnlyList<ChatMessageRecord> history;
+        IReadOnlyList<ChatMessageRecord> history = [];
         try
         {
             if (chat.SessionId is { } sessionId)
@@ -210,6 +210,7 @@ internal static class ChatApis
             }
             else
             {
+                // Stored by the run, in the commit of its first message: a new chat waits for one round trip, not two.
                 var now = time.GetUtcNow();
                 session = new ChatSession
                 {
@@ -220,8 +221,6 @@ internal static class ChatApis
                     CreatedAt = now,
                     UpdatedAt = now,
                 };
-                await store.CreateSessionAsync(session, context.RequestAborted);
-                history = [];
             }
         }
         catch (ChatStoreUnavailableException)
@@ -240,10 +239,29 @@ internal static class ChatApis
         }
 
         stream ??= streams.TryStart(userId, session.Id, out _)!; // a new session: nothing else can be running in it
-        var run = new ChatRunRequest(userId, session, history, message, model, budgetMax);
+        var run = agent.Create(new ChatRunRequest(userId, session, history, message, model, budgetMax, NewSession: chat.SessionId is null), stream);
+        runs.Track(RunInBackground(run, streams, stream, lifetime.ApplicationStopping, logger));
+
+        // The stream starts once the message is saved: until then a failure is the request's, with nothing to resume.
+        bool admitted;
+        try
+        {
+            admitted = await run.Admitted;
+        }
+        catch
+        {
+            streams.Abandon(stream);
+            throw;
+        }
+
+        if (!admitted)
+        {
+            streams.Abandon(stream);
+            return Problems.StoreUnavailable(context);
+        }
+
         context.Response.Headers["X-Session-Id"] = session.Id;
         context.Response.Headers["X-Stream-Id"] = stream.Id;
-        runs.Track(RunInBackground(agent, run, streams, stream, lifetime.ApplicationStopping, logger));
         return new SseResult(stream, 0, TimeSpan.FromSeconds(options.HeartbeatSeconds));
     }
 
@@ -251,13 +269,13 @@ internal static class ChatApis
     /// The run belongs to the stream, not the request: a reconnecting client can pick it up; it is cancelled
     /// when no reader is left or the app stops.
     /// </summary>
-    private static async Task RunInBackground(ChatAgent agent, ChatRunRequest run, ChatStreamRegistry streams, ChatStream stream, CancellationToken stopping, ILogger logger)
+    private static async Task RunInBackground(AgentRun run, ChatStreamRegistry streams, ChatStream stream, CancellationToken stopping, ILogger logger)
     {
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(stream.RunCancellation, stopping);
         try
         {
             await Task.Yield();
-            await agent.RunAsync(run, stream, cancel.Token);
+            await run.ExecuteAsync(cancel.Token);
         }
         catch (Exception e)
         {

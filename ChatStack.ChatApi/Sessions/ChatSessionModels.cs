@@ -107,16 +107,15 @@ internal interface IChatSessionStore
 {
     Task<ChatSession?> GetSessionAsync(string sessionId, CancellationToken cancellationToken);
 
-    Task CreateSessionAsync(ChatSession session, CancellationToken cancellationToken);
-
     /// <summary>The user's sessions, most recently updated first, starting after <paramref name="after"/>.</summary>
     Task<ChatSessionPage> ListSessionsAsync(string userId, int limit, SessionCursor? after, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Saves a message and, in the same commit, the outbox records that carry it to Pub/Sub and, for a run's last
-    /// message, the run's usage: one round trip on the hot path where there would be two.
+    /// Saves a message and, in the same commit, the outbox records that carry it to Pub/Sub, for a run's last
+    /// message the run's usage, and for the first message of a conversation its <paramref name="newSession"/>: one
+    /// round trip on the hot path where there would be two.
     /// </summary>
-    Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<DualWrite.OutboxRecord> outbox, RunUsage? usage, CancellationToken cancellationToken);
+    Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<DualWrite.OutboxRecord> outbox, RunUsage? usage, ChatSession? newSession, CancellationToken cancellationToken);
 
     /// <summary>Messages in creation order.</summary>
     Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken);

@@ -34,27 +34,26 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
         }
     }
 
-    public Task CreateSessionAsync(ChatSession session, CancellationToken cancellationToken) =>
-        Commit(new Write
+    private Write NewSessionWrite(ChatSession session) => new()
+    {
+        Update = new Document
         {
-            Update = new Document
+            Name = SessionName(session.Id),
+            Fields =
             {
-                Name = SessionName(session.Id),
-                Fields =
-                {
-                    ["user_id"] = Str(session.UserId),
-                    ["title"] = Str(session.Title),
-                    ["model"] = Str(session.Model),
-                    ["created_at"] = Time(session.CreatedAt),
-                    ["updated_at"] = Time(session.UpdatedAt),
-                    ["prompt_tokens"] = Int(0),
-                    ["completion_tokens"] = Int(0),
-                    ["total_tokens"] = Int(0),
-                    ["message_count"] = Int(0),
-                },
+                ["user_id"] = Str(session.UserId),
+                ["title"] = Str(session.Title),
+                ["model"] = Str(session.Model),
+                ["created_at"] = Time(session.CreatedAt),
+                ["updated_at"] = Time(session.UpdatedAt),
+                ["prompt_tokens"] = Int(0),
+                ["completion_tokens"] = Int(0),
+                ["total_tokens"] = Int(0),
+                ["message_count"] = Int(0),
             },
-            CurrentDocument = new Precondition { Exists = false },
-        }, cancellationToken);
+        },
+        CurrentDocument = new Precondition { Exists = false },
+    };
 
     /// <summary>
     /// <c>user_id == ? ORDER BY updated_at DESC, __name__ DESC</c>. The emulator answers it as is; real Firestore
@@ -108,7 +107,7 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             : new ChatSessionPage(sessions, null);
     }
 
-    public async Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<DualWrite.OutboxRecord> outbox, RunUsage? usage, CancellationToken cancellationToken)
+    public async Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<DualWrite.OutboxRecord> outbox, RunUsage? usage, ChatSession? newSession, CancellationToken cancellationToken)
     {
         var document = new Document
         {
@@ -138,7 +137,13 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
 
         // One commit: the message and its outbox records are stored together or not at all, so no event is lost
         // between the hot path and the cold one.
-        var request = new CommitRequest { Database = Database, Writes = { new Write { Update = document, CurrentDocument = new Precondition { Exists = false } } } };
+        var request = new CommitRequest { Database = Database };
+        if (newSession is not null)
+        {
+            request.Writes.Add(NewSessionWrite(newSession));
+        }
+
+        request.Writes.Add(new Write { Update = document, CurrentDocument = new Precondition { Exists = false } });
         request.Writes.AddRange(outbox.Select(record => DualWrite.FirestoreOutbox.ToWrite(Database, record)));
         if (usage is not null)
         {

@@ -18,7 +18,7 @@ internal sealed class InMemoryChatSessionStore(MemoryOutbox? outbox = null) : IC
     public Task<ChatSession?> GetSessionAsync(string sessionId, CancellationToken cancellationToken) =>
         Task.FromResult(_sessions.TryGetValue(sessionId, out var s) ? s : null);
 
-    public Task CreateSessionAsync(ChatSession session, CancellationToken cancellationToken)
+    private void Create(ChatSession session)
     {
         if (_sessions.Count >= Capacity && _sessions.Values.MinBy(s => s.UpdatedAt) is { } oldest)
         {
@@ -27,7 +27,6 @@ internal sealed class InMemoryChatSessionStore(MemoryOutbox? outbox = null) : IC
         }
 
         _sessions[session.Id] = session;
-        return Task.CompletedTask;
     }
 
     public Task<ChatSessionPage> ListSessionsAsync(string userId, int limit, SessionCursor? after, CancellationToken cancellationToken)
@@ -41,8 +40,13 @@ internal sealed class InMemoryChatSessionStore(MemoryOutbox? outbox = null) : IC
             : new ChatSessionPage(sessions, null));
     }
 
-    public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<OutboxRecord> records, RunUsage? usage, CancellationToken cancellationToken)
+    public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<OutboxRecord> records, RunUsage? usage, ChatSession? newSession, CancellationToken cancellationToken)
     {
+        if (newSession is not null)
+        {
+            Create(newSession);
+        }
+
         var messages = _messages.GetOrAdd(sessionId, _ => []);
         lock (messages)
         {

@@ -161,15 +161,14 @@ public class AgentRunTests
             Id = session, UserId = "u1", Title = "t", Model = "m", CreatedAt = DateTimeOffset.UtcNow, UpdatedAt = DateTimeOffset.UtcNow,
             Summary = summaryThrough is null ? null : "Earlier, the user talked about pets.", SummaryThroughMessageId = summaryThrough,
         };
-        _store.CreateSessionAsync(chatSession, CancellationToken.None);
         foreach (var m in history)
         {
-            _store.AppendMessageAsync(session, m, [], null, CancellationToken.None);
+            _store.AppendMessageAsync(session, m, [], null, m == history[0] ? chatSession : null, CancellationToken.None);
         }
 
         var spec = new ModelSpec("m", new ModelOptions { Provider = ModelProvider.Offline, ContextWindow = contextWindow, Encoding = "o200k_base" });
         var options = new ChatOptions { KeepRecentMessages = keepRecent };
-        return new AgentRun(new ChatRunRequest("u1", chatSession, history.Skip(summarized).ToList(), message, spec, budget), _events, model, Counter, _store,
+        return new AgentRun(new ChatRunRequest("u1", chatSession, history.Skip(summarized).ToList(), message, spec, budget, NewSession: history.Count == 0), _events, model, Counter, _store,
             new ChatStack.ChatApi.DualWrite.ChatEventOutbox(new ChatStack.ChatApi.DualWrite.DualWriteOptions { DualWrite = false }),
             new ChatStack.ChatApi.DualWrite.OutboxSignal(), new UserLimiter(new LimitOptions(), TimeProvider.System), options, TimeProvider.System, NullLogger.Instance,
             new ChatStack.ChatApi.Telemetry.ChatMetrics(TelemetryCapture.MeterFactory), new ChatStack.ChatApi.Telemetry.ContentCaptureOptions(false));

@@ -250,6 +250,68 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_new_session_is_stored_in_the_commit_of_its_first_message_before_the_stream_starts()
+    {
+        var (host, store) = await ChatApiHost.StartObservedAsync(stack.FirestoreHost);
+        await using var ownedHost = host;
+        var client = await ChatApiClient.SignInAsync(host.Address, "one-commit-user");
+
+        // The headers come once the message is saved: the session and the message can be read back at once.
+        string sessionId;
+        using (var response = await client.PostChatAsync(new { message = "hello there" }))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            sessionId = response.Headers.GetValues("X-Session-Id").Single();
+            Assert.Equal("one-commit-user", (await client.GetJsonAsync($"/api/sessions/{sessionId}")).GetProperty("user_id").GetString());
+            Assert.Equal("hello there", (await client.GetJsonAsync($"/api/sessions/{sessionId}/messages"))[0].GetProperty("content").GetString());
+            Assert.Equal("done", (await Sse.ReadAllAsync(response))[^1].Event);
+        }
+
+        await client.ChatAsync(new { session_id = sessionId, message = "and again" });
+
+        Assert.Equal([("user", true), ("assistant", false), ("user", false), ("assistant", false)], store.Appends);
+        var session = await client.GetJsonAsync($"/api/sessions/{sessionId}");
+        Assert.Equal(4, session.GetProperty("message_count").GetInt32());
+        Assert.Equal("hello there", session.GetProperty("title").GetString());
+    }
+
+    [Fact]
+    public async Task A_store_failure_while_saving_the_message_answers_503_saves_nothing_and_leaves_the_session_free()
+    {
+        var (host, store) = await ChatApiHost.StartObservedAsync(stack.FirestoreHost);
+        await using var ownedHost = host;
+        var client = await ChatApiClient.SignInAsync(host.Address, "lost-commit-user");
+
+        // A new session: no session is left behind.
+        store.FailNextAppend = true;
+        using (var failed = await client.PostChatAsync(new { message = "first words" }))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, failed.StatusCode);
+            Assert.True(failed.Headers.RetryAfter?.Delta > TimeSpan.Zero);
+            Assert.Equal("store-unavailable", JsonDocument.Parse(await failed.Content.ReadAsStringAsync()).RootElement.GetProperty("code").GetString());
+            Assert.False(failed.Headers.Contains("X-Session-Id"));
+        }
+
+        Assert.Equal(0, (await client.GetJsonAsync("/api/sessions")).GetProperty("sessions").GetArrayLength());
+
+        // An existing session: its messages stay as they were, and the next message is taken at once.
+        await client.ChatAsync(new { message = "first words" });
+        var sessionId = client.LastSessionId!;
+        store.FailNextAppend = true;
+        using (var failed = await client.PostChatAsync(new { session_id = sessionId, message = "lost?" }))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, failed.StatusCode);
+            Assert.Equal("store-unavailable", JsonDocument.Parse(await failed.Content.ReadAsStringAsync()).RootElement.GetProperty("code").GetString());
+        }
+
+        Assert.Equal(2, (await client.GetJsonAsync($"/api/sessions/{sessionId}/messages")).GetArrayLength());
+        var retried = await client.ChatAsync(new { session_id = sessionId, message = "lost?" });
+        Assert.Equal("done", retried[^1].Event);
+        var roles = (await client.GetJsonAsync($"/api/sessions/{sessionId}/messages")).EnumerateArray().Select(m => m.GetProperty("role").GetString());
+        Assert.Equal(["user", "assistant", "user", "assistant"], roles);
+    }
+
+    [Fact]
     public async Task A_summarized_session_reads_only_what_follows_its_summary_and_a_history_search_still_finds_the_rest()
     {
         var (host, store) = await ChatApiHost.StartObservedAsync(stack.FirestoreHost);

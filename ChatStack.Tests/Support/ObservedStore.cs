@@ -5,14 +5,20 @@ namespace ChatStack.Tests.Support;
 
 /// <summary>
 /// The real store with seams for tests: it records the history reads a turn makes (where each starts and how many
-/// it returned), fails the next one on demand (as when Firestore drops between two calls), and holds deletes until
-/// <see cref="DeleteGate"/> opens (a slow delete).
+/// it returned) and the message commits, fails the next read or commit on demand (as when Firestore drops between
+/// two calls), and holds deletes until <see cref="DeleteGate"/> opens (a slow delete).
 /// </summary>
 internal sealed class ObservedStore(IChatSessionStore inner) : IChatSessionStore
 {
     public volatile bool FailNextHistoryRead;
 
     public System.Collections.Concurrent.ConcurrentQueue<(string? After, int Returned)> Reads { get; } = new();
+
+    /// <summary>Fails the next message commit, as when Firestore drops before it.</summary>
+    public volatile bool FailNextAppend;
+
+    /// <summary>The message commits: the message's role, and whether the commit also created its session.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<(string Role, bool CreatedSession)> Appends { get; } = new();
 
     public async Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken)
     {
@@ -41,13 +47,20 @@ internal sealed class ObservedStore(IChatSessionStore inner) : IChatSessionStore
 
     public Task<ChatSession?> GetSessionAsync(string sessionId, CancellationToken cancellationToken) => inner.GetSessionAsync(sessionId, cancellationToken);
 
-    public Task CreateSessionAsync(ChatSession session, CancellationToken cancellationToken) => inner.CreateSessionAsync(session, cancellationToken);
-
     public Task<ChatSessionPage> ListSessionsAsync(string userId, int limit, SessionCursor? after, CancellationToken cancellationToken) =>
         inner.ListSessionsAsync(userId, limit, after, cancellationToken);
 
-    public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<OutboxRecord> outbox, RunUsage? usage, CancellationToken cancellationToken) =>
-        inner.AppendMessageAsync(sessionId, message, outbox, usage, cancellationToken);
+    public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<OutboxRecord> outbox, RunUsage? usage, ChatSession? newSession, CancellationToken cancellationToken)
+    {
+        if (FailNextAppend)
+        {
+            FailNextAppend = false;
+            throw new ChatStoreUnavailableException("Firestore went away.", new IOException("connection reset"));
+        }
+
+        Appends.Enqueue((message.Role, newSession is not null));
+        return inner.AppendMessageAsync(sessionId, message, outbox, usage, newSession, cancellationToken);
+    }
 
     public Task AddUsageAsync(string sessionId, RunUsage usage, CancellationToken cancellationToken) => inner.AddUsageAsync(sessionId, usage, cancellationToken);
 
