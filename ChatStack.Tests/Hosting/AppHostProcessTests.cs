@@ -37,8 +37,10 @@ public class AppHostProcessTests(ITestOutputHelper output)
         Assert.DoesNotContain("   at ", appHost.StandardOutput + appHost.StandardError);
     }
 
-    [Fact]
-    public async Task Stopping_the_apphost_stops_every_process_it_started_within_seconds()
+    [Theory]
+    [InlineData(Signals.Interrupt)] // Ctrl+C in a terminal
+    [InlineData(Signals.TerminateSignal)] // kill, an IDE's stop button
+    public async Task Stopping_the_apphost_stops_every_process_it_started_within_seconds(int signal)
     {
         using var appHost = AppHostProcess.Start();
         await appHost.WaitForOutputAsync("Distributed application started", TimeSpan.FromSeconds(120));
@@ -61,10 +63,10 @@ public class AppHostProcessTests(ITestOutputHelper output)
         }
         await Task.Delay(TimeSpan.FromSeconds(3)); // the worker and the chat API have exported telemetry by now
 
-        appHost.Terminate();
+        appHost.Signal(signal);
         var exitCode = await appHost.WaitForExitAsync(TimeSpan.FromSeconds(90));
         var exited = Stopwatch.StartNew();
-        output.WriteLine($"AppHost exit code after SIGTERM: {exitCode}");
+        output.WriteLine($"AppHost exit code after signal {signal}: {exitCode}");
 
         var all = started.Values.SelectMany(pids => pids).ToList();
         while (all.Any(AppHostProcess.IsAlive) && exited.Elapsed < TimeSpan.FromSeconds(30))

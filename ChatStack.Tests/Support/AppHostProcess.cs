@@ -79,7 +79,7 @@ public sealed class AppHostProcess : IDisposable
     }
 
     /// <summary>What Ctrl+C or a service manager sends.</summary>
-    public void Terminate() => Signals.Terminate(_process.Id);
+    public void Signal(int signal) => Signals.Send(_process.Id, signal);
 
     /// <summary>
     /// Processes started on this AppHost's behalf whose command line contains <paramref name="marker"/> (Linux
