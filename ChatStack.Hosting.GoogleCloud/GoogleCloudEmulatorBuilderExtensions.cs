@@ -19,6 +19,8 @@ public static class GoogleCloudEmulatorBuilderExtensions
     /// <summary>Variable naming the Google Cloud project, read by every Google client.</summary>
     public const string ProjectVariable = "GOOGLE_CLOUD_PROJECT";
 
+    private const string EmulatorsSection = "GoogleCloud:Emulators";
+
     internal const string PubSubContainerPort = "8085";
     internal const string FirestoreContainerPort = "8080";
 
@@ -68,6 +70,18 @@ public static class GoogleCloudEmulatorBuilderExtensions
             emulator.WithHttpEndpoint(name: "http");
         }
 
+        // Where its DuckDB file lives: by default under the emulator's project, kept across runs. A second stack from
+        // the same checkout (tests beside a running one) needs a folder of its own, or memory.
+        var storage = builder.Configuration.GetSection($"{EmulatorsSection}:{name}");
+        if (storage.GetValue<bool>("InMemory"))
+        {
+            emulator.WithEnvironment("BigQueryEmulator__InMemory", "true");
+        }
+        else if (storage["DataPath"] is { Length: > 0 } dataPath)
+        {
+            emulator.WithEnvironment("BigQueryEmulator__DataPath", Path.GetFullPath(dataPath, builder.AppHostDirectory));
+        }
+
         return emulator
             .WithAnnotation(new GoogleCloudEmulatorAnnotation(BigQueryHostVariable, "http"))
             .WithHttpHealthCheck("/health")
@@ -98,7 +112,7 @@ public static class GoogleCloudEmulatorBuilderExtensions
     private static GoogleCloudEmulatorOptions ReadOptions(IDistributedApplicationBuilder builder, string name, Action<GoogleCloudEmulatorOptions>? configure)
     {
         var options = new GoogleCloudEmulatorOptions();
-        var section = builder.Configuration.GetSection("GoogleCloud:Emulators");
+        var section = builder.Configuration.GetSection(EmulatorsSection);
         if (section.GetValue<EmulatorRuntime?>(nameof(GoogleCloudEmulatorOptions.Runtime)) is { } runtime)
         {
             options.Runtime = runtime;

@@ -29,7 +29,16 @@ public sealed class DuckDbDatabase : IDisposable
 
         Location = dataSource;
         _connection = new DuckDBConnection($"DataSource={dataSource}");
-        _connection.Open();
+        try
+        {
+            _connection.Open();
+        }
+        catch (DuckDBException e) when (e.Message.Contains("Could not set lock", StringComparison.Ordinal))
+        {
+            _connection.Dispose();
+            throw new DataFileInUseException(dataSource, e);
+        }
+
         Execute(SessionSql);
     }
 
@@ -77,3 +86,12 @@ public sealed class DuckDbDatabase : IDisposable
         CREATE OR REPLACE MACRO bq_json_value(j, p) AS (json_value(CAST(j AS JSON), p) ->> '$');
         """;
 }
+
+/// <summary>
+/// Another process holds the DuckDB file: most often a second stack started from the same checkout (tests beside a
+/// running `dotnet run`). Said in one line with the ways out, instead of a 500 on every request.
+/// </summary>
+public sealed class DataFileInUseException(string path, Exception inner) : Exception(
+    $"The BigQuery emulator's data file {path} is in use by another process. Stop the other ChatStack stack, or give this one " +
+    $"a folder of its own (GoogleCloud:Emulators:bigquery:DataPath in the AppHost) or no file at all (GoogleCloud:Emulators:bigquery:InMemory=true).",
+    inner);

@@ -77,6 +77,33 @@ public sealed class EmulatorResourceTests : IDisposable
             args);
     }
 
+    private sealed class BigQueryEmulatorProject : IProjectMetadata
+    {
+        public string ProjectPath => Path.Combine(Deployment.PublishedManifest.RepositoryRoot, "ChatStack.BigQueryEmulator", "ChatStack.BigQueryEmulator.csproj");
+    }
+
+    private static async Task<Dictionary<string, string>> BigQueryEmulatorEnvironment(IDistributedApplicationBuilder builder)
+    {
+        var emulator = builder.AddBigQueryEmulator<BigQueryEmulatorProject>("bigquery");
+        Allocate(emulator.Resource, 40041, 40042);
+        return await emulator.Resource.GetEnvironmentVariableValuesAsync();
+    }
+
+    [Fact]
+    public async Task The_bigquery_emulator_keeps_its_data_file_unless_configured_with_a_folder_of_its_own_or_memory()
+    {
+        var byDefault = await BigQueryEmulatorEnvironment(Builder());
+        Assert.DoesNotContain("BigQueryEmulator__InMemory", byDefault.Keys);
+        Assert.DoesNotContain("BigQueryEmulator__DataPath", byDefault.Keys);
+
+        var withFolder = Builder(("GoogleCloud:Emulators:bigquery:DataPath", "../.data/second-stack"));
+        Assert.Equal(Path.GetFullPath("../.data/second-stack", withFolder.AppHostDirectory), (await BigQueryEmulatorEnvironment(withFolder))["BigQueryEmulator__DataPath"]);
+
+        var inMemory = await BigQueryEmulatorEnvironment(Builder(("GoogleCloud:Emulators:bigquery:InMemory", "true"), ("GoogleCloud:Emulators:bigquery:DataPath", "ignored")));
+        Assert.Equal("true", inMemory["BigQueryEmulator__InMemory"]);
+        Assert.DoesNotContain("BigQueryEmulator__DataPath", inMemory.Keys);
+    }
+
     [Fact]
     public async Task Services_get_the_emulator_host_variables_and_project_and_wait_for_the_emulators()
     {

@@ -31,10 +31,9 @@ public sealed class AppHostProcess : IDisposable
         start.Environment["ASPNETCORE_URLS"] = $"http://localhost:{FreePort()}";
         start.Environment["ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL"] = $"http://localhost:{FreePort()}";
         start.Environment["ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL"] = $"http://localhost:{FreePort()}";
-        // The offline model and the published defaults, whatever the developer's AppHost user secrets configure.
-        foreach (var parameter in IsolatedAppHost.ModelParameters)
+        foreach (var (key, value) in IsolatedAppHost.Settings)
         {
-            start.Environment[$"Parameters__{parameter}"] = "";
+            start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
         }
         foreach (var (key, value) in environment)
         {

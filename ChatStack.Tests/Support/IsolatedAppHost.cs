@@ -2,17 +2,25 @@ namespace ChatStack.Tests.Support;
 
 /// <summary>
 /// Arguments for an AppHost that tests or benchmarks start beside a developer's own stack: ports of its own (the
-/// AppHost refuses to start on ports in use), and the offline model whatever the developer's AppHost user secrets
-/// configure. A file of its own, so the benchmarks can link it.
+/// AppHost refuses to start on ports in use), the BigQuery emulator in memory (the developer's emulator holds the
+/// data file of this checkout), and the offline model whatever the developer's AppHost user secrets configure. A
+/// file of its own, so the benchmarks can link it.
 /// </summary>
 public static class IsolatedAppHost
 {
     /// <summary>The AppHost parameters that would put a real model on the local stack; an isolated AppHost blanks them.</summary>
-    public static readonly string[] ModelParameters = ["openai-api-key", "openai-endpoint", "chat-model"];
+    private static readonly string[] ModelParameters = ["openai-api-key", "openai-endpoint", "chat-model"];
+
+    /// <summary>Configuration keys and values; as environment variables, <c>:</c> becomes <c>__</c>.</summary>
+    public static readonly IReadOnlyList<KeyValuePair<string, string>> Settings =
+    [
+        new("GoogleCloud:Emulators:bigquery:InMemory", "true"),
+        .. ModelParameters.Select(p => KeyValuePair.Create($"Parameters:{p}", "")),
+    ];
 
     public static readonly string[] Args =
     [
         "--ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL=http://127.0.0.1:0", "--ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL=http://127.0.0.1:0",
-        "--ASPNETCORE_URLS=http://127.0.0.1:0", .. ModelParameters.Select(p => $"--Parameters:{p}="),
+        "--ASPNETCORE_URLS=http://127.0.0.1:0", .. Settings.Select(s => $"--{s.Key}={s.Value}"),
     ];
 }

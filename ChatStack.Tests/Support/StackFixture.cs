@@ -53,10 +53,6 @@ public sealed class StackFixture : IAsyncLifetime
         builder.CreateResourceBuilder(builder.Resources.OfType<ProjectResource>().Single(r => r.Name == "chat-api"))
             .WithEnvironment($"Limits__Users__{PageLimitedUser}__RequestsPerWindow", "1");
 
-        // Tests must not share (or lock) the warehouse file of a developer's own runs.
-        builder.CreateResourceBuilder(builder.Resources.OfType<ProjectResource>().Single(r => r.Name == "bigquery"))
-            .WithEnvironment("BigQueryEmulator__InMemory", "true");
-
         App = await builder.BuildAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         await App.StartAsync(timeout.Token);

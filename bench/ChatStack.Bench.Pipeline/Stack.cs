@@ -83,9 +83,6 @@ internal sealed class Stack : IAsyncDisposable
                 .WithEnvironment("Limits__TokensPerWindow", "2000000000");
         }
 
-        builder.CreateResourceBuilder(builder.Resources.OfType<ProjectResource>().Single(r => r.Name == "bigquery"))
-            .WithEnvironment("BigQueryEmulator__InMemory", "true");
-
         var app = await builder.BuildAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
         await app.StartAsync(timeout.Token);
