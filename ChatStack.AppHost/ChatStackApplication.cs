@@ -11,6 +11,9 @@ internal static class ChatStackApplication
 
     private const string LocalOtlpTimeoutMs = "2000";
 
+    private const string FirestoreDataPathKey = "GoogleCloud:Emulators:firestore:DataPath";
+    private const string LocalFirestoreDataPath = ".data/firestore";
+
     /// <summary>
     /// The whole stack on local emulators: the provisioner runs once the emulators are healthy, the worker
     /// once the provisioner has finished, the chat API once the stores it writes to are healthy.
@@ -28,6 +31,12 @@ internal static class ChatStackApplication
 
         var pubsub = builder.AddPubSubEmulator("pubsub");
         var firestore = builder.AddFirestoreEmulator("firestore");
+        // Conversations survive a restart, as the warehouse does; an empty DataPath keeps them for one run only.
+        if ((builder.Configuration[FirestoreDataPathKey] ?? LocalFirestoreDataPath) is { Length: > 0 } firestoreData)
+        {
+            firestore.WithDataDirectory(firestoreData, projectId);
+        }
+
         var bigquery = builder.AddBigQueryEmulator<Projects.ChatStack_BigQueryEmulator>("bigquery");
 
         var provisioner = builder.AddProject<Projects.ChatStack_Provisioner>("provisioner")

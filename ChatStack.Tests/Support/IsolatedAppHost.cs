@@ -2,8 +2,8 @@ namespace ChatStack.Tests.Support;
 
 /// <summary>
 /// Arguments for an AppHost that tests or benchmarks start beside a developer's own stack: ports of its own (the
-/// AppHost refuses to start on ports in use), the BigQuery emulator in memory (the developer's emulator holds the
-/// data file of this checkout), and the offline model whatever the developer's AppHost user secrets configure. A
+/// AppHost refuses to start on ports in use), the emulators' data in memory (the developer's BigQuery emulator holds
+/// the data file of this checkout, and a test's documents are not a developer's), and the offline model whatever the developer's AppHost user secrets configure. A
 /// file of its own, so the benchmarks can link it.
 /// </summary>
 public static class IsolatedAppHost
@@ -15,6 +15,7 @@ public static class IsolatedAppHost
     public static readonly IReadOnlyList<KeyValuePair<string, string>> Settings =
     [
         new("GoogleCloud:Emulators:bigquery:InMemory", "true"),
+        new("GoogleCloud:Emulators:firestore:DataPath", ""),
         .. ModelParameters.Select(p => KeyValuePair.Create($"Parameters:{p}", "")),
     ];
 
