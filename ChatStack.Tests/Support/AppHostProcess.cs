@@ -19,7 +19,9 @@ public sealed class AppHostProcess : IDisposable
         var appHostDir = Projects.ChatStack_AppHost.ProjectPath;
         var dll = Path.Combine(appHostDir, "bin", configuration, Path.GetFileName(testBin), "ChatStack.AppHost.dll");
 
-        var start = new ProcessStartInfo("dotnet", [dll, .. arguments])
+        // As from a terminal: a test run started in the background (CI) ignores SIGINT, children inherit that, and .NET
+        // then leaves Ctrl+C unhandled; env puts it back to the default the AppHost replaces with its own handler.
+        var start = new ProcessStartInfo("env", ["--default-signal=INT", "dotnet", dll, .. arguments])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
