@@ -11,9 +11,6 @@ internal static class ChatStackApplication
 
     private const string LocalOtlpTimeoutMs = "2000";
 
-    private const string FirestoreDataPathKey = "GoogleCloud:Emulators:firestore:DataPath";
-    private const string LocalFirestoreDataPath = ".data/firestore";
-
     /// <summary>
     /// The whole stack on local emulators: the provisioner runs once the emulators are healthy, the worker
     /// once the provisioner has finished, the chat API once the stores it writes to are healthy.
@@ -30,13 +27,8 @@ internal static class ChatStackApplication
             () => builder.Configuration["Parameters:gcp-project-id"] is { Length: > 0 } configured ? configured : LocalProjectId);
 
         var pubsub = builder.AddPubSubEmulator("pubsub");
-        var firestore = builder.AddFirestoreEmulator("firestore");
-        // Conversations survive a restart, as the warehouse does; an empty DataPath keeps them for one run only.
-        if ((builder.Configuration[FirestoreDataPathKey] ?? LocalFirestoreDataPath) is { Length: > 0 } firestoreData)
-        {
-            firestore.WithDataDirectory(firestoreData, projectId);
-        }
-
+        // Conversations survive a restart, as the warehouse does.
+        var firestore = builder.AddFirestoreEmulator("firestore").WithDataDirectory(projectId, ".data/firestore");
         var bigquery = builder.AddBigQueryEmulator<Projects.ChatStack_BigQueryEmulator>("bigquery");
 
         var provisioner = builder.AddProject<Projects.ChatStack_Provisioner>("provisioner")

@@ -1,6 +1,7 @@
 using System.Net.Http.Json;
 using Aspire.Hosting;
 using Aspire.Hosting.ApplicationModel;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
@@ -20,22 +21,25 @@ internal sealed record FirestoreDataAnnotation(string Directory, ParameterResour
 public static class FirestoreEmulatorDataExtensions
 {
     /// <summary>
-    /// Keeps the Firestore emulator's documents of <paramref name="project"/> across runs in <paramref name="directory"/>
-    /// (relative to the AppHost): imported when the emulator starts, exported through the emulator's export endpoint
-    /// when the AppHost stops. The SDK emulator's own <c>--export-on-exit</c> exports nothing when its process is
-    /// stopped with a signal, which is how the orchestrator stops it. Only the executable runtime keeps data; a
-    /// container emulator is returned unchanged.
+    /// Keeps the Firestore emulator's documents of <paramref name="project"/> across runs in the folder
+    /// <c>GoogleCloud:Emulators:{name}:DataPath</c> names, or <paramref name="defaultDirectory"/> when that is not set
+    /// (relative to the AppHost; an empty DataPath keeps nothing): imported when the emulator starts, exported through
+    /// the emulator's export endpoint when the AppHost stops. The SDK emulator's own <c>--export-on-exit</c> exports
+    /// nothing when its process is stopped with a signal, which is how the orchestrator stops it. Only the executable
+    /// runtime keeps data; a container emulator is returned unchanged.
     /// </summary>
     public static IResourceBuilder<IGoogleCloudEmulatorResource> WithDataDirectory(
-        this IResourceBuilder<IGoogleCloudEmulatorResource> firestore, string directory, IResourceBuilder<ParameterResource> project)
+        this IResourceBuilder<IGoogleCloudEmulatorResource> firestore, IResourceBuilder<ParameterResource> project, string defaultDirectory)
     {
-        if (firestore.Resource is not GoogleCloudEmulatorResource || !firestore.ApplicationBuilder.ExecutionContext.IsRunMode)
+        var builder = firestore.ApplicationBuilder;
+        var directory = builder.Configuration[$"{GoogleCloudEmulatorBuilderExtensions.EmulatorsSection}:{firestore.Resource.Name}:DataPath"] ?? defaultDirectory;
+        if (firestore.Resource is not GoogleCloudEmulatorResource || !builder.ExecutionContext.IsRunMode || directory.Length == 0)
         {
             return firestore;
         }
 
-        var data = new FirestoreDataAnnotation(Path.GetFullPath(directory, firestore.ApplicationBuilder.AppHostDirectory), project.Resource);
-        firestore.ApplicationBuilder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, FirestoreDataExport>());
+        var data = new FirestoreDataAnnotation(Path.GetFullPath(directory, builder.AppHostDirectory), project.Resource);
+        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, FirestoreDataExport>());
         return firestore
             .WithAnnotation(data)
             .WithArgs(context =>

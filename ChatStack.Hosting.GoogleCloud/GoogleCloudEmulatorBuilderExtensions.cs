@@ -19,7 +19,7 @@ public static class GoogleCloudEmulatorBuilderExtensions
     /// <summary>Variable naming the Google Cloud project, read by every Google client.</summary>
     public const string ProjectVariable = "GOOGLE_CLOUD_PROJECT";
 
-    private const string EmulatorsSection = "GoogleCloud:Emulators";
+    internal const string EmulatorsSection = "GoogleCloud:Emulators";
 
     internal const string PubSubContainerPort = "8085";
     internal const string FirestoreContainerPort = "8080";

@@ -69,7 +69,7 @@ public sealed class FirestoreDataTests : IDisposable
         });
         builder.Services.AddLogging(logging => logging.SetMinimumLevel(LogLevel.Warning));
         var project = builder.AddParameter("project");
-        builder.AddFirestoreEmulator("firestore").WithDataDirectory(_folder.FullName, project);
+        builder.AddFirestoreEmulator("firestore").WithDataDirectory(project, _folder.FullName);
         await using var app = builder.Build();
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
         await app.StartAsync(timeout.Token);

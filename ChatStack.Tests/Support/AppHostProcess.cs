@@ -1,16 +1,12 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
 
 namespace ChatStack.Tests.Support;
 
 /// <summary>The built AppHost run as a user runs it: its own process, its own console.</summary>
 public sealed class AppHostProcess : IDisposable
 {
-    private readonly Process _process;
-    private readonly StringBuilder _stdout = new();
-    private readonly StringBuilder _stderr = new();
+    private readonly DotnetProcess _process;
 
     private AppHostProcess(IDictionary<string, string> environment, string[] arguments)
     {
@@ -19,34 +15,25 @@ public sealed class AppHostProcess : IDisposable
         var appHostDir = Projects.ChatStack_AppHost.ProjectPath;
         var dll = Path.Combine(appHostDir, "bin", configuration, Path.GetFileName(testBin), "ChatStack.AppHost.dll");
 
-        // As from a terminal: a test run started in the background (CI) ignores SIGINT, children inherit that, and .NET
-        // then leaves Ctrl+C unhandled; env puts it back to the default the AppHost replaces with its own handler.
-        var start = new ProcessStartInfo("env", ["--default-signal=INT", "dotnet", dll, .. arguments])
+        var variables = new Dictionary<string, string>
         {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = appHostDir,
+            ["ASPNETCORE_ENVIRONMENT"] = "Development",
+            ["DOTNET_ENVIRONMENT"] = "Development",
+            ["ASPIRE_ALLOW_UNSECURED_TRANSPORT"] = "true",
+            ["ASPNETCORE_URLS"] = $"http://localhost:{FreePort()}",
+            ["ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL"] = $"http://localhost:{FreePort()}",
+            ["ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL"] = $"http://localhost:{FreePort()}",
         };
-        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Development";
-        start.Environment["DOTNET_ENVIRONMENT"] = "Development";
-        start.Environment["ASPIRE_ALLOW_UNSECURED_TRANSPORT"] = "true";
-        start.Environment["ASPNETCORE_URLS"] = $"http://localhost:{FreePort()}";
-        start.Environment["ASPIRE_DASHBOARD_OTLP_ENDPOINT_URL"] = $"http://localhost:{FreePort()}";
-        start.Environment["ASPIRE_RESOURCE_SERVICE_ENDPOINT_URL"] = $"http://localhost:{FreePort()}";
         foreach (var (key, value) in IsolatedAppHost.Settings)
         {
-            start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
+            variables[key.Replace(":", "__", StringComparison.Ordinal)] = value;
         }
         foreach (var (key, value) in environment)
         {
-            start.Environment[key] = value;
+            variables[key] = value;
         }
 
-        _process = Process.Start(start)!;
-        _process.OutputDataReceived += (_, e) => { lock (_stdout) { _stdout.AppendLine(e.Data); } };
-        _process.ErrorDataReceived += (_, e) => { lock (_stderr) { _stderr.AppendLine(e.Data); } };
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
+        _process = new DotnetProcess(dll, arguments, variables, appHostDir);
     }
 
     public static AppHostProcess Start(IDictionary<string, string>? environment = null, params string[] arguments) =>
@@ -54,30 +41,13 @@ public sealed class AppHostProcess : IDisposable
 
     public int Id => _process.Id;
 
-    public string StandardOutput { get { lock (_stdout) { return _stdout.ToString(); } } }
+    public string StandardOutput => _process.StandardOutput;
 
-    public string StandardError { get { lock (_stderr) { return _stderr.ToString(); } } }
+    public string StandardError => _process.StandardError;
 
-    public async Task<int> WaitForExitAsync(TimeSpan timeout)
-    {
-        using var cts = new CancellationTokenSource(timeout);
-        await _process.WaitForExitAsync(cts.Token);
-        return _process.ExitCode;
-    }
+    public Task<int> WaitForExitAsync(TimeSpan timeout) => _process.WaitForExitAsync(timeout);
 
-    public async Task WaitForOutputAsync(string text, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!StandardOutput.Contains(text, StringComparison.Ordinal))
-        {
-            if (_process.HasExited || DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"The AppHost did not print '{text}'.\nstdout:\n{StandardOutput}\nstderr:\n{StandardError}");
-            }
-
-            await Task.Delay(200);
-        }
-    }
+    public Task WaitForOutputAsync(string text, TimeSpan timeout) => _process.WaitForOutputAsync(text, timeout);
 
     /// <summary>What Ctrl+C or a service manager sends.</summary>
     public void Signal(int signal) => Signals.Send(_process.Id, signal);
@@ -104,15 +74,7 @@ public sealed class AppHostProcess : IDisposable
 
     public static bool IsAlive(int pid) => Directory.Exists($"/proc/{pid}") && !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z ");
 
-    public void Dispose()
-    {
-        if (!_process.HasExited)
-        {
-            _process.Kill(entireProcessTree: true);
-        }
-
-        _process.Dispose();
-    }
+    public void Dispose() => _process.Dispose();
 
     private static bool IsBelow(int pid, Dictionary<int, int> parents, HashSet<int> roots)
     {
