@@ -145,7 +145,7 @@ internal sealed class AgentRun(
     private async Task<string> IngressAsync(CancellationToken cancellationToken)
     {
         var userTokens = counter.CountTokens(request.Message);
-        _budget.SetPrompt(counter.CountTokens(options.SystemPrompt) + userTokens);
+        _budget.SetContext(counter.CountTokens(options.SystemPrompt) + userTokens);
         var message = new ChatMessageRecord
         {
             Id = ChatMessageRecord.NewId(time.GetUtcNow()),
@@ -165,7 +165,7 @@ internal sealed class AgentRun(
         var conversation = Conversation();
         var context = BuildContext(_session.Summary, conversation);
         var contextTokens = Count(context);
-        _budget.SetPrompt(contextTokens);
+        _budget.SetContext(contextTokens);
         _budget.EvaluateContext(contextTokens);
         Emit(BudgetPhases.Retrieval);
         if (!_budget.Current.ShouldSummarize)
@@ -228,7 +228,8 @@ internal sealed class AgentRun(
         _span?.OnSummarized(older.Count, contextTokens, compactedTokens);
 
         // The summarization call was spent too: its input counts as prompt, its summary as completion.
-        _budget.SetPrompt(compactedTokens + summarizationInput);
+        _budget.AddSentInput(summarizationInput);
+        _budget.SetContext(compactedTokens);
         _budget.SetCompletion(_completionBase);
         _budget.EvaluateContext(compactedTokens);
         Emit(BudgetPhases.Retrieval);
@@ -266,6 +267,8 @@ internal sealed class AgentRun(
                 return _providerFinish == "length" ? FinishReasons.Length : FinishReasons.Stop;
             }
 
+            // The next call sends this call's context again, with the tool calls and their results.
+            _budget.ContextSentAgain();
             var callMessage = new ChatMessageContent(AuthorRole.Assistant, content: null);
             foreach (var call in calls)
             {
@@ -364,9 +367,11 @@ internal sealed class AgentRun(
 
     public Task OnToolStartAsync(string name, IReadOnlyDictionary<string, string?> arguments)
     {
-        // The model wrote the call: its name and arguments are completion tokens.
-        _completionBase += counter.CountTokens(name) + counter.CountTokens(JsonSerializer.Serialize(arguments));
+        // The model wrote the call: its name and arguments are completion tokens, and go back with the next call.
+        var callTokens = counter.CountTokens(name) + counter.CountTokens(JsonSerializer.Serialize(arguments));
+        _completionBase += callTokens;
         _budget.SetCompletion(_completionBase);
+        _budget.AddToContext(callTokens);
         events.Write(ChatEventTypes.ToolStart, new ToolStartEvent(name, arguments));
         Emit(BudgetPhases.Tool);
         return Task.CompletedTask;
@@ -374,9 +379,9 @@ internal sealed class AgentRun(
 
     public async Task OnToolEndAsync(string name, IReadOnlyDictionary<string, string?> arguments, string result, TimeSpan duration, string status)
     {
-        // The result goes back to the model: prompt tokens.
+        // The result goes back to the model with the next call.
         var resultTokens = counter.CountTokens(result);
-        _budget.AddPrompt(resultTokens);
+        _budget.AddToContext(resultTokens);
         await PersistAsync(new ChatMessageRecord
         {
             Id = ChatMessageRecord.NewId(time.GetUtcNow()),
@@ -510,7 +515,7 @@ internal sealed class AgentRun(
         return context;
     }
 
-    private int Count(ChatHistory history) => history.Sum(m => counter.CountTokens(m.Content ?? ""));
+    private int Count(ChatHistory history) => PromptText.Count(counter, history);
 
     /// <summary>Adds a reported usage to the run's totals and returns it (null when this chunk reported none).</summary>
     private (int Prompt, int Completion)? RecordProviderUsage(IReadOnlyDictionary<string, object?>? metadata)

@@ -69,7 +69,7 @@ internal sealed partial class OfflineChatCompletionService(ITokenCounter counter
     public async IAsyncEnumerable<StreamingChatMessageContent> GetStreamingChatMessageContentsAsync(ChatHistory chatHistory,
         PromptExecutionSettings? executionSettings = null, Kernel? kernel = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        var promptTokens = chatHistory.Sum(m => counter.CountTokens(MessageText(m)));
+        var promptTokens = PromptText.Count(counter, chatHistory);
         // What was "generated", for the usage chunk.
         int completionTokens;
 
@@ -237,25 +237,6 @@ internal sealed partial class OfflineChatCompletionService(ITokenCounter counter
                 start += length;
             }
         }
-    }
-
-    private static string MessageText(ChatMessageContent message)
-    {
-        var text = new StringBuilder(message.Content);
-        foreach (var item in message.Items)
-        {
-            switch (item)
-            {
-                case FunctionCallContent call:
-                    text.Append(call.FunctionName).Append(JsonSerializer.Serialize(call.Arguments));
-                    break;
-                case FunctionResultContent result:
-                    text.Append(result.Result?.ToString());
-                    break;
-            }
-        }
-
-        return text.ToString();
     }
 
     // FNV-1a: stable across processes, unlike string.GetHashCode.

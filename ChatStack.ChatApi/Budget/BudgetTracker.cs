@@ -10,6 +10,8 @@ internal sealed class BudgetTracker
 {
     private readonly TimeProvider _time;
     private readonly int _summarizeAtTokens;
+    private int _sent; // input of model calls already sent, re-sends included
+    private int _context; // what the next model call sends
 
     public BudgetTracker(string model, int budgetMax, int contextWindow, double summarizeShare, TimeProvider time)
     {
@@ -38,10 +40,31 @@ internal sealed class BudgetTracker
 
     public bool IsExhausted => Current.IsExhausted;
 
-    /// <summary>Input counted: sets the prompt total (each piece of input is counted once).</summary>
-    public TokenBudget SetPrompt(int promptTokens) => Update(Current with { PromptTokens = NonNegative(promptTokens) });
+    /// <summary>
+    /// Sets the context the next model call sends. Prompt tokens are what model calls are sent, as a provider bills
+    /// them: the input of calls already made plus this context, which the next call will send.
+    /// </summary>
+    public TokenBudget SetContext(int contextTokens)
+    {
+        _context = NonNegative(contextTokens);
+        return Update(Current with { PromptTokens = _sent + _context });
+    }
 
-    public TokenBudget AddPrompt(int tokens) => SetPrompt(Current.PromptTokens + tokens);
+    /// <summary>The context grows: a tool call the model wrote, or its result, goes back with the next call.</summary>
+    public TokenBudget AddToContext(int tokens) => SetContext(_context + tokens);
+
+    /// <summary>A model call outside the conversation (a summarization) was sent <paramref name="inputTokens"/>.</summary>
+    public TokenBudget AddSentInput(int inputTokens)
+    {
+        _sent += NonNegative(inputTokens);
+        return SetContext(_context);
+    }
+
+    /// <summary>
+    /// A model call was sent the context and another call follows (a tool round trip): that call sends the whole
+    /// context again, so the first call's input is kept as spent and the context counts a second time.
+    /// </summary>
+    public TokenBudget ContextSentAgain() => AddSentInput(_context);
 
     /// <summary>Output counted so far (answer text plus tool arguments).</summary>
     public TokenBudget SetCompletion(int completionTokens) => Update(Current with { CompletionTokens = NonNegative(completionTokens) });
@@ -50,8 +73,8 @@ internal sealed class BudgetTracker
     public TokenBudget EvaluateContext(int contextTokens) => Update(Current with { ShouldSummarize = contextTokens > _summarizeAtTokens });
 
     /// <summary>
-    /// The provider's own usage replaces the count (it is what is billed: a provider re-sends context on each
-    /// tool round trip and adds per-message framing); the difference is kept.
+    /// The provider's own usage replaces the count: it is what is billed, with the per-message framing the count
+    /// leaves out and without a pending context that was never sent. The difference is kept.
     /// </summary>
     public TokenBudget Reconcile(int providerPromptTokens, int providerCompletionTokens)
     {

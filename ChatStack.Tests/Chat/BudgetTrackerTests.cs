@@ -13,7 +13,7 @@ public class BudgetTrackerTests
     public void Counts_move_the_totals_and_the_remaining_budget()
     {
         var budget = new BudgetTracker("m", budgetMax: 1000, contextWindow: 8000, summarizeShare: 0.75, _time);
-        budget.SetPrompt(120);
+        budget.SetContext(120);
         _time.Advance(TimeSpan.FromSeconds(1));
         var after = budget.SetCompletion(30);
 
@@ -23,14 +23,32 @@ public class BudgetTrackerTests
         Assert.Equal(850, after.BudgetRemaining);
         Assert.Equal(_time.GetUtcNow(), after.LastUpdateTs);
         Assert.False(after.IsExhausted);
-        Assert.Equal(200, budget.AddPrompt(80).PromptTokens);
+        Assert.Equal(200, budget.AddToContext(80).PromptTokens);
+    }
+
+    [Fact]
+    public void A_tool_round_trip_charges_the_context_again_and_a_summarization_its_input()
+    {
+        var budget = new BudgetTracker("m", budgetMax: 1000, contextWindow: 8000, summarizeShare: 0.75, _time);
+        budget.AddSentInput(300); // a summarization was sent 300 tokens
+        budget.SetContext(100); // the compacted context the first call sends
+        Assert.Equal(400, budget.Current.PromptTokens);
+
+        budget.ContextSentAgain(); // the first call asked for a tool: the next call sends the 100 again
+        Assert.Equal(500, budget.Current.PromptTokens);
+        budget.AddToContext(20); // the tool call and its result go with it
+        Assert.Equal(520, budget.Current.PromptTokens);
+
+        budget.ContextSentAgain(); // a second round trip re-sends all 120
+        Assert.Equal(640, budget.Current.PromptTokens);
+        Assert.Equal(360, budget.Current.BudgetRemaining);
     }
 
     [Fact]
     public void Exhaustion_happens_at_the_budget_and_remaining_never_goes_below_zero()
     {
         var budget = new BudgetTracker("m", budgetMax: 100, contextWindow: 8000, summarizeShare: 0.75, _time);
-        budget.SetPrompt(60);
+        budget.SetContext(60);
         Assert.False(budget.SetCompletion(39).IsExhausted);
         Assert.True(budget.SetCompletion(40).IsExhausted);
         var over = budget.SetCompletion(47);
@@ -53,7 +71,7 @@ public class BudgetTrackerTests
     public void Provider_usage_reconciles_the_count_and_the_difference_is_kept()
     {
         var budget = new BudgetTracker("m", budgetMax: 1000, contextWindow: 8000, summarizeShare: 0.75, _time);
-        budget.SetPrompt(100);
+        budget.SetContext(100);
         budget.SetCompletion(50);
         var reconciled = budget.Reconcile(providerPromptTokens: 130, providerCompletionTokens: 49);
         Assert.Equal(179, reconciled.TotalTokens);
@@ -66,7 +84,8 @@ public class BudgetTrackerTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new BudgetTracker("m", 0, 8000, 0.75, _time));
         Assert.Throws<ArgumentOutOfRangeException>(() => new BudgetTracker("m", 10, 8000, 1.5, _time));
         var budget = new BudgetTracker("m", 10, 8000, 0.5, _time);
-        Assert.Throws<ArgumentOutOfRangeException>(() => budget.SetPrompt(-1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => budget.SetContext(-1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => budget.AddSentInput(-1));
     }
 
     [Fact]

@@ -63,7 +63,7 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
         Assert.Equal(2 * OpenAiCompatibleServer.PromptTokensPerCall, usage.GetProperty("prompt_tokens").GetInt32());
         Assert.Equal(2 * OpenAiCompatibleServer.CompletionTokensPerCall, usage.GetProperty("completion_tokens").GetInt32());
         var reconciliation = done.GetProperty("reconciliation");
-        // The count covers what the provider re-sends only once, so the provider's total is higher.
+        // The test server reports fixed usage per call, so the count and the provider differ here; the difference is reported.
         var counted = reconciliation.GetProperty("counted_total").GetInt32();
         var lastLive = events.Last(e => e.Event == "token_count" && e.Payload.GetProperty("phase").GetString() != "finalize").Payload.GetProperty("total").GetInt32();
         Assert.True(counted >= lastLive);
@@ -75,6 +75,49 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
         var answer = (await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}/messages")).EnumerateArray().Last();
         Assert.Equal(reconciliation.GetProperty("delta").GetInt32(), answer.GetProperty("usage_reconciliation_delta").GetInt32());
         Assert.Equal(usage.GetProperty("total_tokens").GetInt32(), (await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}")).GetProperty("total_tokens").GetInt32());
+    }
+
+    [Fact]
+    public async Task A_tool_round_trip_charges_the_resent_context_and_stops_before_a_call_the_budget_cannot_take()
+    {
+        await using var provider = await OpenAiCompatibleServer.StartAsync();
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?>
+        {
+            ["Chat:Models:test-gpt-4o:Provider"] = "OpenAI",
+            ["Chat:Models:test-gpt-4o:Endpoint"] = provider.BaseAddress.ToString(),
+            ["Chat:Models:test-gpt-4o:ApiKey"] = "test-key",
+        });
+        var client = await ChatApiClient.SignInAsync(host.Address, "resend-user");
+        // Long enough that the smallest budget this needs is above the API's minimum budget_max.
+        const string Message = "Please multiply 17 by 3. I am checking a spreadsheet of quarterly figures and want to be sure the arithmetic in the third column is right before I send it to the team.";
+
+        // The second call is sent the first call's context again, plus the tool call and its result.
+        var events = await client.ChatAsync(new { message = Message, model = "test-gpt-4o" });
+        var counts = events.Where(e => e.Event == "token_count").Select(e => e.Payload).ToList();
+        int At(string phase, int index, string field) => counts.Where(c => c.GetProperty("phase").GetString() == phase).ElementAt(index).GetProperty(field).GetInt32();
+        var context = At("retrieval", 0, "prompt");
+        var call = At("tool", 0, "completion");
+        var afterTool = At("tool", 1, "prompt");
+        var result = afterTool - (2 * context + call);
+        output.WriteLine($"context {context}, tool call {call}, prompt after the tool {afterTool}");
+        Assert.Equal(2 * context + call, At("tool", 0, "prompt"));
+        Assert.InRange(result, 1, 5); // "51": the result is counted once more, not the context a third time
+        Assert.Equal(2, provider.Requests.Count);
+
+        // A budget the re-sent context does not fit: the first call and the tool run, the second call is never sent.
+        provider.Requests.Clear();
+        var budgetMax = context + call + result + 1; // enough if the context counted only once
+        var stopped = await client.ChatAsync(new { message = Message, model = "test-gpt-4o", budget_max = budgetMax });
+        Assert.Single(provider.Requests);
+        Assert.DoesNotContain(stopped, e => e.Event == "message_delta");
+        var done = Assert.Single(stopped, e => e.Event == "done").Payload;
+        Assert.Equal("budget_exhausted", done.GetProperty("finish_reason").GetString());
+        var lastTool = stopped.Last(e => e.Event == "token_count" && e.Payload.GetProperty("phase").GetString() == "tool").Payload;
+        Assert.Equal(2 * context + call + result, lastTool.GetProperty("prompt").GetInt32());
+        Assert.Equal(0, lastTool.GetProperty("remaining").GetInt32());
+        // What was billed is the one call made: its reported usage is the run's.
+        Assert.Equal(OpenAiCompatibleServer.PromptTokensPerCall, done.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
+        Assert.Equal(OpenAiCompatibleServer.CompletionTokensPerCall, done.GetProperty("usage").GetProperty("completion_tokens").GetInt32());
     }
 
     [Fact]
