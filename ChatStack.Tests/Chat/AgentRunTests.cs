@@ -47,6 +47,11 @@ public class AgentRunTests
         Assert.Equal(history.Skip(4).Select(m => m.Content), answering.Skip(2).Take(4).Select(m => m.Content));
         Assert.Equal("And now?", answering[^1].Content);
         Assert.Equal(history[3].Id, (await _store.GetSessionAsync("s1", default))!.SummaryThroughMessageId);
+
+        // Two calls billed (the summarization's input and the compacted context): the count agrees with the provider.
+        var done = Assert.IsType<DoneEvent>(_events.All[^1].Data);
+        Assert.NotNull(done.Reconciliation);
+        Assert.Equal(0, done.Reconciliation.Delta);
     }
 
     [Fact]

@@ -50,7 +50,7 @@ internal static class SseBench
     private static readonly TimeSpan SettleLimit = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan IdleWindow = TimeSpan.FromSeconds(4);
 
-    public static async Task RunAsync(Stack stack, int chats, int concurrency, bool worker, int warmup)
+    public static async Task RunAsync(Stack stack, int chats, int concurrency, bool worker, int warmup, int? downstreamNice = null)
     {
         using var http = Client(stack.Endpoint(Stack.ChatApi));
         using var memoryHttp = Client(stack.Endpoint(Stack.ChatApiMemory));
@@ -83,6 +83,14 @@ internal static class SseBench
         }
 
         var cpu = CpuAccounting.Discover(stack.RunId);
+        if (downstreamNice is { } nice)
+        {
+            // The Firestore, Pub/Sub and BigQuery emulators and the worker yield the cores to the chat APIs, the bare
+            // endpoint and the reader: a measured stand-in for "downstream on other machines", where the estimate
+            // below only subtracts their CPU. The API still waits for their answers (commits, publishes).
+            Console.WriteLine($"downstream processes at nice {nice}: {cpu.Renice(CpuAccounting.Downstream, nice)} threads");
+        }
+
         Console.WriteLine("processes: " + string.Join("; ", cpu.Pids.GroupBy(p => p.Value).Select(g => $"{g.Key} {string.Join('+', g.Select(p => p.Key).Order())}")));
 
         // Idle background (JVM housekeeping, the worker's pull loops, health checks), once the warm-up's work, the
