@@ -44,6 +44,13 @@ internal sealed class ChatOptions
     /// <summary>How long a finished stream can still be resumed with <c>Last-Event-ID</c>.</summary>
     public double ResumeWindowSeconds { get; set; } = 300;
 
+    /// <summary>
+    /// How long a run goes on after its last reader's connection ended, so a client that lost its connection resumes
+    /// the answer in progress; past it the model call is cancelled. Longer than SSE's <c>retry: 2000</c> and the
+    /// page's reconnects; a client that means to stop cancels the stream instead.
+    /// </summary>
+    public double ReconnectGraceSeconds { get; set; } = 10;
+
     public OfflineModelOptions Offline { get; set; } = new();
 }
 

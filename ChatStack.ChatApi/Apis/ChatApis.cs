@@ -49,6 +49,12 @@ internal static class ChatApis
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
             .ProducesProblem(StatusCodes.Status404NotFound);
 
+        api.MapPost("/chat/streams/{streamId}/cancel", CancelStream)
+            .WithName("CancelChatStream")
+            .WithSummary("Stop the answer now: the model call is cancelled, and what was said so far is saved and counted (finish_reason cancelled).")
+            .Produces(StatusCodes.Status204NoContent)
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
         api.MapGet("/models", ListModels)
             .WithName("ListModels")
             .WithSummary("The models a chat may name as model, and the one it gets when it names none.")
@@ -267,7 +273,7 @@ internal static class ChatApis
 
     /// <summary>
     /// The run belongs to the stream, not the request: a reconnecting client can pick it up; it is cancelled
-    /// when no reader is left or the app stops.
+    /// when the client stops it, when no reader came back within the reconnect grace, or when the app stops.
     /// </summary>
     private static async Task RunInBackground(AgentRun run, ChatStreamRegistry streams, ChatStream stream, CancellationToken stopping, ILogger logger)
     {
@@ -287,6 +293,18 @@ internal static class ChatApis
         }
     }
 
+    /// <summary>Idempotent: a stream that has already ended is left as it is.</summary>
+    private static IResult CancelStream(string streamId, HttpContext context, ChatStreamRegistry streams)
+    {
+        if (streams.Find(streamId) is not { } stream || stream.UserId != context.User.UserId())
+        {
+            return StreamNotFound(context);
+        }
+
+        stream.Cancel();
+        return Results.NoContent();
+    }
+
     private static IResult ResumeStream(string streamId, HttpContext context, ChatStreamRegistry streams, IOptions<ChatOptions> options)
     {
         var lastEventId = context.Request.Headers["Last-Event-ID"].ToString();
@@ -304,14 +322,17 @@ internal static class ChatApis
         var stream = streams.Find(streamId);
         if (stream is null || stream.UserId != userId)
         {
-            return Problems.Create(context, StatusCodes.Status404NotFound, "stream-not-found", "Stream not found",
-                "No stream with that id is in progress or recently finished. Read the session's messages instead.");
+            return StreamNotFound(context);
         }
 
         context.Response.Headers["X-Session-Id"] = stream.SessionId;
         context.Response.Headers["X-Stream-Id"] = stream.Id;
         return new SseResult(stream, sequence, TimeSpan.FromSeconds(options.HeartbeatSeconds));
     }
+
+    private static IResult StreamNotFound(HttpContext context) =>
+        Problems.Create(context, StatusCodes.Status404NotFound, "stream-not-found", "Stream not found",
+            "No stream with that id is in progress or recently finished. Read the session's messages instead.");
 
     private static Ok<ModelList> ListModels(ModelCatalog models) =>
         TypedResults.Ok(new ModelList(models.DefaultModel, models.Specs

@@ -41,6 +41,7 @@ internal static class ChatApiExtensions
         services.AddSingleton(sp => new ChatStreamRegistry(sp.GetRequiredService<TimeProvider>())
         {
             ResumeWindow = TimeSpan.FromSeconds(sp.GetRequiredService<IOptions<ChatOptions>>().Value.ResumeWindowSeconds),
+            ReconnectGrace = TimeSpan.FromSeconds(sp.GetRequiredService<IOptions<ChatOptions>>().Value.ReconnectGraceSeconds),
         });
         return builder;
     }

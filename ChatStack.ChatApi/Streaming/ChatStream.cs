@@ -18,8 +18,9 @@ internal interface IChatEventWriter
 
 /// <summary>
 /// The events of one run, kept so a client can resume with <c>Last-Event-ID</c> while the run goes on or
-/// shortly after it ended. Readers attach and detach; when the last reader leaves a run still in progress the
-/// run is cancelled (a client that hangs up stops the model call), and what it produced so far is still saved.
+/// shortly after it ended. Readers attach and detach; when the last reader leaves a run still in progress, the run
+/// goes on for the reconnect grace so a client whose connection dropped can pick it up, then is cancelled (a client
+/// that hung up stops the model call), and what it produced so far is still saved.
 /// </summary>
 /// <remarks>
 /// Thousands of streams are open at once and each is kept for the resume window, so an event is stored as
@@ -50,14 +51,22 @@ internal sealed class ChatStream : IChatEventWriter
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly object _gate = new();
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TimeProvider _time;
+    private readonly TimeSpan _reconnectGrace;
     private int _length;
-    private int _readers;
+    private int _readers; // guarded by _gate
+    private bool _attached; // a reader has attached at least once
+    private ITimer? _grace; // the pending cancellation once the last reader left
+    private int _graceNumber; // which departure the pending cancellation is for: an older timer's late callback is void
+    private TaskCompletionSource _unread = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     // Whether a reader found nothing new and waits: only then does a write need to wake anyone.
     private bool _awaited;
 
-    public ChatStream(string id, string userId, string sessionId)
+    public ChatStream(string id, string userId, string sessionId, TimeProvider? time = null, TimeSpan reconnectGrace = default)
     {
+        _time = time ?? TimeProvider.System;
+        _reconnectGrace = reconnectGrace;
         Id = id;
         UserId = userId;
         SessionId = sessionId;
@@ -77,8 +86,41 @@ internal sealed class ChatStream : IChatEventWriter
 
     public DateTimeOffset? CompletedAt { get; private set; }
 
-    /// <summary>Cancelled when every reader has gone while the run was still going.</summary>
+    /// <summary>Cancelled when the run was stopped, or every reader had gone for the reconnect grace while it was still going.</summary>
     public CancellationToken RunCancellation => _cancel.Token;
+
+    /// <summary>Whether the run is going with nobody reading it: its readers left, and the grace has not ended yet.</summary>
+    public bool IsUnread
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _attached && _readers == 0 && !IsCompleted;
+            }
+        }
+    }
+
+    /// <summary>Completes when the last reader leaves a run still going (check <see cref="IsUnread"/>: one may be back).</summary>
+    public Task Unread
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _unread.Task;
+            }
+        }
+    }
+
+    /// <summary>Stops the run now: a client's stop, or a new message to the session its readers left.</summary>
+    public void Cancel()
+    {
+        if (!IsCompleted)
+        {
+            _cancel.Cancel();
+        }
+    }
 
     public void Write(string type, object data)
     {
@@ -110,7 +152,9 @@ internal sealed class ChatStream : IChatEventWriter
         lock (_gate)
         {
             IsCompleted = true;
-            CompletedAt = DateTimeOffset.UtcNow;
+            CompletedAt = _time.GetUtcNow();
+            _grace?.Dispose();
+            _grace = null;
             Signal();
         }
 
@@ -137,14 +181,58 @@ internal sealed class ChatStream : IChatEventWriter
         }
     }
 
-    public void Attach() => Interlocked.Increment(ref _readers);
+    public void Attach()
+    {
+        lock (_gate)
+        {
+            _readers++;
+            _attached = true;
+            if (_unread.Task.IsCompleted)
+            {
+                _unread = new(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+
+            _grace?.Dispose(); // a reader is back in time: the run goes on
+            _grace = null;
+        }
+    }
 
     public void Detach()
     {
-        if (Interlocked.Decrement(ref _readers) == 0 && !IsCompleted)
+        lock (_gate)
         {
-            _cancel.Cancel();
+            if (--_readers > 0 || IsCompleted)
+            {
+                return;
+            }
+
+            _unread.TrySetResult();
+            if (_reconnectGrace <= TimeSpan.Zero)
+            {
+                _cancel.Cancel();
+                return;
+            }
+
+            _grace?.Dispose();
+            var number = ++_graceNumber;
+            _grace = _time.CreateTimer(_ => GraceEnded(number), null, _reconnectGrace, Timeout.InfiniteTimeSpan);
         }
+    }
+
+    private void GraceEnded(int number)
+    {
+        lock (_gate)
+        {
+            if (_readers > 0 || IsCompleted || number != _graceNumber)
+            {
+                return;
+            }
+
+            _grace?.Dispose();
+            _grace = null;
+        }
+
+        _cancel.Cancel();
     }
 
     /// <summary><c>id: {stream}.{sequence}\nevent: {type}\ndata: {"type":"{type}","data":{data}}\n\n</c>.</summary>
@@ -257,6 +345,9 @@ internal sealed class ChatStreamRegistry(TimeProvider time)
 
     public TimeSpan ResumeWindow { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>How long a run goes on once its last reader has left, for that reader to come back.</summary>
+    public TimeSpan ReconnectGrace { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>
     /// A stream for a new turn of <paramref name="sessionId"/>, or null when a turn of that session is still running
     /// (<paramref name="running"/>). Claim it before reading the session's history, so the history is complete. A
@@ -265,7 +356,7 @@ internal sealed class ChatStreamRegistry(TimeProvider time)
     public ChatStream? TryStart(string userId, string sessionId, out ChatStream? running, bool deletion = false)
     {
         Sweep();
-        var stream = new ChatStream(Guid.NewGuid().ToString("N"), userId, sessionId) { IsDeletion = deletion };
+        var stream = new ChatStream(Guid.NewGuid().ToString("N"), userId, sessionId, time, ReconnectGrace) { IsDeletion = deletion };
         while (!_running.TryAdd(sessionId, stream))
         {
             if (_running.TryGetValue(sessionId, out running))
@@ -290,7 +381,8 @@ internal sealed class ChatStreamRegistry(TimeProvider time)
 
     /// <summary>
     /// Waits up to <paramref name="wait"/> for the session's turn in progress to end; returns it when it has not. A
-    /// client that stops an answer and sends again at once finds the stopped turn still saving what it had.
+    /// client that stops an answer and sends again at once finds the stopped turn still saving what it had. A turn
+    /// nobody reads any more (its client hung up and sends again instead of resuming) is stopped first.
     /// </summary>
     public async Task<ChatStream?> WaitForTurnAsync(string userId, string sessionId, TimeSpan wait, CancellationToken cancellationToken)
     {
@@ -299,9 +391,22 @@ internal sealed class ChatStreamRegistry(TimeProvider time)
             return null;
         }
 
+        var started = time.GetTimestamp();
         try
         {
-            await running.Completion.WaitAsync(wait, time, cancellationToken);
+            if (!running.IsUnread)
+            {
+                // A client that hung up and sends again at once can be here before its old connection's end is seen.
+                await Task.WhenAny(running.Completion, running.Unread).WaitAsync(wait, time, cancellationToken);
+            }
+
+            if (running.IsUnread)
+            {
+                running.Cancel();
+            }
+
+            var left = wait - time.GetElapsedTime(started);
+            await running.Completion.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, time, cancellationToken);
             return null;
         }
         catch (TimeoutException)

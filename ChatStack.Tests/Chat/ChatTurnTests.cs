@@ -113,4 +113,79 @@ public class ChatTurnTests
         time.Advance(TimeSpan.FromSeconds(1));
         Assert.Same(busy, await refused);
     }
+    [Fact]
+    public void A_run_whose_reader_left_goes_on_for_the_grace_and_a_reader_back_in_time_keeps_it_going()
+    {
+        var time = new FakeTimeProvider();
+        var registry = new ChatStreamRegistry(time) { ReconnectGrace = TimeSpan.FromSeconds(10) };
+        var stream = registry.TryStart("u", "s", out _)!;
+        Assert.False(stream.IsUnread); // not read yet is not left: the response is still starting
+
+        stream.Attach();
+        stream.Detach();
+        Assert.True(stream.IsUnread);
+        time.Advance(TimeSpan.FromSeconds(9));
+        Assert.False(stream.RunCancellation.IsCancellationRequested);
+
+        stream.Attach(); // the client is back
+        time.Advance(TimeSpan.FromSeconds(30));
+        Assert.False(stream.RunCancellation.IsCancellationRequested);
+        Assert.False(stream.IsUnread);
+
+        stream.Detach(); // and gone for good: a full grace from now, not from the first departure
+        time.Advance(TimeSpan.FromSeconds(9.9));
+        Assert.False(stream.RunCancellation.IsCancellationRequested);
+        time.Advance(TimeSpan.FromSeconds(0.1));
+        Assert.True(stream.RunCancellation.IsCancellationRequested);
+    }
+
+    [Fact]
+    public void A_finished_run_is_not_cancelled_and_a_grace_of_zero_cancels_at_once()
+    {
+        var time = new FakeTimeProvider();
+        var registry = new ChatStreamRegistry(time) { ReconnectGrace = TimeSpan.FromSeconds(10) };
+        var finished = registry.TryStart("u", "s1", out _)!;
+        finished.Attach();
+        registry.Complete(finished);
+        finished.Detach();
+        finished.Cancel();
+        time.Advance(TimeSpan.FromMinutes(1));
+        Assert.False(finished.RunCancellation.IsCancellationRequested);
+
+        registry.ReconnectGrace = TimeSpan.Zero;
+        var immediate = registry.TryStart("u", "s2", out _)!;
+        immediate.Attach();
+        immediate.Detach();
+        Assert.True(immediate.RunCancellation.IsCancellationRequested);
+    }
+
+    [Fact]
+    public async Task A_new_message_stops_a_turn_nobody_reads_but_waits_for_one_that_is_read()
+    {
+        var time = new FakeTimeProvider();
+        var registry = new ChatStreamRegistry(time);
+        var left = registry.TryStart("u", "s1", out _)!;
+        left.RunCancellation.Register(() => registry.Complete(left)); // the run ends when it is cancelled
+        left.Attach();
+        left.Detach();
+        Assert.Null(await registry.WaitForTurnAsync("u", "s1", TimeSpan.FromSeconds(2), CancellationToken.None));
+        Assert.True(left.RunCancellation.IsCancellationRequested);
+
+        var read = registry.TryStart("u", "s2", out _)!;
+        read.Attach(); // another tab still reads it
+        var refused = registry.WaitForTurnAsync("u", "s2", TimeSpan.FromSeconds(2), CancellationToken.None);
+        time.Advance(TimeSpan.FromSeconds(2));
+        Assert.Same(read, await refused);
+        Assert.False(read.RunCancellation.IsCancellationRequested);
+
+        // The client hung up and sent again at once: its old connection's end is seen while the send waits.
+        var racing = registry.TryStart("u", "s3", out _)!;
+        racing.RunCancellation.Register(() => registry.Complete(racing));
+        racing.Attach();
+        var waiting = registry.WaitForTurnAsync("u", "s3", TimeSpan.FromSeconds(2), CancellationToken.None);
+        Assert.False(waiting.IsCompleted);
+        racing.Detach();
+        Assert.Null(await waiting);
+        Assert.True(racing.RunCancellation.IsCancellationRequested);
+    }
 }

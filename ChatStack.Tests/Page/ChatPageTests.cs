@@ -349,6 +349,37 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
     }
 
     [ChromiumFact]
+    public async Task Stop_cancels_the_answer_on_the_server_and_the_turn_says_stopped()
+    {
+        var page = await OpenSignedInAsync("page-stop");
+        await page.GetByLabel("Message").FillAsync("Write a long essay about brakes.");
+        await page.GetByLabel("Message").PressAsync("Enter");
+        await page.WaitForFunctionAsync(
+            "() => { const t = document.querySelector('.turn[data-role=assistant][aria-busy=true] .text'); return t && t.textContent.length > 200; }",
+            null, new() { Timeout = 30_000 });
+
+        // Closing the connection alone would leave the run going for the reconnect grace: Stop asks the API to stop it.
+        var cancel = await page.RunAndWaitForRequestFinishedAsync(() => page.GetByRole(AriaRole.Button, new() { Name = "Stop" }).ClickAsync(),
+            new() { Predicate = r => r.Method == "POST" && r.Url.EndsWith("/cancel", StringComparison.Ordinal) });
+        Assert.Equal(204, (await cancel.ResponseAsync())!.Status);
+        await Expect(page.Locator(".turn[data-role=assistant] .note")).ToContainTextAsync("Stopped.");
+        await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Send" })).ToBeEnabledAsync();
+
+        var api = await ChatApiClient.SignInAsync(BaseAddress, "page-stop");
+        var sessionId = Regex.Match(page.Url, "#session=(.+)$").Groups[1].Value;
+        string? finish = null;
+        for (var attempt = 0; attempt < 50 && finish is null; attempt++)
+        {
+            var messages = (await api.GetJsonAsync($"/api/sessions/{sessionId}/messages")).EnumerateArray().ToList();
+            finish = messages.Count == 2 ? messages[1].GetProperty("finish_reason").GetString() : null;
+            await Task.Delay(finish is null ? 100 : 0);
+        }
+
+        Assert.Equal("cancelled", finish);
+        Assert.Empty(_pageErrors);
+    }
+
+    [ChromiumFact]
     public async Task At_360_pixels_the_page_fits_and_works_from_the_keyboard()
     {
         var page = await OpenSignedInAsync("page-narrow", width: 360, height: 740);

@@ -18,6 +18,9 @@ public sealed class StackFixture : IAsyncLifetime
     /// <summary>The chat API lets this user start one chat per window (<c>Limits:Users</c>).</summary>
     public const string PageLimitedUser = "page-limited";
 
+    /// <summary>The chat API's reconnect grace on this stack, in seconds.</summary>
+    public const int ReconnectGraceSeconds = 2;
+
     public DistributedApplication App { get; private set; } = null!;
 
     /// <summary>From the start of the AppHost to every resource healthy (or finished, for the provisioner).</summary>
@@ -49,9 +52,11 @@ public sealed class StackFixture : IAsyncLifetime
                 .WithEnvironment("OTEL_BSP_SCHEDULE_DELAY", "500");
         }
 
-        // One user with a one-request window, so the page's browser tests can meet a real 429.
+        // One user with a one-request window, so the page's browser tests can meet a real 429. A reconnect grace
+        // shorter than the long answer (~8 s), so a test can see a run outlive its reader and then be cancelled.
         builder.CreateResourceBuilder(builder.Resources.OfType<ProjectResource>().Single(r => r.Name == "chat-api"))
-            .WithEnvironment($"Limits__Users__{PageLimitedUser}__RequestsPerWindow", "1");
+            .WithEnvironment($"Limits__Users__{PageLimitedUser}__RequestsPerWindow", "1")
+            .WithEnvironment("Chat__ReconnectGraceSeconds", ReconnectGraceSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
         App = await builder.BuildAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));

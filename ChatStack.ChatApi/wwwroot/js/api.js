@@ -129,6 +129,12 @@ export class ChatApi {
     return response;
   }
 
+  /** Stops an answer now; what was said so far is saved. A stream that has ended already is fine too. */
+  async cancelChat(streamId) {
+    const response = await this.#fetch(`api/chat/streams/${encodeURIComponent(streamId)}/cancel`, { method: 'POST', keepalive: true });
+    if (!response.ok && response.status !== 404) throw await toApiError(response);
+  }
+
   /** Picks a stream up again after lastEventId. */
   async resumeChat(streamId, lastEventId, signal) {
     const headers = { Accept: 'text/event-stream' };

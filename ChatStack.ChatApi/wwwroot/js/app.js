@@ -14,6 +14,7 @@ const MAX_RESUMES = 5;
 let sessionId = null;
 let sessionTitle = '';
 let running = null; // the AbortController of the answer streaming now
+let runningStream = null; // its X-Stream-Id, once the answer has started
 let nextCursor = null;
 
 api.onUnauthorized = () => showSignIn('Your sign-in has expired or was refused; sign in again.');
@@ -50,7 +51,7 @@ $('token-sign-in').addEventListener('submit', async (e) => {
 });
 
 $('sign-out').addEventListener('click', () => {
-  running?.abort();
+  stopAnswer();
   api.signOut();
   showSignIn();
 });
@@ -223,7 +224,17 @@ $('composer').addEventListener('submit', (e) => {
   send(text);
 });
 
-$('stop').addEventListener('click', () => running?.abort());
+$('stop').addEventListener('click', stopAnswer);
+
+/**
+ * Stops the answer now. Closing the connection alone would not: the API keeps a run whose reader left going for a
+ * few seconds, so that a dropped connection can resume it.
+ */
+function stopAnswer() {
+  if (!running) return;
+  if (runningStream) api.cancelChat(runningStream).catch(() => {});
+  running.abort();
+}
 
 // ---- one answer
 
@@ -238,6 +249,7 @@ async function send(text) {
     $('message').value = '';
     const isNew = sessionId === null;
     sessionId = response.headers.get('X-Session-Id');
+    runningStream = response.headers.get('X-Stream-Id');
     if (isNew) {
       clearConversation();
       history.replaceState(null, '', `#session=${encodeURIComponent(sessionId)}`);
@@ -246,7 +258,7 @@ async function send(text) {
     addUserTurn(text);
     turn = new AssistantTurn();
     turn.busy = true;
-    await stream(response, response.headers.get('X-Stream-Id'), turn, controller.signal);
+    await stream(response, runningStream, turn, controller.signal);
   } catch (error) {
     if (controller.signal.aborted) {
       turn?.note('Stopped.');
@@ -258,6 +270,7 @@ async function send(text) {
   } finally {
     if (turn) turn.busy = false;
     running = null;
+    runningStream = null;
     updateComposer();
     if (sessionId) {
       await loadSessions();
