@@ -19,13 +19,7 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
     public async Task The_openai_compatible_path_streams_calls_tools_and_reconciles_with_the_final_usage_chunk()
     {
         await using var provider = await OpenAiCompatibleServer.StartAsync();
-        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?>
-        {
-            ["Chat:Models:test-gpt-4o:Provider"] = "OpenAI",
-            ["Chat:Models:test-gpt-4o:Endpoint"] = provider.BaseAddress.ToString(),
-            ["Chat:Models:test-gpt-4o:ApiKey"] = "test-key",
-            ["Chat:Models:test-gpt-4o:ProviderModelId"] = "gpt-4o-mini",
-        });
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, provider.ModelSettings());
         var client = await ChatApiClient.SignInAsync(host.Address, "openai-user");
         // Listed for clients to choose, with the encoding its provider model id implies, and never with its key or endpoint.
         using (var listed = await client.Http.GetAsync("/api/models"))
@@ -81,12 +75,7 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
     public async Task A_tool_round_trip_charges_the_resent_context_and_stops_before_a_call_the_budget_cannot_take()
     {
         await using var provider = await OpenAiCompatibleServer.StartAsync();
-        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?>
-        {
-            ["Chat:Models:test-gpt-4o:Provider"] = "OpenAI",
-            ["Chat:Models:test-gpt-4o:Endpoint"] = provider.BaseAddress.ToString(),
-            ["Chat:Models:test-gpt-4o:ApiKey"] = "test-key",
-        });
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, provider.ModelSettings());
         var client = await ChatApiClient.SignInAsync(host.Address, "resend-user");
         // Long enough that the smallest budget this needs is above the API's minimum budget_max.
         const string Message = "Please multiply 17 by 3. I am checking a spreadsheet of quarterly figures and want to be sure the arithmetic in the third column is right before I send it to the team.";

@@ -38,6 +38,15 @@ public sealed class OpenAiCompatibleServer : IAsyncDisposable
 
     public static readonly string[] AnswerChunks = ["The ", "answer ", "is ", "51", ". ", "Multiplying ", "17 ", "by ", "3 ", "gives ", "51."];
 
+    /// <summary>The chat API's configuration of a model <c>test-gpt-4o</c> served by this server as <c>gpt-4o-mini</c>.</summary>
+    public Dictionary<string, string?> ModelSettings() => new()
+    {
+        ["Chat:Models:test-gpt-4o:Provider"] = "OpenAI",
+        ["Chat:Models:test-gpt-4o:Endpoint"] = BaseAddress.ToString(),
+        ["Chat:Models:test-gpt-4o:ApiKey"] = "test-key",
+        ["Chat:Models:test-gpt-4o:ProviderModelId"] = "gpt-4o-mini",
+    };
+
     public static async Task<OpenAiCompatibleServer> StartAsync()
     {
         var builder = WebApplication.CreateSlimBuilder();

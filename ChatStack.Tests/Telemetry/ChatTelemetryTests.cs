@@ -138,13 +138,7 @@ public sealed class ChatTelemetryTests(StackFixture stack, ITestOutputHelper out
     {
         await using var provider = await OpenAiCompatibleServer.StartAsync();
         var telemetry = new TelemetryCapture();
-        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?>
-        {
-            ["Chat:Models:test-gpt-4o:Provider"] = "OpenAI",
-            ["Chat:Models:test-gpt-4o:Endpoint"] = provider.BaseAddress.ToString(),
-            ["Chat:Models:test-gpt-4o:ApiKey"] = "test-key",
-            ["Chat:Models:test-gpt-4o:ProviderModelId"] = "gpt-4o-mini",
-        }, configure: telemetry.AddTo);
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, provider.ModelSettings(), configure: telemetry.AddTo);
         var client = await ChatApiClient.SignInAsync(host.Address, "otel-openai-user");
         await client.ChatAsync(new { message = "Please multiply 17 by 3.", model = "test-gpt-4o" });
 
