@@ -104,6 +104,11 @@ public static partial class ProvisionerCli
         InvocationConfiguration console, Action<HostApplicationBuilder>? configureHost, CancellationToken cancellationToken)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { ApplicationName = "ChatStack.Provisioner" });
+        // A command: stdout is the plan, so a script can read it. Logs go to stderr, without a line per HTTP request
+        // or the host's start and stop lines, which buried the plan.
+        builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(console => console.LogToStandardErrorThreshold = LogLevel.Trace);
+        builder.Services.Configure<ConsoleLifetimeOptions>(lifetime => lifetime.SuppressStatusMessages = true);
+        builder.Logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
         configureHost?.Invoke(builder);
         var options = GoogleCloudOptions.FromConfiguration(builder.Configuration);
         var projectId = request.Project ?? options.ProjectId;

@@ -97,6 +97,26 @@ public sealed class ProvisionerTests(StackFixture stack, ITestOutputHelper outpu
     }
 
     [Fact]
+    public async Task Run_as_a_command_a_dry_run_prints_only_the_plan_on_stdout_and_no_request_logs()
+    {
+        using var process = new DotnetProcess(DotnetProcess.BuiltApp("ChatStack.Provisioner"), ["provision", "--dry-run"],
+        [
+            new("GOOGLE_CLOUD_PROJECT", _project),
+            new("PUBSUB_EMULATOR_HOST", stack.PubSubHost),
+            new("BIGQUERY_EMULATOR_HOST", stack.BigQueryHost),
+        ]);
+        var exitCode = await process.WaitForExitAsync(TimeSpan.FromMinutes(1));
+        output.WriteLine($"stdout:\n{process.StandardOutput}\nstderr:\n{process.StandardError}");
+
+        Assert.Equal(2, exitCode);
+        var lines = process.StandardOutput.TrimEnd().Split(Environment.NewLine);
+        Assert.Equal("Plan (dry run, nothing is changed):", lines[0]);
+        Assert.Equal("to create 9, to update 0, unchanged 0, incompatible 0.", lines[^1]);
+        Assert.All(lines[1..^1], line => Assert.StartsWith("  + ", line));
+        Assert.DoesNotContain("info:", process.StandardError);
+    }
+
+    [Fact]
     public async Task Dry_run_on_a_provisioned_project_has_nothing_to_do_and_exits_0()
     {
         Assert.Equal(0, (await Run(["provision"])).ExitCode);

@@ -10,10 +10,7 @@ public sealed class AppHostProcess : IDisposable
 
     private AppHostProcess(IDictionary<string, string> environment, string[] arguments)
     {
-        var testBin = AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar);
-        var configuration = Path.GetFileName(Path.GetDirectoryName(testBin))!; // bin/<Configuration>/net10.0
-        var appHostDir = Projects.ChatStack_AppHost.ProjectPath;
-        var dll = Path.Combine(appHostDir, "bin", configuration, Path.GetFileName(testBin), "ChatStack.AppHost.dll");
+        var dll = DotnetProcess.BuiltApp("ChatStack.AppHost");
 
         var variables = new Dictionary<string, string>
         {
@@ -33,7 +30,7 @@ public sealed class AppHostProcess : IDisposable
             variables[key] = value;
         }
 
-        _process = new DotnetProcess(dll, arguments, variables, appHostDir);
+        _process = new DotnetProcess(dll, arguments, variables, Projects.ChatStack_AppHost.ProjectPath);
     }
 
     public static AppHostProcess Start(IDictionary<string, string>? environment = null, params string[] arguments) =>

@@ -34,6 +34,18 @@ public sealed class DotnetProcess : IDisposable
         _process.BeginErrorReadLine();
     }
 
+    /// <summary>
+    /// The dll of one of the solution's apps as its own build left it: the tests' bin holds it too, but with the
+    /// tests' set of dependencies, which is not the app's.
+    /// </summary>
+    public static string BuiltApp(string project)
+    {
+        var testBin = AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar);
+        var configuration = Path.GetFileName(Path.GetDirectoryName(testBin))!; // bin/<Configuration>/net10.0
+        var solution = Path.GetDirectoryName(Projects.ChatStack_AppHost.ProjectPath)!;
+        return Path.Combine(solution, project, "bin", configuration, Path.GetFileName(testBin), $"{project}.dll");
+    }
+
     public int Id => _process.Id;
 
     public string StandardOutput { get { lock (_stdout) { return _stdout.ToString(); } } }
