@@ -380,6 +380,33 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
     }
 
     [ChromiumFact]
+    public async Task A_reload_in_the_middle_of_an_answer_picks_it_up_and_it_runs_to_its_end()
+    {
+        var page = await OpenSignedInAsync("page-reload");
+        await page.GetByLabel("Message").FillAsync("What time is it in Tokyo? Then write a long essay about reloading pages.");
+        await page.GetByLabel("Message").PressAsync("Enter");
+        await page.WaitForFunctionAsync(
+            "() => { const t = document.querySelector('.turn[data-role=assistant][aria-busy=true] .text'); return t && t.textContent.length > 200; }",
+            null, new() { Timeout = 30_000 });
+
+        await page.ReloadAsync();
+        // The tab is still signed in and on the session; the answer streams on in one turn, its tool call shown once.
+        var answer = page.Locator(".turn[data-role=assistant]");
+        await Expect(answer).ToHaveCountAsync(1);
+        await Expect(answer).ToHaveAttributeAsync("aria-busy", "true");
+        await Expect(answer).ToHaveAttributeAsync("aria-busy", "false", new() { Timeout = 60_000 });
+        await Expect(answer.Locator(".tool")).ToHaveCountAsync(1);
+        await Expect(answer.Locator(".note")).ToHaveCountAsync(0); // no "Finished: cancelled", no error
+
+        var api = await ChatApiClient.SignInAsync(BaseAddress, "page-reload");
+        var sessionId = Regex.Match(page.Url, "#session=(.+)$").Groups[1].Value;
+        var stored = (await api.GetJsonAsync($"/api/sessions/{sessionId}/messages")).EnumerateArray().Last();
+        Assert.Equal("stop", stored.GetProperty("finish_reason").GetString());
+        Assert.Equal(await RenderAsync(page, stored.GetProperty("content").GetString()!), await answer.Locator(".text").TextContentAsync());
+        Assert.Empty(_pageErrors);
+    }
+
+    [ChromiumFact]
     public async Task At_360_pixels_the_page_fits_and_works_from_the_keyboard()
     {
         var page = await OpenSignedInAsync("page-narrow", width: 360, height: 740);

@@ -10,6 +10,9 @@ const $ = (id) => document.getElementById(id);
 const api = new ChatApi();
 const meter = new BudgetMeter();
 const MAX_RESUMES = 5;
+// The answer streaming in this tab, kept across a reload: the API keeps a run whose reader left going for a few
+// seconds, so a reloaded page picks it up instead of finding it cancelled.
+const RUNNING_KEY = 'chatstack.running';
 
 let sessionId = null;
 let sessionTitle = '';
@@ -139,6 +142,7 @@ async function openSession(id) {
     meter.reset(budget());
     markCurrentSession();
     $('message').focus();
+    resumeAfterReload(id, records);
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) return;
     $('sessions-error').textContent = `Could not open the session: ${error.message}`;
@@ -250,6 +254,7 @@ async function send(text) {
     const isNew = sessionId === null;
     sessionId = response.headers.get('X-Session-Id');
     runningStream = response.headers.get('X-Stream-Id');
+    sessionStorage.setItem(RUNNING_KEY, JSON.stringify({ sessionId, streamId: runningStream }));
     if (isNew) {
       clearConversation();
       history.replaceState(null, '', `#session=${encodeURIComponent(sessionId)}`);
@@ -268,16 +273,51 @@ async function send(text) {
       (turn ?? new AssistantTurn()).note(`Could not send: ${error.message}`, true);
     }
   } finally {
-    if (turn) turn.busy = false;
-    running = null;
-    runningStream = null;
-    updateComposer();
-    if (sessionId) {
-      await loadSessions();
-      api.getSession(sessionId).then(showSessionInfo, () => {});
-    }
-    $('message').focus();
+    await endAnswer(turn);
   }
+}
+
+/**
+ * After a reload in the middle of an answer: the page shows what is saved (the message, maybe tool results), and
+ * follows the run from its first event, which draws the answer again with the rest as it comes.
+ */
+async function resumeAfterReload(id, records) {
+  const saved = JSON.parse(sessionStorage.getItem(RUNNING_KEY) ?? 'null');
+  if (saved?.sessionId !== id || running) return;
+  if (records.at(-1)?.role === 'assistant') {
+    sessionStorage.removeItem(RUNNING_KEY); // it ended and was saved meanwhile: the stored answer is on screen
+    return;
+  }
+  const controller = new AbortController();
+  running = controller;
+  runningStream = saved.streamId;
+  updateComposer();
+  const last = document.getElementById('messages').lastElementChild;
+  if (last?.dataset.role === 'assistant') last.remove(); // its saved tool calls come again with the events
+  const turn = new AssistantTurn();
+  turn.busy = true;
+  try {
+    await stream(await api.resumeChat(saved.streamId, null, controller.signal), saved.streamId, turn, controller.signal);
+  } catch (error) {
+    if (controller.signal.aborted) turn.note('Stopped.');
+    else if (error instanceof ApiError && error.status === 404) turn.note('The answer in progress is gone from the server; reopen the session from the list to see what was saved.', true);
+    else if (!(error instanceof ApiError && error.status === 401)) turn.note(`Could not resume: ${error.message}`, true);
+  } finally {
+    await endAnswer(turn);
+  }
+}
+
+async function endAnswer(turn) {
+  if (turn) turn.busy = false;
+  running = null;
+  runningStream = null;
+  sessionStorage.removeItem(RUNNING_KEY);
+  updateComposer();
+  if (sessionId) {
+    await loadSessions();
+    api.getSession(sessionId).then(showSessionInfo, () => {});
+  }
+  $('message').focus();
 }
 
 /**
