@@ -207,16 +207,17 @@ internal sealed class ChatStream : IChatEventWriter
             }
 
             _unread.TrySetResult();
-            if (_reconnectGrace <= TimeSpan.Zero)
+            if (_reconnectGrace > TimeSpan.Zero)
             {
-                _cancel.Cancel();
+                _grace?.Dispose();
+                var number = ++_graceNumber;
+                _grace = _time.CreateTimer(_ => GraceEnded(number), null, _reconnectGrace, Timeout.InfiniteTimeSpan);
                 return;
             }
-
-            _grace?.Dispose();
-            var number = ++_graceNumber;
-            _grace = _time.CreateTimer(_ => GraceEnded(number), null, _reconnectGrace, Timeout.InfiniteTimeSpan);
         }
+
+        // Outside the lock: cancellation runs the run's continuations, which write events.
+        _cancel.Cancel();
     }
 
     private void GraceEnded(int number)
