@@ -352,11 +352,7 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
     public async Task Stop_cancels_the_answer_on_the_server_and_the_turn_says_stopped()
     {
         var page = await OpenSignedInAsync("page-stop");
-        await page.GetByLabel("Message").FillAsync("Write a long essay about brakes.");
-        await page.GetByLabel("Message").PressAsync("Enter");
-        await page.WaitForFunctionAsync(
-            "() => { const t = document.querySelector('.turn[data-role=assistant][aria-busy=true] .text'); return t && t.textContent.length > 200; }",
-            null, new() { Timeout = 30_000 });
+        await StartAnswerAsync(page, "Write a long essay about brakes.");
 
         // Closing the connection alone would leave the run going for the reconnect grace: Stop asks the API to stop it.
         var cancel = await page.RunAndWaitForRequestFinishedAsync(() => page.GetByRole(AriaRole.Button, new() { Name = "Stop" }).ClickAsync(),
@@ -383,11 +379,7 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
     public async Task A_reload_in_the_middle_of_an_answer_picks_it_up_and_it_runs_to_its_end()
     {
         var page = await OpenSignedInAsync("page-reload");
-        await page.GetByLabel("Message").FillAsync("What time is it in Tokyo? Then write a long essay about reloading pages.");
-        await page.GetByLabel("Message").PressAsync("Enter");
-        await page.WaitForFunctionAsync(
-            "() => { const t = document.querySelector('.turn[data-role=assistant][aria-busy=true] .text'); return t && t.textContent.length > 200; }",
-            null, new() { Timeout = 30_000 });
+        await StartAnswerAsync(page, "What time is it in Tokyo? Then write a long essay about reloading pages.");
 
         await page.ReloadAsync();
         // The tab is still signed in and on the session; the answer streams on in one turn, its tool call shown once.
@@ -517,6 +509,16 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
     }
 
     /// <summary>Types a message, sends it with Enter and waits for the answer to finish; the chat POST's response.</summary>
+    /// <summary>Sends <paramref name="message"/> and returns once some of the answer is on screen, while it still streams.</summary>
+    private static async Task StartAnswerAsync(IPage page, string message)
+    {
+        await page.GetByLabel("Message").FillAsync(message);
+        await page.GetByLabel("Message").PressAsync("Enter");
+        await page.WaitForFunctionAsync(
+            "() => { const t = document.querySelector('.turn[data-role=assistant][aria-busy=true] .text'); return t && t.textContent.length > 200; }",
+            null, new() { Timeout = 30_000 });
+    }
+
     private static async Task<IResponse> SendAsync(IPage page, string message)
     {
         var turns = await page.Locator(".turn[data-role=assistant]").CountAsync();
