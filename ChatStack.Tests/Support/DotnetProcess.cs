@@ -74,6 +74,13 @@ public sealed class DotnetProcess : IDisposable
         }
     }
 
+    /// <summary>SIGKILL: no shutdown hooks, no flush.</summary>
+    public void Kill()
+    {
+        _process.Kill();
+        _process.WaitForExit();
+    }
+
     public void Dispose()
     {
         if (!_process.HasExited)
