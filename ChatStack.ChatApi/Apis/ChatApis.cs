@@ -15,7 +15,6 @@ namespace ChatStack.ChatApi.Apis;
 
 internal static class ChatApis
 {
-    private static readonly JsonSerializerOptions RequestJson = new(JsonSerializerDefaults.Web);
     private const int SessionPageDefault = 20;
     private const int SessionPageMax = 100;
     private const int MessagePageMax = 500;
@@ -104,11 +103,18 @@ internal static class ChatApis
     /// <summary>Development only: a signed token for any user id, so a local frontend or curl can call the API.</summary>
     public static IEndpointRouteBuilder MapDevelopmentTokenApi(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/api/dev/token", (DevTokenRequest body, HttpContext context, ChatIdentityOptions identity, TimeProvider time) =>
-            body.UserId is { } userId && Ids.UserId().IsMatch(userId)
-                ? Results.Ok(new DevTokenResponse(IdentityExtensions.IssueDevelopmentToken(identity, userId, time), "Bearer", (int)(identity.DevTokenLifetimeMinutes * 60)))
-                : Problems.Create(context, StatusCodes.Status400BadRequest, "invalid-user-id", "Invalid user id",
-                    "user_id must be 1-128 characters: letters, digits, '.', '_', '@' or '-'."))
+        // The body is read by hand, as the chat's is, so a bad one is told what is wrong (binding says only "Bad request").
+        app.MapPost("/api/dev/token", async (HttpContext context, ChatIdentityOptions identity, TimeProvider time, IOptions<ChatOptions> chatOptions) =>
+            {
+                var (body, problem) = await JsonBody.ReadAsync<DevTokenRequest>(context, chatOptions.Value.MaxRequestBytes, "a token request");
+                return problem ?? (body?.UserId is { } userId && Ids.UserId().IsMatch(userId)
+                    ? Results.Ok(new DevTokenResponse(IdentityExtensions.IssueDevelopmentToken(identity, userId, time), "Bearer", (int)(identity.DevTokenLifetimeMinutes * 60)))
+                    : Problems.Create(context, StatusCodes.Status400BadRequest, "invalid-user-id", "Invalid user id",
+                        "user_id must be 1-128 characters: letters, digits, '.', '_', '@' or '-'."));
+            })
+            .Accepts<DevTokenRequest>("application/json")
+            .Produces<DevTokenResponse>()
+            .ProducesProblem(StatusCodes.Status400BadRequest)
             .AllowAnonymous()
             .WithTags("Development")
             .WithName("IssueDevelopmentToken");
@@ -391,7 +397,7 @@ internal static class ChatApis
             return InvalidSessionId(context);
         }
 
-        var (update, problem) = await ReadJsonAsync<SessionUpdate>(context, chatOptions.Value, "a session update");
+        var (update, problem) = await JsonBody.ReadAsync<SessionUpdate>(context, chatOptions.Value.MaxRequestBytes, "a session update");
         if (problem is not null)
         {
             return problem;
@@ -528,7 +534,7 @@ internal static class ChatApis
     /// <summary>Reads and validates the body; a problem result for the first thing wrong with it.</summary>
     private static async Task<(ChatRequest? Request, IResult? Problem)> ReadRequestAsync(HttpContext context, ChatOptions options)
     {
-        var (request, problem) = await ReadJsonAsync<ChatRequest>(context, options, "a chat request");
+        var (request, problem) = await JsonBody.ReadAsync<ChatRequest>(context, options.MaxRequestBytes, "a chat request");
         if (problem is not null)
         {
             return (null, problem);
@@ -554,51 +560,6 @@ internal static class ChatApis
 
         return (request, null);
     }
-
-    /// <summary>
-    /// A JSON body of at most <see cref="ChatOptions.MaxRequestBytes"/>, or the problem with it (415, 413, malformed
-    /// JSON naming <paramref name="what"/>).
-    /// </summary>
-    private static async Task<(T? Body, IResult? Problem)> ReadJsonAsync<T>(HttpContext context, ChatOptions options, string what) where T : class
-    {
-        if (!context.Request.HasJsonContentType())
-        {
-            return (null, Problems.Create(context, StatusCodes.Status415UnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
-                "Send the request as application/json."));
-        }
-
-        if (context.Request.ContentLength > options.MaxRequestBytes)
-        {
-            return (null, TooLarge(context, options));
-        }
-
-        // Read at most one byte past the limit, whatever Content-Length claimed (or chunked bodies without it).
-        using var buffer = new MemoryStream();
-        var chunk = new byte[16 * 1024];
-        int read;
-        while ((read = await context.Request.Body.ReadAsync(chunk, context.RequestAborted)) > 0)
-        {
-            buffer.Write(chunk, 0, read);
-            if (buffer.Length > options.MaxRequestBytes)
-            {
-                return (null, TooLarge(context, options));
-            }
-        }
-
-        try
-        {
-            return (JsonSerializer.Deserialize<T>(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), RequestJson), null);
-        }
-        catch (JsonException e)
-        {
-            return (null, Problems.Create(context, StatusCodes.Status400BadRequest, "malformed-json", "Malformed JSON",
-                $"The body is not valid as {what}: {e.Message}"));
-        }
-    }
-
-    private static IResult TooLarge(HttpContext context, ChatOptions options) =>
-        Problems.Create(context, StatusCodes.Status413PayloadTooLarge, "request-too-large", "Request too large",
-            $"The request body is larger than {options.MaxRequestBytes} bytes.");
 
     // Parsed by hand rather than bound, so a bad value gets this API's problem codes.
     private static bool TryParseLimit(string limit, int max, out int size) =>

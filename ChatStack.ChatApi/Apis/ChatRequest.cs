@@ -4,6 +4,8 @@ using System.Text.RegularExpressions;
 namespace ChatStack.ChatApi.Apis;
 
 /// <summary>The body of <c>POST /api/chat</c>. There is no user id here: it comes from the token.</summary>
+/// <remarks>Request bodies refuse unknown fields (<see cref="JsonBody"/>); the attribute also puts <c>additionalProperties: false</c> in the OpenAPI document.</remarks>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 internal sealed record ChatRequest
 {
     /// <summary>Continue this session; omit to start a new one.</summary>
@@ -19,6 +21,7 @@ internal sealed record ChatRequest
 }
 
 /// <summary>The body of <c>PATCH /api/sessions/{id}</c>: what a user may change about a session.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 internal sealed record SessionUpdate
 {
     /// <summary>The new title: one line of text, at most <c>ChatApis.MaxTitleChars</c> characters.</summary>
@@ -39,6 +42,7 @@ internal sealed record ModelInfo(
     [property: JsonPropertyName("max_output_tokens")] int MaxOutputTokens);
 
 /// <summary>A development token request.</summary>
+[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Disallow)]
 internal sealed record DevTokenRequest([property: JsonPropertyName("user_id")] string? UserId);
 
 internal sealed record DevTokenResponse(

@@ -422,7 +422,7 @@ public class ChatProtocolTests(StackFixture stack, ITestOutputHelper output)
         }
 
         await Expect(HttpStatusCode.BadRequest, "malformed-json", () => client.PostRawAsync("{\"message\": \"hi\""));
-        await Expect(HttpStatusCode.BadRequest, "malformed-json", () => client.PostRawAsync("{\"message\": \"hi\", \"budget_max\": \"lots\"}"));
+        await Expect(HttpStatusCode.BadRequest, "invalid-body", () => client.PostRawAsync("{\"message\": \"hi\", \"budget_max\": \"lots\"}"));
         await Expect(HttpStatusCode.UnsupportedMediaType, "unsupported-media-type", () => client.PostRawAsync("message=hi", contentType: "application/x-www-form-urlencoded"));
         await Expect(HttpStatusCode.BadRequest, "empty-message", () => client.PostChatAsync(new { message = "   " }));
         await Expect(HttpStatusCode.BadRequest, "empty-message", () => client.PostChatAsync(new { session_id = mine }));
@@ -443,7 +443,8 @@ public class ChatProtocolTests(StackFixture stack, ITestOutputHelper output)
         // Another user's session is invisible, and the body cannot choose the user.
         var other = await SignInAsync();
         await Expect(HttpStatusCode.NotFound, "session-not-found", () => other.Http.GetAsync($"/api/sessions/{mine}"));
-        await Expect(HttpStatusCode.NotFound, "session-not-found", () => other.PostChatAsync(new { session_id = mine, message = "hi", user_id = "the-owner" }));
+        await Expect(HttpStatusCode.NotFound, "session-not-found", () => other.PostChatAsync(new { session_id = mine, message = "hi" }));
+        await Expect(HttpStatusCode.BadRequest, "invalid-body", () => other.PostChatAsync(new { session_id = mine, message = "hi", user_id = "the-owner" }));
 
         // No token, no chat.
         using var anonymous = stack.App.CreateHttpClient("chat-api");

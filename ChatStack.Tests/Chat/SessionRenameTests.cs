@@ -61,8 +61,9 @@ public class SessionRenameTests(StackFixture stack)
     [InlineData("{}", "invalid-title", "title is required")]
     [InlineData("{\"title\":\"   \"}", "invalid-title", "title is required")]
     [InlineData("{\"title\":\"two\\nlines\"}", "invalid-title", "one line of text")]
-    [InlineData("{\"title\":\"" + "x" + "\"", "malformed-json", "not valid as a session update")]
-    [InlineData("{\"title\":42}", "malformed-json", "not valid as a session update")]
+    [InlineData("{\"title\":\"" + "x" + "\"", "malformed-json", "The body is not valid JSON (line 1, byte 13)")]
+    [InlineData("{\"title\":42}", "invalid-body", "'title' must be a string, not a number (42)")]
+    [InlineData("{\"name\":\"New\"}", "invalid-body", "'name' is not a field of a session update; its fields are title")]
     public async Task A_bad_title_is_a_400_that_says_what_is_wrong_and_changes_nothing(string body, string code, string detail)
     {
         await using var host = await ChatApiHost.StartOnStoreAsync(firestore: true, stack.FirestoreHost);

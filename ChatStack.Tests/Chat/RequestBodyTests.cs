@@ -1,0 +1,120 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using ChatStack.Tests.Support;
+
+namespace ChatStack.Tests.Chat;
+
+/// <summary>The chat API in process on its in-memory store, shared by the cases: refused bodies touch no store.</summary>
+public sealed class InMemoryChatApi : IAsyncLifetime
+{
+    public ChatApiHost Host { get; private set; } = null!;
+
+    public async Task InitializeAsync() => Host = await ChatApiHost.StartOnStoreAsync(firestore: false, firestoreHost: "");
+
+    public async Task DisposeAsync() => await Host.DisposeAsync();
+}
+
+/// <summary>
+/// A refused JSON body is told what is wrong in the API's terms: the field as sent, what it must be, what came, and
+/// where broken JSON breaks; never a .NET type name. Unknown fields are refused rather than ignored.
+/// </summary>
+public class RequestBodyTests(InMemoryChatApi api) : IClassFixture<InMemoryChatApi>
+{
+    [Theory]
+    [InlineData("{\"message\":5}", "invalid-body", "message", "'message' must be a string, not a number (5)")]
+    [InlineData("{\"message\":\"hi\",\"session_id\":5}", "invalid-body", "session_id", "'session_id' must be a string, not a number (5)")]
+    [InlineData("{\"message\":\"hi\",\"model\":[\"a\"]}", "invalid-body", "model", "'model' must be a string, not an array ([\"a\"])")]
+    [InlineData("{\"message\":\"hi\",\"budget_max\":1.5}", "invalid-body", "budget_max", "'budget_max' must be a whole number, not a number (1.5)")]
+    [InlineData("{\"message\":\"hi\",\"budget_max\":\"lots\"}", "invalid-body", "budget_max", "'budget_max' must be a whole number, not a string (\"lots\")")]
+    [InlineData("{\"message\":\"hi\",\"budget_max\":99999999999}", "invalid-body", "budget_max", "'budget_max' is out of range: 99999999999")]
+    [InlineData("{\"message\":\"\\ud800\"}", "invalid-body", "message", "'message' has a value that cannot be read as a string")]
+    [InlineData("{\"message\":\"hi\",\"budget\":100}", "invalid-body", "budget", "'budget' is not a field of a chat request; its fields are session_id, message, model, budget_max")]
+    [InlineData("{\"message\":\"hi\",\"user_id\":\"the-owner\"}", "invalid-body", "user_id", "'user_id' is not a field of a chat request")]
+    [InlineData("[1]", "invalid-body", null, "The body must be a JSON object (a chat request), not an array ([1])")]
+    [InlineData("null", "invalid-body", null, "The body must be a JSON object (a chat request), not null")]
+    [InlineData("", "malformed-json", null, "The body is empty: send a chat request as a JSON object")]
+    [InlineData("{\"message\":\"hi\",}", "malformed-json", null, "The body is not valid JSON (line 1, byte 17): The JSON object contains a trailing comma")]
+    [InlineData("{\"message\":\n \"hi\"", "malformed-json", null, "The body is not valid JSON (line 2, byte 6)")]
+    [InlineData("{\"message\":\"hi\"} x", "malformed-json", null, "'x' is invalid after a single JSON value")]
+    public async Task A_refused_chat_request_says_what_is_wrong_in_the_apis_terms(string body, string code, string? field, string detail)
+    {
+        var client = await ChatApiClient.SignInAsync(api.Host.Address, "body-" + code);
+
+        using var response = await client.PostRawAsync(body);
+
+        await AssertRefusedAsync(response, code, field, detail);
+    }
+
+    [Fact]
+    public async Task Fields_are_matched_as_the_web_does_and_a_refused_body_spends_nothing()
+    {
+        var client = await ChatApiClient.SignInAsync(api.Host.Address, "body-accepted");
+        using (var refused = await client.PostRawAsync("{\"message\":\"Spend nothing.\",\"budget\":100}"))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        }
+
+        // Names in any case, a number as a string and an explicit null are taken, as ASP.NET Core's web defaults take them.
+        using (var accepted = await client.PostRawAsync("{\"Message\":\"Hello there.\",\"budget_max\":\"2000\",\"session_id\":null}"))
+        {
+            Assert.Equal(HttpStatusCode.OK, accepted.StatusCode);
+            var done = (await Sse.ReadAllAsync(accepted)).Single(e => e.Event == "done").Payload;
+            Assert.Equal(2000, done.GetProperty("usage").GetProperty("budget_max").GetInt32());
+        }
+
+        var sessions = (await client.GetJsonAsync("/api/sessions")).GetProperty("sessions").EnumerateArray().ToList();
+        var session = Assert.Single(sessions);
+        Assert.Equal("Hello there.", session.GetProperty("title").GetString());
+        Assert.Equal(2, session.GetProperty("message_count").GetInt32());
+    }
+
+    [Theory]
+    [InlineData("{\"user_id\":5}", "invalid-body", "user_id", "'user_id' must be a string, not a number (5)")]
+    [InlineData("{\"user\":\"alice\"}", "invalid-body", "user", "'user' is not a field of a token request; its fields are user_id")]
+    [InlineData("{bad", "malformed-json", null, "The body is not valid JSON (line 1, byte 2)")]
+    [InlineData("", "malformed-json", null, "The body is empty: send a token request as a JSON object")]
+    [InlineData("{}", "invalid-user-id", null, "user_id must be 1-128 characters")]
+    public async Task A_refused_development_token_request_says_what_is_wrong(string body, string code, string? field, string detail)
+    {
+        using var http = api.Host.CreateClient();
+
+        using var response = await http.PostAsync("/api/dev/token", new StringContent(body, Encoding.UTF8, "application/json"));
+
+        await AssertRefusedAsync(response, code, field, detail);
+    }
+
+    [Fact]
+    public async Task The_openapi_document_says_request_bodies_take_no_other_fields()
+    {
+        using var http = api.Host.CreateClient();
+        var document = JsonDocument.Parse(await http.GetStringAsync("/openapi/v1.json")).RootElement;
+
+        var schemas = document.GetProperty("components").GetProperty("schemas");
+        foreach (var body in new[] { "ChatRequest", "SessionUpdate", "DevTokenRequest" })
+        {
+            Assert.True(schemas.GetProperty(body).TryGetProperty("additionalProperties", out var additional) && additional.ValueKind == JsonValueKind.False,
+                $"{body}: additionalProperties is false");
+        }
+
+        var tokenBody = document.GetProperty("paths").GetProperty("/api/dev/token").GetProperty("post").GetProperty("requestBody");
+        Assert.Equal("#/components/schemas/DevTokenRequest", tokenBody.GetProperty("content").GetProperty("application/json").GetProperty("schema").GetProperty("$ref").GetString());
+    }
+
+    private static async Task AssertRefusedAsync(HttpResponseMessage response, string code, string? field, string detail)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"expected 400, got {(int)response.StatusCode}: {text}");
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = JsonDocument.Parse(text).RootElement;
+        Assert.Equal(code, problem.GetProperty("code").GetString());
+        Assert.Equal(field, problem.TryGetProperty("field", out var named) ? named.GetString() : null);
+        var said = problem.GetProperty("detail").GetString()!;
+        Assert.Contains(detail, said);
+        // What the serializer says for itself is not the client's business.
+        Assert.DoesNotContain("System.", said);
+        Assert.DoesNotContain("ChatStack.", said);
+        Assert.DoesNotContain("LineNumber", said);
+        Assert.DoesNotContain("reader options", said);
+    }
+}
