@@ -1,7 +1,7 @@
 namespace ChatStack.ChatApi.Apis;
 
 /// <summary>RFC 7807 problem responses with a stable <c>code</c>, each logged once where it is made.</summary>
-internal static class Problems
+internal static partial class Problems
 {
     public const string TypeBase = "https://chatstack.dev/problems/";
 
@@ -19,6 +19,11 @@ internal static class Problems
     /// <summary>A problem for a bare status code (401 from authentication, 415 from routing, 500 from a bug).</summary>
     public static IResult ForStatus(HttpContext context, int status)
     {
+        if (status == StatusCodes.Status401Unauthorized && context.Request.Headers.Authorization.Count > 0)
+        {
+            return InvalidToken(context);
+        }
+
         var (code, title) = status switch
         {
             StatusCodes.Status400BadRequest => ("bad-request", "Bad request"),
@@ -40,6 +45,21 @@ internal static class Problems
         };
         return Create(context, status, code, title, detail);
     }
+
+    /// <summary>
+    /// A token was sent and refused: say so, and why when the bearer handler's challenge says (expired, bad signature),
+    /// rather than "send a bearer token" to a client that sent one.
+    /// </summary>
+    private static IResult InvalidToken(HttpContext context)
+    {
+        var challenge = context.Response.Headers.WWWAuthenticate.ToString();
+        var reason = ErrorDescription().Match(challenge) is { Success: true } match ? $" ({match.Groups[1].Value.TrimEnd('.')})" : "";
+        return Create(context, StatusCodes.Status401Unauthorized, "invalid-token", "Invalid token",
+            $"The bearer token was refused{reason}. Get a new one (in Development: POST /api/dev/token).");
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex("error_description=\"([^\"]*)\"")]
+    private static partial System.Text.RegularExpressions.Regex ErrorDescription();
 
     /// <summary>The store did not answer: come back shortly, nothing was spent.</summary>
     public static IResult StoreUnavailable(HttpContext context)

@@ -5,6 +5,7 @@ using ChatStack.ChatApi.Sessions;
 using ChatStack.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Time.Testing;
 
 namespace ChatStack.Tests.Chat;
 
@@ -214,13 +215,24 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
         var options = new ChatStack.ChatApi.Identity.ChatIdentityOptions { SigningKey = key };
         var good = ChatStack.ChatApi.Identity.IdentityExtensions.IssueDevelopmentToken(options, "prod-user", TimeProvider.System);
         var forged = ChatStack.ChatApi.Identity.IdentityExtensions.IssueDevelopmentToken(new() { SigningKey = key.Replace('a', 'b') }, "prod-user", TimeProvider.System);
-        foreach (var (token, expected) in new[] { (good, HttpStatusCode.NotFound), (forged, HttpStatusCode.Unauthorized), ("not-a-jwt", HttpStatusCode.Unauthorized) })
+        var expired = ChatStack.ChatApi.Identity.IdentityExtensions.IssueDevelopmentToken(options, "prod-user", new FakeTimeProvider(DateTimeOffset.UtcNow.AddDays(-2)));
+        foreach (var (token, expected, code, detail) in new[]
+        {
+            (good, HttpStatusCode.NotFound, "session-not-found", "whatever"),
+            (forged, HttpStatusCode.Unauthorized, "invalid-token", "The bearer token was refused (The signature"),
+            (expired, HttpStatusCode.Unauthorized, "invalid-token", "The bearer token was refused (The token expired at"),
+            ("not-a-jwt", HttpStatusCode.Unauthorized, "invalid-token", "The bearer token was refused"),
+            (null, HttpStatusCode.Unauthorized, "unauthorized", "Send a bearer token"),
+        })
         {
             using var request = new HttpRequestMessage(HttpMethod.Get, "/api/sessions/whatever");
-            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+            request.Headers.Authorization = token is null ? null : new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
             using var response = await http.SendAsync(request);
             Assert.Equal(expected, response.StatusCode);
             Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+            var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+            Assert.Equal(code, problem.GetProperty("code").GetString());
+            Assert.Contains(detail, problem.GetProperty("detail").GetString());
         }
     }
 
