@@ -197,10 +197,16 @@ internal sealed partial class OfflineChatCompletionService(ITokenCounter counter
 
         yield return $"You asked: \"{topic}{(topic.Length < user.Length ? "…" : "")}\". ";
         var count = user.Contains("long", StringComparison.OrdinalIgnoreCase) || user.Contains("essay", StringComparison.OrdinalIgnoreCase) ? longAnswerSentences : 8;
+        var atLineStart = false;
         for (var i = 0; i < count; i++)
         {
             var sentence = Sentences[(int)((seed + (uint)(i * 7)) % (uint)Sentences.Length)];
-            yield return i == count - 1 ? sentence : sentence + (i % 4 == 3 ? "\n\n" : " ");
+            // A fenced block is a block, as a model writes it: a fence opens only at the start of a line (CommonMark,
+            // and the page's renderer), so one after prose on the same line would pair with the wrong closing fence.
+            var block = sentence.StartsWith("```", StringComparison.Ordinal);
+            var separator = block || i % 4 == 3 ? "\n\n" : " ";
+            yield return (block && !atLineStart ? "\n\n" : "") + (i == count - 1 ? sentence : sentence + separator);
+            atLineStart = separator[0] == '\n';
         }
     }
 
