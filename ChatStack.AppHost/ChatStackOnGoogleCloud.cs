@@ -32,7 +32,8 @@ internal static class ChatStackOnGoogleCloud
         // A Cloud Run job, run before the worker starts; its dry run is the pre-deploy check.
         var provisioner = builder.AddProject<Projects.ChatStack_Provisioner>("provisioner")
             .WithArgs("provision", "--dataset", ResourceNames.Dataset, "--location", bigQueryLocation.Resource)
-            .WithGoogleCloudProject(projectId);
+            .WithGoogleCloudProject(projectId)
+            .WithEnvironment("FIRESTORE_DATABASE", firestoreDatabase);
 
         builder.AddProject<Projects.ChatStack_AnalyticsWorker>("analytics-worker")
             .WithGoogleCloudProject(projectId)

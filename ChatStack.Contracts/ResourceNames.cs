@@ -35,4 +35,7 @@ public static class ResourceNames
 
     /// <summary>Per-tool, per-day figures.</summary>
     public const string ToolUsageSummaryView = "v_tool_usage_summary";
+
+    /// <summary>The Firestore collection of chat sessions (messages are its subcollection <c>messages</c>).</summary>
+    public const string SessionsCollection = "sessions";
 }

@@ -29,3 +29,43 @@ public static class GoogleCloudCredentials
 public sealed class GoogleCloudCredentialsException(string reason, Exception innerException) : Exception(
     $"No Google Cloud credentials: {reason.ReplaceLineEndings(" ")} Run `gcloud auth application-default login`, set GOOGLE_APPLICATION_CREDENTIALS to a service account key file, or set the *_EMULATOR_HOST variables to use the emulators.",
     innerException);
+
+/// <summary>
+/// Adds an OAuth token from application default credentials to REST calls of the real services; emulators (and test
+/// servers) get none. The credential is read once per process and shared by every client.
+/// </summary>
+public sealed class GoogleAuthHandler(bool useCredentials) : DelegatingHandler
+{
+    private static readonly SemaphoreSlim Lock = new(1, 1);
+    private static ITokenAccess? _credential;
+
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        if (useCredentials)
+        {
+            var credential = await CredentialAsync(cancellationToken);
+            var token = await credential.GetAccessTokenForRequestAsync(request.RequestUri?.ToString(), cancellationToken);
+            request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        }
+
+        return await base.SendAsync(request, cancellationToken);
+    }
+
+    private static async Task<ITokenAccess> CredentialAsync(CancellationToken cancellationToken)
+    {
+        if (_credential is { } cached)
+        {
+            return cached;
+        }
+
+        await Lock.WaitAsync(cancellationToken);
+        try
+        {
+            return _credential ??= await GoogleCloudCredentials.ApplicationDefaultAsync(cancellationToken);
+        }
+        finally
+        {
+            Lock.Release();
+        }
+    }
+}

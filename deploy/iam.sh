@@ -26,11 +26,14 @@ accounts() {
     --member "serviceAccount:$(sa chat-api)" --role roles/datastore.user >/dev/null
 
   # Only the provisioner job administers anything: it creates and updates topics, subscriptions, the dataset,
-  # tables and views. It sets no IAM policy, so it needs neither pubsub.admin nor bigquery.admin.
+  # tables and views, and Firestore's composite index. It sets no IAM policy, so it needs neither pubsub.admin nor
+  # bigquery.admin, and no access to documents (datastore.indexAdmin).
   gcloud projects add-iam-policy-binding "$project" --condition=None \
     --member "serviceAccount:$(sa provisioner)" --role roles/pubsub.editor >/dev/null
   gcloud projects add-iam-policy-binding "$project" --condition=None \
     --member "serviceAccount:$(sa provisioner)" --role roles/bigquery.dataOwner >/dev/null
+  gcloud projects add-iam-policy-binding "$project" --condition=None \
+    --member "serviceAccount:$(sa provisioner)" --role roles/datastore.indexAdmin >/dev/null
 
   for secret in openai-api-key chat-api-jwt-signing-key; do
     gcloud secrets add-iam-policy-binding "$secret" --project "$project" \

@@ -1,3 +1,4 @@
+using ChatStack.Contracts;
 using ChatStack.GoogleCloud;
 using Google.Cloud.Firestore.V1;
 using Google.Protobuf.WellKnownTypes;
@@ -18,7 +19,7 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
 
     private string Database => $"projects/{options.RequireProjectId()}/databases/{options.FirestoreDatabase}";
 
-    private string SessionName(string sessionId) => $"{Database}/documents/sessions/{sessionId}";
+    private string SessionName(string sessionId) => $"{Database}/documents/{ResourceNames.SessionsCollection}/{sessionId}";
 
     public async Task<ChatSession?> GetSessionAsync(string sessionId, CancellationToken cancellationToken)
     {
@@ -57,13 +58,14 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
 
     /// <summary>
     /// <c>user_id == ? ORDER BY updated_at DESC, __name__ DESC</c>. The emulator answers it as is; real Firestore
-    /// needs the composite index (user_id ASC, updated_at DESC) on <c>sessions</c> (README, Chat API protocol).
+    /// needs the composite index (user_id ASC, updated_at DESC) on <c>sessions</c>, which the provisioner creates
+    /// (ChatStackInfrastructure.SessionsByUser).
     /// </summary>
     public async Task<ChatSessionPage> ListSessionsAsync(string userId, int limit, SessionCursor? after, CancellationToken cancellationToken)
     {
         var query = new StructuredQuery
         {
-            From = { new StructuredQuery.Types.CollectionSelector { CollectionId = "sessions" } },
+            From = { new StructuredQuery.Types.CollectionSelector { CollectionId = ResourceNames.SessionsCollection } },
             Where = new StructuredQuery.Types.Filter
             {
                 FieldFilter = new StructuredQuery.Types.FieldFilter
@@ -288,7 +290,7 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
 
     private async Task Commit(Write write, CancellationToken cancellationToken)
     {
-        using var span = Telemetry.FirestoreSpans.StartCommit("sessions", Database, 1, 0);
+        using var span = Telemetry.FirestoreSpans.StartCommit(ResourceNames.SessionsCollection, Database, 1, 0);
         await Telemetry.FirestoreSpans.Trace(span, Call(() => client.CommitAsync(new CommitRequest { Database = Database, Writes = { write } },
             deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken).ResponseAsync));
     }

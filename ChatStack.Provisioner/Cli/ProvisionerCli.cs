@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using ChatStack.Contracts;
 using ChatStack.GoogleCloud;
 using ChatStack.GoogleCloud.BigQuery;
+using ChatStack.GoogleCloud.FirestoreAdmin;
 using ChatStack.GoogleCloud.PubSub;
 using ChatStack.Provisioner.Infrastructure;
 using Grpc.Core;
@@ -70,7 +71,7 @@ public static partial class ProvisionerCli
             Description = "Print the plan (create / update / unchanged per resource) and change nothing. Exit code 2 when changes are pending.",
         };
 
-        var provision = new Command("provision", "Create or update ChatStack's Pub/Sub and BigQuery resources so they match the desired state.")
+        var provision = new Command("provision", "Create or update ChatStack's Pub/Sub and BigQuery resources (and, on real Google Cloud, Firestore's composite index) so they match the desired state.")
         {
             dataset, location, project, minBackoff, maxBackoff, dryRun,
         };
@@ -123,6 +124,15 @@ public static partial class ProvisionerCli
         builder.AddBasicServiceDefaults();
         builder.AddPubSubClients();
         builder.AddBigQueryClient(bigQuery => bigQuery.ProjectId = projectId);
+        // Firestore's composite index is only for real Firestore (no emulator set at all; the emulator needs none and
+        // has no admin API), or for an admin endpoint configured in its place (tests).
+        var firestoreIndexes = options is { PubSubEmulatorHost: null, FirestoreEmulatorHost: null, BigQueryEmulatorHost: null }
+            || !string.IsNullOrWhiteSpace(builder.Configuration["GoogleCloud:FirestoreAdminEndpoint"]);
+        if (firestoreIndexes)
+        {
+            builder.AddFirestoreIndexAdmin();
+        }
+
         using var host = builder.Build();
         await host.StartAsync(cancellationToken);
         var logger = host.Services.GetRequiredService<ILogger<ProvisioningRun>>();
@@ -132,9 +142,11 @@ public static partial class ProvisionerCli
             {
                 RetryMinimumBackoff = request.MinBackoff,
                 RetryMaximumBackoff = request.MaxBackoff,
+                FirestoreDatabase = options.FirestoreDatabase,
             };
             var resources = ChatStackInfrastructure.Resources(settings,
-                host.Services.GetRequiredService<IPubSubAdmin>(), host.Services.GetRequiredService<IBigQueryClient>());
+                host.Services.GetRequiredService<IPubSubAdmin>(), host.Services.GetRequiredService<IBigQueryClient>(),
+                firestoreIndexes ? host.Services.GetRequiredService<IFirestoreIndexAdmin>() : null);
             var result = await new ProvisioningRun(resources, console.Output, logger).RunAsync(request.DryRun, cancellationToken);
             return result.ExitCode;
         }
@@ -150,6 +162,12 @@ public static partial class ProvisionerCli
             var target = options.PubSubEmulatorHost is { } emulator ? $"the Pub/Sub emulator at {emulator}" : GoogleCloudChannels.PubSubEndpoint;
             logger.LogError(e, "Provisioning failed talking to {Target}", target);
             await console.Error.WriteLineAsync($"Provisioning failed: {target} answered {e.StatusCode}: {e.Status.Detail}");
+            return ProvisioningResult.Failed;
+        }
+        catch (FirestoreAdminException e)
+        {
+            logger.LogError(e, "Provisioning failed talking to the Firestore Admin API");
+            await console.Error.WriteLineAsync($"Provisioning failed: {e.Message}");
             return ProvisioningResult.Failed;
         }
         catch (Exception e) when (e is BigQueryException or HttpRequestException)

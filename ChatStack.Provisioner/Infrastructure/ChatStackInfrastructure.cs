@@ -1,7 +1,9 @@
 using ChatStack.Contracts;
 using ChatStack.GoogleCloud.BigQuery;
+using ChatStack.GoogleCloud.FirestoreAdmin;
 using ChatStack.GoogleCloud.PubSub;
 using ChatStack.Provisioner.BigQuery;
+using ChatStack.Provisioner.Firestore;
 using ChatStack.Provisioner.PubSub;
 
 namespace ChatStack.Provisioner.Infrastructure;
@@ -9,6 +11,9 @@ namespace ChatStack.Provisioner.Infrastructure;
 /// <summary>Where to provision, and how fast failed deliveries are retried.</summary>
 public sealed record ProvisionSettings(string ProjectId, string Dataset, string Location)
 {
+    /// <summary>The Firestore database whose indexes are provisioned (FIRESTORE_DATABASE).</summary>
+    public string FirestoreDatabase { get; init; } = "(default)";
+
     /// <summary>Backoff after the first failed delivery; doubles up to <see cref="RetryMaximumBackoff"/>.</summary>
     public TimeSpan RetryMinimumBackoff { get; init; } = TimeSpan.FromSeconds(10);
 
@@ -21,9 +26,25 @@ public static class ChatStackInfrastructure
     /// <summary>Ack deadline of the worker's subscription: a BigQuery insert of one batch fits well inside it.</summary>
     public static readonly int AckDeadlineSeconds = 60;
 
-    public static IReadOnlyList<IInfrastructureResource> Resources(ProvisionSettings settings, IPubSubAdmin pubSub, IBigQueryClient bigQuery)
+    /// <summary>
+    /// The session list's query (<c>user_id == ? ORDER BY updated_at DESC</c>, in the chat API's Firestore store) needs
+    /// this composite index on real Firestore.
+    /// </summary>
+    public static readonly FirestoreIndex SessionsByUser = new("COLLECTION",
+    [
+        new FirestoreIndexField("user_id", "ASCENDING"),
+        new FirestoreIndexField("updated_at", "DESCENDING"),
+    ]);
+
+    /// <param name="firestoreIndexes">The Firestore Admin API, or null where there is none (the emulator needs no indexes).</param>
+    public static IReadOnlyList<IInfrastructureResource> Resources(ProvisionSettings settings, IPubSubAdmin pubSub, IBigQueryClient bigQuery,
+        IFirestoreIndexAdmin? firestoreIndexes = null)
     {
         var project = settings.ProjectId;
+        IInfrastructureResource[] firestore = firestoreIndexes is null ? [] :
+        [
+            new FirestoreIndexResource(firestoreIndexes, new FirestoreCollectionGroup(project, settings.FirestoreDatabase, ResourceNames.SessionsCollection), SessionsByUser),
+        ];
         return
         [
             new TopicResource(pubSub, project, ResourceNames.ChatEventsTopic),
@@ -42,6 +63,7 @@ public static class ChatStackInfrastructure
             new TableResource(bigQuery, settings.Dataset, WarehouseSchema.ToolInvocations),
             new ViewResource(bigQuery, settings.Dataset, WarehouseSchema.SessionsSummary(project, settings.Dataset)),
             new ViewResource(bigQuery, settings.Dataset, WarehouseSchema.ToolUsageSummary(project, settings.Dataset)),
+            .. firestore,
         ];
     }
 }

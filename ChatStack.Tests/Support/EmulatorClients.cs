@@ -21,8 +21,12 @@ public sealed class EmulatorClients(StackFixture stack, string projectId) : IDis
         })
         .BuildServiceProvider()).GetRequiredService<IBigQueryClient>();
 
-    /// <summary>Runs <c>ChatStack.Provisioner</c> in process against the emulators; <paramref name="pubSubHost"/> and <paramref name="projectOverride"/> let a test break them.</summary>
-    public async Task<(int ExitCode, string Output, string Error)> ProvisionAsync(string[] args, string? pubSubHost = null, string? projectOverride = "")
+    /// <summary>
+    /// Runs <c>ChatStack.Provisioner</c> in process against the emulators; <paramref name="pubSubHost"/> and
+    /// <paramref name="projectOverride"/> let a test break them, <paramref name="more"/> adds settings.
+    /// </summary>
+    public async Task<(int ExitCode, string Output, string Error)> ProvisionAsync(string[] args, string? pubSubHost = null, string? projectOverride = "",
+        IDictionary<string, string?>? more = null)
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
@@ -32,7 +36,7 @@ public sealed class EmulatorClients(StackFixture stack, string projectId) : IDis
             ["BIGQUERY_EMULATOR_HOST"] = stack.BigQueryHost,
             ["GOOGLE_CLOUD_PROJECT"] = projectOverride == "" ? projectId : projectOverride,
         };
-        var exitCode = await ProvisionerCli.Create(host => host.Configuration.AddInMemoryCollection(settings))
+        var exitCode = await ProvisionerCli.Create(host => host.Configuration.AddInMemoryCollection(settings).AddInMemoryCollection(more ?? new Dictionary<string, string?>()))
             .Parse(args).InvokeAsync(new InvocationConfiguration { Output = stdout, Error = stderr });
         return (exitCode, stdout.ToString(), stderr.ToString());
     }

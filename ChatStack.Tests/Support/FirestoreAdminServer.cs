@@ -1,0 +1,99 @@
+using System.Collections.Concurrent;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace ChatStack.Tests.Support;
+
+/// <summary>
+/// A stand-in for the Firestore Admin REST API's composite indexes (v1), which no emulator serves: list (in pages of
+/// one, so paging is exercised) and create, as the API documents them. A created index is listed in state CREATING
+/// with <c>__name__</c> appended in the last field's direction, as Firestore does.
+/// </summary>
+public sealed class FirestoreAdminServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private FirestoreAdminServer(WebApplication app, Uri address)
+    {
+        _app = app;
+        BaseAddress = address;
+    }
+
+    public Uri BaseAddress { get; }
+
+    /// <summary>"METHOD path" of every request, in order.</summary>
+    public ConcurrentQueue<string> Requests { get; } = new();
+
+    /// <summary>Indexes by <c>collectionGroups/…/indexes</c> path.</summary>
+    public ConcurrentDictionary<string, List<JsonObject>> Indexes { get; } = new();
+
+    /// <summary>When set, every request is answered with this status and Google's error body.</summary>
+    public (int Code, string Status, string Message)? Failure { get; set; }
+
+    public static async Task<FirestoreAdminServer> StartAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        var app = builder.Build();
+        FirestoreAdminServer? server = null;
+        app.Map("/v1/projects/{project}/databases/{database}/collectionGroups/{group}/indexes", async (HttpContext context) =>
+        {
+            var path = context.Request.Path.Value!;
+            server!.Requests.Enqueue($"{context.Request.Method} {path}");
+            if (server.Failure is { } failure)
+            {
+                return Results.Json(new { error = new { code = failure.Code, message = failure.Message, status = failure.Status } }, statusCode: failure.Code);
+            }
+
+            var indexes = server.Indexes.GetOrAdd(path, _ => []);
+            if (context.Request.Method == HttpMethods.Post)
+            {
+                var index = (JsonObject)(await JsonNode.ParseAsync(context.Request.Body))!;
+                var fields = index["fields"]!.AsArray();
+                var stored = new JsonObject
+                {
+                    ["name"] = $"{path.TrimStart('/')[3..]}/CICAgO{indexes.Count}",
+                    ["queryScope"] = index["queryScope"]!.DeepClone(),
+                    ["fields"] = new JsonArray([.. fields.Select(f => f!.DeepClone()),
+                        new JsonObject { ["fieldPath"] = "__name__", ["order"] = fields[^1]!["order"]!.DeepClone() }]),
+                    ["state"] = "CREATING",
+                };
+                lock (indexes)
+                {
+                    indexes.Add(stored);
+                }
+
+                return Results.Json(new { name = $"{path.TrimStart('/')[3..]}/operations/op{indexes.Count}", metadata = new { } });
+            }
+
+            // A page of one index; the token is the next one's position.
+            var position = int.TryParse(context.Request.Query["pageToken"], out var token) ? token : 0;
+            lock (indexes)
+            {
+                var page = indexes.Skip(position).Take(1).ToArray();
+                return Results.Json(new JsonObject
+                {
+                    ["indexes"] = new JsonArray([.. page.Select(i => i.DeepClone())]),
+                    ["nextPageToken"] = position + 1 < indexes.Count ? $"{position + 1}" : null,
+                });
+            }
+        });
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        server = new FirestoreAdminServer(app, new Uri(address));
+        return server;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
