@@ -370,6 +370,10 @@ internal static class ChatApis
         {
             return Problems.StoreUnavailable(context);
         }
+        catch (ChatStoreIndexMissingException e)
+        {
+            return Problems.IndexMissing(context, e.Message);
+        }
     }
 
     private static async Task<IResult> GetSession(string sessionId, HttpContext context, IChatSessionStore store)

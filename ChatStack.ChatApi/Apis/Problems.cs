@@ -5,12 +5,14 @@ internal static partial class Problems
 {
     public const string TypeBase = "https://chatstack.dev/problems/";
 
-    public static IResult Create(HttpContext context, int status, string code, string title, string detail, Dictionary<string, object?>? extensions = null)
+    /// <param name="logDetail">What the log line says instead of <paramref name="detail"/>, for what operators need and clients must not see.</param>
+    public static IResult Create(HttpContext context, int status, string code, string title, string detail, Dictionary<string, object?>? extensions = null,
+        string? logDetail = null)
     {
         // The one log line of a refused request: a warning when it is our side (5xx), information for the client's.
         context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("ChatStack.ChatApi.Problems")
             .Log(status >= 500 ? LogLevel.Warning : LogLevel.Information, "{Method} {Path} answered {Status} {Code}: {Detail}",
-                context.Request.Method, context.Request.Path, status, code, detail);
+                context.Request.Method, context.Request.Path, status, code, logDetail ?? detail);
         extensions ??= [];
         extensions["code"] = code;
         return TypedResults.Problem(detail, statusCode: status, title: title, type: TypeBase + code, extensions: extensions);
@@ -67,6 +69,19 @@ internal static partial class Problems
         context.Response.Headers.RetryAfter = "5";
         return Create(context, StatusCodes.Status503ServiceUnavailable, "store-unavailable", "Conversation store unavailable",
             "The conversation store did not answer. No tokens were spent; retry after a few seconds.");
+    }
+
+    /// <summary>
+    /// The session list's Firestore index is missing or still building: a deployment step, not a failure of this
+    /// request. The log line keeps Firestore's own words (with the link that creates the index, and the project id,
+    /// which clients need not see); the client gets the fix.
+    /// </summary>
+    public static IResult IndexMissing(HttpContext context, string firestoreSays)
+    {
+        context.Response.Headers.RetryAfter = "60";
+        const string Detail = "Firestore has no ready index for the session list: it is missing, or still building. Run the provisioner against this project (it creates the index; a build takes a few minutes), then retry. Sessions can still be read by id.";
+        return Create(context, StatusCodes.Status503ServiceUnavailable, "index-not-ready", "Session list not available yet", Detail,
+            logDetail: $"{Detail} Firestore said: {firestoreSays}");
     }
 
     /// <summary>The in-memory outbox (Firestore writes off) is full while Pub/Sub is away: accepting more would drop events.</summary>

@@ -99,6 +99,9 @@ internal sealed record SessionCursor(DateTimeOffset UpdatedAt, string SessionId)
 /// <summary>The store is unreachable: the API answers 503 rather than calling the model with nowhere to keep the answer.</summary>
 internal sealed class ChatStoreUnavailableException(string message, Exception inner) : Exception(message, inner);
 
+/// <summary>Firestore has no ready composite index for a query (it is missing, or still building after the provisioner created it).</summary>
+internal sealed class ChatStoreIndexMissingException(string firestoreSays, Exception inner) : Exception(firestoreSays, inner);
+
 /// <summary>What a run adds to its session's totals.</summary>
 internal sealed record RunUsage(int PromptTokens, int CompletionTokens, int Messages, DateTimeOffset At);
 

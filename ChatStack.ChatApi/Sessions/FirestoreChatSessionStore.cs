@@ -88,7 +88,7 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             query.StartAt = new Cursor { Values = { Time(after.UpdatedAt), new FsValue { ReferenceValue = SessionName(after.SessionId) } }, Before = false };
         }
 
-        var sessions = await Call(async () =>
+        var sessions = await IndexedQuery(() => Call(async () =>
         {
             using var call = client.RunQuery(new RunQueryRequest { Parent = $"{Database}/documents", StructuredQuery = query },
                 deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken);
@@ -102,7 +102,7 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             }
 
             return found;
-        });
+        }));
 
         return sessions.Count > limit
             ? new ChatSessionPage(sessions[..limit], new SessionCursor(sessions[limit - 1].UpdatedAt, sessions[limit - 1].Id).Encode())
@@ -296,6 +296,20 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
     }
 
     /// <summary>Turns "cannot reach the store" into one exception type the API maps to 503.</summary>
+    // Real Firestore refuses a query whose composite index is missing or still building (FAILED_PRECONDITION, with a
+    // link that creates it). That is a deployment step not yet done, not a bug: the caller can say so.
+    private static async Task<T> IndexedQuery<T>(Func<Task<T>> query)
+    {
+        try
+        {
+            return await query();
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition)
+        {
+            throw new ChatStoreIndexMissingException(e.Status.Detail, e);
+        }
+    }
+
     private static async Task<T> Call<T>(Func<Task<T>> call)
     {
         try

@@ -1,6 +1,12 @@
 using System.Net;
 using System.Text.Json;
+using ChatStack.GoogleCloud;
 using ChatStack.Tests.Support;
+using Google.Cloud.Firestore.V1;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace ChatStack.Tests.Chat;
 
@@ -85,6 +91,54 @@ public class SessionListApiTests(StackFixture stack)
         using var response = await http.GetAsync("/api/sessions");
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+    }
+
+    [Fact]
+    public async Task Without_its_firestore_index_the_list_is_a_503_that_says_to_run_the_provisioner_and_chats_go_on()
+    {
+        // Real Firestore answers the list query this way until the provisioner's index is built; the emulator never does,
+        // so its answer is put on the emulator's own stream here.
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, Fast, configure: builder =>
+            builder.Services.Replace(ServiceDescriptor.Singleton(_ => new Firestore.FirestoreClient(
+                GoogleCloudChannels.Create(stack.FirestoreHost, GoogleCloudChannels.FirestoreEndpoint).Intercept(new NoSessionIndexYet())))));
+        var client = await ChatApiClient.SignInAsync(host.Address, "list-no-index");
+        await client.ChatAsync(new { message = "hello" });
+
+        using var response = await client.Http.GetAsync("/api/sessions");
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(TimeSpan.FromSeconds(60), response.Headers.RetryAfter?.Delta);
+        var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("index-not-ready", problem.GetProperty("code").GetString());
+        Assert.Contains("Run the provisioner against this project", problem.GetProperty("detail").GetString());
+        // Firestore's own message names the project and a console link: for the log, not for clients.
+        Assert.DoesNotContain("console.firebase.google.com", problem.GetProperty("detail").GetString());
+        Assert.Equal("hello", (await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}")).GetProperty("title").GetString());
+    }
+
+    /// <summary>Ends the session list's query as real Firestore does while its composite index is missing or building.</summary>
+    private sealed class NoSessionIndexYet : Interceptor
+    {
+        public override AsyncServerStreamingCall<TResponse> AsyncServerStreamingCall<TRequest, TResponse>(TRequest request,
+            ClientInterceptorContext<TRequest, TResponse> context, AsyncServerStreamingCallContinuation<TRequest, TResponse> continuation)
+        {
+            if (request is not RunQueryRequest { StructuredQuery.From: [{ CollectionId: "sessions" }] })
+            {
+                return continuation(request, context);
+            }
+
+            var status = new Status(StatusCode.FailedPrecondition,
+                "The query requires an index. You can create it here: https://console.firebase.google.com/v1/r/project/p/firestore/indexes?create_composite=x");
+            return new AsyncServerStreamingCall<TResponse>(new FailingStream<TResponse>(new RpcException(status)),
+                Task.FromResult(new Metadata()), () => status, () => [], () => { });
+        }
+    }
+
+    private sealed class FailingStream<T>(RpcException failure) : IAsyncStreamReader<T>
+    {
+        public T Current => throw new InvalidOperationException();
+
+        public Task<bool> MoveNext(CancellationToken cancellationToken) => Task.FromException<bool>(failure);
     }
 
     private static string[] Ids(JsonElement page) =>
