@@ -27,7 +27,8 @@ internal static class ChatApis
 
     public static IEndpointRouteBuilder MapChatEndpoints(this IEndpointRouteBuilder app)
     {
-        var api = app.MapGroup("/api").RequireAuthorization().WithTags("Chat");
+        // Every endpoint here needs a token: a missing or refused one is a 401 problem (unauthorized, invalid-token).
+        var api = app.MapGroup("/api").RequireAuthorization().WithTags("Chat").ProducesProblem(StatusCodes.Status401Unauthorized);
 
         api.MapPost("/chat", PostChat)
             .WithName("PostChat")
@@ -46,6 +47,7 @@ internal static class ChatApis
             .WithName("ResumeChatStream")
             .WithSummary("Resume a stream in progress or just finished; send Last-Event-ID to skip what you have.")
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
+            .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound);
 
         api.MapPost("/chat/streams/{streamId}/cancel", CancelStream)
@@ -63,12 +65,16 @@ internal static class ChatApis
             .WithName("ListSessions")
             .WithSummary("Your sessions, most recently updated first; pass next_cursor back as cursor for the next page.")
             .Produces<ChatSessionPage>()
-            .ProducesProblem(StatusCodes.Status400BadRequest);
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         api.MapGet("/sessions/{sessionId}", GetSession)
             .WithName("GetSession")
+            .WithSummary("The session: title, model, timestamps, token totals, message count and summary.")
             .Produces<ChatSession>()
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         api.MapDelete("/sessions/{sessionId}", DeleteSession)
             .WithName("DeleteSession")
@@ -95,7 +101,8 @@ internal static class ChatApis
             .WithSummary("The session's messages in order: all of them, or a page of limit after a message id, with a Link header (rel=next) while more follow.")
             .Produces<IReadOnlyList<ChatMessageRecord>>()
             .ProducesProblem(StatusCodes.Status400BadRequest)
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         return app;
     }
@@ -112,9 +119,12 @@ internal static class ChatApis
                     : Problems.Create(context, StatusCodes.Status400BadRequest, "invalid-user-id", "Invalid user id",
                         "user_id must be 1-128 characters: letters, digits, '.', '_', '@' or '-'."));
             })
+            .WithSummary("Development only: a signed token for any user id.")
             .Accepts<DevTokenRequest>("application/json")
             .Produces<DevTokenResponse>()
             .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
             .AllowAnonymous()
             .WithTags("Development")
             .WithName("IssueDevelopmentToken");

@@ -406,12 +406,14 @@ public class ChatProtocolTests(StackFixture stack, ITestOutputHelper output)
     {
         var client = await SignInAsync();
         var mine = (await client.ChatAsync(new { message = "hello" })).Single(e => e.Event == "done").Payload.GetProperty("session_id").GetString();
+        var openApi = await OpenApiContract.LoadAsync(client.Http);
 
         async Task Expect(HttpStatusCode status, string code, Func<Task<HttpResponseMessage>> send)
         {
             using var response = await send();
             var body = await response.Content.ReadAsStringAsync();
             Assert.True(status == response.StatusCode, $"{code}: expected {(int)status}, got {(int)response.StatusCode} {body}");
+            openApi.AssertDeclares(response);
             Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
             var problem = JsonDocument.Parse(body).RootElement;
             Assert.Equal((int)status, problem.GetProperty("status").GetInt32());
@@ -450,6 +452,7 @@ public class ChatProtocolTests(StackFixture stack, ITestOutputHelper output)
         using var anonymous = stack.App.CreateHttpClient("chat-api");
         using var unauthorized = await anonymous.PostAsync("/api/chat", new StringContent("{\"message\":\"hi\"}", System.Text.Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.Unauthorized, unauthorized.StatusCode);
+        openApi.AssertDeclares(unauthorized);
 
         // None of that spent anything: the session still has just its first exchange.
         var session = await client.GetJsonAsync($"/api/sessions/{mine}");

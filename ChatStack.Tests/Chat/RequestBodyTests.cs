@@ -44,6 +44,7 @@ public class RequestBodyTests(InMemoryChatApi api) : IClassFixture<InMemoryChatA
         using var response = await client.PostRawAsync(body);
 
         await AssertRefusedAsync(response, code, field, detail);
+        (await OpenApiContract.LoadAsync(client.Http)).AssertDeclares(response);
     }
 
     [Fact]
@@ -82,6 +83,7 @@ public class RequestBodyTests(InMemoryChatApi api) : IClassFixture<InMemoryChatA
         using var response = await http.PostAsync("/api/dev/token", new StringContent(body, Encoding.UTF8, "application/json"));
 
         await AssertRefusedAsync(response, code, field, detail);
+        (await OpenApiContract.LoadAsync(http)).AssertDeclares(response);
     }
 
     [Fact]

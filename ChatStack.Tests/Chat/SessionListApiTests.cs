@@ -107,6 +107,7 @@ public class SessionListApiTests(StackFixture stack)
         using var response = await client.Http.GetAsync("/api/sessions");
 
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        (await OpenApiContract.LoadAsync(client.Http)).AssertDeclares(response);
         Assert.Equal(TimeSpan.FromSeconds(60), response.Headers.RetryAfter?.Delta);
         var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
         Assert.Equal("index-not-ready", problem.GetProperty("code").GetString());
