@@ -1,12 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace ChatStack.Tests.Support;
 
@@ -17,15 +12,9 @@ namespace ChatStack.Tests.Support;
 /// </summary>
 public sealed class FirestoreAdminServer : IAsyncDisposable
 {
-    private readonly WebApplication _app;
+    private LocalServer _server = null!;
 
-    private FirestoreAdminServer(WebApplication app, Uri address)
-    {
-        _app = app;
-        BaseAddress = address;
-    }
-
-    public Uri BaseAddress { get; }
+    public Uri BaseAddress => _server.Address;
 
     /// <summary>"METHOD path" of every request, in order.</summary>
     public ConcurrentQueue<string> Requests { get; } = new();
@@ -38,15 +27,11 @@ public sealed class FirestoreAdminServer : IAsyncDisposable
 
     public static async Task<FirestoreAdminServer> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        var app = builder.Build();
-        FirestoreAdminServer? server = null;
-        app.Map("/v1/projects/{project}/databases/{database}/collectionGroups/{group}/indexes", async (HttpContext context) =>
+        var server = new FirestoreAdminServer();
+        server._server = await LocalServer.StartAsync(app => app.Map("/v1/projects/{project}/databases/{database}/collectionGroups/{group}/indexes", async (HttpContext context) =>
         {
             var path = context.Request.Path.Value!;
-            server!.Requests.Enqueue($"{context.Request.Method} {path}");
+            server.Requests.Enqueue($"{context.Request.Method} {path}");
             if (server.Failure is { } failure)
             {
                 return Results.Json(new { error = new { code = failure.Code, message = failure.Message, status = failure.Status } }, statusCode: failure.Code);
@@ -84,16 +69,9 @@ public sealed class FirestoreAdminServer : IAsyncDisposable
                     ["nextPageToken"] = position + 1 < indexes.Count ? $"{position + 1}" : null,
                 });
             }
-        });
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        server = new FirestoreAdminServer(app, new Uri(address));
+        }));
         return server;
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        await _app.StopAsync();
-        await _app.DisposeAsync();
-    }
+    public ValueTask DisposeAsync() => _server.DisposeAsync();
 }

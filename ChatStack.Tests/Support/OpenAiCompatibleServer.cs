@@ -2,12 +2,7 @@ using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace ChatStack.Tests.Support;
 
@@ -22,16 +17,10 @@ public sealed class OpenAiCompatibleServer : IAsyncDisposable
     public const int PromptTokensPerCall = 123;
     public const int CompletionTokensPerCall = 45;
 
-    private readonly WebApplication _app;
-
-    private OpenAiCompatibleServer(WebApplication app, Uri address)
-    {
-        _app = app;
-        BaseAddress = address;
-    }
+    private LocalServer _server = null!;
 
     /// <summary>Base URL to configure as the model's endpoint (ends in /v1/).</summary>
-    public Uri BaseAddress { get; }
+    public Uri BaseAddress => new(_server.Address, "v1/");
 
     /// <summary>Every request body received, in order.</summary>
     public ConcurrentQueue<JsonNode> Requests { get; } = new();
@@ -49,20 +38,13 @@ public sealed class OpenAiCompatibleServer : IAsyncDisposable
 
     public static async Task<OpenAiCompatibleServer> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        var app = builder.Build();
-        OpenAiCompatibleServer? server = null;
-        app.MapPost("/v1/chat/completions", async (HttpContext context) =>
+        var server = new OpenAiCompatibleServer();
+        server._server = await LocalServer.StartAsync(app => app.MapPost("/v1/chat/completions", async (HttpContext context) =>
         {
             var body = (await JsonNode.ParseAsync(context.Request.Body))!;
-            server!.Requests.Enqueue(body);
+            server.Requests.Enqueue(body);
             await WriteStreamAsync(context, body);
-        });
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        server = new OpenAiCompatibleServer(app, new Uri(address.TrimEnd('/') + "/v1/"));
+        }));
         return server;
     }
 
@@ -126,9 +108,5 @@ public sealed class OpenAiCompatibleServer : IAsyncDisposable
         await context.Response.WriteAsync("data: [DONE]\n\n");
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        await _app.StopAsync();
-        await _app.DisposeAsync();
-    }
+    public ValueTask DisposeAsync() => _server.DisposeAsync();
 }

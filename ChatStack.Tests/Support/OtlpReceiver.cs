@@ -1,12 +1,7 @@
 using System.Collections.Concurrent;
 using Google.Protobuf;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace ChatStack.Tests.Support;
 
@@ -20,45 +15,36 @@ public sealed record ReceivedSpan(string Service, string TraceId, string SpanId,
 /// </summary>
 public sealed class OtlpReceiver : IAsyncDisposable
 {
-    private readonly WebApplication _app;
     private readonly ConcurrentQueue<ReceivedSpan> _spans = new();
+    private LocalServer _server = null!;
 
-    private OtlpReceiver(WebApplication app) => _app = app;
-
-    public Uri Endpoint { get; private set; } = null!;
+    public Uri Endpoint => _server.Address;
 
     public IReadOnlyList<ReceivedSpan> Spans => [.. _spans];
 
     public static async Task<OtlpReceiver> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        var app = builder.Build();
-        var receiver = new OtlpReceiver(app);
-        app.MapPost("/v1/traces", async (HttpRequest request) =>
+        var receiver = new OtlpReceiver();
+        receiver._server = await LocalServer.StartAsync(app =>
         {
-            using var body = new MemoryStream();
-            await request.Body.CopyToAsync(body);
-            foreach (var span in Decode(body.ToArray()))
+            app.MapPost("/v1/traces", async (HttpRequest request) =>
             {
-                receiver._spans.Enqueue(span);
-            }
+                using var body = new MemoryStream();
+                await request.Body.CopyToAsync(body);
+                foreach (var span in Decode(body.ToArray()))
+                {
+                    receiver._spans.Enqueue(span);
+                }
 
-            return Results.Bytes([], "application/x-protobuf");
+                return Results.Bytes([], "application/x-protobuf");
+            });
+            app.MapPost("/v1/metrics", () => Results.Bytes([], "application/x-protobuf"));
+            app.MapPost("/v1/logs", () => Results.Bytes([], "application/x-protobuf"));
         });
-        app.MapPost("/v1/metrics", () => Results.Bytes([], "application/x-protobuf"));
-        app.MapPost("/v1/logs", () => Results.Bytes([], "application/x-protobuf"));
-        await app.StartAsync();
-        receiver.Endpoint = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
         return receiver;
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        await _app.StopAsync();
-        await _app.DisposeAsync();
-    }
+    public ValueTask DisposeAsync() => _server.DisposeAsync();
 
     // ExportTraceServiceRequest { repeated ResourceSpans resource_spans = 1; }
     private static IEnumerable<ReceivedSpan> Decode(byte[] request)
