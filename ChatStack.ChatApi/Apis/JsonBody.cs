@@ -53,7 +53,7 @@ internal static class JsonBody
         }
         catch (JsonException e)
         {
-            return (null, Describe(context, (JsonTypeInfo)Options.GetTypeInfo(typeof(T)), json, e, what));
+            return (null, Describe(context, Options.GetTypeInfo(typeof(T)), json, e, what));
         }
     }
 
@@ -82,7 +82,7 @@ internal static class JsonBody
             var root = document.RootElement;
             if (root.ValueKind != JsonValueKind.Object)
             {
-                return Invalid(context, null, $"The body must be a JSON object ({what}), not {Describe(root)}.");
+                return Invalid(context, null, $"The body must be a JSON object ({what}), not {Shown(root)}.");
             }
 
             var fields = string.Join(", ", type.Properties.Select(p => p.Name));
@@ -98,7 +98,7 @@ internal static class JsonBody
                 {
                     return Invalid(context, field.Name, IsWholeNumberField(field.PropertyType) && property.Value.ValueKind == JsonValueKind.Number && property.Value.TryGetDecimal(out var number) && number == decimal.Truncate(number)
                         ? $"'{field.Name}' is out of range: {property.Value.GetRawText()}."
-                        : $"'{field.Name}' must be {Expected(field.PropertyType)}, not {Describe(property.Value)}.");
+                        : $"'{field.Name}' must be {Expected(field.PropertyType)}, not {Shown(property.Value)}.");
                 }
             }
 
@@ -146,7 +146,7 @@ internal static class JsonBody
     }
 
     // The value as the client sent it, cut short, so the message shows which one was meant.
-    private static string Describe(JsonElement value)
+    private static string Shown(JsonElement value)
     {
         var kind = value.ValueKind switch
         {

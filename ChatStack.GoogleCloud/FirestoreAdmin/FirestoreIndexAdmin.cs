@@ -27,8 +27,9 @@ public sealed record FirestoreIndex(
 /// <summary>A collection group of one Firestore database (<c>(default)</c> unless named).</summary>
 public sealed record FirestoreCollectionGroup(string ProjectId, string Database, string Id)
 {
-    internal string IndexesPath =>
-        $"v1/projects/{Uri.EscapeDataString(ProjectId)}/databases/{Uri.EscapeDataString(Database)}/collectionGroups/{Uri.EscapeDataString(Id)}/indexes";
+    // Not percent-encoded: project and database ids are letters, digits and hyphens, or "(default)", which the
+    // API's own examples write as is (escaping would send %28default%29).
+    internal string IndexesPath => $"v1/projects/{ProjectId}/databases/{Database}/collectionGroups/{Id}/indexes";
 }
 
 /// <summary>Composite indexes of Firestore databases. The emulator has no admin API (and needs no indexes).</summary>
@@ -102,7 +103,8 @@ public sealed class FirestoreIndexAdmin(HttpClient http) : IFirestoreIndexAdmin
         var message = body;
         try
         {
-            if (JsonDocument.Parse(body).RootElement.TryGetProperty("error", out var error))
+            using var document = JsonDocument.Parse(body);
+            if (document.RootElement.TryGetProperty("error", out var error))
             {
                 status = error.TryGetProperty("status", out var s) ? s.GetString() : null;
                 message = error.TryGetProperty("message", out var m) ? m.GetString() ?? body : body;
