@@ -341,6 +341,14 @@ internal static class ChatApis
             return StreamNotFound(context);
         }
 
+        // An id past the stream's last event was never sent: replaying from the end would hand that client events it
+        // has not seen under ids it believes it has.
+        if (stream.EventCount is var sent && sequence > sent)
+        {
+            return Problems.Create(context, StatusCodes.Status400BadRequest, "invalid-last-event-id", "Invalid Last-Event-ID",
+                $"Last-Event-ID '{lastEventId}' is past the last event this stream has sent ({streamId}.{sent}).");
+        }
+
         context.Response.Headers["X-Session-Id"] = stream.SessionId;
         context.Response.Headers["X-Stream-Id"] = stream.Id;
         return new SseResult(stream, sequence, TimeSpan.FromSeconds(options.HeartbeatSeconds));

@@ -161,6 +161,18 @@ internal sealed class ChatStream : IChatEventWriter
         _completion.TrySetResult();
     }
 
+    /// <summary>How many events the stream has written so far (the sequence of the last one).</summary>
+    public long EventCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _ends.Count;
+            }
+        }
+    }
+
     /// <summary>
     /// Writes the events after <paramref name="afterSequence"/> as SSE frames into <paramref name="output"/> and
     /// returns the sequence of the last one (<paramref name="afterSequence"/> when there is none yet).

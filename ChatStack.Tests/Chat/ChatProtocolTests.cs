@@ -258,6 +258,23 @@ public class ChatProtocolTests(StackFixture stack, ITestOutputHelper output)
         Assert.Equal($"{streamId}.6", replayed[0].Id);
         Assert.Equal("done", replayed[^1].Event);
 
+        // From the last id there is nothing more; an id past it was never sent.
+        var last = sequences.Count;
+        foreach (var (id, status, events) in new[] { ($"{streamId}.{last}", HttpStatusCode.OK, 0), ($"{streamId}.{last + 1}", HttpStatusCode.BadRequest, 0) })
+        {
+            var request = new HttpRequestMessage(HttpMethod.Get, $"/api/chat/streams/{streamId}") { Headers = { { "Last-Event-ID", id } } };
+            using var answered = await client.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            Assert.Equal(status, answered.StatusCode);
+            if (status == HttpStatusCode.OK)
+            {
+                Assert.Equal(events, (await Sse.ReadAllAsync(answered)).Count);
+            }
+            else
+            {
+                Assert.Contains($"past the last event this stream has sent ({streamId}.{last})", await answered.Content.ReadAsStringAsync());
+            }
+        }
+
         // Another user cannot read it.
         var other = await SignInAsync();
         var foreign = new HttpRequestMessage(HttpMethod.Get, $"/api/chat/streams/{streamId}");
