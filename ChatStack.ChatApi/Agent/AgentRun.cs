@@ -102,7 +102,7 @@ internal sealed class AgentRun(
         catch (Exception e)
         {
             logger.LogError(e, "Model call failed for session {SessionId} with model {Model}", _session.Id, request.Model.Name);
-            (finishReason, error) = (FinishReasons.Error, new ErrorEvent("model_error", $"The model call failed: {e.GetBaseException().Message}"));
+            (finishReason, error) = (FinishReasons.Error, new ErrorEvent("model_error", ModelFailure.Describe(e)));
         }
 
         error = await FinalizeAsync(_userMessageId, finishReason, error);

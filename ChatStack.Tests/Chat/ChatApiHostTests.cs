@@ -123,8 +123,36 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
         Assert.Equal(["token_count", "token_count", "token_count", "error"], events.Select(e => e.Event));
         Assert.Equal("finalize", events[^2].Payload.GetProperty("phase").GetString());
         Assert.Equal("model_error", events[^1].Payload.GetProperty("code").GetString());
+        Assert.Equal("The model provider could not be reached; try again shortly.", events[^1].Payload.GetProperty("message").GetString());
         var messages = (await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}/messages")).EnumerateArray().ToList();
         Assert.Equal(["user"], messages.Select(m => m.GetProperty("role").GetString()));
+    }
+
+    [Theory]
+    [InlineData(401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided: sk-test****abcd.", "The model provider refused this server's credentials (HTTP 401)")]
+    [InlineData(404, "invalid_request_error", "model_not_found", "The model `gpt-9` does not exist or you do not have access to it.", "does not know the configured model or endpoint (HTTP 404)")]
+    [InlineData(429, "rate_limit_exceeded", "rate_limit_exceeded", "Rate limit reached for gpt-4o-mini in organization org-secret.", "busy or limiting this server's requests (HTTP 429); try again shortly")]
+    [InlineData(400, "invalid_request_error", "context_length_exceeded", "This model's maximum context length is 128000 tokens.", "The model provider refused the request (HTTP 400): This model's maximum context length is 128000 tokens.")]
+    public async Task A_provider_refusal_tells_the_client_what_to_do_and_keeps_the_providers_words_about_this_server_in_the_log(
+        int status, string type, string code, string providerMessage, string told)
+    {
+        await using var provider = await OpenAiCompatibleServer.StartAsync();
+        provider.Failure = (status, type, code, providerMessage);
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, provider.ModelSettings());
+        var client = await ChatApiClient.SignInAsync(host.Address, $"refused-{status}");
+
+        var events = await client.ChatAsync(new { message = "hello", model = "test-gpt-4o" });
+
+        var error = events[^1];
+        Assert.Equal("error", error.Event);
+        Assert.Equal("model_error", error.Payload.GetProperty("code").GetString());
+        var message = error.Payload.GetProperty("message").GetString()!;
+        Assert.Contains(told, message);
+        if (status != 400)
+        {
+            // About this server's key, model or organization: for the operator's log, not for the chat's user.
+            Assert.DoesNotContain(providerMessage, message);
+        }
     }
 
     [Fact]

@@ -25,6 +25,9 @@ public sealed class OpenAiCompatibleServer : IAsyncDisposable
     /// <summary>Every request body received, in order.</summary>
     public ConcurrentQueue<JsonNode> Requests { get; } = new();
 
+    /// <summary>When set, every request is refused with this status and OpenAI's error body (and <c>Retry-After: 0</c>).</summary>
+    public (int Status, string Type, string Code, string Message)? Failure { get; set; }
+
     public static readonly string[] AnswerChunks = ["The ", "answer ", "is ", "51", ". ", "Multiplying ", "17 ", "by ", "3 ", "gives ", "51."];
 
     /// <summary>The chat API's configuration of a model <c>test-gpt-4o</c> served by this server as <c>gpt-4o-mini</c>.</summary>
@@ -43,6 +46,14 @@ public sealed class OpenAiCompatibleServer : IAsyncDisposable
         {
             var body = (await JsonNode.ParseAsync(context.Request.Body))!;
             server.Requests.Enqueue(body);
+            if (server.Failure is { } failure)
+            {
+                context.Response.StatusCode = failure.Status;
+                context.Response.Headers.RetryAfter = "0";
+                await context.Response.WriteAsJsonAsync(new { error = new { message = failure.Message, type = failure.Type, param = (string?)null, code = failure.Code } });
+                return;
+            }
+
             await WriteStreamAsync(context, body);
         }));
         return server;
