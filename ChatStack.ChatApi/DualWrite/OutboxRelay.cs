@@ -50,8 +50,10 @@ internal sealed class OutboxRelay(IOutboxStore outbox, ChatEventPublisher publis
                 // Logged once per outage, not once per retry.
                 if (!failing)
                 {
-                    logger.LogWarning("Outbox relay cannot deliver ({Status}: {Detail}); chats go on and their events wait in the outbox",
-                        e.StatusCode, e.Status.Detail);
+                    // Which service failed decides what else is down: without Pub/Sub chats go on, without Firestore
+                    // they get 503s too.
+                    logger.LogWarning("Outbox relay cannot deliver: {Step} failed ({Status}: {Detail}); it retries with backoff, and the events wait in the outbox",
+                        _step, e.StatusCode, string.IsNullOrEmpty(e.Status.Detail) ? "no detail" : e.Status.Detail);
                     failing = true;
                 }
 
@@ -71,12 +73,15 @@ internal sealed class OutboxRelay(IOutboxStore outbox, ChatEventPublisher publis
         }
     }
 
+    private string _step = "";
+
     private async Task<int> RelayBatchAsync(CancellationToken cancellationToken)
     {
         IReadOnlyList<OutboxRecord> pending;
         // The poll runs every second: untraced, or every idle second would be a trace of its own.
         using (SuppressInstrumentationScope.Begin())
         {
+            _step = "reading the outbox (Firestore)";
             pending = await outbox.ReadAsync(options.BatchSize, cancellationToken);
             var depth = pending.Count < options.BatchSize ? pending.Count : await outbox.CountAsync(cancellationToken);
             metrics.ObserveOutbox(depth, pending.Count == 0 ? TimeSpan.Zero : time.GetUtcNow() - pending[0].CreatedAt);
@@ -115,7 +120,9 @@ internal sealed class OutboxRelay(IOutboxStore outbox, ChatEventPublisher publis
         span?.SetTag(MessagingAttributes.BatchMessageCount, pending.Count);
         try
         {
+            _step = $"publishing to {ResourceNames.ChatEventsTopic} (Pub/Sub)";
             await publisher.PublishAsync(pending, cancellationToken);
+            _step = "removing delivered records from the outbox (Firestore)";
             await outbox.RemoveAsync(pending, cancellationToken);
         }
         catch (Exception e)
