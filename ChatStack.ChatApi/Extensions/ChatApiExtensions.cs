@@ -18,6 +18,7 @@ internal static class ChatApiExtensions
     {
         builder.AddChatStorage();
         builder.AddChatIdentity();
+        builder.AddChatCrossOrigin();
 
         var services = builder.Services;
         services.AddProblemDetails();
@@ -61,6 +62,8 @@ internal static class ChatApiExtensions
         });
         app.UseStatusCodePages(pages => Problems.ForStatus(pages.HttpContext, pages.HttpContext.Response.StatusCode).ExecuteAsync(pages.HttpContext));
         app.UseChatPage();
+        // Before authentication: a browser's preflight carries no token and must not meet a 401.
+        app.UseCors();
         app.UseAuthentication();
         app.UseAuthorization();
 
