@@ -25,6 +25,8 @@ internal static class ChatStackOnGoogleCloud
         var openAiEndpoint = builder.Setting("openai-endpoint", "https://api.openai.com/v1");
         var jwtIssuer = builder.Setting("chat-api-jwt-issuer", "chatstack");
         var jwtAudience = builder.Setting("chat-api-jwt-audience", "chat-api");
+        // Origins of frontends served elsewhere, comma-separated; none by default (the bundled page is same-origin).
+        var corsOrigins = builder.Setting("chat-api-cors-origins", "");
         // Secrets are parameters without a value: the manifest marks them secret and the deployment supplies them.
         var openAiApiKey = builder.AddParameter("openai-api-key", secret: true);
         var jwtSigningKey = builder.AddParameter("chat-api-jwt-signing-key", secret: true);
@@ -47,6 +49,7 @@ internal static class ChatStackOnGoogleCloud
             .WithEnvironment("Identity__SigningKey", jwtSigningKey)
             .WithEnvironment("Identity__Issuer", jwtIssuer)
             .WithEnvironment("Identity__Audience", jwtAudience)
+            .WithEnvironment("Cors__AllowedOrigins", corsOrigins)
             // One OpenAI-compatible model under a fixed name, so requests and the budget do not depend on the provider's id.
             .WithDefaultOpenAiModel()
             .WithEnvironment(ModelVariable("ProviderModelId"), chatModel)

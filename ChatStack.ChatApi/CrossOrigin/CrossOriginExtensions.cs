@@ -15,7 +15,13 @@ internal static class CrossOriginExtensions
 
     public static IHostApplicationBuilder AddChatCrossOrigin(this IHostApplicationBuilder builder)
     {
-        var origins = builder.Configuration.GetSection(Section).Get<string[]>() ?? [];
+        // A list (Cors__AllowedOrigins__0=…) or one comma-separated value (Cors__AllowedOrigins=a,b), as a deployment
+        // parameter gives it.
+        // The list wins: appsettings.json's empty [] reads as an empty value beside it.
+        var section = builder.Configuration.GetSection(Section);
+        var origins = section.GetChildren().Any()
+            ? section.Get<string[]>() ?? []
+            : (section.Value ?? "").Split([',', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         foreach (var origin in origins)
         {
             if (origin != "*" && !(Uri.TryCreate(origin, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"

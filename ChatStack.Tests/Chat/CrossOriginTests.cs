@@ -77,6 +77,19 @@ public class CrossOriginTests
     }
 
     [Fact]
+    public async Task Origins_may_come_as_one_comma_separated_value_as_a_deployment_parameter_gives_them()
+    {
+        await using var host = await StartAsync(("Cors:AllowedOrigins", $"{Frontend}, https://app.example.com"));
+        using var http = host.CreateClient();
+
+        foreach (var origin in new[] { Frontend, "https://app.example.com" })
+        {
+            using var preflight = await http.SendAsync(Preflight(origin));
+            Assert.Equal(origin, Header(preflight, "Access-Control-Allow-Origin"));
+        }
+    }
+
+    [Fact]
     public async Task Without_configured_origins_no_other_origin_may_call_the_api()
     {
         await using var host = await StartAsync();

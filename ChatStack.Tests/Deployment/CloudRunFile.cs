@@ -32,12 +32,14 @@ public sealed class CloudRunFile
     public static CloudRunFile Load(string fileName)
     {
         var path = System.IO.Path.Combine(PublishedManifest.RepositoryRoot, "deploy", fileName);
-        var yaml = new YamlStream();
-        using (var reader = new StreamReader(path))
-        {
-            yaml.Load(reader);
-        }
+        return Parse(path, File.ReadAllText(path));
+    }
 
+    /// <summary>A file's text as given, for example as deploy/render.sh printed it.</summary>
+    public static CloudRunFile Parse(string path, string text)
+    {
+        var yaml = new YamlStream();
+        yaml.Load(new StringReader(text));
         return new CloudRunFile(path, (YamlMappingNode)yaml.Documents.Single().RootNode);
     }
 

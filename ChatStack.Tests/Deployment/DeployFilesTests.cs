@@ -46,6 +46,52 @@ public partial class DeployFilesTests(PublishedManifest manifest) : IClassFixtur
         }
     }
 
+    [Fact]
+    public async Task Rendering_fills_every_placeholder_keeps_an_empty_origin_list_a_string_and_refuses_an_unset_variable()
+    {
+        var file = Path.Combine(PublishedManifest.RepositoryRoot, "deploy", "chat-api.service.yaml");
+        var variables = Regex.Matches(File.ReadAllText(file), @"\$\{([A-Z0-9_]+)\}").Select(m => m.Groups[1].Value).Distinct()
+            .ToDictionary(name => name, name => name == "CHAT_API_CORS_ORIGINS" ? "" : "x-" + name);
+
+        var (exitCode, output, _) = await RenderAsync(file, variables);
+
+        Assert.Equal(0, exitCode);
+        Assert.DoesNotContain("${", output);
+        var rendered = CloudRunFile.Parse(file, output).Environment;
+        Assert.Equal("", rendered["Cors__AllowedOrigins"].Value);
+        Assert.Equal("x-CHAT_MODEL", rendered["Chat__Models__default__ProviderModelId"].Value);
+
+        variables.Remove("CHAT_MODEL");
+        var (refusedCode, refusedOutput, error) = await RenderAsync(file, variables);
+        Assert.Equal(1, refusedCode);
+        Assert.Equal("", refusedOutput);
+        Assert.Contains("CHAT_MODEL is not set", error);
+    }
+
+    private static async Task<(int ExitCode, string Output, string Error)> RenderAsync(string file, IReadOnlyDictionary<string, string> variables)
+    {
+        var start = new ProcessStartInfo("bash", [Path.Combine(PublishedManifest.RepositoryRoot, "deploy", "render.sh"), file])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (var name in Regex.Matches(File.ReadAllText(file), @"\$\{([A-Z0-9_]+)\}").Select(m => m.Groups[1].Value))
+        {
+            start.Environment.Remove(name);
+        }
+
+        foreach (var (name, value) in variables)
+        {
+            start.Environment[name] = value;
+        }
+
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return (process.ExitCode, await output, await error);
+    }
+
     [Theory]
     [MemberData(nameof(Files))]
     public void The_cloud_run_file_sets_every_variable_of_the_manifest_and_no_other(string resource, string file)
