@@ -15,9 +15,8 @@ internal static class CrossOriginExtensions
 
     public static IHostApplicationBuilder AddChatCrossOrigin(this IHostApplicationBuilder builder)
     {
-        // A list (Cors__AllowedOrigins__0=…) or one comma-separated value (Cors__AllowedOrigins=a,b), as a deployment
-        // parameter gives it.
-        // The list wins: appsettings.json's empty [] reads as an empty value beside it.
+        // A list (Cors__AllowedOrigins__0=…), or one comma-separated value (Cors__AllowedOrigins=a,b) as a deployment
+        // parameter gives it. The list wins: appsettings.json's empty [] reads as an empty value beside it.
         var section = builder.Configuration.GetSection(Section);
         var origins = section.GetChildren().Any()
             ? section.Get<string[]>() ?? []

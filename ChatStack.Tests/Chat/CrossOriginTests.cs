@@ -35,6 +35,12 @@ public class CrossOriginTests
         },
     };
 
+    private static HttpRequestMessage ChatFromFrontend(string json) => new(HttpMethod.Post, "/api/chat")
+    {
+        Content = new StringContent(json, Encoding.UTF8, "application/json"),
+        Headers = { { "Origin", Frontend } },
+    };
+
     private static string? Header(HttpResponseMessage response, string name) =>
         response.Headers.TryGetValues(name, out var values) ? string.Join(",", values) : null;
 
@@ -53,9 +59,7 @@ public class CrossOriginTests
             Assert.Contains("Authorization", Header(preflight, "Access-Control-Allow-Headers"));
         }
 
-        var chat = new HttpRequestMessage(HttpMethod.Post, "/api/chat") { Content = new StringContent("{\"message\":\"hello\"}", Encoding.UTF8, "application/json") };
-        chat.Headers.Add("Origin", Frontend);
-        using (var answered = await client.Http.SendAsync(chat))
+        using (var answered = await client.Http.SendAsync(ChatFromFrontend("{\"message\":\"hello\"}")))
         {
             Assert.Equal(HttpStatusCode.OK, answered.StatusCode);
             Assert.Equal(Frontend, Header(answered, "Access-Control-Allow-Origin"));
@@ -64,9 +68,7 @@ public class CrossOriginTests
         }
 
         // A refusal is readable by the frontend too, or it could only say "network error".
-        var refused = new HttpRequestMessage(HttpMethod.Post, "/api/chat") { Content = new StringContent("{\"message\":\"\"}", Encoding.UTF8, "application/json") };
-        refused.Headers.Add("Origin", Frontend);
-        using (var problem = await client.Http.SendAsync(refused))
+        using (var problem = await client.Http.SendAsync(ChatFromFrontend("{\"message\":\"\"}")))
         {
             Assert.Equal(HttpStatusCode.BadRequest, problem.StatusCode);
             Assert.Equal(Frontend, Header(problem, "Access-Control-Allow-Origin"));
