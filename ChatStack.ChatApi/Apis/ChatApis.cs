@@ -117,7 +117,7 @@ internal static class ChatApis
                 return problem ?? (body?.UserId is { } userId && Ids.UserId().IsMatch(userId)
                     ? Results.Ok(new DevTokenResponse(IdentityExtensions.IssueDevelopmentToken(identity, userId, time), "Bearer", (int)(identity.DevTokenLifetimeMinutes * 60)))
                     : Problems.Create(context, StatusCodes.Status400BadRequest, "invalid-user-id", "Invalid user id",
-                        "user_id must be 1-128 characters: letters, digits, '.', '_', '@' or '-'.", new() { ["field"] = "user_id" }));
+                        "user_id must be 1-128 characters: letters, digits, '.', '_', '@' or '-'.", field: "user_id"));
             })
             .WithSummary("Development only: a signed token for any user id.")
             .Accepts<DevTokenRequest>("application/json")
@@ -155,7 +155,7 @@ internal static class ChatApis
         if (!models.TryGet(modelName, out var model))
         {
             return Problems.Create(context, StatusCodes.Status400BadRequest, "unknown-model", "Unknown model",
-                $"'{modelName}' is not a configured model.", new() { ["field"] = "model", ["models"] = models.Names.Order().ToArray() });
+                $"'{modelName}' is not a configured model.", new() { ["models"] = models.Names.Order().ToArray() }, field: "model");
         }
 
         var budgetMax = chat.BudgetMax ?? Math.Min(options.DefaultBudget, options.MaxBudgetPerRequest);
@@ -163,7 +163,7 @@ internal static class ChatApis
         {
             return Problems.Create(context, StatusCodes.Status400BadRequest, "budget-out-of-range", "budget_max out of range",
                 $"budget_max must be between {options.MinBudget} and {options.MaxBudgetPerRequest}.",
-                new() { ["field"] = "budget_max", ["budget_min"] = options.MinBudget, ["budget_max_ceiling"] = options.MaxBudgetPerRequest });
+                new() { ["budget_min"] = options.MinBudget, ["budget_max_ceiling"] = options.MaxBudgetPerRequest }, field: "budget_max");
         }
 
         var counter = counters.ForModel(model.Name);
@@ -171,7 +171,7 @@ internal static class ChatApis
         if (inputTokens >= budgetMax)
         {
             return Problems.Create(context, StatusCodes.Status400BadRequest, "budget-too-small", "Budget too small",
-                $"The message alone needs {inputTokens} tokens; budget_max is {budgetMax}.", new() { ["field"] = "budget_max", ["input_tokens"] = inputTokens });
+                $"The message alone needs {inputTokens} tokens; budget_max is {budgetMax}.", new() { ["input_tokens"] = inputTokens }, field: "budget_max");
         }
 
         // Checked before the rate limiter so a refused chat costs the user nothing.
@@ -433,7 +433,7 @@ internal static class ChatApis
         if (invalid is not null)
         {
             return Problems.Create(context, StatusCodes.Status400BadRequest, "invalid-title", "Invalid title", invalid,
-                new() { ["field"] = "title", ["max_title_chars"] = MaxTitleChars });
+                new() { ["max_title_chars"] = MaxTitleChars }, field: "title");
         }
 
         try
@@ -565,14 +565,14 @@ internal static class ChatApis
         if (request is null || string.IsNullOrWhiteSpace(request.Message))
         {
             return (null, Problems.Create(context, StatusCodes.Status400BadRequest, "empty-message", "Empty message",
-                "message is required and must contain text.", new() { ["field"] = "message" }));
+                "message is required and must contain text.", field: "message"));
         }
 
         if (request.Message.Length > options.MaxMessageChars)
         {
             return (null, Problems.Create(context, StatusCodes.Status413PayloadTooLarge, "message-too-large", "Message too large",
                 $"message has {request.Message.Length} characters; the limit is {options.MaxMessageChars}.",
-                new() { ["field"] = "message", ["max_message_chars"] = options.MaxMessageChars }));
+                new() { ["max_message_chars"] = options.MaxMessageChars }, field: "message"));
         }
 
         if (request.SessionId is not null && !Ids.IsSafe(request.SessionId))
@@ -594,7 +594,7 @@ internal static class ChatApis
     /// <param name="field">The body field that held it; null when it came in the path.</param>
     private static IResult InvalidSessionId(HttpContext context, string? field = null) =>
         Problems.Create(context, StatusCodes.Status400BadRequest, "invalid-session-id", "Invalid session id",
-            "A session id is 1-128 characters of letters, digits, '-' and '_'.", field is null ? null : new() { ["field"] = field });
+            "A session id is 1-128 characters of letters, digits, '-' and '_'.", field: field);
 
     /// <summary>A session answers one message at a time; the running turn can be read (or resumed) meanwhile.</summary>
     private static IResult TurnInProgress(HttpContext context, ChatStream running) => running.IsDeletion

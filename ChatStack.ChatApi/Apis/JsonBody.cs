@@ -112,8 +112,7 @@ internal static class JsonBody
     }
 
     private static IResult Invalid(HttpContext context, string? field, string detail) =>
-        Problems.Create(context, StatusCodes.Status400BadRequest, "invalid-body", "Invalid request body", detail,
-            field is null ? null : new() { ["field"] = field });
+        Problems.Create(context, StatusCodes.Status400BadRequest, "invalid-body", "Invalid request body", detail, field: field);
 
     // Web defaults match names case-insensitively; so does this.
     private static JsonPropertyInfo? Field(JsonTypeInfo type, string name) =>

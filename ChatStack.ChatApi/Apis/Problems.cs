@@ -5,9 +5,10 @@ internal static partial class Problems
 {
     public const string TypeBase = "https://chatstack.dev/problems/";
 
+    /// <param name="field">The request body's field at fault, so a client can point at its input.</param>
     /// <param name="logDetail">What the log line says instead of <paramref name="detail"/>, for what operators need and clients must not see.</param>
     public static IResult Create(HttpContext context, int status, string code, string title, string detail, Dictionary<string, object?>? extensions = null,
-        string? logDetail = null)
+        string? field = null, string? logDetail = null)
     {
         // The one log line of a refused request: a warning when it is our side (5xx), information for the client's.
         context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("ChatStack.ChatApi.Problems")
@@ -15,6 +16,11 @@ internal static partial class Problems
                 context.Request.Method, context.Request.Path, status, code, logDetail ?? detail);
         extensions ??= [];
         extensions["code"] = code;
+        if (field is not null)
+        {
+            extensions["field"] = field;
+        }
+
         return TypedResults.Problem(detail, statusCode: status, title: title, type: TypeBase + code, extensions: extensions);
     }
 

@@ -88,21 +88,31 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             query.StartAt = new Cursor { Values = { Time(after.UpdatedAt), new FsValue { ReferenceValue = SessionName(after.SessionId) } }, Before = false };
         }
 
-        var sessions = await IndexedQuery(() => Call(async () =>
+        // Real Firestore refuses this query while its composite index is missing or still building (FAILED_PRECONDITION,
+        // with a link that creates it): a deployment step not yet done, not a bug, so the caller can say so.
+        List<ChatSession> sessions;
+        try
         {
-            using var call = client.RunQuery(new RunQueryRequest { Parent = $"{Database}/documents", StructuredQuery = query },
-                deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken);
-            var found = new List<ChatSession>();
-            while (await call.ResponseStream.MoveNext(cancellationToken))
+            sessions = await Call(async () =>
             {
-                if (call.ResponseStream.Current.Document is { } document)
+                using var call = client.RunQuery(new RunQueryRequest { Parent = $"{Database}/documents", StructuredQuery = query },
+                    deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken);
+                var found = new List<ChatSession>();
+                while (await call.ResponseStream.MoveNext(cancellationToken))
                 {
-                    found.Add(ToSession(document.Name[(document.Name.LastIndexOf('/') + 1)..], document));
+                    if (call.ResponseStream.Current.Document is { } document)
+                    {
+                        found.Add(ToSession(document.Name[(document.Name.LastIndexOf('/') + 1)..], document));
+                    }
                 }
-            }
 
-            return found;
-        }));
+                return found;
+            });
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition)
+        {
+            throw new ChatStoreIndexMissingException(e.Status.Detail, e);
+        }
 
         return sessions.Count > limit
             ? new ChatSessionPage(sessions[..limit], new SessionCursor(sessions[limit - 1].UpdatedAt, sessions[limit - 1].Id).Encode())
@@ -296,20 +306,6 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
     }
 
     /// <summary>Turns "cannot reach the store" into one exception type the API maps to 503.</summary>
-    // Real Firestore refuses a query whose composite index is missing or still building (FAILED_PRECONDITION, with a
-    // link that creates it). That is a deployment step not yet done, not a bug: the caller can say so.
-    private static async Task<T> IndexedQuery<T>(Func<Task<T>> query)
-    {
-        try
-        {
-            return await query();
-        }
-        catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition)
-        {
-            throw new ChatStoreIndexMissingException(e.Status.Detail, e);
-        }
-    }
-
     private static async Task<T> Call<T>(Func<Task<T>> call)
     {
         try
