@@ -453,6 +453,34 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
         Assert.Empty(_pageErrors);
     }
 
+    [ChromiumFact]
+    public async Task While_the_app_loads_after_sign_in_nothing_can_be_sent_so_a_first_answer_is_not_wiped()
+    {
+        // The model list answers late, as on a slow connection: the page has shown the composer by then.
+        var page = await OpenAsync(BaseAddress);
+        var release = new TaskCompletionSource();
+        await page.RouteAsync("**/api/models", async route =>
+        {
+            await release.Task;
+            await route.ContinueAsync();
+        });
+        await page.GetByLabel("User id").FillAsync("page-early-send");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+        await Expect(page.GetByText("Signed in as page-early-send")).ToBeVisibleAsync();
+
+        var send = page.GetByRole(AriaRole.Button, new() { Name = "Send" });
+        await Expect(send).ToBeDisabledAsync();
+        await page.GetByLabel("Message").FillAsync("Hello before the page is ready.");
+        await page.GetByLabel("Message").PressAsync("Enter");
+        await Expect(page.Locator(".turn")).ToHaveCountAsync(0);
+
+        release.SetResult();
+        await Expect(send).ToBeEnabledAsync();
+        await SendAsync(page, "Hello once it is ready.");
+        await Expect(page.Locator(".turn[data-role=assistant] .text")).ToContainTextAsync("Hello once it is ready.");
+        Assert.Empty(_pageErrors);
+    }
+
     [Fact]
     public async Task The_dashboard_links_the_page_as_Chat_and_the_page_needs_no_token()
     {
@@ -508,10 +536,10 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
         return page;
     }
 
-    /// <summary>Types a message, sends it with Enter and waits for the answer to finish; the chat POST's response.</summary>
     /// <summary>Sends <paramref name="message"/> and returns once some of the answer is on screen, while it still streams.</summary>
     private static async Task StartAnswerAsync(IPage page, string message)
     {
+        await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Send" })).ToBeEnabledAsync();
         await page.GetByLabel("Message").FillAsync(message);
         await page.GetByLabel("Message").PressAsync("Enter");
         await page.WaitForFunctionAsync(
@@ -519,8 +547,11 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
             null, new() { Timeout = 30_000 });
     }
 
+    /// <summary>Types a message, sends it with Enter and waits for the answer to finish; the chat POST's response.</summary>
     private static async Task<IResponse> SendAsync(IPage page, string message)
     {
+        // As a user would: Send is off while the app still loads after a sign-in.
+        await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Send" })).ToBeEnabledAsync();
         var turns = await page.Locator(".turn[data-role=assistant]").CountAsync();
         await page.GetByLabel("Message").FillAsync(message);
         var response = await page.RunAndWaitForResponseAsync(() => page.GetByLabel("Message").PressAsync("Enter"), IsChatPost);

@@ -18,6 +18,8 @@ let sessionId = null;
 let sessionTitle = '';
 let running = null; // the AbortController of the answer streaming now
 let runningStream = null; // its X-Stream-Id, once the answer has started
+// False while the app loads after a sign-in: a message sent then would be wiped by the fresh chat that loading ends with.
+let ready = false;
 let nextCursor = null;
 
 api.onUnauthorized = () => showSignIn('Your sign-in has expired or was refused; sign in again.');
@@ -65,10 +67,17 @@ async function showApp() {
   $('whoami').hidden = false;
   $('whoami-user').textContent = `Signed in as ${api.user}`;
   meter.reset(budget());
+  ready = false;
+  updateComposer();
   const fromHash = new URLSearchParams(location.hash.slice(1)).get('session');
-  await Promise.all([loadModels(), loadSessions()]);
-  if (fromHash) await openSession(fromHash);
-  else newChat();
+  try {
+    await Promise.all([loadModels(), loadSessions()]);
+    if (fromHash) await openSession(fromHash);
+    else newChat();
+  } finally {
+    ready = true;
+    updateComposer();
+  }
 }
 
 // ---- models
@@ -209,7 +218,7 @@ function budget() {
 }
 
 function updateComposer() {
-  $('send').disabled = running !== null || meter.limitedNow;
+  $('send').disabled = !ready || running !== null || meter.limitedNow;
   $('delete-session').disabled = running !== null;
   $('stop').disabled = running === null;
 }
@@ -224,7 +233,7 @@ $('message').addEventListener('keydown', (e) => {
 $('composer').addEventListener('submit', (e) => {
   e.preventDefault();
   const text = $('message').value;
-  if (!text.trim() || running || meter.limitedNow) return;
+  if (!text.trim() || !ready || running || meter.limitedNow) return;
   send(text);
 });
 
