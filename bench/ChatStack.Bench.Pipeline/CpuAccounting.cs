@@ -129,15 +129,25 @@ internal sealed partial class CpuAccounting
     /// inherit it), so that they run on what the others leave: on two shared cores, the nearest this machine comes
     /// to having them elsewhere. Returns how many threads were changed.
     /// </summary>
-    public int Renice(IReadOnlyCollection<string> roles, int nice)
+    public int Renice(IReadOnlyCollection<string> roles, int nice) =>
+        // PRIO_PROCESS with a thread id sets that thread alone on Linux.
+        ForEachThread(roles, tid => SetPriority(0, tid, nice) == 0);
+
+    /// <summary>
+    /// Confines every thread of the processes in <paramref name="roles"/> to the CPUs of <paramref name="cpus"/>
+    /// (bit n = CPU n); threads they start later inherit it. Returns how many threads were changed.
+    /// </summary>
+    public int Pin(IReadOnlyCollection<string> roles, ulong cpus) =>
+        ForEachThread(roles, tid => SetAffinity(tid, sizeof(ulong), ref cpus) == 0);
+
+    private int ForEachThread(IReadOnlyCollection<string> roles, Func<int, bool> change)
     {
         var changed = 0;
         foreach (var (pid, role) in _roles.Where(p => roles.Contains(p.Value)))
         {
             foreach (var task in Directory.Exists($"/proc/{pid}/task") ? Directory.EnumerateDirectories($"/proc/{pid}/task") : [])
             {
-                // PRIO_PROCESS with a thread id sets that thread alone on Linux.
-                if (int.TryParse(Path.GetFileName(task), out var tid) && SetPriority(0, tid, nice) == 0)
+                if (int.TryParse(Path.GetFileName(task), out var tid) && change(tid))
                 {
                     changed++;
                 }
@@ -146,6 +156,9 @@ internal sealed partial class CpuAccounting
 
         return changed;
     }
+
+    [LibraryImport("libc", EntryPoint = "sched_setaffinity", SetLastError = true)]
+    private static partial int SetAffinity(int tid, nint size, ref ulong mask);
 
     [LibraryImport("libc", EntryPoint = "setpriority", SetLastError = true)]
     private static partial int SetPriority(int which, int who, int priority);

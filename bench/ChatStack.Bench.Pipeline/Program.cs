@@ -2,8 +2,10 @@
 //   sse     tokens/s delivered by POST /api/chat with everything on vs a bare SSE endpoint streaming the same
 //           deltas (goal ≥ 0.8×); CPU per turn of every process of the stack; where a turn's time goes; time to
 //           first token and hot-path cost added by the stack, p50/p99. [--no-worker: leave the analytics worker out;
-//           --warmup 40: turns per side before measuring; --downstream-nice 19: the emulators and the worker yield
-//           the cores to the APIs and the reader, as if they ran elsewhere]
+//           --warmup 40 --short-warmup 300: long and short turns per side before measuring; --downstream-nice 19:
+//           the emulators and the worker yield the cores to the APIs and the reader, as if they ran elsewhere;
+//           --downstream-core: the emulators, the worker and DCP on the last CPU, the APIs, the bare endpoint and
+//           the reader on the others]
 //   ingest  worker throughput from the Pub/Sub emulator into the BigQuery emulator vs the emulator's raw
 //           pull-and-ack rate (goal ≥ 0.8×); publish-to-row latency at a steady rate (goal p99 ≤ 2 s);
 //   startup `dotnet run --project ChatStack.AppHost` to all-healthy, cold then warm (needs the stack's ports free).
@@ -71,8 +73,8 @@ if (part is "sse" or "all")
 {
     Console.WriteLine();
     Console.WriteLine("== SSE pipeline");
-    await SseBench.RunAsync(stack, chats, concurrency, worker: !args.Contains("--no-worker"), Arg("--warmup", 40),
-        args.Contains("--downstream-nice") ? Arg("--downstream-nice", 19) : null);
+    await SseBench.RunAsync(stack, chats, concurrency, worker: !args.Contains("--no-worker"), Arg("--warmup", 40), Arg("--short-warmup", 300),
+        args.Contains("--downstream-nice") ? Arg("--downstream-nice", 19) : null, args.Contains("--downstream-core"));
 }
 
 if (part is "ingest" or "all")

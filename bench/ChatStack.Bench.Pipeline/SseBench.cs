@@ -50,7 +50,7 @@ internal static class SseBench
     private static readonly TimeSpan SettleLimit = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan IdleWindow = TimeSpan.FromSeconds(4);
 
-    public static async Task RunAsync(Stack stack, int chats, int concurrency, bool worker, int warmup, int? downstreamNice = null)
+    public static async Task RunAsync(Stack stack, int chats, int concurrency, bool worker, int warmup, int shortWarmup, int? downstreamNice = null, bool downstreamCore = false)
     {
         using var http = Client(stack.Endpoint(Stack.ChatApi));
         using var memoryHttp = Client(stack.Endpoint(Stack.ChatApiMemory));
@@ -71,14 +71,24 @@ internal static class SseBench
             ["OTEL_EXPORTER_OTLP_TIMEOUT"] = "1000",
             ["Logging__LogLevel__Default"] = "Warning",
         }) : null;
-        Console.WriteLine($"answer: {sample.CompletionTokens} completion tokens in {sample.Deltas.Count} deltas; {chats} chats per side, {concurrency} at a time, after {warmup} warm-up turns; analytics worker {(worker ? "on" : "off")}");
+        Console.WriteLine($"answer: {sample.CompletionTokens} completion tokens in {sample.Deltas.Count} deltas; {chats} chats per side, {concurrency} at a time, after {warmup} long and {shortWarmup} short warm-up turns; analytics worker {(worker ? "on" : "off")}");
 
-        // Warm both sides (JIT, connection pools, Firestore channel). The JIT recompiles a method hot after 30
-        // calls, so code that runs once a turn is still being recompiled, on these cores, for the first ~30 turns.
+        // Warm both sides (JIT, connection pools, Firestore channel). With dynamic PGO a method is compiled three
+        // times: at tier 0, instrumented after 30 calls, optimised after 30 more, and the promotions wait while
+        // other methods are still being compiled. So code that runs once a turn (authentication, the agent's set-up,
+        // the finalize) needs well over 60 turns: after 40 long turns the chat API's JIT thread still took 46% of its
+        // CPU during the measured turns. Short turns run the same per-turn code in a tenth of the time.
         for (var i = 0; i < warmup; i++)
         {
             await ChatAsync(http);
             await ChatAsync(memoryHttp);
+            await ReadAsync(bareHttp, new HttpRequestMessage(HttpMethod.Post, "/bare"));
+        }
+
+        for (var i = 0; i < shortWarmup; i++)
+        {
+            await ChatAsync(http, ShortPrompt);
+            await ChatAsync(memoryHttp, ShortPrompt);
             await ReadAsync(bareHttp, new HttpRequestMessage(HttpMethod.Post, "/bare"));
         }
 
@@ -89,6 +99,17 @@ internal static class SseBench
             // endpoint and the reader: a measured stand-in for "downstream on other machines", where the estimate
             // below only subtracts their CPU. The API still waits for their answers (commits, publishes).
             Console.WriteLine($"downstream processes at nice {nice}: {cpu.Renice(CpuAccounting.Downstream, nice)} threads");
+        }
+
+        if (downstreamCore)
+        {
+            // A measured stand-in for "Google Cloud is another machine": the emulators, the worker and DCP get the
+            // last CPU to themselves; the chat APIs, the bare endpoint and the reader share the others. Each side
+            // then streams on the same cores, and only the everything-on API's commits and publishes cross over.
+            var last = Environment.ProcessorCount - 1;
+            var downstreamPinned = cpu.Pin([.. CpuAccounting.Downstream, CpuAccounting.Aspire], 1UL << last);
+            var restPinned = cpu.Pin([CpuAccounting.ChatApi, CpuAccounting.ChatApiMemory, CpuAccounting.Bare, CpuAccounting.Bench], (1UL << last) - 1);
+            Console.WriteLine($"downstream processes and DCP on CPU {last} ({downstreamPinned} threads); chat APIs, bare endpoint and reader on CPU 0–{last - 1} ({restPinned} threads)");
         }
 
         Console.WriteLine("processes: " + string.Join("; ", cpu.Pids.GroupBy(p => p.Value).Select(g => $"{g.Key} {string.Join('+', g.Select(p => p.Key).Order())}")));
@@ -102,6 +123,8 @@ internal static class SseBench
         var idleWatched = CpuAccounting.Roles.Except([CpuAccounting.Bench, CpuAccounting.Aspire]).Sum(r => idle.Ms[r]) / idle.Wall.TotalSeconds;
         Console.WriteLine($"idle measured {(warm ? "after the stack went quiet" : "after 30 s, the stack still busy")}: the stack's processes {idleWatched:F0} ms/s; a batch's work is over when they spend ≤ {QuietMs:F0} ms in {QuietWindow.TotalMilliseconds:F0} ms");
 
+        string[] compiling = [Stack.ChatApi, Stack.ChatApiMemory, BareEndpoint.Name];
+        var compiledBefore = compiling.Select(JitLog.Count).ToArray();
         var full = new Side();
         var memory = new Side();
         var plain = new Side();
@@ -112,6 +135,9 @@ internal static class SseBench
             await plain.RunAsync(cpu, () => ReadAsync(bareHttp, new HttpRequestMessage(HttpMethod.Post, "/bare")), concurrency);
         }
 
+        // A warm process still compiles a few dozen methods here (timers, telemetry export); hundreds mean the
+        // warm-up was too short and the JIT is in the figures.
+        Console.WriteLine("methods compiled by the JIT during the measured turns: " + string.Join(", ", compiling.Select((name, k) => $"{name} {JitLog.Count(name) - compiledBefore[k]}")));
         var fullTime = full.Wall;
         var memoryTime = memory.Wall;
         var plainTime = plain.Wall;
@@ -367,6 +393,8 @@ internal static class SseBench
     /// </summary>
     internal sealed class BareEndpoint(Process process, Uri address, string file) : IAsyncDisposable
     {
+        public const string Name = "bare";
+
         public Uri Address => address;
 
         public static async Task<BareEndpoint> StartAsync(IReadOnlyList<string> deltas, int completionTokens)
@@ -374,6 +402,11 @@ internal static class SseBench
             var file = Path.GetTempFileName();
             await File.WriteAllTextAsync(file, JsonSerializer.Serialize(new { deltas, completion_tokens = completionTokens }));
             var start = new ProcessStartInfo("dotnet", [typeof(BareEndpoint).Assembly.Location, "bare-server", file]) { RedirectStandardOutput = true };
+            foreach (var (variable, value) in JitLog.Variables(Name))
+            {
+                start.Environment[variable] = value;
+            }
+
             var process = Process.Start(start)!;
             var line = await process.StandardOutput.ReadLineAsync() ?? throw new InvalidOperationException("the bare endpoint did not start");
             return new BareEndpoint(process, new Uri(line), file);

@@ -83,6 +83,15 @@ internal sealed class Stack : IAsyncDisposable
                 .WithEnvironment("Limits__TokensPerWindow", "2000000000");
         }
 
+        foreach (var name in new[] { ChatApi, ChatApiMemory })
+        {
+            var api = builder.CreateResourceBuilder(builder.Resources.OfType<ProjectResource>().Single(r => r.Name == name));
+            foreach (var (variable, value) in JitLog.Variables(name))
+            {
+                api.WithEnvironment(variable, value);
+            }
+        }
+
         var app = await builder.BuildAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
         await app.StartAsync(timeout.Token);
@@ -102,5 +111,6 @@ internal sealed class Stack : IAsyncDisposable
     {
         await App.DisposeAsync();
         await _otlp.DisposeAsync();
+        JitLog.Delete();
     }
 }
