@@ -20,7 +20,11 @@ internal static class JitLog
         };
     }
 
-    /// <summary>Methods compiled so far by the process called <paramref name="name"/>.</summary>
+    /// <summary>
+    /// Methods compiled so far by the process called <paramref name="name"/>. A service's <c>dotnet run</c> launcher
+    /// inherits the variables and appends its own at start-up; it is idle by the time the turns are measured, so a
+    /// difference between two counts then is the service's.
+    /// </summary>
     public static int Count(string name)
     {
         var path = Path.Combine(Folder, name + ".txt");
