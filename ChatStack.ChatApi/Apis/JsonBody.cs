@@ -105,10 +105,56 @@ internal static class JsonBody
             // Every value has a kind its field takes, yet one could not be read (a string with a lone surrogate escaped,
             // say): the serializer's path names the field.
             var failed = error.Path is { Length: > 2 } path && path.StartsWith("$.", StringComparison.Ordinal) ? Field(type, path[2..]) : null;
-            return failed is null
-                ? Invalid(context, null, $"The body is not valid as {what}; its fields are {fields}.")
+            if (failed is null)
+            {
+                return Invalid(context, null, $"The body is not valid as {what}; its fields are {fields}.");
+            }
+
+            // A client that cuts a string inside an emoji (JavaScript's slice counts UTF-16 units) sends half a pair.
+            return root.EnumerateObject().FirstOrDefault(p => Field(type, p.Name) == failed) is { Value.ValueKind: JsonValueKind.String } sent
+                && UnpairedSurrogate(sent.Value.GetRawText()) is { } half
+                ? Invalid(context, failed.Name, $"'{failed.Name}' contains {half}, half of a UTF-16 surrogate pair without its other half; send well-formed Unicode text (cutting a string inside an emoji leaves one).")
                 : Invalid(context, failed.Name, $"'{failed.Name}' has a value that cannot be read as {Expected(failed.PropertyType)}.");
         }
+    }
+
+    // The first \uD800-\uDFFF escape of a JSON string (quotes included) that is not one half of a pair, as written.
+    private static string? UnpairedSurrogate(string raw)
+    {
+        static int Unit(string raw, int at) =>
+            at + 6 <= raw.Length && raw[at] == '\\' && raw[at + 1] == 'u'
+            && int.TryParse(raw.AsSpan(at + 2, 4), System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture, out var unit)
+                ? unit : -1;
+
+        for (var i = 0; i < raw.Length; i++)
+        {
+            if (raw[i] != '\\')
+            {
+                continue;
+            }
+
+            var unit = Unit(raw, i);
+            if (unit < 0)
+            {
+                i++; // another escape (\\, \", \n…): skip the character it escapes
+                continue;
+            }
+
+            if (char.IsHighSurrogate((char)unit) && char.IsLowSurrogate((char)Math.Max(0, Unit(raw, i + 6))))
+            {
+                i += 11;
+            }
+            else if (char.IsSurrogate((char)unit))
+            {
+                return raw.Substring(i, 6);
+            }
+            else
+            {
+                i += 5;
+            }
+        }
+
+        return null;
     }
 
     private static IResult Invalid(HttpContext context, string? field, string detail) =>
