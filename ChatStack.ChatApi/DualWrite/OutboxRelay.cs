@@ -23,6 +23,8 @@ internal sealed class OutboxRelay(IOutboxStore outbox, ChatEventPublisher publis
     /// <summary>How long shutdown waits for an in-memory outbox to drain; a durable one keeps its records.</summary>
     internal static readonly TimeSpan DrainOnStop = TimeSpan.FromSeconds(5);
 
+    private string _step = ""; // what the batch in hand is doing, for the outage warning
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var backoff = Poll;
@@ -72,8 +74,6 @@ internal sealed class OutboxRelay(IOutboxStore outbox, ChatEventPublisher publis
             await DrainAsync();
         }
     }
-
-    private string _step = "";
 
     private async Task<int> RelayBatchAsync(CancellationToken cancellationToken)
     {

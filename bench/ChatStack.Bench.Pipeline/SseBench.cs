@@ -418,11 +418,7 @@ internal static class SseBench
             var recorded = JsonDocument.Parse(await File.ReadAllTextAsync(file)).RootElement;
             var deltas = recorded.GetProperty("deltas").EnumerateArray().Select(d => d.GetString()!).ToList();
             var done = JsonSerializer.Serialize(new { type = "done", data = new { usage = new { completion_tokens = recorded.GetProperty("completion_tokens").GetInt32() } } });
-            var builder = WebApplication.CreateSlimBuilder();
-            builder.Logging.SetMinimumLevel(LogLevel.Warning);
-            builder.WebHost.UseUrls("http://127.0.0.1:0");
-            var app = builder.Build();
-            app.MapPost("/bare", async (HttpContext context) =>
+            await using var server = await ChatStack.Tests.Support.LocalServer.StartAsync(app => app.MapPost("/bare", async (HttpContext context) =>
             {
                 context.Response.ContentType = "text/event-stream; charset=utf-8";
                 var id = 0;
@@ -434,10 +430,9 @@ internal static class SseBench
                 }
 
                 await context.Response.WriteAsync($"id: {++id}\nevent: done\ndata: {done}\n\n", context.RequestAborted);
-            });
-            await app.StartAsync();
-            Console.WriteLine(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
-            await app.WaitForShutdownAsync();
+            }));
+            Console.WriteLine(server.Address);
+            await Task.Delay(Timeout.Infinite); // the harness kills this process
         }
 
         public async ValueTask DisposeAsync()
