@@ -38,7 +38,7 @@ internal sealed class ChatTools(Func<CancellationToken, Task<IReadOnlyList<ChatM
         return $"{now:yyyy-MM-dd HH:mm} ({zone.Id}, UTC{now:zzz})";
     }
 
-    [KernelFunction(Calculate), Description("Evaluates an arithmetic expression with + - * / ^ and parentheses.")]
+    [KernelFunction(Calculate), Description("Evaluates an arithmetic expression with + - * / ^ (or **) and parentheses.")]
     public string Evaluate([Description("the expression, e.g. (12.5 + 3) * 4")] string expression) =>
         Calculator.Evaluate(expression).ToString("G15", CultureInfo.InvariantCulture);
 
@@ -112,9 +112,11 @@ internal static class Calculator
     private static double ParsePower(string s, ref int i)
     {
         var value = ParseUnary(s, ref i);
-        if (Peek(s, ref i) == '^')
+        // '**' as well as '^': models and people used to Python or JavaScript write powers that way.
+        var power = Peek(s, ref i) == '^' ? 1 : s.AsSpan(i).StartsWith("**") ? 2 : 0;
+        if (power > 0)
         {
-            i++;
+            i += power;
             return Math.Pow(value, ParsePower(s, ref i));
         }
 

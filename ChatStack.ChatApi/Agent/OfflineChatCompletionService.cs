@@ -161,17 +161,7 @@ internal sealed partial class OfflineChatCompletionService(ITokenCounter counter
             return null;
         }
 
-        if (IanaRegex().Match(message) is { Success: true } iana)
-        {
-            return iana.Value;
-        }
-
-        (string City, string Zone)[] cities =
-        [
-            ("Tokyo", "Asia/Tokyo"), ("Paris", "Europe/Paris"), ("London", "Europe/London"), ("Berlin", "Europe/Berlin"),
-            ("New York", "America/New_York"), ("San Francisco", "America/Los_Angeles"), ("Sydney", "Australia/Sydney"), ("UTC", "UTC"),
-        ];
-        return cities.FirstOrDefault(c => message.Contains(c.City, StringComparison.OrdinalIgnoreCase)).Zone;
+        return IanaRegex().Match(message) is { Success: true } iana ? iana.Value : CityTimeZones.Find(message);
     }
 
     private static string LastUserMessage(ChatHistory history) => history.LastOrDefault(m => m.Role == AuthorRole.User)?.Content ?? "";

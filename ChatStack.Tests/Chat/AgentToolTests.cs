@@ -1,6 +1,9 @@
 using ChatStack.ChatApi.Agent;
 using ChatStack.ChatApi.Sessions;
+using ChatStack.Tokenization;
 using Microsoft.Extensions.Time.Testing;
+using Microsoft.SemanticKernel;
+using Microsoft.SemanticKernel.ChatCompletion;
 
 namespace ChatStack.Tests.Chat;
 
@@ -11,6 +14,9 @@ public class AgentToolTests
     [InlineData("(12.5 + 3) * 4", 62)]
     [InlineData("2 ^ 10", 1024)]
     [InlineData("-3 + 10 / 4", -0.5)]
+    [InlineData("2**10", 1024)]
+    [InlineData("2 * 3 ** 2", 18)]
+    [InlineData("2 ** 3 ^ 2", 512)]
     public void The_calculator_evaluates_arithmetic(string expression, double expected) =>
         Assert.Equal(expected, Calculator.Evaluate(expression), 10);
 
@@ -18,8 +24,37 @@ public class AgentToolTests
     [InlineData("1 +")]
     [InlineData("System.IO.File.Delete(\"x\")")]
     [InlineData("1 / 0")]
+    [InlineData("2 * * 3")]
     public void The_calculator_refuses_what_is_not_arithmetic(string expression) =>
         Assert.ThrowsAny<Exception>(() => Calculator.Evaluate(expression));
+
+    [Theory]
+    [InlineData("What time is it in Lisbon?", "Europe/Lisbon")]
+    [InlineData("what time is it in são paulo", "America/Sao_Paulo")]
+    [InlineData("Time in Port-au-Prince, please", "America/Port-au-Prince")]
+    [InlineData("The time in Ho Chi Minh City", "Asia/Ho_Chi_Minh")]
+    [InlineData("Time in New York and in Tokyo?", "America/New_York")]
+    [InlineData("What's the time in San Francisco?", "America/Los_Angeles")]
+    [InlineData("What time is Easter dinner?", null)]
+    [InlineData("What time is it in New Jersey?", null)]
+    [InlineData("What time is it?", null)]
+    public void A_city_is_found_in_a_message_by_the_time_zone_named_after_it(string message, string? zone) =>
+        Assert.Equal(zone, CityTimeZones.Find(message));
+
+    [Fact]
+    public async Task The_offline_model_asks_for_the_time_of_a_city_the_time_zone_database_knows()
+    {
+        var kernel = new Kernel();
+        kernel.Plugins.AddFromObject(new ChatTools(_ => Task.FromResult<IReadOnlyList<ChatMessageRecord>>([]), TimeProvider.System), ChatTools.PluginName);
+        var model = new OfflineChatCompletionService(TokenCounterFactory.Default.ForEncoding("o200k_base"), new OfflineModelOptions { DeltaDelayMs = 0 });
+        var history = new ChatHistory();
+        history.AddUserMessage("What time is it in Montevideo?");
+
+        var answer = await model.GetChatMessageContentsAsync(history, new PromptExecutionSettings { FunctionChoiceBehavior = FunctionChoiceBehavior.Auto(autoInvoke: false) }, kernel);
+
+        var call = Assert.Single(answer.Single().Items.OfType<FunctionCallContent>());
+        Assert.Equal((ChatTools.TimeNow, "America/Montevideo"), (call.FunctionName, call.Arguments?["time_zone"]?.ToString()));
+    }
 
     [Theory]
     [InlineData("Mars/Olympus")]
