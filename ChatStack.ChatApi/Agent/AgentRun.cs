@@ -1,7 +1,6 @@
 using System.Text;
 using System.Text.Json;
 using ChatStack.ChatApi.Budget;
-using ChatStack.ChatApi.Limits;
 using ChatStack.ChatApi.Sessions;
 using ChatStack.ChatApi.Streaming;
 using ChatStack.ChatApi.Telemetry;
@@ -26,7 +25,6 @@ internal sealed class AgentRun(
     IChatSessionStore store,
     DualWrite.ChatEventOutbox outbox,
     DualWrite.OutboxSignal outboxSignal,
-    UserLimiter limiter,
     ChatOptions options,
     TimeProvider time,
     ILogger logger,
@@ -132,10 +130,12 @@ internal sealed class AgentRun(
         catch (ChatStoreUnavailableException e)
         {
             logger.LogWarning(e, "Could not save the message that starts a turn of session {SessionId}", _session.Id);
+            request.Quota.Settle(0); // nothing was saved or sent; given back before the request answers
             _admitted.SetResult(false);
         }
         catch (Exception e)
         {
+            request.Quota.Settle(0);
             _admitted.SetException(e); // the request rethrows it, and is where it is logged
         }
 
@@ -449,7 +449,8 @@ internal sealed class AgentRun(
             finishReason = FinishReasons.Error;
         }
 
-        limiter.RecordTokens(request.UserId, _budget.Current.TotalTokens);
+        // Before `done`: a client that sends its next message on `done` finds this run's spending counted.
+        request.Quota.Settle(_budget.Current.TotalTokens);
         Emit(BudgetPhases.Finalize);
         if (error is not null)
         {

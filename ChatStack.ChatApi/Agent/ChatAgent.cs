@@ -11,8 +11,13 @@ namespace ChatStack.ChatApi.Agent;
 /// What one chat request asks the agent to do, after validation and admission. <paramref name="History"/> holds the
 /// session's messages after its summary (all of them when it has none): what the model may see verbatim. A
 /// <paramref name="NewSession"/> is not stored yet: the run creates it in the commit of its first message.
+/// <paramref name="Quota"/> is the run's hold on the user's token quota: its size is the run's budget, and the run
+/// settles it with what it spent.
 /// </summary>
-internal sealed record ChatRunRequest(string UserId, ChatSession Session, IReadOnlyList<ChatMessageRecord> History, string Message, ModelSpec Model, int BudgetMax, bool NewSession = false);
+internal sealed record ChatRunRequest(string UserId, ChatSession Session, IReadOnlyList<ChatMessageRecord> History, string Message, ModelSpec Model, UserLimiter.TokenHold Quota, bool NewSession = false)
+{
+    public int BudgetMax => (int)Quota.Tokens;
+}
 
 /// <summary>Runs the agent for one request; the per-run state lives in <see cref="AgentRun"/>.</summary>
 internal sealed class ChatAgent(
@@ -21,7 +26,6 @@ internal sealed class ChatAgent(
     IChatSessionStore store,
     DualWrite.ChatEventOutbox outbox,
     DualWrite.OutboxSignal outboxSignal,
-    UserLimiter limiter,
     IOptions<ChatOptions> options,
     TimeProvider time,
     ILogger<ChatAgent> logger,
@@ -31,5 +35,5 @@ internal sealed class ChatAgent(
     /// <summary>A run ready to execute; see <see cref="AgentRun.Admitted"/> for when its request may answer.</summary>
     public AgentRun Create(ChatRunRequest request, IChatEventWriter events) =>
         new(request, events, completions.For(request.Model.Name), counters.ForModel(request.Model.Name),
-            store, outbox, outboxSignal, limiter, options.Value, time, logger, metrics, capture);
+            store, outbox, outboxSignal, options.Value, time, logger, metrics, capture);
 }

@@ -41,11 +41,16 @@ internal sealed record LimitDecision(bool Allowed, string? Code, long Limit, lon
 }
 
 /// <summary>
-/// Request rate and token quota per user over rolling windows, checked before the model is called. In memory,
-/// per instance: with several replicas each enforces its own share (a shared store is the next step).
+/// Request rate and token quota per user over rolling windows, checked before the model is called. A run holds its
+/// budget from admission until it ends (<see cref="TokenHold"/>), so runs in progress at the same time cannot spend
+/// the same tokens twice. In memory, per instance: with several replicas each enforces its own share (a shared store
+/// is the next step).
 /// </summary>
 internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telemetry.ChatMetrics? metrics = null)
 {
+    /// <summary>When to come back if the quota is short only because of the user's runs in progress: they end within seconds.</summary>
+    public static readonly TimeSpan HeldRetryAfter = TimeSpan.FromSeconds(5);
+
     private readonly ConcurrentDictionary<string, UserUsage> _users = new(StringComparer.Ordinal);
 
     private TimeSpan RequestWindow => TimeSpan.FromSeconds(options.RequestWindowSeconds);
@@ -66,11 +71,10 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telem
         lock (usage)
         {
             usage.Prune(now - RequestWindow, now - TokenWindow);
-            var tokensUsed = usage.Tokens.Sum(t => t.Tokens);
-            if (tokensUsed >= tokenLimit)
+            if (usage.Spent >= tokenLimit)
             {
                 // Back when enough of the oldest spending has left the window to be under the quota again.
-                var retry = TimeUntilBelow(usage.Tokens, tokensUsed - tokenLimit + 1, TokenWindow, now);
+                var retry = TimeUntilBelow(usage.Tokens, usage.Spent - tokenLimit + 1, TokenWindow, now);
                 RecordRejection(LimitDecision.QuotaExhausted);
                 return new LimitDecision(false, LimitDecision.QuotaExhausted, tokenLimit, 0, retry, retry);
             }
@@ -88,7 +92,7 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telem
         }
     }
 
-    /// <summary>Tokens the user may still spend in the current window.</summary>
+    /// <summary>Tokens the user may still hold for a new run: the quota less what was spent in the window and what runs in progress hold.</summary>
     public long TokensRemaining(string userId)
     {
         var now = time.GetUtcNow();
@@ -96,17 +100,50 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telem
         lock (usage)
         {
             usage.Prune(now - RequestWindow, now - TokenWindow);
-            return Math.Max(0, options.TokensFor(userId) - usage.Tokens.Sum(t => t.Tokens));
+            return Math.Max(0, options.TokensFor(userId) - usage.Spent - usage.Held);
         }
     }
 
-    /// <summary>Records what a finished run spent.</summary>
-    public void RecordTokens(string userId, long tokens)
+    /// <summary>
+    /// Holds up to <paramref name="wanted"/> tokens for a run, or refuses when fewer than <paramref name="needed"/> are
+    /// left. The hold is the run's budget: settle it with what the run spent (<see cref="TokenHold.Settle"/>).
+    /// </summary>
+    public TokenHoldDecision TryHold(string userId, long wanted, long needed)
+    {
+        var now = time.GetUtcNow();
+        var limit = options.TokensFor(userId);
+        var usage = _users.GetOrAdd(userId, _ => new UserUsage());
+        lock (usage)
+        {
+            usage.Prune(now - RequestWindow, now - TokenWindow);
+            var available = Math.Max(0, limit - usage.Spent - usage.Held);
+            if (available < needed)
+            {
+                // Held tokens come back when the runs holding them end; spent ones only as they leave the window.
+                var retry = limit - usage.Spent >= needed
+                    ? HeldRetryAfter
+                    : TimeUntilBelow(usage.Tokens, usage.Spent - (limit - needed), TokenWindow, now);
+                RecordRejection(LimitDecision.QuotaExhausted);
+                return new TokenHoldDecision(null, available, usage.Held, retry);
+            }
+
+            var tokens = Math.Min(wanted, available);
+            usage.Held += tokens;
+            return new TokenHoldDecision(new TokenHold(this, userId, tokens), available, usage.Held - tokens, TimeSpan.Zero);
+        }
+    }
+
+    private void Settle(string userId, long held, long spent)
     {
         var usage = _users.GetOrAdd(userId, _ => new UserUsage());
         lock (usage)
         {
-            usage.Tokens.Enqueue((time.GetUtcNow(), tokens));
+            usage.Held -= held;
+            if (spent > 0)
+            {
+                usage.Tokens.Enqueue((time.GetUtcNow(), spent));
+                usage.Spent += spent;
+            }
         }
     }
 
@@ -133,6 +170,12 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telem
 
         public Queue<(DateTimeOffset At, long Tokens)> Tokens { get; } = new();
 
+        /// <summary>The sum of <see cref="Tokens"/>, kept as they come and go rather than summed per request.</summary>
+        public long Spent { get; set; }
+
+        /// <summary>Tokens held by runs in progress.</summary>
+        public long Held { get; set; }
+
         public void Prune(DateTimeOffset requestsBefore, DateTimeOffset tokensBefore)
         {
             while (Requests.Count > 0 && Requests.Peek() <= requestsBefore)
@@ -142,8 +185,34 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telem
 
             while (Tokens.Count > 0 && Tokens.Peek().At <= tokensBefore)
             {
-                Tokens.Dequeue();
+                Spent -= Tokens.Dequeue().Tokens;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Tokens held for one run: its budget. Settled once with what the run spent, which then counts against the quota
+    /// and frees the rest; later calls do nothing, so a safety net can settle again after the run's own settlement.
+    /// </summary>
+    public sealed class TokenHold
+    {
+        private readonly UserLimiter _limiter;
+        private readonly string _userId;
+        private int _settled;
+
+        internal TokenHold(UserLimiter limiter, string userId, long tokens) => (_limiter, _userId, Tokens) = (limiter, userId, tokens);
+
+        public long Tokens { get; }
+
+        public void Settle(long spent)
+        {
+            if (Interlocked.Exchange(ref _settled, 1) == 0)
+            {
+                _limiter.Settle(_userId, Tokens, spent);
             }
         }
     }
 }
+
+/// <summary>A run's hold on the token quota, or, when the quota is short, what is left, what runs in progress hold, and when to come back.</summary>
+internal sealed record TokenHoldDecision(UserLimiter.TokenHold? Hold, long Available, long HeldByOthers, TimeSpan RetryAfter);

@@ -173,9 +173,10 @@ public class AgentRunTests
 
         var spec = new ModelSpec("m", new ModelOptions { Provider = ModelProvider.Offline, ContextWindow = contextWindow, Encoding = "o200k_base" });
         var options = new ChatOptions { KeepRecentMessages = keepRecent };
-        return new AgentRun(new ChatRunRequest("u1", chatSession, history.Skip(summarized).ToList(), message, spec, budget, NewSession: history.Count == 0), _events, model, Counter, _store,
+        var quota = new UserLimiter(new LimitOptions(), TimeProvider.System).TryHold("u1", budget, needed: 1).Hold!;
+        return new AgentRun(new ChatRunRequest("u1", chatSession, history.Skip(summarized).ToList(), message, spec, quota, NewSession: history.Count == 0), _events, model, Counter, _store,
             new ChatStack.ChatApi.DualWrite.ChatEventOutbox(new ChatStack.ChatApi.DualWrite.DualWriteOptions { DualWrite = false }),
-            new ChatStack.ChatApi.DualWrite.OutboxSignal(), new UserLimiter(new LimitOptions(), TimeProvider.System), options, TimeProvider.System, NullLogger.Instance,
+            new ChatStack.ChatApi.DualWrite.OutboxSignal(), options, TimeProvider.System, NullLogger.Instance,
             new ChatStack.ChatApi.Telemetry.ChatMetrics(TelemetryCapture.MeterFactory), new ChatStack.ChatApi.Telemetry.ContentCaptureOptions(false));
     }
 

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using ChatStack.ChatApi.Limits;
 using ChatStack.ChatApi.Sessions;
 using ChatStack.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
@@ -171,6 +172,8 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
         Assert.True(response.Headers.RetryAfter?.Delta > TimeSpan.Zero);
         Assert.Equal("store-unavailable", JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("code").GetString());
         Assert.Empty(provider.Requests);
+        // The budget it held is given back: nothing was spent.
+        Assert.Equal(new LimitOptions().TokensPerWindow, host.Services.GetRequiredService<UserLimiter>().TokensRemaining("store-down-user"));
 
         using var read = await client.Http.GetAsync("/api/sessions/some-session");
         Assert.Equal(HttpStatusCode.ServiceUnavailable, read.StatusCode);
@@ -229,6 +232,44 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
         var problem = JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement;
         Assert.Equal("quota-exhausted", problem.GetProperty("code").GetString());
         Assert.Contains("400 tokens", problem.GetProperty("detail").GetString());
+    }
+
+    [Fact]
+    public async Task Answers_in_progress_hold_their_budgets_so_parallel_chats_cannot_overspend_the_quota()
+    {
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?>
+        {
+            ["Limits:TokensPerWindow"] = "3000",
+            ["Chat:Offline:DeltaDelayMs"] = "20", // the first two answers are still running when the third asks
+        });
+        var client = await ChatApiClient.SignInAsync(host.Address, "parallel-user");
+        // A request refused after the hold was taken gives it back.
+        using var unknown = await client.PostChatAsync(new { session_id = "no-such-session", message = "hello?" });
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        using var first = await client.PostChatAsync(new { message = "Write a long essay about holds.", budget_max = 2000 });
+        using var second = await client.PostChatAsync(new { message = "Write a long essay about quotas.", budget_max = 2000 });
+        Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK), (first.StatusCode, second.StatusCode));
+
+        // Both hold the whole quota now: before, each was given what was left of it, 2,000 tokens each.
+        using var third = await client.PostChatAsync(new { message = "And one more?" });
+        Assert.Equal(HttpStatusCode.TooManyRequests, third.StatusCode);
+        Assert.Equal(UserLimiter.HeldRetryAfter, third.Headers.RetryAfter?.Delta);
+        var problem = JsonDocument.Parse(await third.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal("quota-exhausted", problem.GetProperty("code").GetString());
+        Assert.Contains("Only 0 tokens are left in your quota while your answers in progress hold 3000", problem.GetProperty("detail").GetString());
+
+        var spent = 0;
+        foreach (var (response, budget) in new[] { (first, 2000), (second, 1000) })
+        {
+            using var cancel = await client.Http.PostAsync($"/api/chat/streams/{response.Headers.GetValues("X-Stream-Id").Single()}/cancel", null);
+            var events = await Sse.ReadAllAsync(response);
+            Assert.Equal(budget, events.First(e => e.Event == "token_count").Payload.GetProperty("budget_max").GetInt32());
+            spent += events.Single(e => e.Event == "done").Payload.GetProperty("usage").GetProperty("total_tokens").GetInt32();
+        }
+
+        // Ended runs count what they spent, and give back the rest of what they held.
+        var fourth = await client.ChatAsync(new { message = "hi" });
+        Assert.Equal(3000 - spent, fourth.First(e => e.Event == "token_count").Payload.GetProperty("budget_max").GetInt32());
     }
 
     [Fact]

@@ -44,9 +44,9 @@ public class UserLimiterTests
     public void The_token_quota_rolls_and_caps_what_is_left()
     {
         var limiter = new UserLimiter(new LimitOptions { TokensPerWindow = 1000, TokenWindowHours = 1 }, _time);
-        limiter.RecordTokens("alice", 600);
+        limiter.TryHold("alice", 700, needed: 1).Hold!.Settle(600);
         _time.Advance(TimeSpan.FromMinutes(30));
-        limiter.RecordTokens("alice", 400);
+        limiter.TryHold("alice", 400, needed: 1).Hold!.Settle(400);
         Assert.Equal(0, limiter.TokensRemaining("alice"));
         var refused = limiter.TryAdmit("alice");
         Assert.False(refused.Allowed);
@@ -55,5 +55,39 @@ public class UserLimiterTests
         _time.Advance(TimeSpan.FromMinutes(30));
         Assert.Equal(600, limiter.TokensRemaining("alice"));
         Assert.True(limiter.TryAdmit("alice").Allowed);
+    }
+
+    [Fact]
+    public void Runs_at_the_same_time_hold_their_budgets_so_they_cannot_spend_the_same_tokens()
+    {
+        var limiter = new UserLimiter(new LimitOptions { TokensPerWindow = 10_000, TokenWindowHours = 1 }, _time);
+
+        var first = limiter.TryHold("alice", 8_000, needed: 100).Hold!;
+        Assert.Equal(8_000, first.Tokens);
+        // The second run gets what the first does not hold, not the whole quota again.
+        var second = limiter.TryHold("alice", 8_000, needed: 100).Hold!;
+        Assert.Equal(2_000, second.Tokens);
+        Assert.Equal(0, limiter.TokensRemaining("alice"));
+        Assert.Equal(10_000, limiter.TokensRemaining("bob"));
+
+        // Short only because of runs in progress: back in seconds, and the refusal says how much they hold.
+        var refused = limiter.TryHold("alice", 8_000, needed: 100);
+        Assert.Null(refused.Hold);
+        Assert.Equal((0L, 10_000L, UserLimiter.HeldRetryAfter), (refused.Available, refused.HeldByOthers, refused.RetryAfter));
+
+        // Settling counts what a run spent and frees the rest; a second settlement changes nothing.
+        first.Settle(3_000);
+        first.Settle(8_000);
+        Assert.Equal(5_000, limiter.TokensRemaining("alice"));
+        second.Settle(0);
+        Assert.Equal(7_000, limiter.TokensRemaining("alice"));
+
+        // Short because of spending: back when enough of it leaves the window.
+        limiter.TryHold("alice", 7_000, needed: 1).Hold!.Settle(6_950);
+        _time.Advance(TimeSpan.FromMinutes(10));
+        var spent = limiter.TryHold("alice", 8_000, needed: 100);
+        Assert.Equal((50L, 0L, TimeSpan.FromMinutes(50)), (spent.Available, spent.HeldByOthers, spent.RetryAfter));
+        _time.Advance(TimeSpan.FromMinutes(50));
+        Assert.Equal(8_000, limiter.TryHold("alice", 8_000, needed: 100).Hold!.Tokens);
     }
 }
