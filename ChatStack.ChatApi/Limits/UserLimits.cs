@@ -51,7 +51,12 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telem
     /// <summary>When to come back if the quota is short only because of the user's runs in progress: they end within seconds.</summary>
     public static readonly TimeSpan HeldRetryAfter = TimeSpan.FromSeconds(5);
 
+    // Users with nothing left in either window are dropped this often, so a long-running instance does not keep an
+    // entry for every user it ever served.
+    private static readonly TimeSpan SweepInterval = TimeSpan.FromMinutes(10);
+
     private readonly ConcurrentDictionary<string, UserUsage> _users = new(StringComparer.Ordinal);
+    private long _lastSweepTicks = time.GetUtcNow().UtcTicks;
 
     private TimeSpan RequestWindow => TimeSpan.FromSeconds(options.RequestWindowSeconds);
 
@@ -65,12 +70,12 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telem
     public LimitDecision TryAdmit(string userId)
     {
         var now = time.GetUtcNow();
+        SweepIfDue(now);
         var requestLimit = options.RequestsFor(userId);
         var tokenLimit = options.TokensFor(userId);
-        var usage = _users.GetOrAdd(userId, _ => new UserUsage());
-        lock (usage)
+        var usage = Lock(userId, now);
+        try
         {
-            usage.Prune(now - RequestWindow, now - TokenWindow);
             if (usage.Spent >= tokenLimit)
             {
                 // Back when enough of the oldest spending has left the window to be under the quota again.
@@ -90,17 +95,23 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telem
             var reset = usage.Requests.Peek() + RequestWindow - now;
             return new LimitDecision(true, null, requestLimit, requestLimit - usage.Requests.Count, Positive(reset), null);
         }
+        finally
+        {
+            Monitor.Exit(usage);
+        }
     }
 
     /// <summary>Tokens the user may still hold for a new run: the quota less what was spent in the window and what runs in progress hold.</summary>
     public long TokensRemaining(string userId)
     {
-        var now = time.GetUtcNow();
-        var usage = _users.GetOrAdd(userId, _ => new UserUsage());
-        lock (usage)
+        var usage = Lock(userId, time.GetUtcNow());
+        try
         {
-            usage.Prune(now - RequestWindow, now - TokenWindow);
             return Math.Max(0, options.TokensFor(userId) - usage.Spent - usage.Held);
+        }
+        finally
+        {
+            Monitor.Exit(usage);
         }
     }
 
@@ -112,10 +123,9 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telem
     {
         var now = time.GetUtcNow();
         var limit = options.TokensFor(userId);
-        var usage = _users.GetOrAdd(userId, _ => new UserUsage());
-        lock (usage)
+        var usage = Lock(userId, now);
+        try
         {
-            usage.Prune(now - RequestWindow, now - TokenWindow);
             var available = Math.Max(0, limit - usage.Spent - usage.Held);
             if (available < needed)
             {
@@ -131,18 +141,70 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telem
             usage.Held += tokens;
             return new TokenHoldDecision(new TokenHold(this, userId, tokens), available, usage.Held - tokens, TimeSpan.Zero);
         }
+        finally
+        {
+            Monitor.Exit(usage);
+        }
     }
+
+    /// <summary>Users with an entry: those with requests, spending or holds in their windows (and, until the next sweep, some without).</summary>
+    internal int TrackedUsers => _users.Count;
 
     private void Settle(string userId, long held, long spent)
     {
-        var usage = _users.GetOrAdd(userId, _ => new UserUsage());
-        lock (usage)
+        var now = time.GetUtcNow();
+        var usage = Lock(userId, now);
+        try
         {
             usage.Held -= held;
             if (spent > 0)
             {
-                usage.Tokens.Enqueue((time.GetUtcNow(), spent));
+                usage.Tokens.Enqueue((now, spent));
                 usage.Spent += spent;
+            }
+        }
+        finally
+        {
+            Monitor.Exit(usage);
+        }
+    }
+
+    /// <summary>The user's entry, locked (the caller exits the monitor) and pruned; never one a sweep has just dropped.</summary>
+    private UserUsage Lock(string userId, DateTimeOffset now)
+    {
+        while (true)
+        {
+            var usage = _users.GetOrAdd(userId, _ => new UserUsage());
+            Monitor.Enter(usage);
+            if (!usage.Dropped)
+            {
+                usage.Prune(now - RequestWindow, now - TokenWindow);
+                return usage;
+            }
+
+            Monitor.Exit(usage);
+        }
+    }
+
+    private void SweepIfDue(DateTimeOffset now)
+    {
+        var last = Interlocked.Read(ref _lastSweepTicks);
+        if (now.UtcTicks - last < SweepInterval.Ticks || Interlocked.CompareExchange(ref _lastSweepTicks, now.UtcTicks, last) != last)
+        {
+            return;
+        }
+
+        foreach (var (userId, usage) in _users)
+        {
+            lock (usage)
+            {
+                usage.Prune(now - RequestWindow, now - TokenWindow);
+                if (usage.Requests.Count == 0 && usage.Tokens.Count == 0 && usage.Held == 0)
+                {
+                    // Marked under its lock, so a caller that fetched it before the removal takes a new entry instead.
+                    usage.Dropped = true;
+                    _users.TryRemove(new KeyValuePair<string, UserUsage>(userId, usage));
+                }
             }
         }
     }
@@ -175,6 +237,9 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telem
 
         /// <summary>Tokens held by runs in progress.</summary>
         public long Held { get; set; }
+
+        /// <summary>Removed by a sweep: a caller holding it must take the user's new entry.</summary>
+        public bool Dropped { get; set; }
 
         public void Prune(DateTimeOffset requestsBefore, DateTimeOffset tokensBefore)
         {

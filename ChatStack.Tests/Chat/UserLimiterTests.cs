@@ -90,4 +90,27 @@ public class UserLimiterTests
         _time.Advance(TimeSpan.FromMinutes(50));
         Assert.Equal(8_000, limiter.TryHold("alice", 8_000, needed: 100).Hold!.Tokens);
     }
+
+    [Fact]
+    public void Users_with_nothing_left_in_their_windows_are_dropped_but_a_hold_in_progress_is_kept()
+    {
+        var limiter = new UserLimiter(new LimitOptions { TokensPerWindow = 1000, TokenWindowHours = 1, RequestWindowSeconds = 60 }, _time);
+        for (var i = 0; i < 100; i++)
+        {
+            limiter.TryAdmit($"user-{i}");
+            limiter.TryHold($"user-{i}", 500, needed: 1).Hold!.Settle(100);
+        }
+
+        var running = limiter.TryHold("long-answer", 500, needed: 1).Hold!;
+        Assert.Equal(101, limiter.TrackedUsers);
+
+        _time.Advance(TimeSpan.FromHours(2));
+        limiter.TryAdmit("newcomer");
+        Assert.Equal(2, limiter.TrackedUsers); // the newcomer, and the run still holding its budget
+
+        // A dropped user starts afresh; the run that outlived its window settles into its own entry.
+        Assert.Equal(1000, limiter.TokensRemaining("user-7"));
+        running.Settle(300);
+        Assert.Equal(700, limiter.TokensRemaining("long-answer"));
+    }
 }
