@@ -45,8 +45,7 @@ internal sealed class ChatTools(Func<CancellationToken, Task<IReadOnlyList<ChatM
     [KernelFunction(SearchHistory), Description("Searches the earlier messages of this conversation for words.")]
     public async Task<string> SearchAsync([Description("words to look for")] string query, CancellationToken cancellationToken)
     {
-        var terms = query.Split([' ', ',', ';'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Where(t => t.Length > 2).ToArray();
+        var terms = HistorySearch.Terms(query);
         // Loaded once per run, however many searches it makes; a failed load is tried again by the next search.
         if (_history is not { IsCompletedSuccessfully: true })
         {
@@ -55,16 +54,14 @@ internal sealed class ChatTools(Func<CancellationToken, Task<IReadOnlyList<ChatM
 
         var hits = (await _history)
             .Where(m => m.Role is "user" or "assistant")
-            .Select(m => (Message: m, Score: terms.Count(t => m.Content.Contains(t, StringComparison.OrdinalIgnoreCase))))
-            .Where(h => h.Score > 0)
-            .OrderByDescending(h => h.Score).ThenByDescending(h => h.Message.CreatedAt)
+            .Select(m => (Message: m, Match: HistorySearch.Match(m.Content, terms)))
+            .Where(h => h.Match.Score > 0)
+            .OrderByDescending(h => h.Match.Score).ThenByDescending(h => h.Message.CreatedAt)
             .Take(3)
-            .Select(h => $"[{h.Message.Role} {h.Message.CreatedAt:u}] {Snippet(h.Message.Content)}")
+            .Select(h => $"[{h.Message.Role} {h.Message.CreatedAt:u}] {HistorySearch.Snippet(h.Message.Content, h.Match.FirstAt)}")
             .ToList();
         return hits.Count == 0 ? $"No earlier message mentions '{query}'." : string.Join(" | ", hits);
     }
-
-    private static string Snippet(string text) => text.Length <= 160 ? text : text[..160] + "…";
 }
 
 /// <summary>A small recursive-descent evaluator: no code execution, just numbers and operators.</summary>

@@ -89,4 +89,31 @@ public class AgentToolTests
         Assert.Contains("Miso", await tools.SearchAsync("Miso", default));
         Assert.Equal(1, loads);
     }
+
+    [Theory]
+    [InlineData("Did I mention my cat earlier?", "cat", "Two cats slept on the sofa.", 1)]
+    [InlineData("cat", "cat", "We should communicate more.", 0)]
+    [InlineData("東京", "東京", "来週は東京に行きます。", 1)]
+    [InlineData("Ελληνικά script", "ελληνικά script", "Inputs in unexpected scripts such as Ελληνικά.", 2)]
+    [InlineData("the", "the", "the end", 1)]
+    public void History_search_matches_words_by_their_start_and_unspaced_scripts_anywhere(string query, string terms, string text, int score)
+    {
+        var found = HistorySearch.Terms(query);
+        Assert.Equal(terms.Split(' '), found);
+        Assert.Equal(score, HistorySearch.Match(text, found).Score);
+    }
+
+    [Fact]
+    public async Task A_history_hit_deep_in_a_long_answer_is_shown_around_the_match()
+    {
+        var answer = string.Concat(Enumerable.Repeat("Budgets and limits were discussed at length. ", 40)) + "The cat is called Miso. " + new string('x', 500);
+        var history = new List<ChatMessageRecord> { new() { Id = "1", Role = "assistant", Content = answer, CreatedAt = DateTimeOffset.UnixEpoch } };
+        var tools = new ChatTools(_ => Task.FromResult<IReadOnlyList<ChatMessageRecord>>(history), TimeProvider.System);
+
+        var result = await tools.SearchAsync("Miso", default);
+
+        Assert.Contains("The cat is called Miso.", result);
+        Assert.Contains("] …", result);
+        Assert.EndsWith("…", result);
+    }
 }
