@@ -23,19 +23,27 @@ internal sealed class ChatTools(Func<CancellationToken, Task<IReadOnlyList<ChatM
     public string GetTimeNow([Description("IANA time zone id")] string time_zone)
     {
         var id = time_zone.Trim();
-        TimeZoneInfo zone;
-        try
-        {
-            zone = TimeZoneInfo.FindSystemTimeZoneById(id);
-        }
-        catch (Exception e) when (e is TimeZoneNotFoundException or InvalidTimeZoneException or ArgumentException)
-        {
-            // The inner exception names the server's zoneinfo file; the model (and the user) need the id and an example.
-            throw new ArgumentException($"Unknown time zone '{id}': use an IANA id such as Europe/Paris or Asia/Tokyo.");
-        }
-
+        // The inner exception names the server's zoneinfo file; the model (and the user) need the id and an example.
+        var zone = FindZone(id) ?? throw new ArgumentException($"Unknown time zone '{id}': use an IANA id such as Europe/Paris or Asia/Tokyo.");
         var now = TimeZoneInfo.ConvertTime(time.GetUtcNow(), zone);
         return $"{now:yyyy-MM-dd HH:mm} ({zone.Id}, UTC{now:zzz})";
+    }
+
+    /// <summary>The zone of an IANA id, in any case ("europe/paris"), or of a city a model passed instead ("Tokyo").</summary>
+    private static TimeZoneInfo? FindZone(string id)
+    {
+        if (id.Length == 0)
+        {
+            return null;
+        }
+
+        if (TimeZoneInfo.TryFindSystemTimeZoneById(id, out var zone))
+        {
+            return zone;
+        }
+
+        return TimeZoneInfo.GetSystemTimeZones().FirstOrDefault(z => string.Equals(z.Id, id, StringComparison.OrdinalIgnoreCase))
+            ?? (CityTimeZones.Find(id) is { } city && TimeZoneInfo.TryFindSystemTimeZoneById(city, out zone) ? zone : null);
     }
 
     [KernelFunction(Calculate), Description("Evaluates an arithmetic expression with + - * / ^ (or **) and parentheses.")]

@@ -83,6 +83,10 @@ public class AgentToolTests
         var loads = 0;
         var tools = new ChatTools(_ => Task.FromResult<IReadOnlyList<ChatMessageRecord>>(loads++ == 0 ? history : []), time);
         Assert.StartsWith("2026-03-01 21:00 (Asia/Tokyo", tools.GetTimeNow("Asia/Tokyo"));
+        // What models pass instead of an id: another case, or a city.
+        Assert.StartsWith("2026-03-01 21:00 (Asia/Tokyo", tools.GetTimeNow("asia/tokyo"));
+        Assert.StartsWith("2026-03-01 12:00 (Europe/Lisbon, UTC+00:00)", tools.GetTimeNow("Lisbon"));
+        Assert.StartsWith("2026-03-01 04:00 (America/Los_Angeles", tools.GetTimeNow("San Francisco"));
         Assert.Contains("Miso", await tools.SearchAsync("cat name", default));
         Assert.StartsWith("No earlier message", await tools.SearchAsync("dog", default));
         // The history is loaded once per run, however many searches the agent makes.
