@@ -73,46 +73,34 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telem
         SweepIfDue(now);
         var requestLimit = options.RequestsFor(userId);
         var tokenLimit = options.TokensFor(userId);
-        var usage = Lock(userId, now);
-        try
+        using var locked = Lock(userId, now);
+        var usage = locked.Usage;
+        if (usage.Spent >= tokenLimit)
         {
-            if (usage.Spent >= tokenLimit)
-            {
-                // Back when enough of the oldest spending has left the window to be under the quota again.
-                var retry = TimeUntilBelow(usage.Tokens, usage.Spent - tokenLimit + 1, TokenWindow, now);
-                RecordRejection(LimitDecision.QuotaExhausted);
-                return new LimitDecision(false, LimitDecision.QuotaExhausted, tokenLimit, 0, retry, retry);
-            }
-
-            if (usage.Requests.Count >= requestLimit)
-            {
-                var retry = usage.Requests.Peek() + RequestWindow - now;
-                RecordRejection(LimitDecision.RateLimited);
-                return new LimitDecision(false, LimitDecision.RateLimited, requestLimit, 0, retry, Positive(retry));
-            }
-
-            usage.Requests.Enqueue(now);
-            var reset = usage.Requests.Peek() + RequestWindow - now;
-            return new LimitDecision(true, null, requestLimit, requestLimit - usage.Requests.Count, Positive(reset), null);
+            // Back when enough of the oldest spending has left the window to be under the quota again.
+            var retry = TimeUntilBelow(usage.Tokens, usage.Spent - tokenLimit + 1, TokenWindow, now);
+            RecordRejection(LimitDecision.QuotaExhausted);
+            return new LimitDecision(false, LimitDecision.QuotaExhausted, tokenLimit, 0, retry, retry);
         }
-        finally
+
+        if (usage.Requests.Count >= requestLimit)
         {
-            Monitor.Exit(usage);
+            var retry = usage.Requests.Peek() + RequestWindow - now;
+            RecordRejection(LimitDecision.RateLimited);
+            return new LimitDecision(false, LimitDecision.RateLimited, requestLimit, 0, retry, Positive(retry));
         }
+
+        usage.Requests.Enqueue(now);
+        var reset = usage.Requests.Peek() + RequestWindow - now;
+        return new LimitDecision(true, null, requestLimit, requestLimit - usage.Requests.Count, Positive(reset), null);
     }
 
     /// <summary>Tokens the user may still hold for a new run: the quota less what was spent in the window and what runs in progress hold.</summary>
     public long TokensRemaining(string userId)
     {
-        var usage = Lock(userId, time.GetUtcNow());
-        try
-        {
-            return Math.Max(0, options.TokensFor(userId) - usage.Spent - usage.Held);
-        }
-        finally
-        {
-            Monitor.Exit(usage);
-        }
+        using var locked = Lock(userId, time.GetUtcNow());
+        var usage = locked.Usage;
+        return Math.Max(0, options.TokensFor(userId) - usage.Spent - usage.Held);
     }
 
     /// <summary>
@@ -123,28 +111,22 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telem
     {
         var now = time.GetUtcNow();
         var limit = options.TokensFor(userId);
-        var usage = Lock(userId, now);
-        try
+        using var locked = Lock(userId, now);
+        var usage = locked.Usage;
+        var available = Math.Max(0, limit - usage.Spent - usage.Held);
+        if (available < needed)
         {
-            var available = Math.Max(0, limit - usage.Spent - usage.Held);
-            if (available < needed)
-            {
-                // Held tokens come back when the runs holding them end; spent ones only as they leave the window.
-                var retry = limit - usage.Spent >= needed
-                    ? HeldRetryAfter
-                    : TimeUntilBelow(usage.Tokens, usage.Spent - (limit - needed), TokenWindow, now);
-                RecordRejection(LimitDecision.QuotaExhausted);
-                return new TokenHoldDecision(null, available, usage.Held, retry);
-            }
+            // Held tokens come back when the runs holding them end; spent ones only as they leave the window.
+            var retry = limit - usage.Spent >= needed
+                ? HeldRetryAfter
+                : TimeUntilBelow(usage.Tokens, usage.Spent - (limit - needed), TokenWindow, now);
+            RecordRejection(LimitDecision.QuotaExhausted);
+            return new TokenHoldDecision(null, available, usage.Held, retry);
+        }
 
-            var tokens = Math.Min(wanted, available);
-            usage.Held += tokens;
-            return new TokenHoldDecision(new TokenHold(this, userId, tokens), available, usage.Held - tokens, TimeSpan.Zero);
-        }
-        finally
-        {
-            Monitor.Exit(usage);
-        }
+        var tokens = Math.Min(wanted, available);
+        usage.Held += tokens;
+        return new TokenHoldDecision(new TokenHold(this, userId, tokens), available, usage.Held - tokens, TimeSpan.Zero);
     }
 
     /// <summary>Users with an entry: those with requests, spending or holds in their windows (and, until the next sweep, some without).</summary>
@@ -153,24 +135,18 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telem
     private void Settle(string userId, long held, long spent)
     {
         var now = time.GetUtcNow();
-        var usage = Lock(userId, now);
-        try
+        using var locked = Lock(userId, now);
+        var usage = locked.Usage;
+        usage.Held -= held;
+        if (spent > 0)
         {
-            usage.Held -= held;
-            if (spent > 0)
-            {
-                usage.Tokens.Enqueue((now, spent));
-                usage.Spent += spent;
-            }
-        }
-        finally
-        {
-            Monitor.Exit(usage);
+            usage.Tokens.Enqueue((now, spent));
+            usage.Spent += spent;
         }
     }
 
-    /// <summary>The user's entry, locked (the caller exits the monitor) and pruned; never one a sweep has just dropped.</summary>
-    private UserUsage Lock(string userId, DateTimeOffset now)
+    /// <summary>The user's entry, locked until the result is disposed, and pruned; never one a sweep has just dropped.</summary>
+    private LockedUsage Lock(string userId, DateTimeOffset now)
     {
         while (true)
         {
@@ -179,11 +155,18 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telem
             if (!usage.Dropped)
             {
                 usage.Prune(now - RequestWindow, now - TokenWindow);
-                return usage;
+                return new LockedUsage(usage);
             }
 
             Monitor.Exit(usage);
         }
+    }
+
+    private readonly ref struct LockedUsage(UserUsage usage)
+    {
+        public UserUsage Usage => usage;
+
+        public void Dispose() => Monitor.Exit(usage);
     }
 
     private void SweepIfDue(DateTimeOffset now)
