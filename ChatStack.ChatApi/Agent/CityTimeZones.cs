@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text;
 
 namespace ChatStack.ChatApi.Agent;
@@ -74,29 +73,12 @@ internal static class CityTimeZones
         return cities;
     }
 
-    /// <summary>Letter runs without their accents ("São Paulo" → "Sao", "Paulo"), so a city is found however it is written.</summary>
+    /// <summary>Words without their accents ("São Paulo" → "Sao", "Paulo"), so a city is found however it is written.</summary>
     private static List<string> Words(string text)
     {
-        var words = new List<string>();
-        var word = new StringBuilder();
-        foreach (var c in text.Normalize(NormalizationForm.FormD))
-        {
-            if (char.IsLetter(c))
-            {
-                word.Append(c);
-            }
-            else if (CharUnicodeInfo.GetUnicodeCategory(c) != UnicodeCategory.NonSpacingMark && word.Length > 0)
-            {
-                words.Add(word.ToString());
-                word.Clear();
-            }
-        }
-
-        if (word.Length > 0)
-        {
-            words.Add(word.ToString());
-        }
-
-        return words;
+        var decomposed = text.Normalize(NormalizationForm.FormD);
+        return HistorySearch.Words(decomposed)
+            .Select(w => string.Concat(decomposed.AsSpan(w.Start, w.Length).ToArray().Where(c => !HistorySearch.IsMark(c))))
+            .ToList();
     }
 }

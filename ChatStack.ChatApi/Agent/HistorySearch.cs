@@ -85,7 +85,7 @@ internal static class HistorySearch
     }
 
     /// <summary>Runs of letters, digits and marks (accents, combining signs), as offsets into the text.</summary>
-    private static IEnumerable<(int Start, int Length)> Words(string text)
+    internal static IEnumerable<(int Start, int Length)> Words(string text)
     {
         var start = -1;
         for (var i = 0; i <= text.Length; i++)
@@ -105,7 +105,7 @@ internal static class HistorySearch
         }
     }
 
-    private static bool IsMark(char c) => CharUnicodeInfo.GetUnicodeCategory(c) is UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark;
+    internal static bool IsMark(char c) => CharUnicodeInfo.GetUnicodeCategory(c) is UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark;
 
     // Scripts written without spaces between words: a term may be any part of a longer run.
     private static bool IsUnspaced(char c) => c is (>= '\u3040' and <= '\u30ff') or (>= '\u3400' and <= '\u4dbf') or (>= '\u4e00' and <= '\u9fff')
