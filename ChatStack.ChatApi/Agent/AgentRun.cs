@@ -67,6 +67,8 @@ internal sealed class AgentRun(
         }
         finally
         {
+            // Settled before `done` (or with nothing, when not admitted); a run that failed on the way pays what it counted.
+            request.Quota.Settle(_budget.Current.TotalTokens);
             _admitted.TrySetException(new InvalidOperationException("The run ended before it saved the user's message."));
         }
     }

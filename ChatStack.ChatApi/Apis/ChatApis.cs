@@ -198,87 +198,74 @@ internal static class ChatApis
                     $"At most {admission.Limit} chat requests per window; retry after {Seconds(admission.RetryAfter)} s.");
         }
 
+        ChatSession session;
+        ChatStream? stream = null;
+        IReadOnlyList<ChatMessageRecord> history = [];
+        try
+        {
+            if (chat.SessionId is { } sessionId)
+            {
+                var existing = await store.GetSessionAsync(sessionId, context.RequestAborted);
+                if (existing is null || existing.UserId != userId)
+                {
+                    return SessionNotFound(context, sessionId);
+                }
+
+                // The turn is claimed before the history is read, so it reads the previous turn's answer.
+                stream = streams.TryStart(userId, sessionId, out var other);
+                if (stream is null)
+                {
+                    return TurnInProgress(context, other!);
+                }
+
+                session = existing;
+                history = await store.ListMessagesAfterAsync(sessionId, existing.SummaryThroughMessageId, context.RequestAborted);
+            }
+            else
+            {
+                // Stored by the run, in the commit of its first message: a new chat waits for one round trip, not two.
+                var now = time.GetUtcNow();
+                session = new ChatSession
+                {
+                    Id = Guid.NewGuid().ToString("N"),
+                    UserId = userId,
+                    Title = message.Length <= 80 ? message : message[..80] + "…",
+                    Model = model.Name,
+                    CreatedAt = now,
+                    UpdatedAt = now,
+                };
+            }
+        }
+        catch (ChatStoreUnavailableException)
+        {
+            if (stream is not null)
+            {
+                streams.Abandon(stream);
+            }
+
+            return Problems.StoreUnavailable(context);
+        }
+        catch when (stream is not null)
+        {
+            streams.Abandon(stream); // a client gone mid-read must not leave the session busy
+            throw;
+        }
+
+        stream ??= streams.TryStart(userId, session.Id, out _)!; // a new session: nothing else can be running in it
         // The quota caps the budget, and the run holds it until it ends: a request never plans to spend more than the
         // user has left, and two runs at once cannot both plan to spend the same tokens.
         var quota = limiter.TryHold(userId, budgetMax, needed: inputTokens + 1);
         if (quota.Hold is not { } hold)
         {
+            streams.Abandon(stream);
             context.Response.Headers.RetryAfter = Seconds(quota.RetryAfter).ToString(CultureInfo.InvariantCulture);
             return Problems.Create(context, StatusCodes.Status429TooManyRequests, LimitDecision.QuotaExhausted, "Token quota exhausted",
                 $"Only {quota.Available} tokens are left in your quota{(quota.HeldByOthers > 0 ? $" while your answers in progress hold {quota.HeldByOthers}" : "")}; " +
                 $"this message needs {inputTokens} to start.");
         }
 
-        AgentRun run;
-        ChatSession session;
-        ChatStream? stream = null;
-        var started = false;
-        try
-        {
-            IReadOnlyList<ChatMessageRecord> history = [];
-            try
-            {
-                if (chat.SessionId is { } sessionId)
-                {
-                    var existing = await store.GetSessionAsync(sessionId, context.RequestAborted);
-                    if (existing is null || existing.UserId != userId)
-                    {
-                        return SessionNotFound(context, sessionId);
-                    }
-
-                    // The turn is claimed before the history is read, so it reads the previous turn's answer.
-                    stream = streams.TryStart(userId, sessionId, out var other);
-                    if (stream is null)
-                    {
-                        return TurnInProgress(context, other!);
-                    }
-
-                    session = existing;
-                    history = await store.ListMessagesAfterAsync(sessionId, existing.SummaryThroughMessageId, context.RequestAborted);
-                }
-                else
-                {
-                    // Stored by the run, in the commit of its first message: a new chat waits for one round trip, not two.
-                    var now = time.GetUtcNow();
-                    session = new ChatSession
-                    {
-                        Id = Guid.NewGuid().ToString("N"),
-                        UserId = userId,
-                        Title = message.Length <= 80 ? message : message[..80] + "…",
-                        Model = model.Name,
-                        CreatedAt = now,
-                        UpdatedAt = now,
-                    };
-                }
-            }
-            catch (ChatStoreUnavailableException)
-            {
-                if (stream is not null)
-                {
-                    streams.Abandon(stream);
-                }
-
-                return Problems.StoreUnavailable(context);
-            }
-            catch when (stream is not null)
-            {
-                streams.Abandon(stream); // a client gone mid-read must not leave the session busy
-                throw;
-            }
-
-            stream ??= streams.TryStart(userId, session.Id, out _)!; // a new session: nothing else can be running in it
-            run = agent.Create(new ChatRunRequest(userId, session, history, message, model, hold, NewSession: chat.SessionId is null), stream);
-            runs.Track(RunInBackground(run, hold, streams, stream, lifetime.ApplicationStopping, logger));
-            started = true;
-        }
-        finally
-        {
-            // A request that ends before its run starts spent nothing; a started run settles the hold itself.
-            if (!started)
-            {
-                hold.Settle(0);
-            }
-        }
+        var run = agent.Create(new ChatRunRequest(userId, session, history, message, model, hold, NewSession: chat.SessionId is null), stream);
+        runs.Track(RunInBackground(run, streams, stream, lifetime.ApplicationStopping, logger));
 
         // The stream starts once the message is saved: until then a failure is the request's, with nothing to resume.
         bool admitted;
@@ -307,7 +294,7 @@ internal static class ChatApis
     /// The run belongs to the stream, not the request: a reconnecting client can pick it up; it is cancelled
     /// when the client stops it, when no reader came back within the reconnect grace, or when the app stops.
     /// </summary>
-    private static async Task RunInBackground(AgentRun run, UserLimiter.TokenHold quota, ChatStreamRegistry streams, ChatStream stream, CancellationToken stopping, ILogger logger)
+    private static async Task RunInBackground(AgentRun run, ChatStreamRegistry streams, ChatStream stream, CancellationToken stopping, ILogger logger)
     {
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(stream.RunCancellation, stopping);
         try
@@ -321,8 +308,6 @@ internal static class ChatApis
         }
         finally
         {
-            // The run settles its hold before `done`; one that failed on the way is charged what it counted.
-            quota.Settle(run.Budget.TotalTokens);
             streams.Complete(stream);
         }
     }

@@ -243,7 +243,7 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
             ["Chat:Offline:DeltaDelayMs"] = "20", // the first two answers are still running when the third asks
         });
         var client = await ChatApiClient.SignInAsync(host.Address, "parallel-user");
-        // A request refused after the hold was taken gives it back.
+        // A refused request leaves nothing held.
         using var unknown = await client.PostChatAsync(new { session_id = "no-such-session", message = "hello?" });
         Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
         using var first = await client.PostChatAsync(new { message = "Write a long essay about holds.", budget_max = 2000 });
