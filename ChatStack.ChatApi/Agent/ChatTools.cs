@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Globalization;
+using System.Text.RegularExpressions;
 using ChatStack.ChatApi.Sessions;
 using Microsoft.SemanticKernel;
 
@@ -10,7 +11,7 @@ namespace ChatStack.ChatApi.Agent;
 /// search sees only the session the run belongs to, loaded by <paramref name="earlierMessages"/> when first searched
 /// (a turn reads only the messages after the session's summary; a search needs them all).
 /// </summary>
-internal sealed class ChatTools(Func<CancellationToken, Task<IReadOnlyList<ChatMessageRecord>>> earlierMessages, TimeProvider time)
+internal sealed partial class ChatTools(Func<CancellationToken, Task<IReadOnlyList<ChatMessageRecord>>> earlierMessages, TimeProvider time)
 {
     public const string PluginName = "tools";
     public const string TimeNow = "time_now";
@@ -19,12 +20,12 @@ internal sealed class ChatTools(Func<CancellationToken, Task<IReadOnlyList<ChatM
 
     private Task<IReadOnlyList<ChatMessageRecord>>? _history;
 
-    [KernelFunction(TimeNow), Description("The current date and time in an IANA time zone, e.g. Europe/Paris or Asia/Tokyo.")]
-    public string GetTimeNow([Description("IANA time zone id")] string time_zone)
+    [KernelFunction(TimeNow), Description("The current date and time in an IANA time zone, e.g. Europe/Paris or Asia/Tokyo, or at a UTC offset such as UTC+05:30.")]
+    public string GetTimeNow([Description("IANA time zone id, or a UTC offset")] string time_zone)
     {
         var id = time_zone.Trim();
         // The inner exception names the server's zoneinfo file; the model (and the user) need the id and an example.
-        var zone = FindZone(id) ?? throw new ArgumentException($"Unknown time zone '{id}': use an IANA id such as Europe/Paris or Asia/Tokyo.");
+        var zone = FindZone(id) ?? throw new ArgumentException($"Unknown time zone '{id}': use an IANA id such as Europe/Paris or Asia/Tokyo, or an offset such as UTC+05:30.");
         var now = TimeZoneInfo.ConvertTime(time.GetUtcNow(), zone);
         return $"{now:yyyy-MM-dd HH:mm} ({zone.Id}, UTC{now:zzz})";
     }
@@ -37,6 +38,12 @@ internal sealed class ChatTools(Func<CancellationToken, Task<IReadOnlyList<ChatM
             return null;
         }
 
+        // Before the system lookup, which answers some of these ("UTC+15", "UTC−8") with UTC itself.
+        if (UtcOffsetRegex().IsMatch(id))
+        {
+            return UtcOffset(id) is { } offset ? TimeZoneInfo.CreateCustomTimeZone(OffsetName(offset), offset, OffsetName(offset), OffsetName(offset)) : null;
+        }
+
         if (TimeZoneInfo.TryFindSystemTimeZoneById(id, out var zone))
         {
             return zone;
@@ -46,7 +53,27 @@ internal sealed class ChatTools(Func<CancellationToken, Task<IReadOnlyList<ChatM
             ?? (CityTimeZones.Find(id) is { } city && TimeZoneInfo.TryFindSystemTimeZoneById(city, out zone) ? zone : null);
     }
 
-    [KernelFunction(Calculate), Description("Evaluates an arithmetic expression with + - * / ^ (or **) and parentheses.")]
+    /// <summary>A fixed offset as models write one: "UTC+5", "GMT-03:30", "+0530". Real offsets run from -12 to +14 hours.</summary>
+    internal static TimeSpan? UtcOffset(string text)
+    {
+        var match = UtcOffsetRegex().Match(text);
+        if (!match.Success)
+        {
+            return null;
+        }
+
+        var hours = int.Parse(match.Groups["h"].Value, CultureInfo.InvariantCulture);
+        var minutes = match.Groups["m"].Success ? int.Parse(match.Groups["m"].Value, CultureInfo.InvariantCulture) : 0;
+        var offset = new TimeSpan(hours, minutes, 0) * (match.Groups["sign"].Value == "+" ? 1 : -1);
+        return minutes % 15 == 0 && minutes < 60 && offset >= TimeSpan.FromHours(-12) && offset <= TimeSpan.FromHours(14) ? offset : null;
+    }
+
+    private static string OffsetName(TimeSpan offset) => $"UTC{(offset < TimeSpan.Zero ? "-" : "+")}{offset:hh\\:mm}";
+
+    [GeneratedRegex(@"^(?:(?:UTC|GMT)\s*)?(?<sign>[+\-−])\s*(?<h>\d{1,2})(?::?(?<m>\d{2}))?$", RegexOptions.IgnoreCase)]
+    private static partial Regex UtcOffsetRegex();
+
+    [KernelFunction(Calculate), Description("Evaluates an arithmetic expression: + - * / % ^ (or **), parentheses, 1e6 notation, the constants pi and e, and sqrt, cbrt, abs, exp, ln, log (base 10), log2, sin, cos, tan, asin, acos, atan (radians), floor, ceil, round.")]
     public string Evaluate([Description("the expression, e.g. (12.5 + 3) * 4")] string expression) =>
         Calculator.Evaluate(expression).ToString("G15", CultureInfo.InvariantCulture);
 
@@ -72,9 +99,27 @@ internal sealed class ChatTools(Func<CancellationToken, Task<IReadOnlyList<ChatM
     }
 }
 
-/// <summary>A small recursive-descent evaluator: no code execution, just numbers and operators.</summary>
+/// <summary>
+/// A small recursive-descent evaluator: no code execution, just numbers, operators, a few functions and constants.
+/// Precedence as in Python and mathematics: <c>-2^2</c> is -4, powers are right-associative, <c>%</c> is the
+/// remainder with the dividend's sign.
+/// </summary>
 internal static class Calculator
 {
+    /// <summary>Functions of one argument; what models reach for besides the operators.</summary>
+    public static readonly IReadOnlyDictionary<string, Func<double, double>> Functions = new Dictionary<string, Func<double, double>>(StringComparer.OrdinalIgnoreCase)
+    {
+        ["sqrt"] = Math.Sqrt, ["cbrt"] = Math.Cbrt, ["abs"] = Math.Abs, ["exp"] = Math.Exp,
+        ["ln"] = Math.Log, ["log"] = Math.Log10, ["log10"] = Math.Log10, ["log2"] = Math.Log2,
+        ["sin"] = Math.Sin, ["cos"] = Math.Cos, ["tan"] = Math.Tan, ["asin"] = Math.Asin, ["acos"] = Math.Acos, ["atan"] = Math.Atan,
+        ["floor"] = Math.Floor, ["ceil"] = Math.Ceiling, ["round"] = x => Math.Round(x, MidpointRounding.AwayFromZero),
+    };
+
+    private static readonly Dictionary<string, double> Constants = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["pi"] = Math.PI, ["π"] = Math.PI, ["e"] = Math.E, ["tau"] = Math.Tau,
+    };
+
     public static double Evaluate(string expression)
     {
         var position = 0;
@@ -91,7 +136,7 @@ internal static class Calculator
     private static double ParseSum(string s, ref int i)
     {
         var value = ParseProduct(s, ref i);
-        while (Peek(s, ref i) is '+' or '-')
+        while (Peek(s, ref i) is '+' or '-' or '−')
         {
             var op = s[i++];
             var right = ParseProduct(s, ref i);
@@ -103,62 +148,127 @@ internal static class Calculator
 
     private static double ParseProduct(string s, ref int i)
     {
-        var value = ParsePower(s, ref i);
-        while (Peek(s, ref i) is '*' or '/' or '×' or '÷')
+        var value = ParseUnary(s, ref i);
+        // "**" is a power, taken by ParsePower before it gets here.
+        while (Peek(s, ref i) is '*' or '/' or '×' or '÷' or '%')
         {
             var op = s[i++];
-            var right = ParsePower(s, ref i);
-            value = op is '*' or '×' ? value * right : value / right;
+            var right = ParseUnary(s, ref i);
+            value = op switch
+            {
+                '*' or '×' => value * right,
+                '%' => value % right,
+                _ => value / right,
+            };
         }
 
         return value;
     }
 
+    // A sign binds less tightly than a power (-2^2 is -4) and may follow one (2^-1 is 0.5).
+    private static double ParseUnary(string s, ref int i)
+    {
+        var c = Peek(s, ref i);
+        if (c is '-' or '−' or '+')
+        {
+            i++;
+            var operand = ParseUnary(s, ref i);
+            return c == '+' ? operand : -operand;
+        }
+
+        return ParsePower(s, ref i);
+    }
+
     private static double ParsePower(string s, ref int i)
     {
-        var value = ParseUnary(s, ref i);
+        var value = ParseAtom(s, ref i);
         // '**' as well as '^': models and people used to Python or JavaScript write powers that way.
         var power = Peek(s, ref i) == '^' ? 1 : s.AsSpan(i).StartsWith("**") ? 2 : 0;
         if (power > 0)
         {
             i += power;
-            return Math.Pow(value, ParsePower(s, ref i));
+            return Math.Pow(value, ParseUnary(s, ref i));
         }
 
         return value;
     }
 
-    private static double ParseUnary(string s, ref int i)
+    private static double ParseAtom(string s, ref int i)
     {
         var c = Peek(s, ref i);
-        if (c == '-')
-        {
-            i++;
-            return -ParseUnary(s, ref i);
-        }
-
         if (c == '(')
         {
-            i++;
-            var value = ParseSum(s, ref i);
-            if (Peek(s, ref i) != ')')
-            {
-                throw new FormatException($"Missing ')' in '{s}'.");
-            }
-
-            i++;
-            return value;
+            return ParseParenthesized(s, ref i);
         }
 
+        if (char.IsLetter(c))
+        {
+            var name = s.AsSpan(i, LetterRun(s, i)).ToString();
+            i += name.Length;
+            if (Peek(s, ref i) == '(' && Functions.TryGetValue(name, out var function))
+            {
+                return function(ParseParenthesized(s, ref i));
+            }
+
+            return Constants.TryGetValue(name, out var constant)
+                ? constant
+                : throw new FormatException($"Unknown name '{name}' in '{s}': the calculator knows {string.Join(", ", Functions.Keys)} and pi, e, tau.");
+        }
+
+        return ParseNumber(s, ref i);
+    }
+
+    private static double ParseParenthesized(string s, ref int i)
+    {
+        i++;
+        var value = ParseSum(s, ref i);
+        if (Peek(s, ref i) != ')')
+        {
+            throw new FormatException($"Missing ')' in '{s}'.");
+        }
+
+        i++;
+        return value;
+    }
+
+    private static double ParseNumber(string s, ref int i)
+    {
         var start = i;
         while (i < s.Length && (char.IsAsciiDigit(s[i]) || s[i] == '.'))
         {
             i++;
         }
 
+        // An exponent only when digits follow, so "2e" stays an error and "2*e" the constant.
+        var exponent = i < s.Length && start < i && s[i] is 'e' or 'E' ? i + 1 : -1;
+        if (exponent > 0 && exponent < s.Length && s[exponent] is '+' or '-')
+        {
+            exponent++;
+        }
+
+        if (exponent > 0 && exponent < s.Length && char.IsAsciiDigit(s[exponent]))
+        {
+            i = exponent;
+            while (i < s.Length && char.IsAsciiDigit(s[i]))
+            {
+                i++;
+            }
+        }
+
         return start < i && double.TryParse(s.AsSpan(start, i - start), NumberStyles.Float, CultureInfo.InvariantCulture, out var number)
             ? number
             : throw new FormatException($"Expected a number at {start} in '{s}'.");
+    }
+
+    private static int LetterRun(string s, int i)
+    {
+        var end = i;
+        while (end < s.Length && (char.IsLetter(s[end]) || (end > i && char.IsAsciiDigit(s[end]))))
+        {
+            end++;
+        }
+
+        return end - i;
     }
 
     private static char Peek(string s, ref int i)

@@ -141,9 +141,9 @@ internal sealed partial class OfflineChatCompletionService(ITokenCounter counter
             calls.Add((ChatTools.TimeNow, new() { ["time_zone"] = zone }));
         }
 
-        if (Has(ChatTools.Calculate) && ArithmeticRegex().Match(message) is { Success: true } expression)
+        if (Has(ChatTools.Calculate) && ExpressionIn(message) is { } expression)
         {
-            calls.Add((ChatTools.Calculate, new() { ["expression"] = expression.Value.Trim() }));
+            calls.Add((ChatTools.Calculate, new() { ["expression"] = expression }));
         }
 
         if (Has(ChatTools.SearchHistory) && SearchRegex().Match(message) is { Success: true } search)
@@ -161,7 +161,29 @@ internal sealed partial class OfflineChatCompletionService(ITokenCounter counter
             return null;
         }
 
-        return IanaRegex().Match(message) is { Success: true } iana ? iana.Value : CityTimeZones.Find(message);
+        return OffsetRegex().Match(message) is { Success: true } offset ? offset.Value
+            : IanaRegex().Match(message) is { Success: true } iana ? iana.Value
+            : CityTimeZones.Find(message);
+    }
+
+    /// <summary>
+    /// The first run of the message that reads as arithmetic: numbers with an operator or a function between or
+    /// around them ("17*23", "sqrt(2)", "1e6 / 3"), not a lone number, a date or a percentage.
+    /// </summary>
+    private static string? ExpressionIn(string message)
+    {
+        foreach (Match run in ArithmeticRegex().Matches(message))
+        {
+            // Operators at either end belong to no operand: "UTC+5" leaves "5", "50% of" leaves "50".
+            var text = run.Value.Trim().TrimStart('+', '*', '/', '%', '^', '×', '÷', ')').TrimEnd('+', '-', '−', '*', '/', '%', '^', '×', '÷', '.', '(').Trim();
+            if (text.Any(char.IsAsciiDigit) && (text.Any(c => c is '+' or '*' or '/' or '%' or '^' or '×' or '÷') || text.Skip(1).Contains('-') || char.IsLetter(text[0]))
+                && !DateRegex().IsMatch(text))
+            {
+                return text;
+            }
+        }
+
+        return null;
     }
 
     private static string LastUserMessage(ChatHistory history) => history.LastOrDefault(m => m.Role == AuthorRole.User)?.Content ?? "";
@@ -250,8 +272,14 @@ internal sealed partial class OfflineChatCompletionService(ITokenCounter counter
     [GeneratedRegex(@"\b[A-Z][a-z]+/[A-Z][A-Za-z_]+(?:/[A-Z][A-Za-z_]+)?\b")]
     private static partial Regex IanaRegex();
 
-    [GeneratedRegex(@"[(\d][\d\s.()]*[-+*/^][\d\s.()+\-*/^]*[\d)]")]
+    [GeneratedRegex(@"(?:\b(?:sqrt|cbrt|abs|exp|ln|log(?:2|10)?|sin|cos|tan|floor|ceil|round)\s*(?=\()|\bpi\b|(?<=\d)[eE](?=[-+]?\d)|[\d.()+\-−*/%^×÷]|[ \t](?=[ \t]*[\d.()+\-−*/%^×÷a-z]))+", RegexOptions.IgnoreCase)]
     private static partial Regex ArithmeticRegex();
+
+    [GeneratedRegex(@"^\d{4}-\d{1,2}-\d{1,2}$")]
+    private static partial Regex DateRegex();
+
+    [GeneratedRegex(@"\b(?:UTC|GMT)\s*[+\-−]\s*\d{1,2}(?::?\d{2})?\b", RegexOptions.IgnoreCase)]
+    private static partial Regex OffsetRegex();
 
     [GeneratedRegex(@"(?i)\b(?:search|did i (?:say|mention)|earlier)\b(?:\s+(?:the\s+)?(?:history|conversation)\s+)?(?:\s*(?:for|about))?\s*(?<q>[^.?!]*)")]
     private static partial Regex SearchRegex();

@@ -17,6 +17,21 @@ public class AgentToolTests
     [InlineData("2**10", 1024)]
     [InlineData("2 * 3 ** 2", 18)]
     [InlineData("2 ** 3 ^ 2", 512)]
+    // A sign binds less tightly than a power, as in Python and mathematics, and may follow one.
+    [InlineData("-2^2", -4)]
+    [InlineData("-2 ** 2", -4)]
+    [InlineData("2^-1", 0.5)]
+    [InlineData("10 % 3", 1)]
+    [InlineData("7 % 2.5 * 2", 4)]
+    [InlineData("1e3 + 2.5E-1", 1000.25)]
+    [InlineData("6.02e+23 / 6.02e23", 1)]
+    [InlineData("sqrt(16) + abs(-2)", 6)]
+    [InlineData("log(1000) + log2(8) + ln(e)", 7)]
+    [InlineData("round(2.5) + floor(-1.5) + ceil(1.2)", 3)]
+    [InlineData("2 * pi / tau", 1)]
+    [InlineData("SQRT (9)", 3)]
+    [InlineData("−3 × 2 ÷ 4", -1.5)]
+    [InlineData("+4", 4)]
     public void The_calculator_evaluates_arithmetic(string expression, double expected) =>
         Assert.Equal(expected, Calculator.Evaluate(expression), 10);
 
@@ -25,8 +40,51 @@ public class AgentToolTests
     [InlineData("System.IO.File.Delete(\"x\")")]
     [InlineData("1 / 0")]
     [InlineData("2 * * 3")]
+    [InlineData("2e")]
+    [InlineData("sqrt 4")]
     public void The_calculator_refuses_what_is_not_arithmetic(string expression) =>
         Assert.ThrowsAny<Exception>(() => Calculator.Evaluate(expression));
+
+    [Theory]
+    [InlineData("sqrt(-1)", "'sqrt(-1)' has no finite value.")]
+    [InlineData("1e308 * 10", "'1e308 * 10' has no finite value.")]
+    [InlineData("5 % 0", "'5 % 0' has no finite value.")]
+    [InlineData("foo(2)", "Unknown name 'foo' in 'foo(2)': the calculator knows sqrt, cbrt, abs, exp, ln, log, log10, log2, sin, cos, tan, asin, acos, atan, floor, ceil, round and pi, e, tau.")]
+    public void A_calculator_error_says_what_the_model_can_do_instead(string expression, string message) =>
+        Assert.Equal(message, Assert.ThrowsAny<Exception>(() => Calculator.Evaluate(expression)).Message);
+
+    [Theory]
+    [InlineData("What is 17*23?", "calculate", "17*23")]
+    [InlineData("compute sqrt(-1) please", "calculate", "sqrt(-1)")]
+    [InlineData("what is 1e308*10", "calculate", "1e308*10")]
+    [InlineData("what is 10 % 3?", "calculate", "10 % 3")]
+    [InlineData("and 2 * pi?", "calculate", "2 * pi")]
+    [InlineData("What time is it in UTC+5?", "time_now", "UTC+5")]
+    [InlineData("time at GMT-03:30", "time_now", "GMT-03:30")]
+    [InlineData("What is 5!", null, null)]
+    [InlineData("What is 50% of the market?", null, null)]
+    [InlineData("We met on 2026-11-27.", null, null)]
+    [InlineData("calculate (((((", null, null)]
+    [InlineData("It was -5 outside", null, null)]
+    public async Task The_offline_model_passes_the_expression_or_offset_a_message_holds(string message, string? tool, string? argument)
+    {
+        var calls = await OfflineToolCalls(message);
+
+        Assert.Equal(tool is null ? [] : [(tool, argument)], calls.Select(c => (c.FunctionName, (string?)c.Arguments?.Values.Single()?.ToString())));
+    }
+
+    [Theory]
+    [InlineData("UTC+5", "2026-03-01 17:00 (UTC+05:00, UTC+05:00)")]
+    [InlineData("gmt-03:30", "2026-03-01 08:30 (UTC-03:30, UTC-03:30)")]
+    [InlineData("+0545", "2026-03-01 17:45 (UTC+05:45, UTC+05:45)")]
+    [InlineData("UTC−8", "2026-03-01 04:00 (UTC-08:00, UTC-08:00)")]
+    [InlineData("Etc/GMT-5", "2026-03-01 17:00 (Etc/GMT-5, UTC+05:00)")]
+    public void The_time_at_a_utc_offset_is_that_offset_from_utc(string timeZone, string expected)
+    {
+        var tools = new ChatTools(_ => Task.FromResult<IReadOnlyList<ChatMessageRecord>>([]), new FakeTimeProvider(new DateTimeOffset(2026, 3, 1, 12, 0, 0, TimeSpan.Zero)));
+
+        Assert.Equal(expected, tools.GetTimeNow(timeZone));
+    }
 
     [Theory]
     [InlineData("What time is it in Lisbon?", "Europe/Lisbon")]
@@ -44,20 +102,28 @@ public class AgentToolTests
     [Fact]
     public async Task The_offline_model_asks_for_the_time_of_a_city_the_time_zone_database_knows()
     {
+        var call = Assert.Single(await OfflineToolCalls("What time is it in Montevideo?"));
+
+        Assert.Equal((ChatTools.TimeNow, "America/Montevideo"), (call.FunctionName, call.Arguments?["time_zone"]?.ToString()));
+    }
+
+    private static async Task<List<FunctionCallContent>> OfflineToolCalls(string message)
+    {
         var kernel = new Kernel();
         kernel.Plugins.AddFromObject(new ChatTools(_ => Task.FromResult<IReadOnlyList<ChatMessageRecord>>([]), TimeProvider.System), ChatTools.PluginName);
         var model = new OfflineChatCompletionService(TokenCounterFactory.Default.ForEncoding("o200k_base"), new OfflineModelOptions { DeltaDelayMs = 0 });
         var history = new ChatHistory();
-        history.AddUserMessage("What time is it in Montevideo?");
+        history.AddUserMessage(message);
 
         var answer = await model.GetChatMessageContentsAsync(history, new PromptExecutionSettings { FunctionChoiceBehavior = FunctionChoiceBehavior.Auto(autoInvoke: false) }, kernel);
-
-        var call = Assert.Single(answer.Single().Items.OfType<FunctionCallContent>());
-        Assert.Equal((ChatTools.TimeNow, "America/Montevideo"), (call.FunctionName, call.Arguments?["time_zone"]?.ToString()));
+        return answer.Single().Items.OfType<FunctionCallContent>().ToList();
     }
 
     [Theory]
     [InlineData("Mars/Olympus")]
+    [InlineData("UTC+15")]
+    [InlineData("UTC+5:07")]
+    [InlineData("UTC+5:75")]
     [InlineData("../../../etc/passwd")]
     [InlineData("Not a zone")]
     [InlineData("")]
@@ -68,7 +134,7 @@ public class AgentToolTests
         var error = Assert.Throws<ArgumentException>(() => tools.GetTimeNow(timeZone));
 
         // What the tool filter reports to the model and in tool_end.
-        Assert.Equal($"Unknown time zone '{timeZone}': use an IANA id such as Europe/Paris or Asia/Tokyo.", error.GetBaseException().Message);
+        Assert.Equal($"Unknown time zone '{timeZone}': use an IANA id such as Europe/Paris or Asia/Tokyo, or an offset such as UTC+05:30.", error.GetBaseException().Message);
     }
 
     [Fact]
