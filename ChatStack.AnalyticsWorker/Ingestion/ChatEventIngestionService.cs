@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using ChatStack.Contracts;
 using ChatStack.Contracts.Events;
 using ChatStack.GoogleCloud.BigQuery;
@@ -11,7 +12,8 @@ namespace ChatStack.AnalyticsWorker.Ingestion;
 /// Lands chat events in BigQuery exactly once: batches pulled messages by table, writes them with insertAll
 /// using each event's deterministic id as insertId, and acks a message only after BigQuery accepted its row.
 /// Rows BigQuery rejects as invalid and messages that are not chat events are nacked, so after the
-/// subscription's last delivery attempt Pub/Sub moves them to the dead-letter topic; neither stops the rest.
+/// subscription's last delivery attempt Pub/Sub moves them to the dead-letter topic; neither stops the rest. A
+/// write that fails as a whole is not the messages' fault, so it never spends their delivery attempts.
 /// </summary>
 public sealed class ChatEventIngestionService(
     SubscriptionSource source,
@@ -26,22 +28,33 @@ public sealed class ChatEventIngestionService(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         logger.LogInformation("Writing {Subscription} into dataset {Dataset}", source.Subscription, _options.Dataset);
-        var pulling = source.RunAsync(stoppingToken);
+        // Cancelled on the way out whatever the reason, so a failure cannot leave the pull loops (and the wait for them) running.
+        using var pull = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        var pulling = source.RunAsync(pull.Token);
         var reader = source.Messages;
         var batch = new List<ReceivedMessage>(_options.BatchSize);
+        var failed = false;
         try
         {
             while (await reader.WaitToReadAsync(stoppingToken))
             {
                 using var window = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
                 window.CancelAfter(_options.BatchLatency);
+                long bytes = 0;
                 try
                 {
-                    while (batch.Count < _options.BatchSize && await reader.WaitToReadAsync(window.Token))
+                    while (!IsFull(batch, bytes) && await reader.WaitToReadAsync(window.Token))
                     {
-                        while (batch.Count < _options.BatchSize && reader.TryRead(out var message))
+                        // Bytes as well as rows: insertAll refuses a request over 10 MB, whatever its row count.
+                        while (reader.TryPeek(out var next) && (batch.Count == 0 || !IsFull(batch, bytes + next.Message.Data.Length)) && reader.TryRead(out var message))
                         {
                             batch.Add(message);
+                            bytes += message.Message.Data.Length;
+                        }
+
+                        if (reader.TryPeek(out _))
+                        {
+                            break; // The next message does not fit.
                         }
                     }
                 }
@@ -50,24 +63,34 @@ public sealed class ChatEventIngestionService(
                     // The batch waited long enough.
                 }
 
-                // A batch already pulled is finished even while stopping, so its rows are written once and acked.
-                await ProcessAsync(batch, CancellationToken.None);
+                await ProcessAsync(batch, stoppingToken);
                 batch.Clear();
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
         }
+        catch (Exception e)
+        {
+            // A bug, not an outage (those are retried where they happen): stop the host so the platform restarts the
+            // worker, rather than keep a process that pulls but no longer writes.
+            logger.LogCritical(e, "Ingestion stopped on an unexpected error; the worker exits");
+            failed = true;
+            throw;
+        }
         finally
         {
-            if (batch.Count > 0)
+            if (batch.Count > 0 && !failed)
             {
-                await ProcessAsync(batch, CancellationToken.None);
+                // A batch already pulled is finished even while stopping, so its rows are written once and acked.
+                await ProcessAsync(batch, stoppingToken);
+                batch.Clear();
             }
 
+            await pull.CancelAsync();
             await pulling;
             // Whatever was pulled but not processed goes straight back instead of waiting for its lease to run out.
-            var leftovers = new List<ReceivedMessage>();
+            var leftovers = new List<ReceivedMessage>(batch);
             while (reader.TryRead(out var message))
             {
                 leftovers.Add(message);
@@ -78,8 +101,14 @@ public sealed class ChatEventIngestionService(
         }
     }
 
-    /// <summary>Writes one batch and settles every message in it.</summary>
-    internal async Task ProcessAsync(IReadOnlyList<ReceivedMessage> batch, CancellationToken cancellationToken)
+    private bool IsFull(List<ReceivedMessage> batch, long bytes) => batch.Count >= _options.BatchSize || bytes > _options.MaxBatchBytes;
+
+    /// <summary>
+    /// Writes one batch and settles every message in it. A write that fails as a whole is retried until it succeeds,
+    /// so an outage or a missing grant holds messages instead of spending their delivery attempts; only
+    /// <paramref name="stopping"/> ends the retries, and the messages are then handed back.
+    /// </summary>
+    internal async Task ProcessAsync(IReadOnlyList<ReceivedMessage> batch, CancellationToken stopping)
     {
         if (batch.Count == 0)
         {
@@ -113,7 +142,7 @@ public sealed class ChatEventIngestionService(
             Dictionary<int, string>? errors;
             using (var inserts = turns.StartInsert(_options.Dataset, table.Key, rows.Select(r => r.Message).ToList()))
             {
-                errors = await InsertAsync(table.Key, rows.Select(r => r.Row).ToList(), cancellationToken);
+                errors = await InsertAsync(table.Key, rows.Select(r => r.Row).ToList(), stopping);
                 if (errors is null)
                 {
                     inserts.Fail("insert_failed");
@@ -163,10 +192,10 @@ public sealed class ChatEventIngestionService(
     }
 
     /// <summary>
-    /// Row index → error for rows BigQuery refused; null when the whole request kept failing (every message is then
-    /// nacked for redelivery). Transient failures are retried with backoff and jitter, always with the same insertIds.
+    /// Row index → error for rows BigQuery refused; null only when stopping interrupted a failing write (its messages
+    /// are then nacked for redelivery). Every retry carries the same insertIds.
     /// </summary>
-    private async Task<Dictionary<int, string>?> InsertAsync(string table, List<WarehouseRow> rows, CancellationToken cancellationToken)
+    private async Task<Dictionary<int, string>?> InsertAsync(string table, List<WarehouseRow> rows, CancellationToken stopping)
     {
         var request = new InsertAllRequest
         {
@@ -174,27 +203,53 @@ public sealed class ChatEventIngestionService(
             Rows = [.. rows.Select(r => new InsertAllRow { InsertId = r.InsertId, Json = r.Json })],
         };
         var delay = TimeSpan.FromMilliseconds(500);
+        var failingSince = time.GetTimestamp();
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                var response = await bigQuery.InsertAllAsync(_options.Dataset, table, request, cancellationToken);
+                // Not cancelled by stopping: a request in flight is finished, so its rows are acked rather than sent twice.
+                var response = await bigQuery.InsertAllAsync(_options.Dataset, table, request, CancellationToken.None);
                 return (response.InsertErrors ?? [])
                     .Where(e => e.Errors?.Any(x => x.Reason != "stopped") ?? false)
                     .ToDictionary(e => e.Index, e => string.Join("; ", e.Errors!.Select(x => $"{x.Reason} {x.Location}: {x.Message}")));
             }
-            catch (Exception e) when (e is BigQueryException { IsTransient: true } or HttpRequestException or TaskCanceledException
-                                      && attempt < _options.MaxInsertAttempts && !cancellationToken.IsCancellationRequested)
+            catch (BigQueryException e) when (e.Code is 400 or 413 && !e.IsTransient)
             {
-                logger.LogWarning("insertAll of {Count} rows into {Table} failed ({Error}); attempt {Attempt} of {Max} in {Delay} ms",
-                    rows.Count, table, e.Message, attempt, _options.MaxInsertAttempts, (int)delay.TotalMilliseconds);
-                await Task.Delay(delay + TimeSpan.FromMilliseconds(Random.Shared.Next(0, (int)delay.TotalMilliseconds)), cancellationToken);
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(20).Ticks));
+                // The request itself is refused (too large, or a row that breaks it): halve it until the rows that
+                // cannot be written are alone, and only those go toward the dead-letter topic.
+                if (rows.Count == 1)
+                {
+                    return new() { [0] = $"{e.Reason ?? e.Code.ToString(CultureInfo.InvariantCulture)}: {e.Message}" };
+                }
+
+                logger.LogWarning("insertAll of {Count} rows into {Table} was refused ({Error}); writing it in halves", rows.Count, table, e.Message);
+                var half = rows.Count / 2;
+                var first = await InsertAsync(table, rows[..half], stopping);
+                var second = await InsertAsync(table, rows[half..], stopping);
+                return first is null || second is null ? null : first.Concat(second.Select(x => KeyValuePair.Create(x.Key + half, x.Value))).ToDictionary();
             }
-            catch (Exception e) when (e is BigQueryException or HttpRequestException or TaskCanceledException)
+            catch (Exception e)
             {
-                logger.LogError(e, "insertAll of {Count} rows into {Table} failed; their messages are nacked for redelivery", rows.Count, table);
-                return null;
+                // Anything else (a 5xx, a 403 or 404 until someone fixes a grant or provisions, a network or token
+                // failure, an unreadable answer) is retried: the messages stay leased and pulling pauses once
+                // MaxOutstandingMessages are held.
+                var failing = time.GetElapsedTime(failingSince);
+                var level = failing < _options.MaxInsertBackoff ? LogLevel.Warning : LogLevel.Error;
+                logger.Log(level, "insertAll of {Count} rows into {Table} failed ({Error}); attempt {Attempt}, failing for {Failing:g}, next in {Delay} ms",
+                    rows.Count, table, e.Message, attempt, failing, (int)delay.TotalMilliseconds);
+                telemetry.InsertFailures.Add(1, new KeyValuePair<string, object?>("table", table));
+                try
+                {
+                    await Task.Delay(delay + TimeSpan.FromMilliseconds(Random.Shared.Next(0, (int)delay.TotalMilliseconds)), time, stopping);
+                }
+                catch (OperationCanceledException)
+                {
+                    logger.LogWarning("Stopping while insertAll into {Table} fails; {Count} messages are handed back for redelivery", table, rows.Count);
+                    return null;
+                }
+
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.MaxInsertBackoff.Ticks));
             }
         }
     }

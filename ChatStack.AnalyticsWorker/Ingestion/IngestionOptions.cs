@@ -30,8 +30,11 @@ public sealed class IngestionOptions
     /// <summary>Ack deadline the worker asks for and extends while a batch is still being written.</summary>
     public int AckDeadlineSeconds { get; set; } = 60;
 
-    /// <summary>Attempts for a batch that fails transiently before its messages are nacked for redelivery.</summary>
-    public int MaxInsertAttempts { get; set; } = 6;
+    /// <summary>Payload bytes per batch; insertAll takes at most 10 MB a request, and rows are larger than their messages.</summary>
+    public long MaxBatchBytes { get; set; } = 4L * 1024 * 1024;
+
+    /// <summary>Longest wait between tries of a write that keeps failing (it is retried until it succeeds or the worker stops).</summary>
+    public TimeSpan MaxInsertBackoff { get; set; } = TimeSpan.FromSeconds(60);
 }
 
 /// <summary>How the worker receives messages.</summary>

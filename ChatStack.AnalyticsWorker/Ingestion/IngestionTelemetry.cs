@@ -17,6 +17,8 @@ public sealed class IngestionTelemetry : IDisposable
         _meter = meterFactory.Create(Name);
         RowsWritten = _meter.CreateCounter<long>("chatstack.worker.rows_written", "{row}", "Rows BigQuery accepted, by table.");
         InsertErrors = _meter.CreateCounter<long>("chatstack.worker.insert_errors", "{row}", "Rows BigQuery rejected as invalid; their messages are nacked toward the dead-letter topic.");
+        InsertFailures = _meter.CreateCounter<long>("chatstack.worker.insert_failures", "{request}",
+            "insertAll requests that failed as a whole (outage, missing grant or table); retried until they succeed, their messages held.");
         MalformedMessages = _meter.CreateCounter<long>("chatstack.worker.malformed_messages", "{message}", "Messages that are not a chat event this version can store.");
         DeadLettered = _meter.CreateCounter<long>("chatstack.worker.dead_lettered", "{message}",
             "Messages nacked on their last delivery attempt: Pub/Sub moves them to the dead-letter topic.");
@@ -30,6 +32,8 @@ public sealed class IngestionTelemetry : IDisposable
     public Counter<long> RowsWritten { get; }
 
     public Counter<long> InsertErrors { get; }
+
+    public Counter<long> InsertFailures { get; }
 
     public Counter<long> MalformedMessages { get; }
 

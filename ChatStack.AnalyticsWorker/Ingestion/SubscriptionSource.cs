@@ -77,8 +77,9 @@ public sealed class SubscriptionSource(
                 {
                     Subscription = Subscription,
                     StreamAckDeadlineSeconds = _options.AckDeadlineSeconds,
-                    MaxOutstandingMessages = _options.MaxOutstandingMessages,
-                    MaxOutstandingBytes = _options.MaxOutstandingBytes,
+                    // Per stream on the server: split the worker's limits, or Pub/Sub sends Streams times what it can hold.
+                    MaxOutstandingMessages = Math.Max(1, _options.MaxOutstandingMessages / Math.Max(1, _options.Streams)),
+                    MaxOutstandingBytes = Math.Max(1, _options.MaxOutstandingBytes / Math.Max(1, _options.Streams)),
                     ClientId = $"{Environment.MachineName}-{Environment.ProcessId}-{stream}",
                 }, CancellationToken.None);
                 await using var halfClose = stoppingToken.Register(() => _ = call.RequestStream.CompleteAsync());
@@ -145,7 +146,7 @@ public sealed class SubscriptionSource(
                 // sees, stranding them for a whole ack deadline. A short deadline bounds both an empty pull (which
                 // blocks about 90 s on the emulator without one) and how long stopping waits.
                 response = await subscriber.PullAsync(
-                    new PullRequest { Subscription = Subscription, MaxMessages = Math.Min(1000, _messagePermits.CurrentCount) },
+                    new PullRequest { Subscription = Subscription, MaxMessages = Math.Clamp(_messagePermits.CurrentCount, 1, 1000) },
                     deadline: DateTime.UtcNow.AddSeconds(3), cancellationToken: CancellationToken.None);
                 backoff = TimeSpan.FromMilliseconds(250);
             }

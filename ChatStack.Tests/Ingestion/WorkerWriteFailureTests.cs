@@ -1,0 +1,220 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using ChatStack.AnalyticsWorker.Ingestion;
+using ChatStack.Contracts;
+using ChatStack.Contracts.Events;
+using ChatStack.GoogleCloud;
+using ChatStack.GoogleCloud.BigQuery;
+using ChatStack.GoogleCloud.PubSub;
+using ChatStack.Tests.Support;
+using Google.Cloud.PubSub.V1;
+using Google.Protobuf;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace ChatStack.Tests.Ingestion;
+
+/// <summary>
+/// What the worker does when BigQuery refuses a write as a whole, on the real emulators and a project of its own:
+/// a failed request is not the messages' fault, so it must not spend their delivery attempts.
+/// </summary>
+[Collection(StackCollection.Name)]
+public sealed class WorkerWriteFailureTests(StackFixture stack, ITestOutputHelper output) : IDisposable
+{
+    private readonly string _project = $"wf-{Guid.NewGuid():N}"[..20];
+    private readonly Grpc.Net.Client.GrpcChannel _channel = GoogleCloudChannels.Create(stack.PubSubHost, GoogleCloudChannels.PubSubEndpoint);
+    private EmulatorClients? _clients;
+
+    private EmulatorClients Clients => _clients ??= new EmulatorClients(stack, _project);
+
+    public void Dispose()
+    {
+        _clients?.Dispose();
+        _channel.Dispose();
+    }
+
+    [Fact]
+    public async Task A_worker_that_cannot_write_holds_its_messages_until_it_can_instead_of_dead_lettering_them()
+    {
+        // Topics and subscriptions exist, the worker's dataset does not yet: every insertAll answers 404, as when the
+        // worker is deployed before the provisioner ran or without its grant.
+        await ProvisionAsync("chat_analytics_other");
+        var ids = await PublishAsync(30);
+        using var worker = new WorkerProcess(new Dictionary<string, string>
+        {
+            ["GOOGLE_CLOUD_PROJECT"] = _project,
+            ["PUBSUB_EMULATOR_HOST"] = stack.PubSubHost,
+            ["BIGQUERY_EMULATOR_HOST"] = stack.BigQueryHost,
+            ["Ingestion__Dataset"] = ResourceNames.Dataset,
+            ["Ingestion__AckDeadlineSeconds"] = "10",
+            ["Ingestion__MaxInsertBackoff"] = "00:00:02",
+        });
+
+        // Longer than five deliveries at the local 1-4 s retry backoff: nacking each failed write dead-lettered them all by now.
+        await Task.Delay(TimeSpan.FromSeconds(25));
+        Assert.Empty(await DeadLettersAsync());
+
+        await ProvisionAsync(ResourceNames.Dataset);
+        Assert.Equal(ids.Count, await WaitForRowsAsync(ids.Count, TimeSpan.FromSeconds(30)));
+        output.WriteLine(worker.Log);
+        Assert.Contains("Not found: Dataset", worker.Log);
+        Assert.Empty(await DeadLettersAsync());
+    }
+
+    [Fact]
+    public async Task A_refused_request_is_written_in_halves_and_only_the_row_that_breaks_it_is_dead_lettered()
+    {
+        await ProvisionAsync(ResourceNames.Dataset);
+        var ids = await PublishAsync(20);
+        var poison = ids[13];
+        // The real emulator behind a seam that fails as real BigQuery and its client can: first with answers that are
+        // not BigQuery errors at all, then refusing requests over 8 rows as too large, and any request holding one row.
+        var bigQuery = new RefusingBigQuery(Clients.BigQuery, maxRows: 8, poison, unreadableAnswers: 2);
+        var options = Options.Create(new IngestionOptions { PullMode = PullMode.Unary, BatchSize = 20, BatchLatency = TimeSpan.FromSeconds(1), MaxInsertBackoff = TimeSpan.FromMilliseconds(500) });
+        var cloud = new GoogleCloudOptions { ProjectId = _project, PubSubEmulatorHost = stack.PubSubHost };
+        using var meters = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        using var telemetry = new IngestionTelemetry(meters.GetRequiredService<IMeterFactory>());
+        var source = new SubscriptionSource(new Subscriber.SubscriberClient(_channel), options, cloud, NullLogger<SubscriptionSource>.Instance);
+        using var worker = new ChatEventIngestionService(source, bigQuery, options, telemetry, TimeProvider.System, NullLogger<ChatEventIngestionService>.Instance);
+
+        await worker.StartAsync(CancellationToken.None);
+        var written = await WaitForRowsAsync(ids.Count - 1, TimeSpan.FromSeconds(30));
+        await worker.StopAsync(CancellationToken.None);
+
+        Assert.Equal(ids.Count - 1, written);
+        Assert.All(bigQuery.Written, rows => Assert.InRange(rows.Count, 1, 8));
+        Assert.Equal(ids.Where(id => id != poison).Order(), bigQuery.Written.SelectMany(r => r).Order());
+        Assert.Contains(bigQuery.Refused, ids => ids.SequenceEqual([poison]));
+    }
+
+    private async Task ProvisionAsync(string dataset) =>
+        Assert.Equal(0, (await Clients.ProvisionAsync(["provision", "--dataset", dataset, "--retry-min-backoff-seconds", "1", "--retry-max-backoff-seconds", "4"])).ExitCode);
+
+    private async Task<List<string>> PublishAsync(int count)
+    {
+        var publisher = new Publisher.PublisherClient(_channel);
+        var request = new PublishRequest { Topic = PubSubNames.Topic(_project, ResourceNames.ChatEventsTopic) };
+        var ids = new List<string>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var e = new ChatEvent
+            {
+                EventId = ChatEventIds.ForEvent("session-1", $"m{i}", ChatEventTypes.AssistantMessage),
+                EventType = ChatEventTypes.AssistantMessage,
+                SessionId = "session-1",
+                UserId = "user-1",
+                MessageId = $"m{i}",
+                TotalTokens = 15,
+                EventTimestamp = DateTimeOffset.UtcNow,
+            };
+            ids.Add(e.EventId);
+            request.Messages.Add(new PubsubMessage { Data = ByteString.CopyFrom(ChatEventMessages.Serialize(e)), Attributes = { ChatEventMessages.Attributes(e, null) } });
+        }
+
+        await publisher.PublishAsync(request);
+        return ids;
+    }
+
+    private async Task<long> WaitForRowsAsync(long expected, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        long rows;
+        do
+        {
+            var response = await Clients.BigQuery.QueryAsync(new QueryRequest
+            {
+                Query = $"SELECT COUNT(DISTINCT event_id) AS n FROM `{_project}.{ResourceNames.Dataset}.{ResourceNames.ChatEventsTable}`",
+            });
+            rows = (long)BigQueryRows.Decode(response.Rows![0], response.Schema!)["n"]!;
+            if (rows >= expected)
+            {
+                break;
+            }
+
+            await Task.Delay(250);
+        }
+        while (DateTime.UtcNow < deadline);
+        return rows;
+    }
+
+    /// <summary>Message ids in the dead-letter hold subscription, handed back for the next look.</summary>
+    private async Task<List<string>> DeadLettersAsync()
+    {
+        var subscriber = new Subscriber.SubscriberClient(_channel);
+        var subscription = PubSubNames.Subscription(_project, ResourceNames.DeadLetterSubscription);
+        try
+        {
+            var pulled = await subscriber.PullAsync(new PullRequest { Subscription = subscription, MaxMessages = 100 }, deadline: DateTime.UtcNow.AddSeconds(3));
+            if (pulled.ReceivedMessages.Count > 0)
+            {
+                await subscriber.ModifyAckDeadlineAsync(new ModifyAckDeadlineRequest
+                {
+                    Subscription = subscription,
+                    AckIds = { pulled.ReceivedMessages.Select(m => m.AckId) },
+                    AckDeadlineSeconds = 0,
+                });
+            }
+
+            return [.. pulled.ReceivedMessages.Select(m => m.Message.MessageId)];
+        }
+        catch (Grpc.Core.RpcException e) when (e.StatusCode == Grpc.Core.StatusCode.DeadlineExceeded)
+        {
+            return [];
+        }
+    }
+
+    /// <summary>Passes everything to the real client except the insertAll requests it refuses.</summary>
+    private sealed class RefusingBigQuery(IBigQueryClient inner, int maxRows, string poisonInsertId, int unreadableAnswers) : IBigQueryClient
+    {
+        private int _calls;
+
+        public ConcurrentQueue<List<string>> Written { get; } = new();
+
+        public ConcurrentQueue<List<string>> Refused { get; } = new();
+
+        public string ProjectId => inner.ProjectId;
+
+        public async Task<InsertAllResponse> InsertAllAsync(string datasetId, string tableId, InsertAllRequest request, CancellationToken cancellationToken = default)
+        {
+            var ids = request.Rows!.Select(r => r.InsertId!).ToList();
+            if (Interlocked.Increment(ref _calls) <= unreadableAnswers)
+            {
+                throw new JsonException("'<' is an invalid start of a value.");
+            }
+
+            if (ids.Count > maxRows || ids.Contains(poisonInsertId))
+            {
+                Refused.Enqueue(ids);
+                throw new BigQueryException(400, "INVALID_ARGUMENT", "invalid", null, "Request payload size exceeds the limit: 10485760 bytes.");
+            }
+
+            var response = await inner.InsertAllAsync(datasetId, tableId, request, cancellationToken);
+            Written.Enqueue(ids);
+            return response;
+        }
+
+        public Task<Dataset> CreateDatasetAsync(Dataset dataset, CancellationToken cancellationToken = default) => inner.CreateDatasetAsync(dataset, cancellationToken);
+
+        public Task<Dataset> GetDatasetAsync(string datasetId, CancellationToken cancellationToken = default) => inner.GetDatasetAsync(datasetId, cancellationToken);
+
+        public Task<Table> CreateTableAsync(string datasetId, Table table, CancellationToken cancellationToken = default) => inner.CreateTableAsync(datasetId, table, cancellationToken);
+
+        public Task<Table> GetTableAsync(string datasetId, string tableId, CancellationToken cancellationToken = default) => inner.GetTableAsync(datasetId, tableId, cancellationToken);
+
+        public Task<Table> PatchTableAsync(string datasetId, string tableId, Table patch, CancellationToken cancellationToken = default) => inner.PatchTableAsync(datasetId, tableId, patch, cancellationToken);
+
+        public Task<InsertAllResponse> InsertAllAsync<TRow>(string datasetId, string tableId, IReadOnlyList<InsertAllRow<TRow>> rows,
+            System.Text.Json.Serialization.Metadata.JsonTypeInfo<TRow> rowType, bool skipInvalidRows = false, bool ignoreUnknownValues = false,
+            CancellationToken cancellationToken = default) => throw new NotSupportedException("The worker writes JSON rows.");
+
+        public Task<QueryResponse> QueryAsync(QueryRequest request, CancellationToken cancellationToken = default) => inner.QueryAsync(request, cancellationToken);
+
+        public Task<GetQueryResultsResponse> GetQueryResultsAsync(JobReference job, string? pageToken = null, long? maxResults = null, CancellationToken cancellationToken = default) =>
+            inner.GetQueryResultsAsync(job, pageToken, maxResults, cancellationToken);
+
+        public IAsyncEnumerable<JsonObject> QueryRowsAsync(QueryRequest request, CancellationToken cancellationToken = default) => inner.QueryRowsAsync(request, cancellationToken);
+    }
+}
