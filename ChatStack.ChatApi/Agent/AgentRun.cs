@@ -88,7 +88,14 @@ internal sealed class AgentRun(
         try
         {
             var context = await RetrievalAsync(cancellationToken);
-            finishReason = await GenerateAsync(context, cancellationToken);
+            if (_budget.IsExhausted)
+            {
+                (finishReason, error) = (FinishReasons.Error, ContextOverBudget());
+            }
+            else
+            {
+                finishReason = await GenerateAsync(context, cancellationToken);
+            }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -194,9 +201,16 @@ internal sealed class AgentRun(
         }
 
         var settings = new OpenAIPromptExecutionSettings { MaxTokens = Math.Min(512, request.Model.Options.MaxOutputTokens) };
+        var summarizationInput = Count(summarize);
+        if (summarizationInput + settings.MaxTokens.Value >= _budget.Spendable)
+        {
+            // Not affordable within this message's budget: the context goes as it is, if it fits.
+            return context;
+        }
+
         _modelCalls++;
         ChatMessageContent? reply;
-        int summaryTokens, summarizationInput;
+        int summaryTokens;
         using (var call = ModelCallSpan.Start(request.Model, settings.MaxTokens.Value, streaming: false, capture.Enabled, summarize, metrics))
         {
             try
@@ -211,7 +225,6 @@ internal sealed class AgentRun(
 
             call.OnChunk(reply?.ModelId, reply?.Metadata);
             summaryTokens = counter.CountTokens(reply?.Content?.Trim() ?? "");
-            summarizationInput = Count(summarize);
             var usage = RecordProviderUsage(reply?.Metadata);
             call.SetUsage(usage?.Prompt ?? summarizationInput, usage?.Completion ?? summaryTokens, usage is not null);
             call.SetOutput(reply?.Content ?? "", []);
@@ -236,6 +249,20 @@ internal sealed class AgentRun(
         _budget.EvaluateContext(compactedTokens);
         Emit(BudgetPhases.Retrieval);
         return compacted;
+    }
+
+    /// <summary>
+    /// The conversation no longer fits this message's budget, and summarizing it would not either: the answering call
+    /// is not made, so its context is not spent, and the user learns what to change.
+    /// </summary>
+    private ErrorEvent ContextOverBudget()
+    {
+        var (contextTokens, spendable) = (_budget.ContextTokens, _budget.Spendable);
+        _budget.SetContext(0);
+        logger.LogInformation("A turn of session {SessionId} was not answered: its context of {Context} tokens exceeds the {Spendable} its budget leaves",
+            _session.Id, contextTokens, spendable);
+        return new ErrorEvent("budget_too_small",
+            $"This conversation's context is {contextTokens} tokens and this message's budget leaves {spendable}; send it with a larger budget_max (at most {options.MaxBudgetPerRequest}) or start a new session.");
     }
 
     private async Task<string> GenerateAsync(ChatHistory context, CancellationToken cancellationToken)
@@ -448,6 +475,14 @@ internal sealed class AgentRun(
         {
             logger.LogWarning(e, "Could not persist the end of a run of session {SessionId}", _session.Id);
             error ??= new ErrorEvent("store_unavailable", "The answer could not be saved; the conversation store is unavailable.");
+            finishReason = FinishReasons.Error;
+        }
+        catch (Exception e)
+        {
+            // Refused rather than unreachable (the session deleted meanwhile, a permission): the stream still ends with
+            // finalize and an error, not cut off, so the page does not resume a finished stream.
+            logger.LogError(e, "The store refused the end of a run of session {SessionId}", _session.Id);
+            error ??= new ErrorEvent("store_error", "The answer could not be saved; the conversation store refused it.");
             finishReason = FinishReasons.Error;
         }
 

@@ -40,6 +40,12 @@ internal sealed class BudgetTracker
 
     public bool IsExhausted => Current.IsExhausted;
 
+    /// <summary>What the next model call sends (part of <see cref="TokenBudget.PromptTokens"/> until it is sent).</summary>
+    public int ContextTokens => _context;
+
+    /// <summary>What the budget leaves for the next call's context and output: the budget less what was already spent.</summary>
+    public int Spendable => Current.BudgetMax - (Current.PromptTokens - _context) - Current.CompletionTokens;
+
     /// <summary>
     /// Sets the context the next model call sends. Prompt tokens are what model calls are sent, as a provider bills
     /// them: the input of calls already made plus this context, which the next call will send.

@@ -152,13 +152,52 @@ public class AgentRunTests
         Assert.Equal(done.Usage.PromptTokens + done.Usage.CompletionTokens, (await _store.GetSessionAsync("s1", default))!.TotalTokens);
     }
 
+    [Theory]
+    [InlineData(128_000)] // far from the context share: no summarizing
+    [InlineData(600)] // past it, but summarizing the older half would cost more than the budget leaves
+    public async Task A_conversation_grown_past_the_budget_ends_the_turn_with_an_error_and_spends_nothing(int contextWindow)
+    {
+        var history = Enumerable.Range(0, 8).Select(i => new ChatMessageRecord
+        {
+            Id = ChatMessageRecord.NewId(DateTimeOffset.UtcNow),
+            Role = i % 2 == 0 ? "user" : "assistant",
+            Content = $"Message {i}. " + TokenCountingTests.Sample("prose", 3),
+            CreatedAt = DateTimeOffset.UtcNow,
+        }).ToList();
+        var older = history.Take(4).Sum(m => Counter.CountTokens(m.Content));
+        var model = new RecordingModel(new OfflineChatCompletionService(Counter, new OfflineModelOptions { DeltaDelayMs = 0 }));
+
+        await Run(history, "And now?", model, budget: older + 200, contextWindow: contextWindow, keepRecent: 4).ExecuteAsync(CancellationToken.None);
+
+        Assert.Empty(model.Calls);
+        var error = Assert.IsType<ErrorEvent>(_events.All[^1].Data);
+        Assert.Equal("budget_too_small", error.Code);
+        Assert.Contains($"this message's budget leaves {older + 200}", error.Message);
+        var finalize = (TokenCountEvent)_events.TokenCounts()[^1];
+        Assert.Equal((BudgetPhases.Finalize, 0, older + 200), (finalize.Phase, finalize.Total, finalize.Remaining));
+        Assert.Equal(0, (await _store.GetSessionAsync("s1", default))!.TotalTokens);
+        Assert.Equal("user", (await _store.ListMessagesAsync("s1", default))[^1].Role);
+    }
+
+    [Fact]
+    public async Task A_store_that_refuses_the_answer_ends_the_stream_with_finalize_and_an_error()
+    {
+        var model = new OfflineChatCompletionService(Counter, new OfflineModelOptions { DeltaDelayMs = 0 });
+
+        await Run([], "Hello there.", model, budget: 4000, store: new RefusingAnswerStore(_store)).ExecuteAsync(CancellationToken.None);
+
+        Assert.Equal(BudgetPhases.Finalize, _events.Phases()[^1]);
+        var error = Assert.IsType<ErrorEvent>(_events.All[^1].Data);
+        Assert.Equal("store_error", error.Code);
+    }
+
     /// <summary>
     /// A run in session <paramref name="session"/> holding <paramref name="history"/>; with <paramref name="summarized"/>
     /// (or <paramref name="summaryThrough"/>), the session has a summary through that message and the run is given
     /// only the messages after it, as the API does.
     /// </summary>
     private AgentRun Run(IReadOnlyList<ChatMessageRecord> history, string message, IChatCompletionService model, int budget, int contextWindow = 128_000, int keepRecent = 4,
-        int summarized = 0, string session = "s1", string? summaryThrough = null)
+        int summarized = 0, string session = "s1", string? summaryThrough = null, IChatSessionStore? store = null)
     {
         summaryThrough ??= summarized > 0 ? history[summarized - 1].Id : null;
         var chatSession = new ChatSession
@@ -174,10 +213,38 @@ public class AgentRunTests
         var spec = new ModelSpec("m", new ModelOptions { Provider = ModelProvider.Offline, ContextWindow = contextWindow, Encoding = "o200k_base" });
         var options = new ChatOptions { KeepRecentMessages = keepRecent };
         var quota = new UserLimiter(new LimitOptions(), TimeProvider.System).TryHold("u1", budget, needed: 1).Hold!;
-        return new AgentRun(new ChatRunRequest("u1", chatSession, history.Skip(summarized).ToList(), message, spec, quota, NewSession: history.Count == 0), _events, model, Counter, _store,
+        return new AgentRun(new ChatRunRequest("u1", chatSession, history.Skip(summarized).ToList(), message, spec, quota, NewSession: history.Count == 0), _events, model, Counter, store ?? _store,
             new ChatStack.ChatApi.DualWrite.ChatEventOutbox(new ChatStack.ChatApi.DualWrite.DualWriteOptions { DualWrite = false }),
             new ChatStack.ChatApi.DualWrite.OutboxSignal(), options, TimeProvider.System, NullLogger.Instance,
             new ChatStack.ChatApi.Telemetry.ChatMetrics(TelemetryCapture.MeterFactory), new ChatStack.ChatApi.Telemetry.ContentCaptureOptions(false));
+    }
+
+    /// <summary>Refuses the answer's write as Firestore does a session deleted meanwhile (not as an outage).</summary>
+    private sealed class RefusingAnswerStore(IChatSessionStore inner) : IChatSessionStore
+    {
+        public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<ChatStack.ChatApi.DualWrite.OutboxRecord> outbox, RunUsage? usage,
+            ChatSession? newSession, CancellationToken cancellationToken) => message.Role == "assistant"
+                ? throw new InvalidOperationException("FailedPrecondition: no entity to update")
+                : inner.AppendMessageAsync(sessionId, message, outbox, usage, newSession, cancellationToken);
+
+        public Task<ChatSession?> GetSessionAsync(string sessionId, CancellationToken cancellationToken) => inner.GetSessionAsync(sessionId, cancellationToken);
+
+        public Task<ChatSessionPage> ListSessionsAsync(string userId, int limit, SessionCursor? after, CancellationToken cancellationToken) =>
+            inner.ListSessionsAsync(userId, limit, after, cancellationToken);
+
+        public Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken) => inner.ListMessagesAsync(sessionId, cancellationToken);
+
+        public Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, string? after, int limit, CancellationToken cancellationToken) =>
+            inner.ListMessagesAsync(sessionId, after, limit, cancellationToken);
+
+        public Task AddUsageAsync(string sessionId, RunUsage usage, CancellationToken cancellationToken) => inner.AddUsageAsync(sessionId, usage, cancellationToken);
+
+        public Task SetSummaryAsync(string sessionId, string summary, string throughMessageId, DateTimeOffset now, CancellationToken cancellationToken) =>
+            inner.SetSummaryAsync(sessionId, summary, throughMessageId, now, cancellationToken);
+
+        public Task<bool> RenameSessionAsync(string sessionId, string title, CancellationToken cancellationToken) => inner.RenameSessionAsync(sessionId, title, cancellationToken);
+
+        public Task DeleteSessionAsync(string sessionId, CancellationToken cancellationToken) => inner.DeleteSessionAsync(sessionId, cancellationToken);
     }
 
     /// <summary>Writes a fixed text before each call's own output (call k gets prefixes[k]).</summary>
