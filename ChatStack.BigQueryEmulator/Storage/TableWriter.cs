@@ -80,35 +80,42 @@ public sealed class TableWriter(DuckDbDatabase database, Catalog catalog, TimePr
             }
         }
 
-        var now = time.GetUtcNow();
         var seen = _insertIds.GetOrAdd((project, dataset, tableId), _ => new());
         var window = options.Value.InsertIdWindow;
-        var toWrite = new List<string?[]>(count);
-        var newIds = new HashSet<string>(StringComparer.Ordinal);
-        for (var i = 0; i < count; i++)
+        var fields = table.Schema?.Fields ?? [];
+        // Checked and recorded under the database's gate, so a retry sent while the first request still waits for it
+        // (a client that timed out) finds the first one's ids.
+        var now = await database.RunAsync(connection =>
         {
-            if (errors[i] is not null)
+            var now = time.GetUtcNow();
+            var toWrite = new List<string?[]>(count);
+            var newIds = new HashSet<string>(StringComparer.Ordinal);
+            for (var i = 0; i < count; i++)
             {
-                continue;
+                if (errors[i] is not null)
+                {
+                    continue;
+                }
+                if (insertIds[i] is { Length: > 0 } insertId
+                    && ((seen.TryGetValue(insertId, out var at) && now - at < window) || !newIds.Add(insertId)))
+                {
+                    continue;
+                }
+                toWrite.Add(converted[i]);
             }
-            if (insertIds[i] is { Length: > 0 } insertId
-                && ((seen.TryGetValue(insertId, out var at) && now - at < window) || !newIds.Add(insertId)))
+
+            if (toWrite.Count > 0)
             {
-                continue;
+                Write(connection, project, dataset, tableId, fields, toWrite);
             }
-            toWrite.Add(converted[i]);
-        }
 
-        if (toWrite.Count > 0)
-        {
-            var fields = table.Schema?.Fields ?? [];
-            await database.RunAsync(connection => Write(connection, project, dataset, tableId, fields, toWrite), cancellationToken);
-        }
+            foreach (var id in newIds)
+            {
+                seen[id] = now;
+            }
+            return now;
+        }, cancellationToken);
 
-        foreach (var id in newIds)
-        {
-            seen[id] = now;
-        }
         if (seen.Count > 100_000)
         {
             foreach (var stale in seen.Where(p => now - p.Value >= window).Select(p => p.Key).ToList())

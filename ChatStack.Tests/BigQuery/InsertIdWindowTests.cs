@@ -12,6 +12,37 @@ namespace ChatStack.Tests.BigQuery;
 public sealed class InsertIdWindowTests
 {
     [Fact]
+    public async Task RequestsWithTheSameInsertIds_SentTogether_WriteEachRowOnce()
+    {
+        // A client that timed out retries while its first request still waits behind others for the database.
+        var app = EmulatorApp.Create(["--urls", "http://127.0.0.1:0", "--BigQueryEmulator:InMemory=true"], builder => builder.Logging.SetMinimumLevel(LogLevel.Warning));
+        await app.StartAsync();
+        try
+        {
+            var address = EmulatorFixture.AddressOf(app);
+            var options = new BigQueryOptions { ProjectId = "together", EmulatorHost = $"{address.Host}:{address.Port}" };
+            var client = new BigQueryClient(new HttpClient { BaseAddress = options.BaseAddress }, Microsoft.Extensions.Options.Options.Create(options));
+            await client.CreateDatasetAsync(new Dataset { DatasetReference = new DatasetReference { DatasetId = "d" } });
+            await client.CreateTableAsync("d", new Table { TableReference = new() { TableId = "t" }, Schema = new TableSchema { Fields = [new() { Name = "a", Type = "STRING" }] } });
+            InsertAllRequest Rows() => new() { Rows = [.. Enumerable.Range(0, 200).Select(i => new InsertAllRow { InsertId = $"id-{i}", Json = new JsonObject { ["a"] = $"{i}" } })] };
+
+            // A long query holds the database while the requests arrive, so each of them is read and checked before
+            // any is written.
+            var query = client.QueryAsync(new QueryRequest { Query = "SELECT SUM(x) AS s FROM UNNEST(GENERATE_ARRAY(1, 5000000)) AS x" });
+            await Task.Delay(100);
+            await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => client.InsertAllAsync("d", "t", Rows())));
+            await query;
+
+            Assert.Equal("200", (await client.GetTableAsync("d", "t")).NumRows);
+        }
+        finally
+        {
+            await app.StopAsync();
+            await app.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task RepeatedInsertId_IsDroppedInsideTheWindowAndWrittenAfterIt()
     {
         var clock = new FakeTimeProvider(DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
