@@ -58,9 +58,10 @@ internal static partial class Ids
     /// </summary>
     public static bool IsSafe(string? id) => id is not null && SafeId().IsMatch(id) && !(id.StartsWith("__", StringComparison.Ordinal) && id.EndsWith("__", StringComparison.Ordinal));
 
-    [GeneratedRegex("^[A-Za-z0-9_-]{1,128}$")]
+    // \z, not $: $ also matches before a final "\n", which would let "abc\n" through.
+    [GeneratedRegex(@"^[A-Za-z0-9_-]{1,128}\z")]
     private static partial Regex SafeId();
 
-    [GeneratedRegex("^[A-Za-z0-9_.@-]{1,128}$")]
+    [GeneratedRegex(@"^[A-Za-z0-9_.@-]{1,128}\z")]
     public static partial Regex UserId();
 }

@@ -27,6 +27,8 @@ internal sealed class ChatIdentityOptions
 
 internal static class IdentityExtensions
 {
+    private const string NoSubject = "The token has no subject claim";
+
     /// <summary>JWT bearer authentication; the user id is the token's <c>sub</c>, never anything in a body.</summary>
     public static IHostApplicationBuilder AddChatIdentity(this IHostApplicationBuilder builder)
     {
@@ -47,6 +49,31 @@ internal static class IdentityExtensions
         {
             // Keep "sub" as "sub" rather than the long WS-Federation claim names.
             jwt.MapInboundClaims = false;
+
+            // The user id is the subject: a signed token without one is refused here, as a bad token (401
+            // invalid-token), rather than failing every endpoint that asks for the user id (500).
+            jwt.Events = new JwtBearerEvents
+            {
+                OnTokenValidated = context =>
+                {
+                    if (string.IsNullOrEmpty(context.Principal?.FindFirstValue(JwtRegisteredClaimNames.Sub)))
+                    {
+                        context.Fail(NoSubject);
+                    }
+
+                    return Task.CompletedTask;
+                },
+                // The handler describes only the token library's own failures; say this one too, for the problem's detail.
+                OnChallenge = context =>
+                {
+                    if (context.AuthenticateFailure?.Message == NoSubject && string.IsNullOrEmpty(context.ErrorDescription))
+                    {
+                        context.ErrorDescription = NoSubject;
+                    }
+
+                    return Task.CompletedTask;
+                },
+            };
             if (options.Authority is not null)
             {
                 jwt.Authority = options.Authority;
@@ -67,7 +94,7 @@ internal static class IdentityExtensions
         return builder;
     }
 
-    /// <summary>The caller's user id, from the validated token.</summary>
+    /// <summary>The caller's user id, from the validated token (validation refuses a token without one).</summary>
     public static string UserId(this ClaimsPrincipal user) =>
         user.FindFirstValue(JwtRegisteredClaimNames.Sub) ?? throw new InvalidOperationException("The token has no subject.");
 

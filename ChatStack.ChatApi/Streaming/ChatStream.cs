@@ -54,6 +54,7 @@ internal sealed class ChatStream : IChatEventWriter
     private readonly TimeProvider _time;
     private readonly TimeSpan _reconnectGrace;
     private int _length;
+    private DateTimeOffset? _completedAt; // guarded by _gate
     private int _readers; // guarded by _gate
     private bool _attached; // a reader has attached at least once
     private ITimer? _grace; // the pending cancellation once the last reader left
@@ -84,7 +85,17 @@ internal sealed class ChatStream : IChatEventWriter
 
     public bool IsCompleted { get; private set; }
 
-    public DateTimeOffset? CompletedAt { get; private set; }
+    // Read under the lock: the registry's sweep reads it from other threads, and a 16-byte value can tear.
+    public DateTimeOffset? CompletedAt
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _completedAt;
+            }
+        }
+    }
 
     /// <summary>Cancelled when the run was stopped, or every reader had gone for the reconnect grace while it was still going.</summary>
     public CancellationToken RunCancellation => _cancel.Token;
@@ -152,7 +163,7 @@ internal sealed class ChatStream : IChatEventWriter
         lock (_gate)
         {
             IsCompleted = true;
-            CompletedAt = _time.GetUtcNow();
+            _completedAt = _time.GetUtcNow();
             _grace?.Dispose();
             _grace = null;
             Signal();
@@ -348,15 +359,31 @@ internal sealed class ChatStream : IChatEventWriter
 /// Streams of this process, for resuming. In memory: a resume must reach the instance that runs the stream
 /// (one replica, or session affinity), which is what a stream in progress needs anyway.
 /// </summary>
-internal sealed class ChatStreamRegistry(TimeProvider time)
+internal sealed class ChatStreamRegistry : IDisposable
 {
+    // How often finished streams past the resume window are dropped: an instance that starts no new chats and gets
+    // no resumes must still release their events. Find checks the window itself, so this only bounds memory.
+    private static readonly TimeSpan SweepInterval = TimeSpan.FromMinutes(1);
+
+    private readonly TimeProvider _time;
+    private readonly ITimer _sweeper;
     private readonly ConcurrentDictionary<string, ChatStream> _streams = new(StringComparer.Ordinal);
 
     // Session id → the stream of its turn in progress. A session answers one message at a time: a second turn
     // started meanwhile would read a history without the first turn's answer and interleave its messages with it.
     private readonly ConcurrentDictionary<string, ChatStream> _running = new(StringComparer.Ordinal);
 
+    public ChatStreamRegistry(TimeProvider time)
+    {
+        _time = time;
+        _sweeper = time.CreateTimer(_ => Sweep(), null, SweepInterval, SweepInterval);
+    }
+
+    /// <summary>How long a finished stream can still be resumed.</summary>
     public TimeSpan ResumeWindow { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>How many streams are kept for resuming: running, or finished within the resume window.</summary>
+    public int Count => _streams.Count;
 
     /// <summary>How long a run goes on once its last reader has left, for that reader to come back.</summary>
     public TimeSpan ReconnectGrace { get; set; } = TimeSpan.FromSeconds(10);
@@ -368,8 +395,7 @@ internal sealed class ChatStreamRegistry(TimeProvider time)
     /// </summary>
     public ChatStream? TryStart(string userId, string sessionId, out ChatStream? running, bool deletion = false)
     {
-        Sweep();
-        var stream = new ChatStream(Guid.NewGuid().ToString("N"), userId, sessionId, time, ReconnectGrace) { IsDeletion = deletion };
+        var stream = new ChatStream(Guid.NewGuid().ToString("N"), userId, sessionId, _time, ReconnectGrace) { IsDeletion = deletion };
         while (!_running.TryAdd(sessionId, stream))
         {
             if (_running.TryGetValue(sessionId, out running))
@@ -390,7 +416,23 @@ internal sealed class ChatStreamRegistry(TimeProvider time)
     /// <summary>The stream of <paramref name="sessionId"/>'s turn in progress, if any.</summary>
     public ChatStream? RunningTurn(string sessionId) => _running.GetValueOrDefault(sessionId);
 
-    public ChatStream? Find(string streamId) => _streams.TryGetValue(streamId, out var stream) ? stream : null;
+    /// <summary>A running stream, or one finished within the resume window; null for any other.</summary>
+    public ChatStream? Find(string streamId)
+    {
+        if (!_streams.TryGetValue(streamId, out var stream))
+        {
+            return null;
+        }
+
+        // The sweep runs only every SweepInterval: a stream past its window until then is gone all the same.
+        if (IsExpired(stream, _time.GetUtcNow() - ResumeWindow))
+        {
+            _streams.TryRemove(KeyValuePair.Create(streamId, stream));
+            return null;
+        }
+
+        return stream;
+    }
 
     /// <summary>
     /// Waits up to <paramref name="wait"/> for the session's turn in progress to end; returns it when it has not. A
@@ -404,13 +446,13 @@ internal sealed class ChatStreamRegistry(TimeProvider time)
             return null;
         }
 
-        var started = time.GetTimestamp();
+        var started = _time.GetTimestamp();
         try
         {
             if (!running.IsUnread)
             {
                 // A client that hung up and sends again at once can be here before its old connection's end is seen.
-                await Task.WhenAny(running.Completion, running.Unread).WaitAsync(wait, time, cancellationToken);
+                await Task.WhenAny(running.Completion, running.Unread).WaitAsync(wait, _time, cancellationToken);
             }
 
             if (running.IsUnread)
@@ -418,8 +460,8 @@ internal sealed class ChatStreamRegistry(TimeProvider time)
                 running.Cancel();
             }
 
-            var left = wait - time.GetElapsedTime(started);
-            await running.Completion.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, time, cancellationToken);
+            var left = wait - _time.GetElapsedTime(started);
+            await running.Completion.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero, _time, cancellationToken);
             return null;
         }
         catch (TimeoutException)
@@ -442,14 +484,18 @@ internal sealed class ChatStreamRegistry(TimeProvider time)
         Complete(stream);
     }
 
+    public void Dispose() => _sweeper.Dispose();
+
+    private static bool IsExpired(ChatStream stream, DateTimeOffset cutoff) => stream.CompletedAt is { } completed && completed < cutoff;
+
     private void Sweep()
     {
-        var cutoff = time.GetUtcNow() - ResumeWindow;
+        var cutoff = _time.GetUtcNow() - ResumeWindow;
         foreach (var (id, stream) in _streams)
         {
-            if (stream.CompletedAt is { } completed && completed < cutoff)
+            if (IsExpired(stream, cutoff))
             {
-                _streams.TryRemove(id, out _);
+                _streams.TryRemove(KeyValuePair.Create(id, stream));
             }
         }
     }

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using ChatStack.ChatApi.Agent;
 using ChatStack.ChatApi.Streaming;
+using Microsoft.Extensions.Time.Testing;
 
 namespace ChatStack.Tests.Chat;
 
@@ -66,6 +67,39 @@ public class ChatStreamTests
         Assert.Equal(5, stream.CopyTo(none, 5).Last);
         Assert.Equal(0, none.WrittenCount);
         Assert.Throws<InvalidOperationException>(() => stream.Write(ChatEventTypes.MessageDelta, new MessageDeltaEvent("late")));
+    }
+
+    [Fact]
+    public void A_finished_stream_can_be_resumed_for_the_resume_window_and_is_gone_after_it()
+    {
+        var time = new FakeTimeProvider();
+        using var registry = new ChatStreamRegistry(time) { ResumeWindow = TimeSpan.FromMinutes(5) };
+        var stream = registry.TryStart("u", "s", out _)!;
+        registry.Complete(stream);
+
+        time.Advance(TimeSpan.FromMinutes(5));
+        Assert.Same(stream, registry.Find(stream.Id));
+
+        // Past the window, before any sweep has run: the same answer as for a stream that never was.
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Null(registry.Find(stream.Id));
+        Assert.Equal(0, registry.Count);
+    }
+
+    [Fact]
+    public void Finished_streams_are_released_after_the_resume_window_on_an_instance_that_starts_nothing_new()
+    {
+        var time = new FakeTimeProvider();
+        using var registry = new ChatStreamRegistry(time) { ResumeWindow = TimeSpan.FromMinutes(5) };
+        var finished = registry.TryStart("u", "s1", out _)!;
+        var running = registry.TryStart("u", "s2", out _)!;
+        registry.Complete(finished);
+        Assert.Equal(2, registry.Count);
+
+        // No chat starts and nobody resumes: the events are dropped all the same, a running stream's are kept.
+        time.Advance(TimeSpan.FromMinutes(7));
+        Assert.Equal(1, registry.Count);
+        Assert.Same(running, registry.Find(running.Id));
     }
 
     // What the stream used to keep per event: the whole frame, the envelope serialized in one piece.

@@ -44,6 +44,7 @@ public class RequestBodyTests(InMemoryChatApi api) : IClassFixture<InMemoryChatA
     [InlineData("{\"message\":\"hi\",\"budget_max\":10}", "budget-out-of-range", "budget_max", "budget_max must be between 64 and 32000")]
     [InlineData("{\"message\":\"hi\",\"model\":\"gpt-imaginary\"}", "unknown-model", "model", "'gpt-imaginary' is not a configured model")]
     [InlineData("{\"message\":\"hi\",\"session_id\":\"../etc\"}", "invalid-session-id", "session_id", "A session id is 1-128 characters")]
+    [InlineData("{\"message\":\"hi\",\"session_id\":\"abc\\n\"}", "invalid-session-id", "session_id", "A session id is 1-128 characters")]
     public async Task A_refused_chat_request_says_what_is_wrong_in_the_apis_terms(string body, string code, string? field, string detail)
     {
         var client = await ChatApiClient.SignInAsync(api.Host.Address, "body-" + code);
@@ -83,6 +84,7 @@ public class RequestBodyTests(InMemoryChatApi api) : IClassFixture<InMemoryChatA
     [InlineData("{bad", "malformed-json", null, "The body is not valid JSON (line 1, byte 2)")]
     [InlineData("", "malformed-json", null, "The body is empty: send a token request as a JSON object")]
     [InlineData("{}", "invalid-user-id", "user_id", "user_id must be 1-128 characters")]
+    [InlineData("{\"user_id\":\"alice\\n\"}", "invalid-user-id", "user_id", "user_id must be 1-128 characters")]
     public async Task A_refused_development_token_request_says_what_is_wrong(string body, string code, string? field, string detail)
     {
         using var http = api.Host.CreateClient();

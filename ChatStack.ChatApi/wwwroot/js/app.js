@@ -336,7 +336,10 @@ async function endAnswer(turn) {
 async function stream(response, streamId, turn, signal) {
   let lastId = null;
   let lastSequence = 0;
-  for (let resumes = 0; ; resumes++) {
+  // Drops in a row, not in all: a connection that brought a new event worked, so a long answer on a flaky network
+  // is not given up after MAX_RESUMES drops spread over it.
+  let resumes = 0;
+  for (;;) {
     let finished = false;
     try {
       for await (const message of readEvents(response.body)) {
@@ -345,6 +348,7 @@ async function stream(response, streamId, turn, signal) {
         if (sequence >= 0) {
           lastSequence = sequence;
           lastId = message.id;
+          resumes = 0;
         }
         finished = handle(message, turn) || finished;
       }
@@ -359,6 +363,7 @@ async function stream(response, streamId, turn, signal) {
     }
     turn.note(`Connection lost; reconnecting (${resumes + 1}/${MAX_RESUMES})…`);
     await new Promise((resolve) => setTimeout(resolve, 300 * 2 ** resumes));
+    resumes++;
     try {
       response = await api.resumeChat(streamId, lastId, signal);
     } catch (error) {
