@@ -390,6 +390,13 @@ public sealed class EmulatorRestTests(EmulatorFixture emulator)
     }
 
     [Fact]
+    public async Task Division_TakesACaseExpressionAsAWholeOperandOnEitherSide()
+    {
+        var row = Assert.Single(await QueryAsync("SELECT CASE WHEN TRUE THEN 3 ELSE 0 END / 2 AS half, 6 / CASE WHEN FALSE THEN 1 ELSE 4 END AS quarter"));
+        Assert.Equal((1.5, 1.5), (row["half"], row["quarter"]));
+    }
+
+    [Fact]
     public async Task QueryParameters_AndTimestampEncodings()
     {
         var request = new QueryRequest
