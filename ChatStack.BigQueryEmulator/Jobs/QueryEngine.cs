@@ -178,7 +178,11 @@ public sealed class QueryEngine(DuckDbDatabase database, Catalog catalog, TimePr
                 if (exists)
                 {
                     if (ddl.IfNotExists) return 0;
-                    if (ddl.OrReplace) catalog.DeleteTable(connection, r.ProjectId!, r.DatasetId!, r.TableId!);
+                    if (ddl.OrReplace)
+                    {
+                        catalog.ReplaceTable(connection, r.ProjectId!, r.DatasetId!, ddl.Table);
+                        return 1;
+                    }
                 }
                 catalog.CreateTable(connection, r.ProjectId!, r.DatasetId!, ddl.Table);
                 return 1;

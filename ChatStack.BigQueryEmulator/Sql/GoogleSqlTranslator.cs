@@ -156,6 +156,14 @@ public static class GoogleSqlTranslator
                     continue;
                 }
 
+                // A CASE … END is one operand, so a division next to it takes all of it.
+                if (token.IsWord("CASE") && CaseEnd(i, end) is { } caseEnd)
+                {
+                    chunks.Add(new(token.Text + Emit(i + 1, caseEnd) + tokens[caseEnd].Text, ChunkKind.Operand));
+                    i = caseEnd + 1;
+                    continue;
+                }
+
                 // Identifiers, words and names.
                 var upper = token.Kind == TokenKind.Ident ? token.Upper : "";
                 if (token.Kind == TokenKind.Ident && FromEnders.Contains(upper)) inFrom = false;
@@ -700,6 +708,18 @@ public static class GoogleSqlTranslator
                 else if (tokens[k].IsSymbol(c) && --depth == 0) return k;
             }
             throw BigQueryError.InvalidQuery($"Syntax error: Unclosed \"{o}\".");
+        }
+
+        /// <summary>The END closing the CASE at <paramref name="caseIndex"/>, past nested ones; null if unclosed (DuckDB says so).</summary>
+        private int? CaseEnd(int caseIndex, int end)
+        {
+            var depth = 0;
+            for (var k = caseIndex; k < end; k++)
+            {
+                if (tokens[k].IsWord("CASE")) depth++;
+                else if (tokens[k].IsWord("END") && --depth == 0) return k;
+            }
+            return null;
         }
 
         private int? NextSignificant(int from, int end)

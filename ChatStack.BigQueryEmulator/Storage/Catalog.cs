@@ -232,6 +232,30 @@ public sealed class Catalog
         _tables.TryRemove((project, dataset, tableId), out _);
     }
 
+    /// <summary>
+    /// CREATE OR REPLACE: drops and creates in one DuckDB transaction, so a replacement that fails (a view that does not
+    /// compile, partitioning on a missing column) leaves the original and its rows, as BigQuery does.
+    /// </summary>
+    public Table ReplaceTable(DuckDBConnection connection, string project, string dataset, Table request)
+    {
+        var tableId = request.TableReference?.TableId ?? "";
+        var original = GetTable(project, dataset, tableId);
+        Execute(connection, "BEGIN TRANSACTION");
+        try
+        {
+            DeleteTable(connection, project, dataset, tableId);
+            var created = CreateTable(connection, project, dataset, request);
+            Execute(connection, "COMMIT");
+            return created;
+        }
+        catch
+        {
+            Execute(connection, "ROLLBACK");
+            _tables[(project, dataset, tableId)] = original;
+            throw;
+        }
+    }
+
     public long CountRows(DuckDBConnection connection, Table table)
     {
         var r = table.TableReference!;

@@ -45,6 +45,7 @@ public sealed class SubscriptionResource(IPubSubAdmin admin, string projectId, S
         Compare(differences, "deadLetterPolicy.maxDeliveryAttempts", Attempts(existing.DeadLetterPolicy), Attempts(desired.DeadLetterPolicy));
         Compare(differences, "retryPolicy.minimumBackoff", Format(existing.RetryPolicy?.MinimumBackoff), Format(desired.RetryPolicy?.MinimumBackoff));
         Compare(differences, "retryPolicy.maximumBackoff", Format(existing.RetryPolicy?.MaximumBackoff), Format(desired.RetryPolicy?.MaximumBackoff));
+        Compare(differences, "expirationPolicy.ttl", Ttl(existing.ExpirationPolicy), Ttl(desired.ExpirationPolicy));
         return differences.Count == 0
             ? ResourceChange.Unchanged(Kind, Name)
             : new ResourceChange(Kind, Name, ChangeKind.Update, differences);
@@ -75,6 +76,9 @@ public sealed class SubscriptionResource(IPubSubAdmin admin, string projectId, S
             Topic = PubSubNames.Topic(projectId, spec.TopicId),
             AckDeadlineSeconds = spec.AckDeadlineSeconds,
             MessageRetentionDuration = Duration.FromTimeSpan(spec.MessageRetention),
+            // Without a policy Pub/Sub deletes a subscription after 31 days without pulls, and the dead-letter hold
+            // is never pulled by design; a policy with no TTL never expires.
+            ExpirationPolicy = new ExpirationPolicy(),
         };
         if (spec.DeadLetterTopicId is not null)
         {
@@ -107,11 +111,16 @@ public sealed class SubscriptionResource(IPubSubAdmin admin, string projectId, S
         "messageRetentionDuration" => "message_retention_duration",
         _ when field.StartsWith("deadLetterPolicy", StringComparison.Ordinal) => "dead_letter_policy",
         _ when field.StartsWith("retryPolicy", StringComparison.Ordinal) => "retry_policy",
+        _ when field.StartsWith("expirationPolicy", StringComparison.Ordinal) => "expiration_policy",
         _ => throw new ArgumentOutOfRangeException(nameof(field), field, "No update mask path for this field."),
     };
 
     private static string? Attempts(DeadLetterPolicy? policy) =>
         policy is null || string.IsNullOrEmpty(policy.DeadLetterTopic) ? null : policy.MaxDeliveryAttempts.ToString();
+
+    // Real Pub/Sub always reports the policy in force (a 31-day TTL by default). Only the emulator reports none, for a
+    // subscription created without one; as "never" it stays unchanged, since the emulator refuses to update the policy.
+    private static string Ttl(ExpirationPolicy? policy) => Format(policy?.Ttl) ?? "never";
 
     private static string? Format(Duration? duration) => duration is null ? null : $"{duration.ToTimeSpan().TotalSeconds:0.###}s";
 

@@ -390,6 +390,13 @@ public sealed class EmulatorRestTests(EmulatorFixture emulator)
     }
 
     [Fact]
+    public async Task Division_TakesACaseExpressionAsAWholeOperandOnEitherSide()
+    {
+        var row = Assert.Single(await QueryAsync("SELECT CASE WHEN TRUE THEN 3 ELSE 0 END / 2 AS half, 6 / CASE WHEN FALSE THEN 1 ELSE 4 END AS quarter"));
+        Assert.Equal((1.5, 1.5), (row["half"], row["quarter"]));
+    }
+
+    [Fact]
     public async Task QueryParameters_AndTimestampEncodings()
     {
         var request = new QueryRequest
@@ -513,6 +520,36 @@ public sealed class EmulatorRestTests(EmulatorFixture emulator)
         });
         var row = Assert.Single(await QueryAsync($"SELECT usage.prompt + usage.completion AS total, tags[OFFSET(0)] AS tag, cost FROM {dataset}.turns"));
         Assert.Equal((7L, "a", 0.000000001m), ((long)row["total"]!, (string)row["tag"]!, (decimal)row["cost"]!));
+    }
+
+    [Fact]
+    public async Task Ddl_CreateOrReplaceThatFails_LeavesTheOriginalTableOrViewAndItsRows()
+    {
+        var dataset = await NewDatasetAsync();
+        foreach (var id in new[] { "t", "u" })
+        {
+            await _client.QueryAsync(new QueryRequest { Query = $"CREATE TABLE {dataset}.{id} (a STRING, ts TIMESTAMP) PARTITION BY DATE(ts)" });
+            await _client.QueryAsync(new QueryRequest { Query = $"INSERT INTO {dataset}.{id} (a) VALUES ('kept')" });
+        }
+        await _client.QueryAsync(new QueryRequest { Query = $"CREATE VIEW {dataset}.v AS SELECT a FROM {dataset}.u" });
+
+        var table = await Assert.ThrowsAsync<BigQueryException>(() =>
+            _client.QueryAsync(new QueryRequest { Query = $"CREATE OR REPLACE TABLE {dataset}.t (b STRING) PARTITION BY DATE(missing)" }));
+        var view = await Assert.ThrowsAsync<BigQueryException>(() =>
+            _client.QueryAsync(new QueryRequest { Query = $"CREATE OR REPLACE VIEW {dataset}.v AS SELECT no_such_column FROM {dataset}.u" }));
+
+        Assert.Equal((400, "invalid"), (table.Code, table.Reason));
+        Assert.Equal((400, "invalidQuery"), (view.Code, view.Reason));
+        var kept = await _client.GetTableAsync(dataset, "t");
+        Assert.Equal(("DAY", "ts"), (kept.TimePartitioning!.Type, kept.TimePartitioning.Field));
+        Assert.Equal("kept", Assert.Single(await QueryAsync($"SELECT a FROM {dataset}.t"))["a"]);
+        Assert.Equal("a", Assert.Single((await _client.GetTableAsync(dataset, "v")).Schema!.Fields!).Name);
+        Assert.Equal("kept", Assert.Single(await QueryAsync($"SELECT a FROM {dataset}.v"))["a"]);
+
+        // A replacement that succeeds still replaces.
+        await _client.QueryAsync(new QueryRequest { Query = $"CREATE OR REPLACE TABLE {dataset}.t (b STRING)" });
+        Assert.Equal("b", Assert.Single((await _client.GetTableAsync(dataset, "t")).Schema!.Fields!).Name);
+        Assert.Empty(await QueryAsync($"SELECT b FROM {dataset}.t"));
     }
 
     private static StringContent JobBody(string jobId, string sql) => new(new JsonObject

@@ -3,8 +3,11 @@ using ChatStack.Contracts;
 using ChatStack.GoogleCloud;
 using ChatStack.GoogleCloud.PubSub;
 using ChatStack.Provisioner.Cli;
+using ChatStack.Provisioner.Infrastructure;
+using ChatStack.Provisioner.PubSub;
 using ChatStack.Tests.Support;
 using Google.Cloud.PubSub.V1;
+using Google.Protobuf.WellKnownTypes;
 using Microsoft.Extensions.Configuration;
 
 namespace ChatStack.Tests.Provisioning;
@@ -165,6 +168,53 @@ public sealed class ProvisionerTests(StackFixture stack, ITestOutputHelper outpu
     }
 
     [Fact]
+    public async Task Every_subscription_is_created_to_never_expire_however_long_nobody_pulls()
+    {
+        Assert.Equal(0, (await Run(["provision"])).ExitCode);
+
+        foreach (var id in new[] { ResourceNames.DeadLetterSubscription, ResourceNames.ChatEventsSubscription })
+        {
+            // A policy with no TTL never expires; no policy at all is Pub/Sub's 31-day default.
+            var subscription = await Admin.GetSubscriptionAsync(Subscription(id), default);
+            Assert.NotNull(subscription?.ExpirationPolicy);
+            Assert.Null(subscription.ExpirationPolicy.Ttl);
+        }
+    }
+
+    [Fact]
+    public async Task A_subscription_that_expires_when_idle_is_planned_and_updated_to_never_expire()
+    {
+        await Admin.CreateTopicAsync(new Topic { Name = Topic(ResourceNames.DeadLetterTopic) }, default);
+        await Admin.CreateSubscriptionAsync(new Subscription
+        {
+            Name = Subscription(ResourceNames.DeadLetterSubscription),
+            Topic = Topic(ResourceNames.DeadLetterTopic),
+            AckDeadlineSeconds = ChatStackInfrastructure.AckDeadlineSeconds,
+            MessageRetentionDuration = Duration.FromTimeSpan(TimeSpan.FromDays(7)),
+            // What real Pub/Sub reports for a subscription created without a policy.
+            ExpirationPolicy = new ExpirationPolicy { Ttl = Duration.FromTimeSpan(TimeSpan.FromDays(31)) },
+        }, default);
+
+        var plan = await Run(["provision", "--dry-run"]);
+        Assert.Equal(2, plan.ExitCode);
+        Assert.Contains(
+            $"  ~ pubsub.subscription    chat-events-dlq-hold                     update{Environment.NewLine}      expirationPolicy.ttl: 2678400s -> never{Environment.NewLine}",
+            plan.Output);
+
+        // The emulator refuses to update expiration_policy, so the update is recorded here instead of sent.
+        var admin = new UpdateRecordingAdmin(Admin);
+        var resource = new SubscriptionResource(admin, _project, new SubscriptionSpec(
+            ResourceNames.DeadLetterSubscription, ResourceNames.DeadLetterTopic, ChatStackInfrastructure.AckDeadlineSeconds, TimeSpan.FromDays(7)));
+        var change = await resource.PlanAsync(default);
+        Assert.Equal(ChangeKind.Update, change.Action);
+        await resource.ApplyAsync(change, default);
+        var (updated, mask) = Assert.Single(admin.Updates);
+        Assert.Equal(["expiration_policy"], mask.Paths);
+        Assert.NotNull(updated.ExpirationPolicy);
+        Assert.Null(updated.ExpirationPolicy.Ttl);
+    }
+
+    [Fact]
     public async Task A_subscription_on_another_topic_is_reported_exits_3_and_is_not_destroyed()
     {
         var otherTopic = Topic("someone-elses-topic");
@@ -260,5 +310,30 @@ public sealed class ProvisionerTests(StackFixture stack, ITestOutputHelper outpu
 
         Assert.Equal(1, exitCode);
         Assert.StartsWith("Provisioning failed: the Pub/Sub emulator at 127.0.0.1:9 answered Unavailable", error.Trim());
+    }
+
+    /// <summary>Reads through to the emulator; records subscription updates instead of sending them.</summary>
+    private sealed class UpdateRecordingAdmin(IPubSubAdmin inner) : IPubSubAdmin
+    {
+        public List<(Subscription Subscription, FieldMask Mask)> Updates { get; } = [];
+
+        public Task<Topic?> GetTopicAsync(string topicName, CancellationToken cancellationToken) => inner.GetTopicAsync(topicName, cancellationToken);
+
+        public Task<Topic> CreateTopicAsync(Topic topic, CancellationToken cancellationToken) => inner.CreateTopicAsync(topic, cancellationToken);
+
+        public Task<Topic> UpdateTopicAsync(Topic topic, FieldMask updateMask, CancellationToken cancellationToken) =>
+            inner.UpdateTopicAsync(topic, updateMask, cancellationToken);
+
+        public Task<Subscription?> GetSubscriptionAsync(string subscriptionName, CancellationToken cancellationToken) =>
+            inner.GetSubscriptionAsync(subscriptionName, cancellationToken);
+
+        public Task<Subscription> CreateSubscriptionAsync(Subscription subscription, CancellationToken cancellationToken) =>
+            inner.CreateSubscriptionAsync(subscription, cancellationToken);
+
+        public Task<Subscription> UpdateSubscriptionAsync(Subscription subscription, FieldMask updateMask, CancellationToken cancellationToken)
+        {
+            Updates.Add((subscription, updateMask));
+            return Task.FromResult(subscription);
+        }
     }
 }
