@@ -20,6 +20,7 @@ public sealed class ChatEventIngestionService(
     IBigQueryClient bigQuery,
     IOptions<IngestionOptions> options,
     IngestionTelemetry telemetry,
+    IngestionHealth health,
     TimeProvider time,
     ILogger<ChatEventIngestionService> logger) : BackgroundService
 {
@@ -203,13 +204,13 @@ public sealed class ChatEventIngestionService(
             Rows = [.. rows.Select(r => new InsertAllRow { InsertId = r.InsertId, Json = r.Json })],
         };
         var delay = TimeSpan.FromMilliseconds(500);
-        var failingSince = time.GetTimestamp();
         for (var attempt = 1; ; attempt++)
         {
             try
             {
                 // Not cancelled by stopping: a request in flight is finished, so its rows are acked rather than sent twice.
                 var response = await bigQuery.InsertAllAsync(_options.Dataset, table, request, CancellationToken.None);
+                health.WriteSucceeded();
                 return (response.InsertErrors ?? [])
                     .Where(e => e.Errors?.Any(x => x.Reason != "stopped") ?? false)
                     .ToDictionary(e => e.Index, e => string.Join("; ", e.Errors!.Select(x => $"{x.Reason} {x.Location}: {x.Message}")));
@@ -234,7 +235,8 @@ public sealed class ChatEventIngestionService(
                 // Anything else (a 5xx, a 403 or 404 until someone fixes a grant or provisions, a network or token
                 // failure, an unreadable answer) is retried: the messages stay leased and pulling pauses once
                 // MaxOutstandingMessages are held.
-                var failing = time.GetElapsedTime(failingSince);
+                health.WriteFailed(e.Message);
+                var failing = health.FailingFor;
                 var level = failing < _options.MaxInsertBackoff ? LogLevel.Warning : LogLevel.Error;
                 logger.Log(level, "insertAll of {Count} rows into {Table} failed ({Error}); attempt {Attempt}, failing for {Failing:g}, next in {Delay} ms",
                     rows.Count, table, e.Message, attempt, failing, (int)delay.TotalMilliseconds);

@@ -15,6 +15,8 @@ internal static class IngestionExtensions
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<IngestionTelemetry>();
         builder.Services.AddSingleton<SubscriptionSource>();
+        builder.Services.AddSingleton<IngestionHealth>();
+        builder.Services.AddHealthChecks().AddCheck<IngestionHealth>("bigquery-writes");
         // ENABLE_DUAL_WRITE (master) and ENABLE_BQ_WRITE: with either off the worker leaves the subscription alone, so
         // events wait there (7 days' retention) instead of being consumed and dropped.
         if (builder.Configuration.GetValue("ENABLE_DUAL_WRITE", true) && builder.Configuration.GetValue("ENABLE_BQ_WRITE", true))

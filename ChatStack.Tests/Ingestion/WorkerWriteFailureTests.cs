@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using ChatStack.AnalyticsWorker.Ingestion;
 using ChatStack.Contracts;
 using ChatStack.Contracts.Events;
@@ -56,12 +57,17 @@ public sealed class WorkerWriteFailureTests(StackFixture stack, ITestOutputHelpe
         // Longer than five deliveries at the local 1-4 s retry backoff: nacking each failed write dead-lettered them all by now.
         await Task.Delay(TimeSpan.FromSeconds(25));
         Assert.Empty(await DeadLettersAsync());
+        using var http = new HttpClient { BaseAddress = new Uri(Regex.Match(worker.Log, @"Now listening on: (http://\S+)").Groups[1].Value) };
+        var degraded = await http.GetStringAsync("/health");
 
         await ProvisionAsync(ResourceNames.Dataset);
         Assert.Equal(ids.Count, await WaitForRowsAsync(ids.Count, TimeSpan.FromSeconds(30)));
         output.WriteLine(worker.Log);
         Assert.Contains("Not found: Dataset", worker.Log);
         Assert.Empty(await DeadLettersAsync());
+        // Degraded (still 200) while the writes failed, healthy once they go through.
+        Assert.Equal("Degraded", degraded);
+        Assert.Equal("Healthy", await http.GetStringAsync("/health"));
     }
 
     [Fact]
@@ -78,13 +84,15 @@ public sealed class WorkerWriteFailureTests(StackFixture stack, ITestOutputHelpe
         using var meters = new ServiceCollection().AddMetrics().BuildServiceProvider();
         using var telemetry = new IngestionTelemetry(meters.GetRequiredService<IMeterFactory>());
         var source = new SubscriptionSource(new Subscriber.SubscriberClient(_channel), options, cloud, NullLogger<SubscriptionSource>.Instance);
-        using var worker = new ChatEventIngestionService(source, bigQuery, options, telemetry, TimeProvider.System, NullLogger<ChatEventIngestionService>.Instance);
+        var health = new IngestionHealth(TimeProvider.System, options);
+        using var worker = new ChatEventIngestionService(source, bigQuery, options, telemetry, health, TimeProvider.System, NullLogger<ChatEventIngestionService>.Instance);
 
         await worker.StartAsync(CancellationToken.None);
         var written = await WaitForRowsAsync(ids.Count - 1, TimeSpan.FromSeconds(30));
         await worker.StopAsync(CancellationToken.None);
 
         Assert.Equal(ids.Count - 1, written);
+        Assert.Equal(TimeSpan.Zero, health.FailingFor); // the refusals were the rows' fault, not an outage
         Assert.All(bigQuery.Written, rows => Assert.InRange(rows.Count, 1, 8));
         Assert.Equal(ids.Where(id => id != poison).Order(), bigQuery.Written.SelectMany(r => r).Order());
         Assert.Contains(bigQuery.Refused, ids => ids.SequenceEqual([poison]));
