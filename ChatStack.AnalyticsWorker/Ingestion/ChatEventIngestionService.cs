@@ -209,7 +209,9 @@ public sealed class ChatEventIngestionService(
             try
             {
                 // Not cancelled by stopping: a request in flight is finished, so its rows are acked rather than sent twice.
-                var response = await bigQuery.InsertAllAsync(_options.Dataset, table, request, CancellationToken.None);
+                // Bounded, though: a BigQuery that stops answering is an outage like any other, retried and reported.
+                using var timeout = new CancellationTokenSource(_options.InsertTimeout, time);
+                var response = await bigQuery.InsertAllAsync(_options.Dataset, table, request, timeout.Token);
                 health.WriteSucceeded();
                 return (response.InsertErrors ?? [])
                     .Where(e => e.Errors?.Any(x => x.Reason != "stopped") ?? false)

@@ -71,6 +71,33 @@ public sealed class WorkerWriteFailureTests(StackFixture stack, ITestOutputHelpe
     }
 
     [Fact]
+    public async Task A_bigquery_that_stops_answering_is_an_outage_the_worker_reports_and_rides_out()
+    {
+        await ProvisionAsync(ResourceNames.Dataset);
+        var ids = await PublishAsync(20);
+        // Connections are taken and nothing comes back, as from a hung server: only a timeout ends a request.
+        await using var hung = new TcpGate(stack.BigQueryHost) { Latency = TimeSpan.FromHours(1) };
+        using var worker = new WorkerProcess(new Dictionary<string, string>
+        {
+            ["GOOGLE_CLOUD_PROJECT"] = _project,
+            ["PUBSUB_EMULATOR_HOST"] = stack.PubSubHost,
+            ["BIGQUERY_EMULATOR_HOST"] = hung.Address,
+            ["Ingestion__AckDeadlineSeconds"] = "10",
+            ["Ingestion__InsertTimeout"] = "00:00:02",
+            ["Ingestion__MaxInsertBackoff"] = "00:00:02",
+        });
+
+        await Task.Delay(TimeSpan.FromSeconds(15));
+        using var http = new HttpClient { BaseAddress = new Uri(Regex.Match(worker.Log, @"Now listening on: (http://\S+)").Groups[1].Value) };
+        Assert.Equal("Degraded", await http.GetStringAsync("/health"));
+
+        hung.Latency = TimeSpan.Zero;
+        Assert.Equal(ids.Count, await WaitForRowsAsync(ids.Count, TimeSpan.FromSeconds(30)));
+        Assert.Equal("Healthy", await http.GetStringAsync("/health"));
+        Assert.Empty(await DeadLettersAsync());
+    }
+
+    [Fact]
     public async Task A_refused_request_is_written_in_halves_and_only_the_row_that_breaks_it_is_dead_lettered()
     {
         await ProvisionAsync(ResourceNames.Dataset);
