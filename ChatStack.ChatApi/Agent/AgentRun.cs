@@ -406,7 +406,7 @@ internal sealed class AgentRun(
         return Task.CompletedTask;
     }
 
-    public async Task OnToolEndAsync(string name, IReadOnlyDictionary<string, string?> arguments, string result, TimeSpan duration, string status)
+    public async Task OnToolEndAsync(string name, IReadOnlyDictionary<string, string?> arguments, string result, TimeSpan duration, string status, string? errorType = null)
     {
         // The result goes back to the model with the next call.
         var resultTokens = counter.CountTokens(result);
@@ -421,6 +421,7 @@ internal sealed class AgentRun(
             ToolName = name,
             ToolArguments = JsonSerializer.Serialize(arguments),
             ToolStatus = status,
+            ToolErrorType = errorType,
             DurationMs = Math.Round(duration.TotalMilliseconds, 3),
         }, CancellationToken.None);
         events.Write(ChatEventTypes.ToolEnd, new ToolEndEvent(name, arguments, result.Length <= 200 ? result : result[..200] + "…",

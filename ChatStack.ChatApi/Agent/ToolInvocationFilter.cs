@@ -30,6 +30,7 @@ internal sealed class ToolInvocationFilter(AgentRun run) : IFunctionInvocationFi
         await run.OnToolStartAsync(name, arguments);
         var stopwatch = Stopwatch.StartNew();
         var status = "ok";
+        string? errorType = null;
         try
         {
             await next(context);
@@ -37,8 +38,10 @@ internal sealed class ToolInvocationFilter(AgentRun run) : IFunctionInvocationFi
         catch (Exception e) when (e is not OperationCanceledException)
         {
             status = "error";
+            errorType = e.GetBaseException().GetType().Name;
             context.Result = new FunctionResult(context.Function, $"error: {e.GetBaseException().Message}");
-            span.SetError(e.GetType().FullName ?? e.GetType().Name, e.GetBaseException().Message);
+            // The message quotes the tool's arguments ("Unexpected ')' in '…'"): content, exported only with capture on.
+            span.SetError(e.GetType().FullName ?? e.GetType().Name, run.CaptureContent ? e.GetBaseException().Message : null);
         }
 
         var result = context.Result.GetValue<object>()?.ToString() ?? "";
@@ -48,6 +51,6 @@ internal sealed class ToolInvocationFilter(AgentRun run) : IFunctionInvocationFi
             span?.SetTag(GenAiAttributes.ToolCallResult, result);
         }
 
-        await run.OnToolEndAsync(name, arguments, result, stopwatch.Elapsed, status);
+        await run.OnToolEndAsync(name, arguments, result, stopwatch.Elapsed, status, errorType);
     }
 }

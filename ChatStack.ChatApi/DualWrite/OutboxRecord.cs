@@ -40,7 +40,8 @@ internal sealed class ChatEventOutbox(DualWriteOptions options)
                 StartedAt = message.DurationMs is { } d ? message.CreatedAt.AddMilliseconds(-d) : message.CreatedAt,
                 EndedAt = message.CreatedAt,
                 DurationMs = message.DurationMs,
-                Error = message.ToolStatus == "error" ? message.Content : null,
+                // A tool's error message can quote its arguments: text only with capture on, else the error's type.
+                Error = message.ToolStatus != "error" ? null : options.CaptureContent ? message.Content : message.ToolErrorType ?? "error",
                 TraceId = traceId,
             };
             return [new OutboxRecord(invocation.InvocationId, ChatEventMessages.Serialize(invocation), ChatEventMessages.Attributes(invocation, traceParent), message.CreatedAt)];

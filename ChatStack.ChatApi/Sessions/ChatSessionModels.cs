@@ -37,6 +37,9 @@ internal sealed record ChatMessageRecord
     [JsonPropertyName("tool_name")] public string? ToolName { get; init; }
     [JsonPropertyName("tool_arguments")] public string? ToolArguments { get; init; }
     [JsonPropertyName("tool_status")] public string? ToolStatus { get; init; }
+
+    /// <summary>The failed tool's exception type, for the warehouse when content capture is off; not stored.</summary>
+    [JsonIgnore] public string? ToolErrorType { get; init; }
     [JsonPropertyName("duration_ms")] public double? DurationMs { get; init; }
 
     /// <summary>Provider-reported minus counted tokens of the run that wrote this answer, when the provider reported usage.</summary>

@@ -60,7 +60,7 @@ public static class WarehouseSchema
             Field("started_at", "TIMESTAMP", "When the tool started.", "REQUIRED"),
             Field("ended_at", "TIMESTAMP", "When the tool ended."),
             Field("duration_ms", "FLOAT64", "ended_at - started_at in milliseconds."),
-            Field("error", "STRING", "Error message when status is error."),
+            Field("error", "STRING", "When status is error: the error message with content capture on, otherwise the error's type (the message can quote the arguments)."),
             Field("trace_id", "STRING", "W3C trace id of the chat turn."),
             Field("ingested_at", "TIMESTAMP", "When the worker wrote the row.", "REQUIRED"),
         ],

@@ -191,13 +191,55 @@ public class AgentRunTests
         Assert.Equal("store_error", error.Code);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_tool_error_reaches_traces_and_the_warehouse_as_text_only_with_content_capture_on(bool capture)
+    {
+        // The calculator's error quotes the expression the model wrote from the user's words.
+        var spans = new List<System.Diagnostics.Activity>();
+        using var test = new System.Diagnostics.ActivitySource("tool-error-test");
+        using var listener = new System.Diagnostics.ActivityListener
+        {
+            ShouldListenTo = source => source.Name is "tool-error-test" or ChatStack.Contracts.Telemetry.ChatStackTelemetry.ChatApi,
+            Sample = (ref System.Diagnostics.ActivityCreationOptions<System.Diagnostics.ActivityContext> _) => System.Diagnostics.ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = span => { lock (spans) { spans.Add(span); } },
+        };
+        System.Diagnostics.ActivitySource.AddActivityListener(listener);
+        var store = new RecordingOutboxStore(_store);
+        var model = new OfflineChatCompletionService(Counter, new OfflineModelOptions { DeltaDelayMs = 0 });
+
+        using (var root = test.StartActivity("turn"))
+        {
+            await Run([], "What is 1 / 0 exactly?", model, budget: 4000, store: store, capture: capture).ExecuteAsync(CancellationToken.None);
+        }
+
+        var record = Assert.Single(store.Records, r => r.Attributes[ChatStack.Contracts.Events.ChatEventMessages.EventTypeAttribute] == "tool_invocation");
+        var invocation = System.Text.Json.JsonSerializer.Deserialize<ChatStack.Contracts.Events.ToolInvocation>(record.Data)!;
+        var traceId = spans.Single(s => s.DisplayName == "turn").TraceId;
+        var tool = spans.Single(s => s.TraceId == traceId && s.DisplayName == "execute_tool calculate");
+        Assert.Equal("error", invocation.Status);
+        Assert.Equal(System.Diagnostics.ActivityStatusCode.Error, tool.Status);
+        if (capture)
+        {
+            Assert.Equal("error: '1 / 0' has no finite value.", invocation.Error);
+            Assert.Equal("'1 / 0' has no finite value.", tool.StatusDescription);
+        }
+        else
+        {
+            Assert.Equal(nameof(ArithmeticException), invocation.Error);
+            Assert.DoesNotContain("1 / 0", System.Text.Encoding.UTF8.GetString(record.Data));
+            Assert.DoesNotContain("1 / 0", tool.StatusDescription ?? "");
+        }
+    }
+
     /// <summary>
     /// A run in session <paramref name="session"/> holding <paramref name="history"/>; with <paramref name="summarized"/>
     /// (or <paramref name="summaryThrough"/>), the session has a summary through that message and the run is given
     /// only the messages after it, as the API does.
     /// </summary>
     private AgentRun Run(IReadOnlyList<ChatMessageRecord> history, string message, IChatCompletionService model, int budget, int contextWindow = 128_000, int keepRecent = 4,
-        int summarized = 0, string session = "s1", string? summaryThrough = null, IChatSessionStore? store = null)
+        int summarized = 0, string session = "s1", string? summaryThrough = null, IChatSessionStore? store = null, bool? capture = null)
     {
         summaryThrough ??= summarized > 0 ? history[summarized - 1].Id : null;
         var chatSession = new ChatSession
@@ -214,18 +256,38 @@ public class AgentRunTests
         var options = new ChatOptions { KeepRecentMessages = keepRecent };
         var quota = new UserLimiter(new LimitOptions(), TimeProvider.System).TryHold("u1", budget, needed: 1).Hold!;
         return new AgentRun(new ChatRunRequest("u1", chatSession, history.Skip(summarized).ToList(), message, spec, quota, NewSession: history.Count == 0), _events, model, Counter, store ?? _store,
-            new ChatStack.ChatApi.DualWrite.ChatEventOutbox(new ChatStack.ChatApi.DualWrite.DualWriteOptions { DualWrite = false }),
+            new ChatStack.ChatApi.DualWrite.ChatEventOutbox(new ChatStack.ChatApi.DualWrite.DualWriteOptions { DualWrite = capture is not null, CaptureContent = capture ?? false }),
             new ChatStack.ChatApi.DualWrite.OutboxSignal(), options, TimeProvider.System, NullLogger.Instance,
-            new ChatStack.ChatApi.Telemetry.ChatMetrics(TelemetryCapture.MeterFactory), new ChatStack.ChatApi.Telemetry.ContentCaptureOptions(false));
+            new ChatStack.ChatApi.Telemetry.ChatMetrics(TelemetryCapture.MeterFactory), new ChatStack.ChatApi.Telemetry.ContentCaptureOptions(capture ?? false));
+    }
+
+    /// <summary>Keeps the outbox records written with each message.</summary>
+    private sealed class RecordingOutboxStore(IChatSessionStore inner) : DelegatingStore(inner)
+    {
+        public List<ChatStack.ChatApi.DualWrite.OutboxRecord> Records { get; } = [];
+
+        public override Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<ChatStack.ChatApi.DualWrite.OutboxRecord> outbox, RunUsage? usage,
+            ChatSession? newSession, CancellationToken cancellationToken)
+        {
+            Records.AddRange(outbox);
+            return base.AppendMessageAsync(sessionId, message, outbox, usage, newSession, cancellationToken);
+        }
     }
 
     /// <summary>Refuses the answer's write as Firestore does a session deleted meanwhile (not as an outage).</summary>
-    private sealed class RefusingAnswerStore(IChatSessionStore inner) : IChatSessionStore
+    private sealed class RefusingAnswerStore(IChatSessionStore inner) : DelegatingStore(inner)
     {
-        public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<ChatStack.ChatApi.DualWrite.OutboxRecord> outbox, RunUsage? usage,
+        public override Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<ChatStack.ChatApi.DualWrite.OutboxRecord> outbox, RunUsage? usage,
             ChatSession? newSession, CancellationToken cancellationToken) => message.Role == "assistant"
                 ? throw new InvalidOperationException("FailedPrecondition: no entity to update")
-                : inner.AppendMessageAsync(sessionId, message, outbox, usage, newSession, cancellationToken);
+                : base.AppendMessageAsync(sessionId, message, outbox, usage, newSession, cancellationToken);
+    }
+
+    /// <summary>Passes every call to another store; a test overrides what it changes.</summary>
+    private abstract class DelegatingStore(IChatSessionStore inner) : IChatSessionStore
+    {
+        public virtual Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<ChatStack.ChatApi.DualWrite.OutboxRecord> outbox, RunUsage? usage,
+            ChatSession? newSession, CancellationToken cancellationToken) => inner.AppendMessageAsync(sessionId, message, outbox, usage, newSession, cancellationToken);
 
         public Task<ChatSession?> GetSessionAsync(string sessionId, CancellationToken cancellationToken) => inner.GetSessionAsync(sessionId, cancellationToken);
 
