@@ -58,6 +58,9 @@ internal static class ChatStackApplication
             .WithGoogleCloudProject(projectId)
             .WithGoogleCloudEmulator(pubsub)
             .WithGoogleCloudEmulator(firestore)
+            // The emulator's Pub/Sub starts empty while Firestore brings back last run's outbox: published before the
+            // worker's subscription exists, those events would be accepted, dropped and deleted from the outbox.
+            .WaitForCompletion(provisioner)
             .WithHttpHealthCheck("/health")
             .WithUrlForEndpoint("http", url => url.DisplayText = "Chat")
             .WithExternalHttpEndpoints()
