@@ -144,6 +144,11 @@ public sealed class ChatEventIngestionService(
             using (var inserts = turns.StartInsert(_options.Dataset, table.Key, rows.Select(r => r.Message).ToList()))
             {
                 errors = await InsertAsync(table.Key, rows.Select(r => r.Row).ToList(), stopping);
+                if (errors is not null)
+                {
+                    errors = await AwaitSchemaAsync(table.Key, rows.Select(r => r.Row).ToList(), errors, stopping);
+                }
+
                 if (errors is null)
                 {
                     inserts.Fail("insert_failed");
@@ -256,6 +261,54 @@ public sealed class ChatEventIngestionService(
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.MaxInsertBackoff.Ticks));
             }
         }
+    }
+
+    /// <summary>
+    /// Rows refused for a field the table does not have yet. Right after the provisioner adds a column, BigQuery's
+    /// streaming path can go on seeing the old schema for a few minutes; those rows are tried again for
+    /// <see cref="IngestionOptions.SchemaChangeWait"/> before they are nacked toward the dead-letter topic. Null when
+    /// stopping interrupted a retry, as for <see cref="InsertAsync"/>.
+    /// </summary>
+    private async Task<Dictionary<int, string>?> AwaitSchemaAsync(string table, List<WarehouseRow> rows, Dictionary<int, string> errors, CancellationToken stopping)
+    {
+        var started = time.GetTimestamp();
+        var delay = TimeSpan.FromSeconds(1);
+        while (errors.Where(e => e.Value.Contains("no such field", StringComparison.OrdinalIgnoreCase)).Select(e => e.Key).ToList() is { Count: > 0 } waiting
+               && time.GetElapsedTime(started) < _options.SchemaChangeWait)
+        {
+            logger.LogWarning("{Count} {Table} rows name a field the table does not have yet ({Error}); trying them again in {Delay} ms, for up to {Wait:g}",
+                waiting.Count, table, errors[waiting[0]], (int)delay.TotalMilliseconds, _options.SchemaChangeWait);
+            try
+            {
+                await Task.Delay(delay, time, stopping);
+            }
+            catch (OperationCanceledException)
+            {
+                return null;
+            }
+
+            var retried = await InsertAsync(table, waiting.Select(i => rows[i]).ToList(), stopping);
+            if (retried is null)
+            {
+                return null;
+            }
+
+            for (var k = 0; k < waiting.Count; k++)
+            {
+                if (retried.TryGetValue(k, out var error))
+                {
+                    errors[waiting[k]] = error;
+                }
+                else
+                {
+                    errors.Remove(waiting[k]);
+                }
+            }
+
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.MaxInsertBackoff.Ticks));
+        }
+
+        return errors;
     }
 
     private static Activity? StartBatchActivity(IReadOnlyList<ReceivedMessage> batch)

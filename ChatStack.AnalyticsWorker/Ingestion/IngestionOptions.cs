@@ -33,6 +33,9 @@ public sealed class IngestionOptions
     /// <summary>Payload bytes per batch; insertAll takes at most 10 MB a request, and rows are larger than their messages.</summary>
     public long MaxBatchBytes { get; set; } = 4L * 1024 * 1024;
 
+    /// <summary>How long rows naming a field the table lacks are tried again (a column just added takes minutes to reach streaming inserts).</summary>
+    public TimeSpan SchemaChangeWait { get; set; } = TimeSpan.FromMinutes(10);
+
     /// <summary>Longest one insertAll may take before it is given up and tried again (BigQuery answers in seconds).</summary>
     public TimeSpan InsertTimeout { get; set; } = TimeSpan.FromSeconds(60);
 

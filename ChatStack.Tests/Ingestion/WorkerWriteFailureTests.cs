@@ -98,6 +98,38 @@ public sealed class WorkerWriteFailureTests(StackFixture stack, ITestOutputHelpe
     }
 
     [Fact]
+    public async Task Rows_naming_a_column_the_table_has_not_shown_yet_wait_for_it_instead_of_being_dead_lettered()
+    {
+        // The table as BigQuery's streaming path still sees it for a few minutes after the provisioner added a column.
+        await ProvisionAsync("chat_analytics_other");
+        var spec = ChatStack.Provisioner.BigQuery.WarehouseSchema.ChatEvents;
+        await Clients.BigQuery.CreateDatasetAsync(new Dataset { DatasetReference = new DatasetReference { DatasetId = ResourceNames.Dataset } });
+        await Clients.BigQuery.CreateTableAsync(ResourceNames.Dataset, new Table
+        {
+            TableReference = new() { TableId = spec.TableId },
+            Schema = new TableSchema { Fields = [.. spec.Fields.Where(f => f.Name != "total_tokens")] },
+        });
+        var ids = await PublishAsync(10);
+        using var worker = new WorkerProcess(new Dictionary<string, string>
+        {
+            ["GOOGLE_CLOUD_PROJECT"] = _project,
+            ["PUBSUB_EMULATOR_HOST"] = stack.PubSubHost,
+            ["BIGQUERY_EMULATOR_HOST"] = stack.BigQueryHost,
+            ["Ingestion__AckDeadlineSeconds"] = "10",
+            ["Ingestion__MaxInsertBackoff"] = "00:00:02",
+        });
+
+        // Longer than five deliveries at the local 1-4 s retry backoff: nacked, the rows were dead-lettered by now.
+        await Task.Delay(TimeSpan.FromSeconds(25));
+        Assert.Empty(await DeadLettersAsync());
+        await Clients.BigQuery.PatchTableAsync(ResourceNames.Dataset, spec.TableId, new Table { Schema = new TableSchema { Fields = [.. spec.Fields] } });
+
+        Assert.Equal(ids.Count, await WaitForRowsAsync(ids.Count, TimeSpan.FromSeconds(30)));
+        Assert.Contains("no such field: total_tokens", worker.Log);
+        Assert.Empty(await DeadLettersAsync());
+    }
+
+    [Fact]
     public async Task A_refused_request_is_written_in_halves_and_only_the_row_that_breaks_it_is_dead_lettered()
     {
         await ProvisionAsync(ResourceNames.Dataset);
