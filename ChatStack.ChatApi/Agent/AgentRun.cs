@@ -223,7 +223,7 @@ internal sealed class AgentRun(
                 throw;
             }
 
-            call.OnChunk(reply?.ModelId, reply?.Metadata);
+            call.OnChunk(ModelCallSpan.ResponseModelOf(reply?.InnerContent, reply?.ModelId), reply?.Metadata);
             summaryTokens = counter.CountTokens(reply?.Content?.Trim() ?? "");
             var usage = RecordProviderUsage(reply?.Metadata);
             call.SetUsage(usage?.Prompt ?? summarizationInput, usage?.Completion ?? summaryTokens, usage is not null);
@@ -329,7 +329,7 @@ internal sealed class AgentRun(
         {
             await foreach (var update in model.GetStreamingChatMessageContentsAsync(context, settings, kernel, cancellationToken))
             {
-                span.OnChunk(update.ModelId, update.Metadata);
+                span.OnChunk(ModelCallSpan.ResponseModelOf(update.InnerContent, update.ModelId), update.Metadata);
                 calls.Append(update);
                 if (RecordProviderUsage(update.Metadata) is { } usage)
                 {

@@ -157,6 +157,17 @@ internal sealed class ModelCallSpan : IDisposable
 
     public static string RequestModelOf(ModelSpec model) => model.Options.ProviderModelId ?? model.Name;
 
+    /// <summary>
+    /// The model the provider says answered (OpenAI names the dated snapshot behind an alias), from its own chunk or
+    /// reply: SK's <c>ModelId</c> is the model that was asked for. Other services (the offline one) have only that.
+    /// </summary>
+    public static string? ResponseModelOf(object? innerContent, string? modelId) => innerContent switch
+    {
+        OpenAI.Chat.StreamingChatCompletionUpdate { Model: { Length: > 0 } model } => model,
+        OpenAI.Chat.ChatCompletion { Model: { Length: > 0 } model } => model,
+        _ => modelId,
+    };
+
     /// <summary>Every chunk (or the one reply): the first one stops the time-to-first-chunk clock.</summary>
     public void OnChunk(string? modelId, IReadOnlyDictionary<string, object?>? metadata)
     {
