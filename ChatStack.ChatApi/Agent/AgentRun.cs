@@ -378,7 +378,8 @@ internal sealed class AgentRun(
             _completionBase += callCompletion;
             _budget.SetCompletion(_completionBase);
             _live = null;
-            if (!span.HasUsage)
+            // A call cut short counts what it counted; one that failed before its first chunk spent nothing.
+            if (!span.HasUsage && !span.FailedBeforeFirstChunk)
             {
                 span.SetUsage(Count(context), callCompletion, fromProvider: false);
             }

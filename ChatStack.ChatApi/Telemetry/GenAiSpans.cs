@@ -104,7 +104,8 @@ internal sealed class AgentRunSpan(Activity? activity, bool captureContent) : ID
 /// <summary>
 /// The <c>chat {model}</c> span of one model call, and the GenAI client metrics it feeds: duration, time to first
 /// chunk (streaming calls only), and token usage, the provider's when it reports it and ChatStack's exact count
-/// otherwise (a call cut short by the budget or a disconnect never gets the provider's usage).
+/// otherwise (a call cut short by the budget or a disconnect never gets the provider's usage); none for a call that
+/// failed before its first chunk.
 /// </summary>
 internal sealed class ModelCallSpan : IDisposable
 {
@@ -200,6 +201,12 @@ internal sealed class ModelCallSpan : IDisposable
     public void SetUsage(int input, int output, bool fromProvider) => _usage = (input, output, fromProvider);
 
     public bool HasUsage => _usage is not null;
+
+    /// <summary>
+    /// The provider refused the call or was never reached (an error, not a cancellation, before any chunk): it
+    /// used no tokens, so none are recorded.
+    /// </summary>
+    public bool FailedBeforeFirstChunk => _firstChunk && _errorType is not null && _errorType != "cancelled";
 
     public void SetOutput(ReadOnlySpan<char> text, IReadOnlyList<FunctionCallContent> calls)
     {

@@ -49,6 +49,39 @@ public sealed class ModelCallTelemetryTests
         });
     }
 
+    [Theory]
+    [InlineData(401)]
+    [InlineData(503)]
+    [InlineData(0)] // nothing listens at the endpoint
+    public async Task A_model_call_that_failed_before_its_first_chunk_records_no_token_usage_but_its_duration_with_the_error(int status)
+    {
+        await using var provider = await OpenAiCompatibleServer.StartAsync();
+        var settings = Settings(provider.ModelSettings());
+        if (status == 0)
+        {
+            settings["Chat:Models:test-gpt-4o:Endpoint"] = "http://127.0.0.1:9/v1/";
+        }
+        else
+        {
+            provider.Failure = (status, "server_error", "refused", "No.");
+        }
+
+        var telemetry = new TelemetryCapture();
+        await using var host = await ChatApiHost.StartAsync("127.0.0.1:9", settings, configure: telemetry.AddTo);
+        var client = await ChatApiClient.SignInAsync(host.Address, $"failed-call-{status}");
+        Assert.Equal("model_error", (await client.ChatAsync(new { message = "hello", model = "test-gpt-4o" }))[^1].Payload.GetProperty("code").GetString());
+
+        var call = Assert.Single(await WaitForCallsAsync(telemetry, 1));
+        Assert.Equal(ActivityStatusCode.Error, call.Status);
+        Assert.Null(call.GetTagItem(GenAiAttributes.UsageInputTokens));
+        Assert.Null(call.GetTagItem(GenAiAttributes.UsageOutputTokens));
+        var metrics = telemetry.Metrics(host.Services);
+        Assert.Empty(Points(metrics, GenAiMetrics.TokenUsage));
+        var duration = Assert.Single(Points(metrics, GenAiMetrics.OperationDuration));
+        Assert.Equal(call.GetTagItem(GenAiAttributes.ErrorType), Tag(duration, GenAiAttributes.ErrorType));
+        Assert.NotEqual("cancelled", Tag(duration, GenAiAttributes.ErrorType));
+    }
+
     private static Dictionary<string, string?> Settings(Dictionary<string, string?> model) => new(model)
     {
         ["ENABLE_FIRESTORE_WRITE"] = "false",
