@@ -223,7 +223,7 @@ internal sealed class AgentRun(
                 throw;
             }
 
-            call.OnChunk(reply?.ModelId, reply?.Metadata);
+            call.OnChunk(ModelCallSpan.ResponseModelOf(reply?.InnerContent, reply?.ModelId), reply?.Metadata);
             summaryTokens = counter.CountTokens(reply?.Content?.Trim() ?? "");
             var usage = RecordProviderUsage(reply?.Metadata);
             call.SetUsage(usage?.Prompt ?? summarizationInput, usage?.Completion ?? summaryTokens, usage is not null);
@@ -329,7 +329,7 @@ internal sealed class AgentRun(
         {
             await foreach (var update in model.GetStreamingChatMessageContentsAsync(context, settings, kernel, cancellationToken))
             {
-                span.OnChunk(update.ModelId, update.Metadata);
+                span.OnChunk(ModelCallSpan.ResponseModelOf(update.InnerContent, update.ModelId), update.Metadata);
                 calls.Append(update);
                 if (RecordProviderUsage(update.Metadata) is { } usage)
                 {
@@ -378,7 +378,8 @@ internal sealed class AgentRun(
             _completionBase += callCompletion;
             _budget.SetCompletion(_completionBase);
             _live = null;
-            if (!span.HasUsage)
+            // A call cut short counts what it counted; one that failed before its first chunk spent nothing.
+            if (!span.HasUsage && !span.FailedBeforeFirstChunk)
             {
                 span.SetUsage(Count(context), callCompletion, fromProvider: false);
             }

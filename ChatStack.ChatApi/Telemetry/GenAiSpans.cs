@@ -104,7 +104,8 @@ internal sealed class AgentRunSpan(Activity? activity, bool captureContent) : ID
 /// <summary>
 /// The <c>chat {model}</c> span of one model call, and the GenAI client metrics it feeds: duration, time to first
 /// chunk (streaming calls only), and token usage, the provider's when it reports it and ChatStack's exact count
-/// otherwise (a call cut short by the budget or a disconnect never gets the provider's usage).
+/// otherwise (a call cut short by the budget or a disconnect never gets the provider's usage); none for a call that
+/// failed before its first chunk.
 /// </summary>
 internal sealed class ModelCallSpan : IDisposable
 {
@@ -157,6 +158,17 @@ internal sealed class ModelCallSpan : IDisposable
 
     public static string RequestModelOf(ModelSpec model) => model.Options.ProviderModelId ?? model.Name;
 
+    /// <summary>
+    /// The model the provider says answered (OpenAI names the dated snapshot behind an alias), from its own chunk or
+    /// reply: SK's <c>ModelId</c> is the model that was asked for. Other services (the offline one) have only that.
+    /// </summary>
+    public static string? ResponseModelOf(object? innerContent, string? modelId) => innerContent switch
+    {
+        OpenAI.Chat.StreamingChatCompletionUpdate { Model: { Length: > 0 } model } => model,
+        OpenAI.Chat.ChatCompletion { Model: { Length: > 0 } model } => model,
+        _ => modelId,
+    };
+
     /// <summary>Every chunk (or the one reply): the first one stops the time-to-first-chunk clock.</summary>
     public void OnChunk(string? modelId, IReadOnlyDictionary<string, object?>? metadata)
     {
@@ -189,6 +201,12 @@ internal sealed class ModelCallSpan : IDisposable
     public void SetUsage(int input, int output, bool fromProvider) => _usage = (input, output, fromProvider);
 
     public bool HasUsage => _usage is not null;
+
+    /// <summary>
+    /// The provider refused the call or was never reached (an error, not a cancellation, before any chunk): it
+    /// used no tokens, so none are recorded.
+    /// </summary>
+    public bool FailedBeforeFirstChunk => _firstChunk && _errorType is not null && _errorType != "cancelled";
 
     public void SetOutput(ReadOnlySpan<char> text, IReadOnlyList<FunctionCallContent> calls)
     {

@@ -10,7 +10,8 @@ namespace ChatStack.Tests.Support;
 /// A tiny OpenAI-compatible server: <c>POST /v1/chat/completions</c> with <c>stream: true</c> answers
 /// <c>chat.completion.chunk</c> SSE ending with a usage chunk and <c>[DONE]</c>, like OpenAI does when asked for
 /// <c>stream_options.include_usage</c>. When the last message asks to multiply and tools are offered, it first
-/// calls the <c>tools-calculate</c> function; after the tool result it answers.
+/// calls the <c>tools-calculate</c> function; after the tool result it answers. Without <c>stream: true</c> it answers
+/// one <c>chat.completion</c> (a summary, as the chat API asks for one).
 /// </summary>
 public sealed class OpenAiCompatibleServer : IAsyncDisposable
 {
@@ -27,6 +28,14 @@ public sealed class OpenAiCompatibleServer : IAsyncDisposable
 
     /// <summary>When set, every request is refused with this status and OpenAI's error body (and <c>Retry-After: 0</c>).</summary>
     public (int Status, string Type, string Code, string Message)? Failure { get; set; }
+
+    /// <summary>
+    /// When set, answers name this model instead of the one asked for, as OpenAI names the dated snapshot
+    /// (<c>gpt-4o-mini-2024-07-18</c>) that served an alias.
+    /// </summary>
+    public string? ResponseModel { get; set; }
+
+    public const string Summary = "The user sent two long messages of filler words.";
 
     public static readonly string[] AnswerChunks = ["The ", "answer ", "is ", "51", ". ", "Multiplying ", "17 ", "by ", "3 ", "gives ", "51."];
 
@@ -54,15 +63,30 @@ public sealed class OpenAiCompatibleServer : IAsyncDisposable
                 return;
             }
 
-            await WriteStreamAsync(context, body);
+            var model = server.ResponseModel ?? body["model"]?.GetValue<string>() ?? "test";
+            if (body["stream"]?.GetValue<bool>() == true)
+            {
+                await WriteStreamAsync(context, body, model);
+            }
+            else
+            {
+                await context.Response.WriteAsJsonAsync(new
+                {
+                    id = "chatcmpl-test",
+                    @object = "chat.completion",
+                    created = 1_700_000_000,
+                    model,
+                    choices = new[] { new { index = 0, message = new { role = "assistant", content = Summary }, finish_reason = "stop" } },
+                    usage = new { prompt_tokens = PromptTokensPerCall, completion_tokens = CompletionTokensPerCall, total_tokens = PromptTokensPerCall + CompletionTokensPerCall },
+                });
+            }
         }));
         return server;
     }
 
-    private static async Task WriteStreamAsync(HttpContext context, JsonNode body)
+    private static async Task WriteStreamAsync(HttpContext context, JsonNode body, string model)
     {
         context.Response.ContentType = "text/event-stream";
-        var model = body["model"]?.GetValue<string>() ?? "test";
         var messages = body["messages"]!.AsArray();
         var last = messages[^1]!;
         var wantsTool = body["tools"] is JsonArray { Count: > 0 } && last["role"]?.GetValue<string>() == "user"
