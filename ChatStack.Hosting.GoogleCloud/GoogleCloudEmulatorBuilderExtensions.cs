@@ -118,7 +118,15 @@ public static class GoogleCloudEmulatorBuilderExtensions
             options.Runtime = runtime;
         }
 
-        section.GetSection(name).Bind(options);
+        // The binder appends configured list items to a list's defaults (dotnet/runtime#46988), which would give the
+        // JVM two garbage collectors: configured JvmOptions (even an empty value) replace the default flags instead.
+        var emulator = section.GetSection(name);
+        if (emulator.GetSection(nameof(GoogleCloudEmulatorOptions.JvmOptions)).Exists())
+        {
+            options.JvmOptions = [];
+        }
+
+        emulator.Bind(options);
         configure?.Invoke(options);
         return options;
     }

@@ -24,7 +24,7 @@ public sealed class GoogleCloudEmulatorOptions
 
     /// <summary>
     /// JVM flags. The defaults keep an emulator near 230 MB under load (about half the JVM's own default)
-    /// at the same throughput, and start it faster.
+    /// at the same throughput, and start it faster. Flags from configuration replace these rather than add to them.
     /// </summary>
     public List<string> JvmOptions { get; set; } = ["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"];
 

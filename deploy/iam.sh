@@ -15,6 +15,23 @@ project=$GCP_PROJECT_ID
 
 sa() { echo "$1@$project.iam.gserviceaccount.com"; }
 
+# Runs a grant to an account that may have just been created. A new account can take up to about a minute to be
+# usable in IAM policies; until then the grant fails with "Service account ... does not exist". That error is retried
+# every 10 s for up to 90 s; any other fails at once. Grants are idempotent, so a retry or a second run is harmless.
+grant() {
+  local attempt=1 error
+  until error=$("$@" 2>&1 >/dev/null); do
+    if [ "$attempt" -ge 10 ] || ! grep -qi 'service account .*does not exist' <<<"$error"; then
+      echo "$error" >&2
+      return 1
+    fi
+    echo "deploy/iam.sh: waiting for the new service account to be usable (attempt $attempt)" >&2
+    attempt=$((attempt + 1))
+    sleep 10
+  done
+  [ -z "$error" ] || echo "$error" >&2
+}
+
 accounts() {
   for name in chat-api analytics-worker provisioner; do
     gcloud iam service-accounts describe "$(sa "$name")" --project "$project" >/dev/null 2>&1 \
@@ -22,22 +39,22 @@ accounts() {
   done
 
   # The chat API keeps sessions and messages in Firestore (no narrower scope than the project without IAM conditions).
-  gcloud projects add-iam-policy-binding "$project" --condition=None \
-    --member "serviceAccount:$(sa chat-api)" --role roles/datastore.user >/dev/null
+  grant gcloud projects add-iam-policy-binding "$project" --condition=None \
+    --member "serviceAccount:$(sa chat-api)" --role roles/datastore.user
 
   # Only the provisioner job administers anything: it creates and updates topics, subscriptions, the dataset,
   # tables and views, and Firestore's composite index. It sets no IAM policy, so it needs neither pubsub.admin nor
   # bigquery.admin, and no access to documents (datastore.indexAdmin).
-  gcloud projects add-iam-policy-binding "$project" --condition=None \
-    --member "serviceAccount:$(sa provisioner)" --role roles/pubsub.editor >/dev/null
-  gcloud projects add-iam-policy-binding "$project" --condition=None \
-    --member "serviceAccount:$(sa provisioner)" --role roles/bigquery.dataOwner >/dev/null
-  gcloud projects add-iam-policy-binding "$project" --condition=None \
-    --member "serviceAccount:$(sa provisioner)" --role roles/datastore.indexAdmin >/dev/null
+  grant gcloud projects add-iam-policy-binding "$project" --condition=None \
+    --member "serviceAccount:$(sa provisioner)" --role roles/pubsub.editor
+  grant gcloud projects add-iam-policy-binding "$project" --condition=None \
+    --member "serviceAccount:$(sa provisioner)" --role roles/bigquery.dataOwner
+  grant gcloud projects add-iam-policy-binding "$project" --condition=None \
+    --member "serviceAccount:$(sa provisioner)" --role roles/datastore.indexAdmin
 
   for secret in openai-api-key chat-api-jwt-signing-key; do
-    gcloud secrets add-iam-policy-binding "$secret" --project "$project" \
-      --member "serviceAccount:$(sa chat-api)" --role roles/secretmanager.secretAccessor >/dev/null
+    grant gcloud secrets add-iam-policy-binding "$secret" --project "$project" \
+      --member "serviceAccount:$(sa chat-api)" --role roles/secretmanager.secretAccessor
   done
 }
 

@@ -77,6 +77,33 @@ public sealed class EmulatorResourceTests : IDisposable
             args);
     }
 
+    [Fact]
+    public async Task Configured_jvm_flags_replace_the_default_flags_instead_of_being_added_to_them()
+    {
+        // As the AppHost reads them: settings under GoogleCloud:Emulators:{name}. The binder alone would append
+        // these to the defaults, and the JVM refuses two garbage collectors.
+        var builder = Builder(
+            ("GoogleCloud:Emulators:pubsub:JvmOptions:0", "-XX:+UseG1GC"),
+            ("GoogleCloud:Emulators:pubsub:JvmOptions:1", "-Xmx1g"));
+        var pubsub = builder.AddPubSubEmulator("pubsub");
+        Allocate(pubsub.Resource, 40051, 40052);
+
+        var args = await ((IResourceWithArgs)pubsub.Resource).GetArgumentValuesAsync();
+        Assert.Equal(["-XX:+UseG1GC", "-Xmx1g", "-jar"], args.Take(3));
+        Assert.DoesNotContain(args, a => new GoogleCloudEmulatorOptions().JvmOptions.Contains(a));
+    }
+
+    [Fact]
+    public async Task Jvm_flags_configured_as_empty_leave_the_jvm_its_own_defaults()
+    {
+        var builder = Builder(("GoogleCloud:Emulators:firestore:JvmOptions", ""));
+        var firestore = builder.AddFirestoreEmulator("firestore");
+        Allocate(firestore.Resource, 40061, 40062);
+
+        var args = await ((IResourceWithArgs)firestore.Resource).GetArgumentValuesAsync();
+        Assert.Equal("-Duser.language=en", args[0]);
+    }
+
     private sealed class BigQueryEmulatorProject : IProjectMetadata
     {
         public string ProjectPath => Path.Combine(Deployment.PublishedManifest.RepositoryRoot, "ChatStack.BigQueryEmulator", "ChatStack.BigQueryEmulator.csproj");
