@@ -378,8 +378,13 @@ internal sealed class AgentRun(
             _completionBase += callCompletion;
             _budget.SetCompletion(_completionBase);
             _live = null;
-            // A call cut short counts what it counted; one that failed before its first chunk spent nothing.
-            if (!span.HasUsage && !span.FailedBeforeFirstChunk)
+            // A call cut short counts what it counted; one that failed before its first chunk spent nothing, so its
+            // context is not charged to the budget or the user's quota either.
+            if (span.FailedBeforeFirstChunk)
+            {
+                _budget.SetContext(0);
+            }
+            else if (!span.HasUsage)
             {
                 span.SetUsage(Count(context), callCompletion, fromProvider: false);
             }

@@ -53,7 +53,7 @@ public sealed class ModelCallTelemetryTests
     [InlineData(401)]
     [InlineData(503)]
     [InlineData(0)] // nothing listens at the endpoint
-    public async Task A_model_call_that_failed_before_its_first_chunk_records_no_token_usage_but_its_duration_with_the_error(int status)
+    public async Task A_model_call_that_failed_before_its_first_chunk_records_and_charges_no_tokens_but_its_duration_with_the_error(int status)
     {
         await using var provider = await OpenAiCompatibleServer.StartAsync();
         var settings = Settings(provider.ModelSettings());
@@ -69,7 +69,11 @@ public sealed class ModelCallTelemetryTests
         var telemetry = new TelemetryCapture();
         await using var host = await ChatApiHost.StartAsync("127.0.0.1:9", settings, configure: telemetry.AddTo);
         var client = await ChatApiClient.SignInAsync(host.Address, $"failed-call-{status}");
-        Assert.Equal("model_error", (await client.ChatAsync(new { message = "hello", model = "test-gpt-4o" }))[^1].Payload.GetProperty("code").GetString());
+        var events = await client.ChatAsync(new { message = "hello", model = "test-gpt-4o" });
+        Assert.Equal("model_error", events[^1].Payload.GetProperty("code").GetString());
+        // Nothing was spent, so nothing is charged: the finalize count is zero.
+        var finalize = events.Last(e => e.Event == "token_count").Payload;
+        Assert.Equal(("finalize", 0), (finalize.GetProperty("phase").GetString(), finalize.GetProperty("total").GetInt32()));
 
         var call = Assert.Single(await WaitForCallsAsync(telemetry, 1));
         Assert.Equal(ActivityStatusCode.Error, call.Status);
