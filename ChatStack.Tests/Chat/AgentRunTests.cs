@@ -21,13 +21,7 @@ public class AgentRunTests
     [Fact]
     public async Task Past_the_context_share_older_history_is_summarized_before_the_model_call_keeping_the_newest_turns()
     {
-        var history = Enumerable.Range(0, 8).Select(i => new ChatMessageRecord
-        {
-            Id = ChatMessageRecord.NewId(DateTimeOffset.UtcNow),
-            Role = i % 2 == 0 ? "user" : "assistant",
-            Content = $"Message {i}. " + TokenCountingTests.Sample("prose", 3),
-            CreatedAt = DateTimeOffset.UtcNow,
-        }).ToList();
+        var history = ProseHistory(8);
         var model = new RecordingModel(new OfflineChatCompletionService(Counter, new OfflineModelOptions { DeltaDelayMs = 0 }));
         var run = Run(history, "And now?", model, budget: 5000, contextWindow: 600, keepRecent: 4);
         await run.ExecuteAsync(CancellationToken.None);
@@ -157,13 +151,7 @@ public class AgentRunTests
     [InlineData(600)] // past it, but summarizing the older half would cost more than the budget leaves
     public async Task A_conversation_grown_past_the_budget_ends_the_turn_with_an_error_and_spends_nothing(int contextWindow)
     {
-        var history = Enumerable.Range(0, 8).Select(i => new ChatMessageRecord
-        {
-            Id = ChatMessageRecord.NewId(DateTimeOffset.UtcNow),
-            Role = i % 2 == 0 ? "user" : "assistant",
-            Content = $"Message {i}. " + TokenCountingTests.Sample("prose", 3),
-            CreatedAt = DateTimeOffset.UtcNow,
-        }).ToList();
+        var history = ProseHistory(8);
         var older = history.Take(4).Sum(m => Counter.CountTokens(m.Content));
         var model = new RecordingModel(new OfflineChatCompletionService(Counter, new OfflineModelOptions { DeltaDelayMs = 0 }));
 
@@ -232,6 +220,15 @@ public class AgentRunTests
             Assert.DoesNotContain("1 / 0", tool.StatusDescription ?? "");
         }
     }
+
+    /// <summary>Alternating user and assistant messages of a few hundred tokens each.</summary>
+    private static List<ChatMessageRecord> ProseHistory(int count) => Enumerable.Range(0, count).Select(i => new ChatMessageRecord
+    {
+        Id = ChatMessageRecord.NewId(DateTimeOffset.UtcNow),
+        Role = i % 2 == 0 ? "user" : "assistant",
+        Content = $"Message {i}. " + TokenCountingTests.Sample("prose", 3),
+        CreatedAt = DateTimeOffset.UtcNow,
+    }).ToList();
 
     /// <summary>
     /// A run in session <paramref name="session"/> holding <paramref name="history"/>; with <paramref name="summarized"/>

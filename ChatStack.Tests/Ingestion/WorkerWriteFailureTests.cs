@@ -5,13 +5,10 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using ChatStack.AnalyticsWorker.Ingestion;
 using ChatStack.Contracts;
-using ChatStack.Contracts.Events;
 using ChatStack.GoogleCloud;
 using ChatStack.GoogleCloud.BigQuery;
-using ChatStack.GoogleCloud.PubSub;
 using ChatStack.Tests.Support;
 using Google.Cloud.PubSub.V1;
-using Google.Protobuf;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -25,16 +22,17 @@ namespace ChatStack.Tests.Ingestion;
 [Collection(StackCollection.Name)]
 public sealed class WorkerWriteFailureTests(StackFixture stack, ITestOutputHelper output) : IDisposable
 {
-    private readonly string _project = $"wf-{Guid.NewGuid():N}"[..20];
-    private readonly Grpc.Net.Client.GrpcChannel _channel = GoogleCloudChannels.Create(stack.PubSubHost, GoogleCloudChannels.PubSubEndpoint);
-    private EmulatorClients? _clients;
+    private readonly WorkerTestProject _project = new(stack, "wf");
 
-    private EmulatorClients Clients => _clients ??= new EmulatorClients(stack, _project);
+    public void Dispose() => _project.Dispose();
 
-    public void Dispose()
+    /// <summary>A worker process on the test's project, with short retries so a failure shows within seconds.</summary>
+    private Dictionary<string, string> WorkerEnvironment(string? bigQueryHost = null)
     {
-        _clients?.Dispose();
-        _channel.Dispose();
+        var environment = _project.WorkerEnvironment();
+        environment["Ingestion__MaxInsertBackoff"] = "00:00:02";
+        environment["BIGQUERY_EMULATOR_HOST"] = bigQueryHost ?? stack.BigQueryHost;
+        return environment;
     }
 
     [Fact]
@@ -42,29 +40,21 @@ public sealed class WorkerWriteFailureTests(StackFixture stack, ITestOutputHelpe
     {
         // Topics and subscriptions exist, the worker's dataset does not yet: every insertAll answers 404, as when the
         // worker is deployed before the provisioner ran or without its grant.
-        await ProvisionAsync("chat_analytics_other");
-        var ids = await PublishAsync(30);
-        using var worker = new WorkerProcess(new Dictionary<string, string>
-        {
-            ["GOOGLE_CLOUD_PROJECT"] = _project,
-            ["PUBSUB_EMULATOR_HOST"] = stack.PubSubHost,
-            ["BIGQUERY_EMULATOR_HOST"] = stack.BigQueryHost,
-            ["Ingestion__Dataset"] = ResourceNames.Dataset,
-            ["Ingestion__AckDeadlineSeconds"] = "10",
-            ["Ingestion__MaxInsertBackoff"] = "00:00:02",
-        });
+        await _project.ProvisionAsync("chat_analytics_other");
+        var ids = await _project.PublishAsync(30);
+        using var worker = new WorkerProcess(WorkerEnvironment());
 
         // Longer than five deliveries at the local 1-4 s retry backoff: nacking each failed write dead-lettered them all by now.
         await Task.Delay(TimeSpan.FromSeconds(25));
-        Assert.Empty(await DeadLettersAsync());
+        Assert.Empty(await _project.DeadLettersAsync());
         using var http = new HttpClient { BaseAddress = new Uri(Regex.Match(worker.Log, @"Now listening on: (http://\S+)").Groups[1].Value) };
         var degraded = await http.GetStringAsync("/health");
 
-        await ProvisionAsync(ResourceNames.Dataset);
-        Assert.Equal(ids.Count, await WaitForRowsAsync(ids.Count, TimeSpan.FromSeconds(30)));
+        await _project.ProvisionAsync(ResourceNames.Dataset);
+        Assert.Equal(ids.Count, (await _project.WaitForAsync(c => c.Distinct >= ids.Count, TimeSpan.FromSeconds(30))).Distinct);
         output.WriteLine(worker.Log);
         Assert.Contains("Not found: Dataset", worker.Log);
-        Assert.Empty(await DeadLettersAsync());
+        Assert.Empty(await _project.DeadLettersAsync());
         // Degraded (still 200) while the writes failed, healthy once they go through.
         Assert.Equal("Degraded", degraded);
         Assert.Equal("Healthy", await http.GetStringAsync("/health"));
@@ -73,81 +63,68 @@ public sealed class WorkerWriteFailureTests(StackFixture stack, ITestOutputHelpe
     [Fact]
     public async Task A_bigquery_that_stops_answering_is_an_outage_the_worker_reports_and_rides_out()
     {
-        await ProvisionAsync(ResourceNames.Dataset);
-        var ids = await PublishAsync(20);
+        await _project.ProvisionAsync(ResourceNames.Dataset);
+        var ids = await _project.PublishAsync(20);
         // Connections are taken and nothing comes back, as from a hung server: only a timeout ends a request.
         await using var hung = new TcpGate(stack.BigQueryHost) { Latency = TimeSpan.FromHours(1) };
-        using var worker = new WorkerProcess(new Dictionary<string, string>
-        {
-            ["GOOGLE_CLOUD_PROJECT"] = _project,
-            ["PUBSUB_EMULATOR_HOST"] = stack.PubSubHost,
-            ["BIGQUERY_EMULATOR_HOST"] = hung.Address,
-            ["Ingestion__AckDeadlineSeconds"] = "10",
-            ["Ingestion__InsertTimeout"] = "00:00:02",
-            ["Ingestion__MaxInsertBackoff"] = "00:00:02",
-        });
+        var environment = WorkerEnvironment(hung.Address);
+        environment["Ingestion__InsertTimeout"] = "00:00:02";
+        using var worker = new WorkerProcess(environment);
 
         await Task.Delay(TimeSpan.FromSeconds(15));
         using var http = new HttpClient { BaseAddress = new Uri(Regex.Match(worker.Log, @"Now listening on: (http://\S+)").Groups[1].Value) };
         Assert.Equal("Degraded", await http.GetStringAsync("/health"));
 
         hung.Latency = TimeSpan.Zero;
-        Assert.Equal(ids.Count, await WaitForRowsAsync(ids.Count, TimeSpan.FromSeconds(30)));
+        Assert.Equal(ids.Count, (await _project.WaitForAsync(c => c.Distinct >= ids.Count, TimeSpan.FromSeconds(30))).Distinct);
         Assert.Equal("Healthy", await http.GetStringAsync("/health"));
-        Assert.Empty(await DeadLettersAsync());
+        Assert.Empty(await _project.DeadLettersAsync());
     }
 
     [Fact]
     public async Task Rows_naming_a_column_the_table_has_not_shown_yet_wait_for_it_instead_of_being_dead_lettered()
     {
         // The table as BigQuery's streaming path still sees it for a few minutes after the provisioner added a column.
-        await ProvisionAsync("chat_analytics_other");
+        await _project.ProvisionAsync("chat_analytics_other");
         var spec = ChatStack.Provisioner.BigQuery.WarehouseSchema.ChatEvents;
-        await Clients.BigQuery.CreateDatasetAsync(new Dataset { DatasetReference = new DatasetReference { DatasetId = ResourceNames.Dataset } });
-        await Clients.BigQuery.CreateTableAsync(ResourceNames.Dataset, new Table
+        await _project.BigQuery.CreateDatasetAsync(new Dataset { DatasetReference = new DatasetReference { DatasetId = ResourceNames.Dataset } });
+        await _project.BigQuery.CreateTableAsync(ResourceNames.Dataset, new Table
         {
             TableReference = new() { TableId = spec.TableId },
             Schema = new TableSchema { Fields = [.. spec.Fields.Where(f => f.Name != "total_tokens")] },
         });
-        var ids = await PublishAsync(10);
-        using var worker = new WorkerProcess(new Dictionary<string, string>
-        {
-            ["GOOGLE_CLOUD_PROJECT"] = _project,
-            ["PUBSUB_EMULATOR_HOST"] = stack.PubSubHost,
-            ["BIGQUERY_EMULATOR_HOST"] = stack.BigQueryHost,
-            ["Ingestion__AckDeadlineSeconds"] = "10",
-            ["Ingestion__MaxInsertBackoff"] = "00:00:02",
-        });
+        var ids = await _project.PublishAsync(10);
+        using var worker = new WorkerProcess(WorkerEnvironment());
 
         // Longer than five deliveries at the local 1-4 s retry backoff: nacked, the rows were dead-lettered by now.
         await Task.Delay(TimeSpan.FromSeconds(25));
-        Assert.Empty(await DeadLettersAsync());
-        await Clients.BigQuery.PatchTableAsync(ResourceNames.Dataset, spec.TableId, new Table { Schema = new TableSchema { Fields = [.. spec.Fields] } });
+        Assert.Empty(await _project.DeadLettersAsync());
+        await _project.BigQuery.PatchTableAsync(ResourceNames.Dataset, spec.TableId, new Table { Schema = new TableSchema { Fields = [.. spec.Fields] } });
 
-        Assert.Equal(ids.Count, await WaitForRowsAsync(ids.Count, TimeSpan.FromSeconds(30)));
+        Assert.Equal(ids.Count, (await _project.WaitForAsync(c => c.Distinct >= ids.Count, TimeSpan.FromSeconds(30))).Distinct);
         Assert.Contains("no such field: total_tokens", worker.Log);
-        Assert.Empty(await DeadLettersAsync());
+        Assert.Empty(await _project.DeadLettersAsync());
     }
 
     [Fact]
     public async Task A_refused_request_is_written_in_halves_and_only_the_row_that_breaks_it_is_dead_lettered()
     {
-        await ProvisionAsync(ResourceNames.Dataset);
-        var ids = await PublishAsync(20);
+        await _project.ProvisionAsync(ResourceNames.Dataset);
+        var ids = await _project.PublishAsync(20);
         var poison = ids[13];
         // The real emulator behind a seam that fails as real BigQuery and its client can: first with answers that are
         // not BigQuery errors at all, then refusing requests over 8 rows as too large, and any request holding one row.
-        var bigQuery = new RefusingBigQuery(Clients.BigQuery, maxRows: 8, poison, unreadableAnswers: 2);
+        var bigQuery = new RefusingBigQuery(_project.BigQuery, maxRows: 8, poison, unreadableAnswers: 2);
         var options = Options.Create(new IngestionOptions { PullMode = PullMode.Unary, BatchSize = 20, BatchLatency = TimeSpan.FromSeconds(1), MaxInsertBackoff = TimeSpan.FromMilliseconds(500) });
-        var cloud = new GoogleCloudOptions { ProjectId = _project, PubSubEmulatorHost = stack.PubSubHost };
+        var cloud = new GoogleCloudOptions { ProjectId = _project.Id, PubSubEmulatorHost = stack.PubSubHost };
         using var meters = new ServiceCollection().AddMetrics().BuildServiceProvider();
         using var telemetry = new IngestionTelemetry(meters.GetRequiredService<IMeterFactory>());
-        var source = new SubscriptionSource(new Subscriber.SubscriberClient(_channel), options, cloud, NullLogger<SubscriptionSource>.Instance);
+        var source = new SubscriptionSource(new Subscriber.SubscriberClient(_project.Channel), options, cloud, NullLogger<SubscriptionSource>.Instance);
         var health = new IngestionHealth(TimeProvider.System, options);
         using var worker = new ChatEventIngestionService(source, bigQuery, options, telemetry, health, TimeProvider.System, NullLogger<ChatEventIngestionService>.Instance);
 
         await worker.StartAsync(CancellationToken.None);
-        var written = await WaitForRowsAsync(ids.Count - 1, TimeSpan.FromSeconds(30));
+        var written = (await _project.WaitForAsync(c => c.Distinct >= ids.Count - 1, TimeSpan.FromSeconds(30))).Distinct;
         await worker.StopAsync(CancellationToken.None);
 
         Assert.Equal(ids.Count - 1, written);
@@ -155,82 +132,6 @@ public sealed class WorkerWriteFailureTests(StackFixture stack, ITestOutputHelpe
         Assert.All(bigQuery.Written, rows => Assert.InRange(rows.Count, 1, 8));
         Assert.Equal(ids.Where(id => id != poison).Order(), bigQuery.Written.SelectMany(r => r).Order());
         Assert.Contains(bigQuery.Refused, ids => ids.SequenceEqual([poison]));
-    }
-
-    private async Task ProvisionAsync(string dataset) =>
-        Assert.Equal(0, (await Clients.ProvisionAsync(["provision", "--dataset", dataset, "--retry-min-backoff-seconds", "1", "--retry-max-backoff-seconds", "4"])).ExitCode);
-
-    private async Task<List<string>> PublishAsync(int count)
-    {
-        var publisher = new Publisher.PublisherClient(_channel);
-        var request = new PublishRequest { Topic = PubSubNames.Topic(_project, ResourceNames.ChatEventsTopic) };
-        var ids = new List<string>(count);
-        for (var i = 0; i < count; i++)
-        {
-            var e = new ChatEvent
-            {
-                EventId = ChatEventIds.ForEvent("session-1", $"m{i}", ChatEventTypes.AssistantMessage),
-                EventType = ChatEventTypes.AssistantMessage,
-                SessionId = "session-1",
-                UserId = "user-1",
-                MessageId = $"m{i}",
-                TotalTokens = 15,
-                EventTimestamp = DateTimeOffset.UtcNow,
-            };
-            ids.Add(e.EventId);
-            request.Messages.Add(new PubsubMessage { Data = ByteString.CopyFrom(ChatEventMessages.Serialize(e)), Attributes = { ChatEventMessages.Attributes(e, null) } });
-        }
-
-        await publisher.PublishAsync(request);
-        return ids;
-    }
-
-    private async Task<long> WaitForRowsAsync(long expected, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        long rows;
-        do
-        {
-            var response = await Clients.BigQuery.QueryAsync(new QueryRequest
-            {
-                Query = $"SELECT COUNT(DISTINCT event_id) AS n FROM `{_project}.{ResourceNames.Dataset}.{ResourceNames.ChatEventsTable}`",
-            });
-            rows = (long)BigQueryRows.Decode(response.Rows![0], response.Schema!)["n"]!;
-            if (rows >= expected)
-            {
-                break;
-            }
-
-            await Task.Delay(250);
-        }
-        while (DateTime.UtcNow < deadline);
-        return rows;
-    }
-
-    /// <summary>Message ids in the dead-letter hold subscription, handed back for the next look.</summary>
-    private async Task<List<string>> DeadLettersAsync()
-    {
-        var subscriber = new Subscriber.SubscriberClient(_channel);
-        var subscription = PubSubNames.Subscription(_project, ResourceNames.DeadLetterSubscription);
-        try
-        {
-            var pulled = await subscriber.PullAsync(new PullRequest { Subscription = subscription, MaxMessages = 100 }, deadline: DateTime.UtcNow.AddSeconds(3));
-            if (pulled.ReceivedMessages.Count > 0)
-            {
-                await subscriber.ModifyAckDeadlineAsync(new ModifyAckDeadlineRequest
-                {
-                    Subscription = subscription,
-                    AckIds = { pulled.ReceivedMessages.Select(m => m.AckId) },
-                    AckDeadlineSeconds = 0,
-                });
-            }
-
-            return [.. pulled.ReceivedMessages.Select(m => m.Message.MessageId)];
-        }
-        catch (Grpc.Core.RpcException e) when (e.StatusCode == Grpc.Core.StatusCode.DeadlineExceeded)
-        {
-            return [];
-        }
     }
 
     /// <summary>Passes everything to the real client except the insertAll requests it refuses.</summary>

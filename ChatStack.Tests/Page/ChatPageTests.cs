@@ -69,7 +69,7 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
         var api = await ChatApiClient.SignInAsync(BaseAddress, "page-stream");
         var sessionId = response.Headers["x-session-id"];
         var stored = (await api.GetJsonAsync($"/api/sessions/{sessionId}/messages")).EnumerateArray().Last();
-        Assert.Equal(await RenderAsync(page, stored.GetProperty("content").GetString()!), final);
+        Assert.Equal(await PageSteps.RenderAsync(page, stored.GetProperty("content").GetString()!), final);
         var session = await api.GetJsonAsync($"/api/sessions/{sessionId}");
         Assert.Equal(session.GetProperty("total_tokens").GetInt64(), Number(await page.Locator("#meter-total").TextContentAsync()));
         Assert.Empty(_pageErrors);
@@ -191,7 +191,7 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
     {
         var page = await OpenSignedInAsync("page-history");
         await SendAsync(page, "Tell me about apples.");
-        var firstSession = Regex.Match(page.Url, "#session=(.+)$").Groups[1].Value;
+        var firstSession = PageSteps.SessionIdOf(page);
         await page.GetByRole(AriaRole.Button, new() { Name = "New chat" }).ClickAsync();
         await Expect(page.Locator("#messages .turn")).ToHaveCountAsync(0);
         await SendAsync(page, "And what about pears?");
@@ -213,7 +213,7 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
         await Expect(turns).ToHaveCountAsync(2);
         await Expect(turns.First).ToHaveTextAsync(new Regex("Tell me about apples\\.$"));
         var stored = (await api.GetJsonAsync($"/api/sessions/{firstSession}/messages")).EnumerateArray().Last().GetProperty("content").GetString()!;
-        Assert.Equal(await RenderAsync(page, stored), await turns.Last.Locator(".text").TextContentAsync());
+        Assert.Equal(await PageSteps.RenderAsync(page, stored), await turns.Last.Locator(".text").TextContentAsync());
         await Expect(page.Locator("#session-info")).ToContainTextAsync("2 messages");
         Assert.EndsWith($"#session={firstSession}", page.Url);
         Assert.Empty(_pageErrors);
@@ -225,7 +225,7 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
         var page = await OpenSignedInAsync("page-delete");
         await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Delete chat" })).ToBeHiddenAsync();
         await SendAsync(page, "Tell me about plums.");
-        var sessionId = Regex.Match(page.Url, "#session=(.+)$").Groups[1].Value;
+        var sessionId = PageSteps.SessionIdOf(page);
         var delete = page.GetByRole(AriaRole.Button, new() { Name = "Delete chat" });
         var items = page.Locator("#session-list button");
         await Expect(items).ToHaveCountAsync(1);
@@ -342,9 +342,9 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
         Assert.Equal(lastSeen, await resume.HeaderValueAsync("last-event-id"));
 
         var api = await ChatApiClient.SignInAsync(BaseAddress, "page-resume");
-        var sessionId = Regex.Match(page.Url, "#session=(.+)$").Groups[1].Value;
+        var sessionId = PageSteps.SessionIdOf(page);
         var stored = (await api.GetJsonAsync($"/api/sessions/{sessionId}/messages")).EnumerateArray().Last().GetProperty("content").GetString()!;
-        Assert.Equal(await RenderAsync(page, stored), await page.Locator(".turn[data-role=assistant] .text").TextContentAsync());
+        Assert.Equal(await PageSteps.RenderAsync(page, stored), await page.Locator(".turn[data-role=assistant] .text").TextContentAsync());
         Assert.Empty(_pageErrors);
     }
 
@@ -362,7 +362,7 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
         await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Send" })).ToBeEnabledAsync();
 
         var api = await ChatApiClient.SignInAsync(BaseAddress, "page-stop");
-        var sessionId = Regex.Match(page.Url, "#session=(.+)$").Groups[1].Value;
+        var sessionId = PageSteps.SessionIdOf(page);
         string? finish = null;
         for (var attempt = 0; attempt < 50 && finish is null; attempt++)
         {
@@ -391,10 +391,10 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
         await Expect(answer.Locator(".note")).ToHaveCountAsync(0); // no "Finished: cancelled", no error
 
         var api = await ChatApiClient.SignInAsync(BaseAddress, "page-reload");
-        var sessionId = Regex.Match(page.Url, "#session=(.+)$").Groups[1].Value;
+        var sessionId = PageSteps.SessionIdOf(page);
         var stored = (await api.GetJsonAsync($"/api/sessions/{sessionId}/messages")).EnumerateArray().Last();
         Assert.Equal("stop", stored.GetProperty("finish_reason").GetString());
-        Assert.Equal(await RenderAsync(page, stored.GetProperty("content").GetString()!), await answer.Locator(".text").TextContentAsync());
+        Assert.Equal(await PageSteps.RenderAsync(page, stored.GetProperty("content").GetString()!), await answer.Locator(".text").TextContentAsync());
         Assert.Empty(_pageErrors);
     }
 
@@ -529,9 +529,7 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
     {
         var page = await OpenAsync(BaseAddress, width, height);
         await Expect(page.GetByLabel("Bearer token")).ToBeHiddenAsync();
-        await page.GetByLabel("User id").FillAsync(userId);
-        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
-        await Expect(page.GetByText($"Signed in as {userId}")).ToBeVisibleAsync();
+        await PageSteps.SignInAsync(page, userId);
         await Expect(page.GetByLabel("Message")).ToBeFocusedAsync();
         return page;
     }
@@ -599,14 +597,4 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
     }
 
     private static long Number(string? shown) => long.Parse((shown ?? "").Replace(",", ""), System.Globalization.CultureInfo.InvariantCulture);
-
-    /// <summary>What the page's own renderer shows for <paramref name="markdown"/> (the stored text, rendered once).</summary>
-    private static Task<string> RenderAsync(IPage page, string markdown) => page.EvaluateAsync<string>("""
-        async text => {
-          const { renderMarkdown } = await import('./js/render.js');
-          const box = document.createElement('div');
-          renderMarkdown(box, text);
-          return box.textContent;
-        }
-        """, markdown);
 }

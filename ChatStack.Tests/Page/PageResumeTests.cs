@@ -51,10 +51,10 @@ public sealed class PageResumeTests(BrowserFixture browsers) : IClassFixture<Bro
         await Expect(answer.Locator(".note", new() { HasText = "kept dropping" })).ToHaveCountAsync(0);
         using var http = _host.CreateClient();
         var api = await ChatApiClient.SignInAsync(http, "page-flaky");
-        var sessionId = Regex.Match(page.Url, "#session=(.+)$").Groups[1].Value;
+        var sessionId = PageSteps.SessionIdOf(page);
         var stored = (await api.GetJsonAsync($"/api/sessions/{sessionId}/messages")).EnumerateArray().Last();
         Assert.Equal("stop", stored.GetProperty("finish_reason").GetString());
-        Assert.Equal(await RenderAsync(page, stored.GetProperty("content").GetString()!), await answer.Locator(".text").TextContentAsync());
+        Assert.Equal(await PageSteps.RenderAsync(page, stored.GetProperty("content").GetString()!), await answer.Locator(".text").TextContentAsync());
         Assert.Empty(pageErrors);
     }
 
@@ -127,19 +127,7 @@ public sealed class PageResumeTests(BrowserFixture browsers) : IClassFixture<Bro
         _context = await browser.NewContextAsync(new() { BaseURL = _host.Address.ToString() });
         var page = await _context.NewPageAsync();
         await page.GotoAsync("/");
-        await page.GetByLabel("User id").FillAsync(userId);
-        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
-        await Expect(page.GetByText($"Signed in as {userId}")).ToBeVisibleAsync();
+        await PageSteps.SignInAsync(page, userId);
         return page;
     }
-
-    /// <summary>What the page's own renderer shows for <paramref name="markdown"/> (the stored text, rendered once).</summary>
-    private static Task<string> RenderAsync(IPage page, string markdown) => page.EvaluateAsync<string>("""
-        async text => {
-          const { renderMarkdown } = await import('./js/render.js');
-          const box = document.createElement('div');
-          renderMarkdown(box, text);
-          return box.textContent;
-        }
-        """, markdown);
 }
