@@ -15,15 +15,9 @@ public sealed class InsertIdWindowTests
     public async Task RequestsWithTheSameInsertIds_SentTogether_WriteEachRowOnce()
     {
         // A client that timed out retries while its first request still waits behind others for the database.
-        var app = EmulatorApp.Create(["--urls", "http://127.0.0.1:0", "--BigQueryEmulator:InMemory=true"], builder => builder.Logging.SetMinimumLevel(LogLevel.Warning));
-        await app.StartAsync();
+        var (app, client) = await StartWithTableAsync([]);
         try
         {
-            var address = EmulatorFixture.AddressOf(app);
-            var options = new BigQueryOptions { ProjectId = "together", EmulatorHost = $"{address.Host}:{address.Port}" };
-            var client = new BigQueryClient(new HttpClient { BaseAddress = options.BaseAddress }, Microsoft.Extensions.Options.Options.Create(options));
-            await client.CreateDatasetAsync(new Dataset { DatasetReference = new DatasetReference { DatasetId = "d" } });
-            await client.CreateTableAsync("d", new Table { TableReference = new() { TableId = "t" }, Schema = new TableSchema { Fields = [new() { Name = "a", Type = "STRING" }] } });
             InsertAllRequest Rows() => new() { Rows = [.. Enumerable.Range(0, 200).Select(i => new InsertAllRow { InsertId = $"id-{i}", Json = new JsonObject { ["a"] = $"{i}" } })] };
 
             // A long query holds the database while the requests arrive, so each of them is read and checked before
@@ -46,19 +40,9 @@ public sealed class InsertIdWindowTests
     public async Task RepeatedInsertId_IsDroppedInsideTheWindowAndWrittenAfterIt()
     {
         var clock = new FakeTimeProvider(DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
-        var app = EmulatorApp.Create(["--urls", "http://127.0.0.1:0", "--BigQueryEmulator:InMemory=true", "--BigQueryEmulator:InsertIdWindow=00:01:00"], builder =>
-        {
-            builder.Logging.SetMinimumLevel(LogLevel.Warning);
-            builder.Services.AddSingleton<TimeProvider>(clock);
-        });
-        await app.StartAsync();
+        var (app, client) = await StartWithTableAsync(["--BigQueryEmulator:InsertIdWindow=00:01:00"], clock);
         try
         {
-            var address = EmulatorFixture.AddressOf(app);
-            var options = new BigQueryOptions { ProjectId = "window", EmulatorHost = $"{address.Host}:{address.Port}" };
-            var client = new BigQueryClient(new HttpClient { BaseAddress = options.BaseAddress }, Microsoft.Extensions.Options.Options.Create(options));
-            await client.CreateDatasetAsync(new Dataset { DatasetReference = new DatasetReference { DatasetId = "d" } });
-            await client.CreateTableAsync("d", new Table { TableReference = new() { TableId = "t" }, Schema = new TableSchema { Fields = [new() { Name = "a", Type = "STRING" }] } });
             InsertAllRequest Row() => new() { Rows = [new() { InsertId = "same", Json = new JsonObject { ["a"] = "x" } }] };
 
             await client.InsertAllAsync("d", "t", Row());
@@ -75,5 +59,25 @@ public sealed class InsertIdWindowTests
             await app.StopAsync();
             await app.DisposeAsync();
         }
+    }
+
+    /// <summary>An emulator of its own, in memory, with table <c>d.t</c> (one STRING column <c>a</c>), and a client for it.</summary>
+    private static async Task<(Microsoft.AspNetCore.Builder.WebApplication App, BigQueryClient Client)> StartWithTableAsync(string[] settings, TimeProvider? clock = null)
+    {
+        var app = EmulatorApp.Create(["--urls", "http://127.0.0.1:0", "--BigQueryEmulator:InMemory=true", .. settings], builder =>
+        {
+            builder.Logging.SetMinimumLevel(LogLevel.Warning);
+            if (clock is not null)
+            {
+                builder.Services.AddSingleton(clock);
+            }
+        });
+        await app.StartAsync();
+        var address = EmulatorFixture.AddressOf(app);
+        var options = new BigQueryOptions { ProjectId = "insert-ids", EmulatorHost = $"{address.Host}:{address.Port}" };
+        var client = new BigQueryClient(new HttpClient { BaseAddress = options.BaseAddress }, Microsoft.Extensions.Options.Options.Create(options));
+        await client.CreateDatasetAsync(new Dataset { DatasetReference = new DatasetReference { DatasetId = "d" } });
+        await client.CreateTableAsync("d", new Table { TableReference = new() { TableId = "t" }, Schema = new TableSchema { Fields = [new() { Name = "a", Type = "STRING" }] } });
+        return (app, client);
     }
 }
