@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using ChatStack.Contracts;
 using ChatStack.Contracts.Events;
+using ChatStack.Contracts.Telemetry;
 using ChatStack.GoogleCloud.BigQuery;
 using Google.Cloud.PubSub.V1;
 using Microsoft.Extensions.Options;
@@ -311,7 +312,7 @@ public sealed class ChatEventIngestionService(
         return errors;
     }
 
-    private static Activity? StartBatchActivity(IReadOnlyList<ReceivedMessage> batch)
+    private Activity? StartBatchActivity(IReadOnlyList<ReceivedMessage> batch)
     {
         // One batch serves many chat turns: link each turn's trace rather than pick one parent.
         var links = batch
@@ -322,9 +323,15 @@ public sealed class ChatEventIngestionService(
             .Select(c => new ActivityLink(c))
             .ToList();
         var activity = IngestionTelemetry.ActivitySource.StartActivity("process chat-events batch", ActivityKind.Consumer, parentContext: default, links: links);
-        activity?.SetTag("messaging.system", "gcp_pubsub");
-        activity?.SetTag("messaging.operation.type", "process");
-        activity?.SetTag("messaging.batch.message_count", batch.Count);
+        activity?.SetTag(MessagingAttributes.System, MessagingAttributes.SystemPubSub);
+        activity?.SetTag(MessagingAttributes.DestinationName, ResourceNames.ChatEventsTopic);
+        activity?.SetTag(MessagingAttributes.SubscriptionName, source.Subscription);
+        activity?.SetTag(MessagingAttributes.OperationType, "process");
+        activity?.SetTag(MessagingAttributes.OperationName, "process");
+        if (batch.Count > 1)
+        {
+            activity?.SetTag(MessagingAttributes.BatchMessageCount, batch.Count);
+        }
         return activity;
     }
 }

@@ -48,11 +48,17 @@ internal sealed class ChatTurnSpans : IDisposable
                 continue; // the turn was not sampled
             }
 
+            // As the GCP Pub/Sub conventions name them: the subscription is the destination subscription, the
+            // operation name is required, and a batch count only for a batch.
             span.SetTag(MessagingAttributes.System, MessagingAttributes.SystemPubSub);
             span.SetTag(MessagingAttributes.DestinationName, ResourceNames.ChatEventsTopic);
-            span.SetTag(MessagingAttributes.ConsumerGroupName, subscription);
+            span.SetTag(MessagingAttributes.SubscriptionName, subscription);
             span.SetTag(MessagingAttributes.OperationType, "process");
-            span.SetTag(MessagingAttributes.BatchMessageCount, messages.Count);
+            span.SetTag(MessagingAttributes.OperationName, "process");
+            if (messages.Count > 1)
+            {
+                span.SetTag(MessagingAttributes.BatchMessageCount, messages.Count);
+            }
             span.SetTag("chatstack.worker.event_types", string.Join(',', messages
                 .Select(m => m.Message.Attributes.TryGetValue(ChatEventMessages.EventTypeAttribute, out var type) ? type : "unknown").Distinct()));
             if (messages.Count == 1)

@@ -116,7 +116,7 @@ internal sealed class OutboxRelay(IOutboxStore outbox, ChatEventPublisher publis
         span?.SetTag(MessagingAttributes.System, MessagingAttributes.SystemPubSub);
         span?.SetTag(MessagingAttributes.DestinationName, ResourceNames.ChatEventsTopic);
         span?.SetTag(MessagingAttributes.OperationType, "send");
-        span?.SetTag(MessagingAttributes.OperationName, "publish");
+        span?.SetTag(MessagingAttributes.OperationName, "send"); // the GCP Pub/Sub conventions' name for a publish
         span?.SetTag(MessagingAttributes.BatchMessageCount, pending.Count);
         try
         {

@@ -90,7 +90,7 @@ public static class MessagingAttributes
     public const string OperationName = "messaging.operation.name";
     public const string BatchMessageCount = "messaging.batch.message_count";
     public const string MessageId = "messaging.message.id";
-    public const string ConsumerGroupName = "messaging.consumer.group.name";
+    public const string SubscriptionName = "messaging.destination.subscription.name";
     public const string DeliveryAttempt = "messaging.gcp_pubsub.message.delivery_attempt";
 }
 

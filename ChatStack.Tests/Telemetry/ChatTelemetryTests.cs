@@ -98,6 +98,7 @@ public sealed class ChatTelemetryTests(StackFixture stack, ITestOutputHelper out
         Assert.Equal(ActivityKind.Producer, send.Kind);
         Assert.Equal(MessagingAttributes.SystemPubSub, send.GetTagItem(MessagingAttributes.System));
         Assert.Equal("chat-events", send.GetTagItem(MessagingAttributes.DestinationName));
+        Assert.Equal("send", send.GetTagItem(MessagingAttributes.OperationName));
         Assert.True((int)send.GetTagItem(MessagingAttributes.BatchMessageCount)! >= 1);
 
         // Nothing the user or the model wrote is in the telemetry unless capture is turned on.

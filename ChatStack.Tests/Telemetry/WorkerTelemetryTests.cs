@@ -37,6 +37,10 @@ public sealed class WorkerTelemetryTests(StackFixture stack)
         Assert.Equal(publisher, process.ParentSpanId);
         Assert.Equal(ActivityKind.Consumer, process.Kind);
         Assert.Equal(MessagingAttributes.SystemPubSub, process.GetTagItem(MessagingAttributes.System));
+        // The GCP Pub/Sub conventions: a required operation name, the subscription as such, no batch count for one message.
+        Assert.Equal("process", process.GetTagItem(MessagingAttributes.OperationName));
+        Assert.Equal($"projects/{worker.Project}/subscriptions/{ResourceNames.ChatEventsSubscription}", process.GetTagItem(MessagingAttributes.SubscriptionName));
+        Assert.Null(process.GetTagItem(MessagingAttributes.BatchMessageCount));
         Assert.Equal(1, process.GetTagItem("chatstack.worker.acked"));
         var insert = Assert.Single(worker.Telemetry.Spans, s => s.TraceId == traceId && s.DisplayName == $"insertAll {ResourceNames.ChatEventsTable}");
         Assert.Equal(process.SpanId, insert.ParentSpanId);
@@ -95,6 +99,8 @@ public sealed class WorkerTelemetryTests(StackFixture stack)
         private readonly WebApplication _app;
         private readonly Grpc.Net.Client.GrpcChannel _channel;
         private readonly string _project;
+
+        public string Project => _project;
 
         private WorkerHost(WebApplication app, Grpc.Net.Client.GrpcChannel channel, string project, TelemetryCapture telemetry)
         {
