@@ -45,18 +45,14 @@ public sealed class ChatEventIngestionService(
                 long bytes = 0;
                 try
                 {
+                    // Bytes as well as rows: insertAll refuses a request over 10 MB. A batch may pass MaxBatchBytes by its
+                    // last message; a request BigQuery still refuses is written in halves.
                     while (!IsFull(batch, bytes) && await reader.WaitToReadAsync(window.Token))
                     {
-                        // Bytes as well as rows: insertAll refuses a request over 10 MB, whatever its row count.
-                        while (reader.TryPeek(out var next) && (batch.Count == 0 || !IsFull(batch, bytes + next.Message.Data.Length)) && reader.TryRead(out var message))
+                        while (!IsFull(batch, bytes) && reader.TryRead(out var message))
                         {
                             batch.Add(message);
                             bytes += message.Message.Data.Length;
-                        }
-
-                        if (reader.TryPeek(out _))
-                        {
-                            break; // The next message does not fit.
                         }
                     }
                 }
@@ -103,7 +99,7 @@ public sealed class ChatEventIngestionService(
         }
     }
 
-    private bool IsFull(List<ReceivedMessage> batch, long bytes) => batch.Count >= _options.BatchSize || bytes > _options.MaxBatchBytes;
+    private bool IsFull(List<ReceivedMessage> batch, long bytes) => batch.Count >= _options.BatchSize || bytes >= _options.MaxBatchBytes;
 
     /// <summary>
     /// Writes one batch and settles every message in it. A write that fails as a whole is retried until it succeeds,
@@ -144,10 +140,11 @@ public sealed class ChatEventIngestionService(
             Dictionary<int, string>? errors;
             using (var inserts = turns.StartInsert(_options.Dataset, table.Key, rows.Select(r => r.Message).ToList()))
             {
-                errors = await InsertAsync(table.Key, rows.Select(r => r.Row).ToList(), stopping);
+                var tableRows = rows.Select(r => r.Row).ToList();
+                errors = await InsertAsync(table.Key, tableRows, stopping);
                 if (errors is not null)
                 {
-                    errors = await AwaitSchemaAsync(table.Key, rows.Select(r => r.Row).ToList(), errors, stopping);
+                    errors = await AwaitSchemaAsync(table.Key, tableRows, errors, stopping);
                 }
 
                 if (errors is null)

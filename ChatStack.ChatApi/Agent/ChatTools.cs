@@ -39,9 +39,9 @@ internal sealed partial class ChatTools(Func<CancellationToken, Task<IReadOnlyLi
         }
 
         // Before the system lookup, which answers some of these ("UTC+15", "UTC−8") with UTC itself.
-        if (UtcOffsetRegex().IsMatch(id))
+        if (UtcOffsetRegex().Match(id) is { Success: true } offset)
         {
-            return UtcOffset(id) is { } offset ? TimeZoneInfo.CreateCustomTimeZone(OffsetName(offset), offset, OffsetName(offset), OffsetName(offset)) : null;
+            return OffsetZone(offset);
         }
 
         if (TimeZoneInfo.TryFindSystemTimeZoneById(id, out var zone))
@@ -53,22 +53,20 @@ internal sealed partial class ChatTools(Func<CancellationToken, Task<IReadOnlyLi
             ?? (CityTimeZones.Find(id) is { } city && TimeZoneInfo.TryFindSystemTimeZoneById(city, out zone) ? zone : null);
     }
 
-    /// <summary>A fixed offset as models write one: "UTC+5", "GMT-03:30", "+0530". Real offsets run from -12 to +14 hours.</summary>
-    internal static TimeSpan? UtcOffset(string text)
+    /// <summary>A fixed offset as models write one: "UTC+5", "GMT-03:30", "+0530"; real ones run from -12 to +14 hours.</summary>
+    private static TimeZoneInfo? OffsetZone(Match match)
     {
-        var match = UtcOffsetRegex().Match(text);
-        if (!match.Success)
+        var hours = int.Parse(match.Groups["h"].Value, CultureInfo.InvariantCulture);
+        var minutes = match.Groups["m"].Success ? int.Parse(match.Groups["m"].Value, CultureInfo.InvariantCulture) : 0;
+        var offset = new TimeSpan(hours, minutes, 0) * (match.Groups["sign"].Value == "+" ? 1 : -1);
+        if (minutes % 15 != 0 || minutes >= 60 || offset < TimeSpan.FromHours(-12) || offset > TimeSpan.FromHours(14))
         {
             return null;
         }
 
-        var hours = int.Parse(match.Groups["h"].Value, CultureInfo.InvariantCulture);
-        var minutes = match.Groups["m"].Success ? int.Parse(match.Groups["m"].Value, CultureInfo.InvariantCulture) : 0;
-        var offset = new TimeSpan(hours, minutes, 0) * (match.Groups["sign"].Value == "+" ? 1 : -1);
-        return minutes % 15 == 0 && minutes < 60 && offset >= TimeSpan.FromHours(-12) && offset <= TimeSpan.FromHours(14) ? offset : null;
+        var name = $"UTC{(offset < TimeSpan.Zero ? "-" : "+")}{offset:hh\\:mm}";
+        return TimeZoneInfo.CreateCustomTimeZone(name, offset, name, name);
     }
-
-    private static string OffsetName(TimeSpan offset) => $"UTC{(offset < TimeSpan.Zero ? "-" : "+")}{offset:hh\\:mm}";
 
     [GeneratedRegex(@"^(?:(?:UTC|GMT)\s*)?(?<sign>[+\-−])\s*(?<h>\d{1,2})(?::?(?<m>\d{2}))?$", RegexOptions.IgnoreCase)]
     private static partial Regex UtcOffsetRegex();

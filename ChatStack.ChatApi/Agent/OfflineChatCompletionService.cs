@@ -166,13 +166,18 @@ internal sealed partial class OfflineChatCompletionService(ITokenCounter counter
             : CityTimeZones.Find(message);
     }
 
+    // Runs of numbers, operators and the calculator's own functions (its list, so the two never disagree).
+    private static readonly Regex Arithmetic = new(
+        $@"(?:\b(?:{string.Join('|', Calculator.Functions.Keys.OrderByDescending(f => f.Length))})\s*(?=\()|\bpi\b|(?<=\d)[eE](?=[-+]?\d)|[\d.()+\-−*/%^×÷]|[ \t](?=[ \t]*[\d.()+\-−*/%^×÷a-z]))+",
+        RegexOptions.IgnoreCase);
+
     /// <summary>
     /// The first run of the message that reads as arithmetic: numbers with an operator or a function between or
     /// around them ("17*23", "sqrt(2)", "1e6 / 3"), not a lone number, a date or a percentage.
     /// </summary>
     private static string? ExpressionIn(string message)
     {
-        foreach (Match run in ArithmeticRegex().Matches(message))
+        foreach (Match run in Arithmetic.Matches(message))
         {
             // Operators at either end belong to no operand: "UTC+5" leaves "5", "50% of" leaves "50".
             var text = run.Value.Trim().TrimStart('+', '*', '/', '%', '^', '×', '÷', ')').TrimEnd('+', '-', '−', '*', '/', '%', '^', '×', '÷', '.', '(').Trim();
@@ -272,8 +277,6 @@ internal sealed partial class OfflineChatCompletionService(ITokenCounter counter
     [GeneratedRegex(@"\b[A-Z][a-z]+/[A-Z][A-Za-z_]+(?:/[A-Z][A-Za-z_]+)?\b")]
     private static partial Regex IanaRegex();
 
-    [GeneratedRegex(@"(?:\b(?:sqrt|cbrt|abs|exp|ln|log(?:2|10)?|sin|cos|tan|floor|ceil|round)\s*(?=\()|\bpi\b|(?<=\d)[eE](?=[-+]?\d)|[\d.()+\-−*/%^×÷]|[ \t](?=[ \t]*[\d.()+\-−*/%^×÷a-z]))+", RegexOptions.IgnoreCase)]
-    private static partial Regex ArithmeticRegex();
 
     [GeneratedRegex(@"^\d{4}-\d{1,2}-\d{1,2}$")]
     private static partial Regex DateRegex();

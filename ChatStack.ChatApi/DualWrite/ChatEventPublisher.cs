@@ -15,8 +15,8 @@ internal sealed class ChatEventPublisher(Publisher.PublisherClient publisher, Go
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(10);
 
     // Pub/Sub refuses a publish request over 10 MB or 1,000 messages, and a refused request would be retried forever.
-    internal const int MaxRequestBytes = 8 * 1024 * 1024;
-    internal const int MaxRequestMessages = 1_000;
+    private const int MaxRequestBytes = 8 * 1024 * 1024;
+    private const int MaxRequestMessages = 1_000;
 
     public async Task PublishAsync(IReadOnlyList<OutboxRecord> records, CancellationToken cancellationToken)
     {

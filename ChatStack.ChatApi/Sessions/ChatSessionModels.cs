@@ -38,12 +38,13 @@ internal sealed record ChatMessageRecord
     [JsonPropertyName("tool_arguments")] public string? ToolArguments { get; init; }
     [JsonPropertyName("tool_status")] public string? ToolStatus { get; init; }
 
-    /// <summary>The failed tool's exception type, for the warehouse when content capture is off; not stored.</summary>
-    [JsonIgnore] public string? ToolErrorType { get; init; }
     [JsonPropertyName("duration_ms")] public double? DurationMs { get; init; }
 
     /// <summary>Provider-reported minus counted tokens of the run that wrote this answer, when the provider reported usage.</summary>
     [JsonPropertyName("usage_reconciliation_delta")] public int? ReconciliationDelta { get; init; }
+
+    /// <summary>The failed tool's exception type, for the warehouse when content capture is off; not stored.</summary>
+    [JsonIgnore] public string? ToolErrorType { get; init; }
 
     private static long s_lastTicks;
 

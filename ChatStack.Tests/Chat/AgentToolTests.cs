@@ -59,6 +59,7 @@ public class AgentToolTests
     [InlineData("what is 1e308*10", "calculate", "1e308*10")]
     [InlineData("what is 10 % 3?", "calculate", "10 % 3")]
     [InlineData("and 2 * pi?", "calculate", "2 * pi")]
+    [InlineData("what is atan(1)*4?", "calculate", "atan(1)*4")]
     [InlineData("What time is it in UTC+5?", "time_now", "UTC+5")]
     [InlineData("time at GMT-03:30", "time_now", "GMT-03:30")]
     [InlineData("What is 5!", null, null)]
