@@ -430,7 +430,7 @@ internal sealed class AgentRun(
             ToolErrorType = errorType,
             DurationMs = Math.Round(duration.TotalMilliseconds, 3),
         }, CancellationToken.None);
-        events.Write(ChatEventTypes.ToolEnd, new ToolEndEvent(name, arguments, result.Length <= 200 ? result : result[..200] + "…",
+        events.Write(ChatEventTypes.ToolEnd, new ToolEndEvent(name, arguments, result.Shorten(200),
             Math.Round(duration.TotalMilliseconds, 3), status));
         Emit(BudgetPhases.Tool);
     }

@@ -235,7 +235,7 @@ internal sealed partial class OfflineChatCompletionService(ITokenCounter counter
         {
             var content = message.Content ?? "";
             var firstSentence = content.Split(['.', '!', '?', '\n'], 2)[0];
-            text.Append(message.Role.Label).Append(" said \"").Append(firstSentence.Length > 80 ? firstSentence[..80] + "…" : firstSentence).Append("\". ");
+            text.Append(message.Role.Label).Append(" said \"").Append(firstSentence.Shorten(80)).Append("\". ");
         }
 
         return text.ToString().TrimEnd();

@@ -229,7 +229,7 @@ internal static class ChatApis
                 {
                     Id = Guid.NewGuid().ToString("N"),
                     UserId = userId,
-                    Title = message.Length <= 80 ? message : message[..80] + "…",
+                    Title = message.Shorten(80),
                     Model = model.Name,
                     CreatedAt = now,
                     UpdatedAt = now,

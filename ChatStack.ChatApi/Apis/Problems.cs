@@ -1,3 +1,5 @@
+using ChatStack.ChatApi.Agent;
+
 namespace ChatStack.ChatApi.Apis;
 
 /// <summary>RFC 7807 problem responses with a stable <c>code</c>, each logged once where it is made.</summary>
@@ -13,7 +15,7 @@ internal static partial class Problems
         // The one log line of a refused request: a warning when it is our side (5xx), information for the client's.
         context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("ChatStack.ChatApi.Problems")
             .Log(status >= 500 ? LogLevel.Warning : LogLevel.Information, "{Method} {Path} answered {Status} {Code}: {Detail}",
-                context.Request.Method, context.Request.Path, status, code, logDetail ?? detail);
+                context.Request.Method, context.Request.Path, status, code, Loggable(logDetail ?? detail));
         extensions ??= [];
         extensions["code"] = code;
         if (field is not null)
@@ -22,6 +24,36 @@ internal static partial class Problems
         }
 
         return TypedResults.Problem(detail, statusCode: status, title: title, type: TypeBase + code, extensions: extensions);
+    }
+
+    private const int MaxLoggedDetail = 500;
+
+    /// <summary>
+    /// A detail may quote the client (a model name, a field name) before any rate limit applies: one line of bounded
+    /// length, or a 64 KB value with line breaks would forge log entries (each line is an entry on Cloud Run).
+    /// </summary>
+    internal static string Loggable(string detail)
+    {
+        var shortened = detail.Shorten(MaxLoggedDetail);
+        if (!shortened.Any(char.IsControl))
+        {
+            return shortened;
+        }
+
+        var line = new System.Text.StringBuilder(shortened.Length + 16);
+        foreach (var c in shortened)
+        {
+            if (char.IsControl(c))
+            {
+                line.Append($"\\u{(int)c:x4}");
+            }
+            else
+            {
+                line.Append(c);
+            }
+        }
+
+        return line.ToString();
     }
 
     /// <summary>A problem for a bare status code (401 from authentication, 415 from routing, 500 from a bug).</summary>

@@ -27,7 +27,7 @@ internal static class ChatApiExtensions
         services.AddSingleton(TimeProvider.System);
 
         services.AddOptions<ChatOptions>().Bind(builder.Configuration.GetSection(ChatOptions.Section));
-        services.AddSingleton(sp => builder.Configuration.GetSection(LimitOptions.Section).Get<LimitOptions>() ?? new LimitOptions());
+        services.AddSingleton((builder.Configuration.GetSection(LimitOptions.Section).Get<LimitOptions>() ?? new LimitOptions()).Validated());
         services.AddSingleton<ModelCatalog>();
         services.AddSingleton<TokenCounterProvider>();
         services.AddSingleton<ITokenCounterProvider>(sp => sp.GetRequiredService<TokenCounterProvider>());

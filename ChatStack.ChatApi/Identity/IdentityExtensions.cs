@@ -28,11 +28,23 @@ internal sealed class ChatIdentityOptions
 internal static class IdentityExtensions
 {
     private const string NoSubject = "The token has no subject claim";
+    private const int MinSigningKeyBytes = 32;
 
     /// <summary>JWT bearer authentication; the user id is the token's <c>sub</c>, never anything in a body.</summary>
     public static IHostApplicationBuilder AddChatIdentity(this IHostApplicationBuilder builder)
     {
         var options = builder.Configuration.GetSection(ChatIdentityOptions.Section).Get<ChatIdentityOptions>() ?? new();
+        // "Identity__Authority=" binds to "", which is no authority: without this, a configured key would be ignored
+        // and every token refused for want of the authority's keys.
+        options.Authority = string.IsNullOrWhiteSpace(options.Authority) ? null : options.Authority;
+        if (options.Authority is null && !string.IsNullOrWhiteSpace(options.SigningKey) && Encoding.UTF8.GetByteCount(options.SigningKey) < MinSigningKeyBytes)
+        {
+            // HS256 keys under 256 bits are refused by the token library at every validation, as a bad signature:
+            // say so once, at start-up, rather than answer 401 to every correctly signed token.
+            throw new InvalidOperationException(
+                $"Identity:SigningKey is {Encoding.UTF8.GetByteCount(options.SigningKey)} bytes; HS256 needs at least {MinSigningKeyBytes} (e.g. `openssl rand -base64 48`).");
+        }
+
         if (options.Authority is null && string.IsNullOrWhiteSpace(options.SigningKey))
         {
             if (!builder.Environment.IsDevelopment())

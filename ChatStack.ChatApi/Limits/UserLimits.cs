@@ -7,8 +7,8 @@ internal sealed class LimitOptions
 {
     public const string Section = "Limits";
 
-    /// <summary>Chat requests a user may start per <see cref="RequestWindowSeconds"/>.</summary>
-    public int RequestsPerWindow { get; set; } = 30;
+    /// <summary>Chat requests a user may start per <see cref="RequestWindowSeconds"/>; 0 refuses every request (a blocked account).</summary>
+    public int RequestsPerWindow { get; set; } = 60;
 
     public double RequestWindowSeconds { get; set; } = 60;
 
@@ -23,6 +23,25 @@ internal sealed class LimitOptions
     public int RequestsFor(string userId) => Users.GetValueOrDefault(userId)?.RequestsPerWindow ?? RequestsPerWindow;
 
     public long TokensFor(string userId) => Users.GetValueOrDefault(userId)?.TokensPerWindow ?? TokensPerWindow;
+
+    /// <summary>Refuses settings that would fail on the first request instead of at start-up.</summary>
+    public LimitOptions Validated()
+    {
+        var errors = new List<string>();
+        if (RequestWindowSeconds is not > 0 || TokenWindowHours is not > 0)
+        {
+            errors.Add($"{Section}:RequestWindowSeconds and {Section}:TokenWindowHours must be positive");
+        }
+        foreach (var (user, requests, tokens) in Users.Select(u => ($"{Section}:Users:{u.Key}:", u.Value.RequestsPerWindow, u.Value.TokensPerWindow))
+            .Prepend(($"{Section}:", RequestsPerWindow, TokensPerWindow)))
+        {
+            if (requests < 0 || tokens < 0)
+            {
+                errors.Add($"{user}RequestsPerWindow and {user}TokensPerWindow must not be negative (0 blocks)");
+            }
+        }
+        return errors.Count == 0 ? this : throw new InvalidOperationException($"Invalid limits: {string.Join("; ", errors)}.");
+    }
 }
 
 /// <summary>One user's limits; what is not set comes from the defaults. The windows are the same for everyone.</summary>
@@ -85,7 +104,8 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telem
 
         if (usage.Requests.Count >= requestLimit)
         {
-            var retry = usage.Requests.Peek() + RequestWindow - now;
+            // A limit of 0 (a blocked account) has no oldest request to wait for.
+            var retry = usage.Requests.Count == 0 ? RequestWindow : usage.Requests.Peek() + RequestWindow - now;
             RecordRejection(LimitDecision.RateLimited);
             return new LimitDecision(false, LimitDecision.RateLimited, requestLimit, 0, retry, Positive(retry));
         }

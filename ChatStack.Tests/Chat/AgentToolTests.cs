@@ -42,8 +42,13 @@ public class AgentToolTests
     [InlineData("2 * * 3")]
     [InlineData("2e")]
     [InlineData("sqrt 4")]
-    public void The_calculator_refuses_what_is_not_arithmetic(string expression) =>
-        Assert.ThrowsAny<Exception>(() => Calculator.Evaluate(expression));
+    public void The_calculator_refuses_what_is_not_arithmetic(string expression)
+    {
+        // Refused with a message the model can act on, not by a bug (a NullReferenceException would also "refuse").
+        var e = Assert.ThrowsAny<Exception>(() => Calculator.Evaluate(expression));
+        Assert.True(e is FormatException or ArithmeticException, $"{e.GetType().Name}: {e.Message}");
+        Assert.Contains($"'{expression}'", e.Message);
+    }
 
     [Theory]
     [InlineData("sqrt(-1)", "'sqrt(-1)' has no finite value.")]

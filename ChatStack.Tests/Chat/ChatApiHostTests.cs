@@ -305,10 +305,16 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public void Outside_development_a_missing_signing_key_stops_start_up() =>
-        Assert.Throws<InvalidOperationException>(() =>
-            ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?>(), "Production").GetAwaiter().GetResult());
+    [Theory]
+    [InlineData(null, null, "Set Identity:Authority (an OpenID Connect issuer) or Identity:SigningKey")]
+    [InlineData("", null, "Set Identity:Authority (an OpenID Connect issuer) or Identity:SigningKey")] // Identity__Authority= binds to ""
+    [InlineData(null, "too-short-a-key-0123456789", "Identity:SigningKey is 26 bytes; HS256 needs at least 32")]
+    public void Outside_development_identity_settings_that_cannot_validate_a_token_stop_start_up(string? authority, string? key, string message)
+    {
+        var e = Assert.Throws<InvalidOperationException>(() => ChatApiHost.StartAsync(stack.FirestoreHost,
+            new Dictionary<string, string?> { ["Identity:Authority"] = authority, ["Identity:SigningKey"] = key }, "Production").GetAwaiter().GetResult());
+        Assert.Contains(message, e.Message);
+    }
 
     [Fact]
     public async Task Idle_streams_get_heartbeat_comments()

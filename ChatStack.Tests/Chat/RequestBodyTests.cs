@@ -2,6 +2,8 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using ChatStack.Tests.Support;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
 
 namespace ChatStack.Tests.Chat;
 
@@ -53,6 +55,31 @@ public class RequestBodyTests(InMemoryChatApi api) : IClassFixture<InMemoryChatA
 
         await AssertRefusedAsync(response, code, field, detail);
         (await OpenApiContract.LoadAsync(client.Http)).AssertDeclares(response);
+    }
+
+    [Fact]
+    public async Task A_refused_value_is_logged_on_one_line_of_bounded_length()
+    {
+        // Values quoted in a problem come from the client, before any rate limit: a model name with line breaks
+        // wrote lines of its own into the log (one entry each on Cloud Run), and 64 KB of it went in whole.
+        var logs = new FakeLogCollector();
+        await using var host = await ChatApiHost.StartAsync("127.0.0.1:9", new Dictionary<string, string?>
+        {
+            ["ENABLE_FIRESTORE_WRITE"] = "false",
+            ["ENABLE_PUBSUB"] = "false",
+            ["Logging:LogLevel:ChatStack.ChatApi.Problems"] = "Information",
+        }, configure: b => b.Logging.AddProvider(new FakeLoggerProvider(logs)));
+        var client = await ChatApiClient.SignInAsync(host.Address, "log-forger");
+        var model = "gpt\n2026-11-27 info: ChatStack admin logged in\r\n" + new string('x', 20_000);
+
+        using var response = await client.PostRawAsync(JsonSerializer.Serialize(new { message = "hi", model }));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var logged = Assert.Single(logs.GetSnapshot(), r => r.Category == "ChatStack.ChatApi.Problems").Message;
+        Assert.DoesNotContain('\n', logged);
+        Assert.DoesNotContain('\r', logged);
+        Assert.Contains("'gpt\\u000a2026-11-27 info: ChatStack admin logged in\\u000d\\u000axxx", logged);
+        Assert.True(logged.Length < 700, $"{logged.Length} characters logged");
     }
 
     [Fact]

@@ -16,6 +16,24 @@ public class SessionRenameTests(StackFixture stack)
 
     [Theory]
     [MemberData(nameof(Stores))]
+    public async Task A_long_first_message_titles_the_session_cut_before_an_emoji_it_would_split(bool firestore)
+    {
+        await using var host = await ChatApiHost.StartOnStoreAsync(firestore, stack.FirestoreHost);
+        var client = await ChatApiClient.SignInAsync(host.Address, $"title-cut-{firestore}");
+        // The 79th unit is the first half of 🌊: a cut there stored U+FFFD in the title.
+        var message = new string('a', 78) + "🌊 and much more after it";
+        await client.ChatAsync(new { message });
+
+        var title = (await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}")).GetProperty("title").GetString()!;
+        Assert.Equal(new string('a', 78) + "…", title);
+
+        // Short of a pair, the cut keeps everything that fits.
+        await client.ChatAsync(new { message = new string('b', 100) });
+        Assert.Equal(new string('b', 79) + "…", (await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}")).GetProperty("title").GetString());
+    }
+
+    [Theory]
+    [MemberData(nameof(Stores))]
     public async Task A_renamed_session_keeps_its_place_and_only_its_owner_can_rename_it(bool firestore)
     {
         await using var host = await ChatApiHost.StartOnStoreAsync(firestore, stack.FirestoreHost);

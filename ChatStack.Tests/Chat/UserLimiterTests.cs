@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using ChatStack.ChatApi.Limits;
 using Microsoft.Extensions.Time.Testing;
 
@@ -38,6 +39,39 @@ public class UserLimiterTests
         var other = limiter.TryAdmit("someone-else");
         Assert.Equal((true, 5L, 4L), (other.Allowed, other.Limit, other.Remaining));
         Assert.Equal(1000, limiter.TokensRemaining("someone-else"));
+    }
+
+    [Fact]
+    public void A_request_limit_of_zero_blocks_the_user_with_a_429_not_a_crash()
+    {
+        var options = new LimitOptions { RequestsPerWindow = 5, RequestWindowSeconds = 60 };
+        options.Users["blocked"] = new UserLimitOverride { RequestsPerWindow = 0 };
+        var limiter = new UserLimiter(options.Validated(), _time);
+
+        var refused = limiter.TryAdmit("blocked");
+        Assert.Equal((false, LimitDecision.RateLimited, 0L), (refused.Allowed, refused.Code, refused.Limit));
+        Assert.Equal(TimeSpan.FromSeconds(60), refused.RetryAfter);
+        Assert.True(limiter.TryAdmit("someone-else").Allowed);
+    }
+
+    [Theory]
+    [InlineData("Limits:RequestsPerWindow", "-1", "Limits:RequestsPerWindow")]
+    [InlineData("Limits:Users:demo:TokensPerWindow", "-5", "Limits:Users:demo:TokensPerWindow")]
+    [InlineData("Limits:RequestWindowSeconds", "0", "Limits:RequestWindowSeconds")]
+    public void Limits_that_cannot_work_stop_start_up_naming_the_setting(string key, string value, string named)
+    {
+        var configuration = new Microsoft.Extensions.Configuration.ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { [key] = value }).Build();
+        var options = configuration.GetSection(LimitOptions.Section).Get<LimitOptions>()!;
+
+        var e = Assert.Throws<InvalidOperationException>(options.Validated);
+        Assert.Contains(named, e.Message);
+    }
+
+    [Fact]
+    public void The_default_request_limit_is_the_documented_60()
+    {
+        Assert.Equal(60, new LimitOptions().RequestsPerWindow); // README: `Limits:RequestsPerWindow` (60)
     }
 
     [Fact]
