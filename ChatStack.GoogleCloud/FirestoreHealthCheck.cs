@@ -9,19 +9,50 @@ namespace ChatStack.GoogleCloud;
 /// A batch read reports a missing document as a result (<c>missing</c>) where GetDocument throws NotFound, so a
 /// healthy probe costs one read and no exception.
 /// </remarks>
-internal sealed class FirestoreHealthCheck(Firestore.FirestoreClient client, GoogleCloudOptions options) : IHealthCheck
+internal sealed class FirestoreHealthCheck(Firestore.FirestoreClient client, GoogleCloudOptions options, TimeProvider time) : IHealthCheck
 {
     /// <summary>A document nobody writes: reading it proves the database answers.</summary>
     private const string ProbeDocument = "_health/probe";
 
-    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// How long one probe answers for. <c>/health</c> is public (Cloud Run and the AppHost probe it) and each probe is
+    /// a billed read: without this, anyone could turn requests into Firestore reads at no cost to them.
+    /// </summary>
+    internal static readonly TimeSpan ReuseFor = TimeSpan.FromSeconds(5);
+
+    private sealed record Probe(Lazy<Task<HealthCheckResult>> Result, DateTimeOffset StartedAt);
+
+    private Probe? _last;
+
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        // Checks at the same time share the probe in flight; a finished one answers until it is ReuseFor old. Not
+        // the caller's token: a caller that gives up must not cancel the probe others wait on (its deadline ends it).
+        var now = time.GetUtcNow();
+        while (true)
+        {
+            var last = Volatile.Read(ref _last);
+            if (last is not null && (!last.Result.Value.IsCompleted || now - last.StartedAt < ReuseFor))
+            {
+                return last.Result.Value.WaitAsync(cancellationToken);
+            }
+
+            var fresh = new Probe(new Lazy<Task<HealthCheckResult>>(ProbeAsync), now);
+            if (Interlocked.CompareExchange(ref _last, fresh, last) == last)
+            {
+                return fresh.Result.Value.WaitAsync(cancellationToken);
+            }
+        }
+    }
+
+    private async Task<HealthCheckResult> ProbeAsync()
     {
         var database = $"projects/{options.RequireProjectId()}/databases/{options.FirestoreDatabase}";
         var request = new BatchGetDocumentsRequest { Database = database, Documents = { $"{database}/documents/{ProbeDocument}" } };
         try
         {
-            using var call = client.BatchGetDocuments(request, deadline: DateTime.UtcNow.AddSeconds(3), cancellationToken: cancellationToken);
-            while (await call.ResponseStream.MoveNext(cancellationToken))
+            using var call = client.BatchGetDocuments(request, deadline: DateTime.UtcNow.AddSeconds(3));
+            while (await call.ResponseStream.MoveNext(CancellationToken.None))
             {
             }
             return HealthCheckResult.Healthy();

@@ -47,6 +47,9 @@ public static class GoogleCloudServiceCollectionExtensions
             var database = $"projects/{options.RequireProjectId()}/databases/{options.FirestoreDatabase}";
             return new Firestore.FirestoreClient(channel.WithRoutingHeader($"database={Uri.EscapeDataString(database)}"));
         });
+        // One instance, so that its probe is shared between checks (FirestoreHealthCheck.ReuseFor).
+        builder.Services.TryAddSingleton(sp => new FirestoreHealthCheck(sp.GetRequiredService<Firestore.FirestoreClient>(),
+            sp.GetRequiredService<GoogleCloudOptions>(), sp.GetService<TimeProvider>() ?? TimeProvider.System));
         builder.Services.AddHealthChecks().AddCheck<FirestoreHealthCheck>("firestore", tags: [ReadyTag]);
         return builder;
     }

@@ -4,6 +4,7 @@ using System.Runtime.ExceptionServices;
 using ChatStack.GoogleCloud;
 using ChatStack.Tests.Support;
 using Grpc.Core;
+using Grpc.Core.Interceptors;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -71,9 +72,54 @@ public sealed class FirestoreHealthCheckTests(StackFixture stack)
         Assert.InRange(DateTime.UtcNow - started, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(20));
     }
 
-    private static IHost BuildHost(string firestoreHost)
+    [Fact]
+    public async Task Checks_share_one_probe_for_a_few_seconds_so_public_health_requests_are_not_firestore_reads()
+    {
+        // /health is public: each check used to be a billed Firestore read, however many came.
+        var reads = new CountReads();
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        using var host = BuildHost(stack.FirestoreHost, services =>
+        {
+            services.AddSingleton<TimeProvider>(time);
+            services.AddSingleton(_ => new Google.Cloud.Firestore.V1.Firestore.FirestoreClient(
+                GoogleCloudChannels.Create(stack.FirestoreHost, GoogleCloudChannels.FirestoreEndpoint).Intercept(reads)));
+        });
+
+        var reports = await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => CheckAsync(host)));
+        for (var i = 0; i < 10; i++)
+        {
+            reports = [.. reports, await CheckAsync(host)];
+            time.Advance(TimeSpan.FromMilliseconds(400));
+        }
+
+        Assert.All(reports, r => Assert.Equal(HealthStatus.Healthy, r.Entries["firestore"].Status));
+        Assert.Equal(1, reads.Count);
+
+        // Past five seconds the next check reads again.
+        time.Advance(TimeSpan.FromSeconds(1.1));
+        Assert.Equal(HealthStatus.Healthy, (await CheckAsync(host)).Entries["firestore"].Status);
+        Assert.Equal(2, reads.Count);
+    }
+
+    private sealed class CountReads : Grpc.Core.Interceptors.Interceptor
+    {
+        private int _count;
+
+        public int Count => Volatile.Read(ref _count);
+
+        public override AsyncServerStreamingCall<TResponse> AsyncServerStreamingCall<TRequest, TResponse>(TRequest request,
+            Grpc.Core.Interceptors.ClientInterceptorContext<TRequest, TResponse> context,
+            Grpc.Core.Interceptors.Interceptor.AsyncServerStreamingCallContinuation<TRequest, TResponse> continuation)
+        {
+            Interlocked.Increment(ref _count);
+            return continuation(request, context);
+        }
+    }
+
+    private static IHost BuildHost(string firestoreHost, Action<IServiceCollection>? services = null)
     {
         var builder = Host.CreateApplicationBuilder();
+        services?.Invoke(builder.Services);
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["FIRESTORE_EMULATOR_HOST"] = firestoreHost,
