@@ -417,6 +417,7 @@ internal sealed class AgentRun(
         // The result goes back to the model with the next call.
         var resultTokens = counter.CountTokens(result);
         _budget.AddToContext(resultTokens);
+        // A brief wait: the result was not shown yet, and what the answer streamed so far is saved at finalize, with the long one.
         await PersistAsync(new ChatMessageRecord
         {
             Id = ChatMessageRecord.NewId(time.GetUtcNow()),
@@ -469,8 +470,9 @@ internal sealed class AgentRun(
                     FinishReason = finishReason,
                     ReconciliationDelta = reconciliation?.Delta,
                 };
-                // The run's usage goes in the answer's commit: one round trip fewer before `done`.
-                await PersistAsync(message, CancellationToken.None, Usage(_persistedMessages + 1));
+                // The run's usage goes in the answer's commit: one round trip fewer before `done`. The answer was
+                // streamed and charged already: its save outlasts a longer store outage than a request would wait for.
+                await PersistAsync(message, CancellationToken.None, Usage(_persistedMessages + 1), SaveWait.Long);
                 assistantMessageId = message.Id;
             }
             else if (_persistedMessages > 0)
@@ -510,11 +512,11 @@ internal sealed class AgentRun(
 
     private RunUsage Usage(int messages) => new(_budget.Current.PromptTokens, _budget.Current.CompletionTokens, messages, time.GetUtcNow());
 
-    private async Task PersistAsync(ChatMessageRecord message, CancellationToken cancellationToken, RunUsage? usage = null)
+    private async Task PersistAsync(ChatMessageRecord message, CancellationToken cancellationToken, RunUsage? usage = null, SaveWait wait = SaveWait.Brief)
     {
         var records = outbox.RecordsFor(_session, message, _budget.Current, _persistedMessages);
         var newSession = request.NewSession && _persistedMessages == 0 ? _session : null;
-        await store.AppendMessageAsync(_session.Id, message, records, usage, newSession, cancellationToken);
+        await store.AppendMessageAsync(_session.Id, message, records, usage, newSession, wait, cancellationToken);
         _persistedMessages++;
         if (records.Count > 0)
         {

@@ -100,11 +100,24 @@ internal sealed record SessionCursor(DateTimeOffset UpdatedAt, string SessionId)
     }
 }
 
-/// <summary>The store is unreachable: the API answers 503 rather than calling the model with nowhere to keep the answer.</summary>
+/// <summary>
+/// The store is unreachable, or refused for a passing reason (contention, quota) on every attempt: the API answers 503
+/// rather than calling the model with nowhere to keep the answer.
+/// </summary>
 internal sealed class ChatStoreUnavailableException(string message, Exception inner) : Exception(message, inner);
 
 /// <summary>Firestore has no ready composite index for a query (it is missing, or still building after the provisioner created it).</summary>
 internal sealed class ChatStoreIndexMissingException(string firestoreSays, Exception inner) : Exception(firestoreSays, inner);
+
+/// <summary>How long a save goes on retrying a store that fails for a moment before it gives up.</summary>
+internal enum SaveWait
+{
+    /// <summary>A request waits on it for its status: a lasting failure is better told quickly, as a 503.</summary>
+    Brief,
+
+    /// <summary>What it saves was already streamed and charged: worth a longer wait, which the stream's heartbeats bridge.</summary>
+    Long,
+}
 
 /// <summary>What a run adds to its session's totals.</summary>
 internal sealed record RunUsage(int PromptTokens, int CompletionTokens, int Messages, DateTimeOffset At);
@@ -120,9 +133,10 @@ internal interface IChatSessionStore
     /// <summary>
     /// Saves a message and, in the same commit, the outbox records that carry it to Pub/Sub, for a run's last
     /// message the run's usage, and for the first message of a conversation its <paramref name="newSession"/>: one
-    /// round trip on the hot path where there would be two.
+    /// round trip on the hot path where there would be two. Saved exactly once, however often it is retried.
     /// </summary>
-    Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<DualWrite.OutboxRecord> outbox, RunUsage? usage, ChatSession? newSession, CancellationToken cancellationToken);
+    Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<DualWrite.OutboxRecord> outbox, RunUsage? usage, ChatSession? newSession, SaveWait wait,
+        CancellationToken cancellationToken);
 
     /// <summary>Messages in creation order.</summary>
     Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken);

@@ -10,13 +10,11 @@ namespace ChatStack.ChatApi.Sessions;
 /// <summary>
 /// Sessions in Firestore through the generated gRPC client, laid out for a person to browse:
 /// <c>sessions/{sessionId}</c> (user_id, title, timestamps, token totals) and
-/// <c>sessions/{sessionId}/messages/{messageId}</c> (role, content, tokens, created_at).
+/// <c>sessions/{sessionId}/messages/{messageId}</c> (role, content, tokens, created_at). Every call goes through
+/// <see cref="FirestoreRetry"/>; each says whether repeating it is safe.
 /// </summary>
 internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client, GoogleCloudOptions options) : IChatSessionStore
 {
-    // Short deadlines: a store that does not answer must become a 503 quickly, not a hung request.
-    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(5);
-
     private string Database => $"projects/{options.RequireProjectId()}/databases/{options.FirestoreDatabase}";
 
     private string SessionName(string sessionId) => $"{Database}/documents/{ResourceNames.SessionsCollection}/{sessionId}";
@@ -25,8 +23,8 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
     {
         try
         {
-            var document = await Call(() => client.GetDocumentAsync(new GetDocumentRequest { Name = SessionName(sessionId) },
-                deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken).ResponseAsync);
+            var document = await FirestoreRetry.ReadAsync(deadline => client.GetDocumentAsync(new GetDocumentRequest { Name = SessionName(sessionId) },
+                deadline: deadline, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
             return ToSession(sessionId, document);
         }
         catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
@@ -93,10 +91,10 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
         List<ChatSession> sessions;
         try
         {
-            sessions = await Call(async () =>
+            sessions = await FirestoreRetry.ReadAsync(async deadline =>
             {
                 using var call = client.RunQuery(new RunQueryRequest { Parent = $"{Database}/documents", StructuredQuery = query },
-                    deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken);
+                    deadline: deadline, cancellationToken: cancellationToken);
                 var found = new List<ChatSession>();
                 while (await call.ResponseStream.MoveNext(cancellationToken))
                 {
@@ -107,7 +105,7 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
                 }
 
                 return found;
-            });
+            }, cancellationToken);
         }
         catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition)
         {
@@ -119,7 +117,8 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             : new ChatSessionPage(sessions, null);
     }
 
-    public async Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<DualWrite.OutboxRecord> outbox, RunUsage? usage, ChatSession? newSession, CancellationToken cancellationToken)
+    public async Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<DualWrite.OutboxRecord> outbox, RunUsage? usage, ChatSession? newSession, SaveWait wait,
+        CancellationToken cancellationToken)
     {
         var document = new Document
         {
@@ -148,7 +147,8 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
         }
 
         // One commit: the message and its outbox records are stored together or not at all, so no event is lost
-        // between the hot path and the cold one.
+        // between the hot path and the cold one. The message (and a new session) must not exist yet, so the commit is
+        // Guarded: its usage increments are applied once however often it is retried.
         var request = new CommitRequest { Database = Database };
         if (newSession is not null)
         {
@@ -163,7 +163,7 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
         }
 
         using var span = Telemetry.FirestoreSpans.StartCommit("messages", Database, request.Writes.Count, outbox.Count);
-        await Telemetry.FirestoreSpans.Trace(span, Call(() => client.CommitAsync(request, deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken).ResponseAsync));
+        await Telemetry.FirestoreSpans.Trace(span, Commit(request, RetrySafety.Guarded, FirestoreRetry.Total(wait), cancellationToken));
     }
 
     public async Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken)
@@ -173,13 +173,13 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
         do
         {
             // Ids are time-ordered, and documents list in id order: no index needed.
-            var page = await Call(() => client.ListDocumentsAsync(new ListDocumentsRequest
+            var page = await FirestoreRetry.ReadAsync(deadline => client.ListDocumentsAsync(new ListDocumentsRequest
             {
                 Parent = SessionName(sessionId),
                 CollectionId = "messages",
                 PageSize = 300,
                 PageToken = pageToken,
-            }, deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken).ResponseAsync);
+            }, deadline: deadline, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
             messages.AddRange(page.Documents.Select(ToMessage));
             pageToken = page.NextPageToken;
         }
@@ -202,10 +202,10 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             query.StartAt = new Cursor { Values = { new FsValue { ReferenceValue = $"{SessionName(sessionId)}/messages/{after}" } }, Before = false };
         }
 
-        return await Call(async () =>
+        return await FirestoreRetry.ReadAsync(async deadline =>
         {
             using var call = client.RunQuery(new RunQueryRequest { Parent = SessionName(sessionId), StructuredQuery = query },
-                deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken);
+                deadline: deadline, cancellationToken: cancellationToken);
             var found = new List<ChatMessageRecord>();
             while (await call.ResponseStream.MoveNext(cancellationToken))
             {
@@ -216,11 +216,12 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             }
 
             return found;
-        });
+        }, cancellationToken);
     }
 
+    // Increments with nothing to guard them: repeated only when Firestore said it applied nothing.
     public Task AddUsageAsync(string sessionId, RunUsage usage, CancellationToken cancellationToken) =>
-        Commit(UsageWrite(sessionId, usage), cancellationToken);
+        Commit(UsageWrite(sessionId, usage), RetrySafety.Unsafe, cancellationToken);
 
     private Write UsageWrite(string sessionId, RunUsage usage) => new()
     {
@@ -236,6 +237,7 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
         CurrentDocument = new Precondition { Exists = true },
     };
 
+    // Sets fields to given values: the same outcome however often it is applied.
     public Task SetSummaryAsync(string sessionId, string summary, string throughMessageId, DateTimeOffset now, CancellationToken cancellationToken) =>
         Commit(new Write
         {
@@ -246,8 +248,9 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             },
             UpdateMask = new DocumentMask { FieldPaths = { "summary", "summary_through_message_id", "updated_at" } },
             CurrentDocument = new Precondition { Exists = true },
-        }, cancellationToken);
+        }, RetrySafety.Safe, cancellationToken);
 
+    // Sets the title: the same outcome however often it is applied.
     public async Task<bool> RenameSessionAsync(string sessionId, string title, CancellationToken cancellationToken)
     {
         try
@@ -257,7 +260,7 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
                 Update = new Document { Name = SessionName(sessionId), Fields = { ["title"] = Str(title) } },
                 UpdateMask = new DocumentMask { FieldPaths = { "title" } },
                 CurrentDocument = new Precondition { Exists = true }, // a session deleted meanwhile is not brought back
-            }, cancellationToken);
+            }, RetrySafety.Safe, cancellationToken);
             return true;
         }
         catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
@@ -268,20 +271,21 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
 
     /// <summary>
     /// The messages first, a commit per page (Firestore takes at most 500 writes in one), the session last: until the
-    /// session is gone it still lists, so a failed delete is visible and can be repeated.
+    /// session is gone it still lists, so a failed delete is visible and can be repeated. Deletes without a precondition
+    /// succeed on what is already gone, so each call is safe to repeat.
     /// </summary>
     public async Task DeleteSessionAsync(string sessionId, CancellationToken cancellationToken)
     {
         while (true)
         {
             // Names only (an empty mask), always the first page: what was deleted no longer lists.
-            var page = await Call(() => client.ListDocumentsAsync(new ListDocumentsRequest
+            var page = await FirestoreRetry.ReadAsync(deadline => client.ListDocumentsAsync(new ListDocumentsRequest
             {
                 Parent = SessionName(sessionId),
                 CollectionId = "messages",
                 PageSize = MaxWritesPerCommit,
                 Mask = new DocumentMask(),
-            }, deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken).ResponseAsync);
+            }, deadline: deadline, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
             if (page.Documents.Count == 0)
             {
                 break;
@@ -290,33 +294,22 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             var request = new CommitRequest { Database = Database };
             request.Writes.AddRange(page.Documents.Select(d => new Write { Delete = d.Name }));
             using var span = Telemetry.FirestoreSpans.StartCommit("messages", Database, request.Writes.Count, 0);
-            await Telemetry.FirestoreSpans.Trace(span, Call(() => client.CommitAsync(request, deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken).ResponseAsync));
+            await Telemetry.FirestoreSpans.Trace(span, Commit(request, RetrySafety.Safe, FirestoreRetry.Brief, cancellationToken));
         }
 
-        await Commit(new Write { Delete = SessionName(sessionId) }, cancellationToken);
+        await Commit(new Write { Delete = SessionName(sessionId) }, RetrySafety.Safe, cancellationToken);
     }
 
     private const int MaxWritesPerCommit = 500;
 
-    private async Task Commit(Write write, CancellationToken cancellationToken)
+    private async Task Commit(Write write, RetrySafety safety, CancellationToken cancellationToken)
     {
         using var span = Telemetry.FirestoreSpans.StartCommit(ResourceNames.SessionsCollection, Database, 1, 0);
-        await Telemetry.FirestoreSpans.Trace(span, Call(() => client.CommitAsync(new CommitRequest { Database = Database, Writes = { write } },
-            deadline: DateTime.UtcNow.Add(Deadline), cancellationToken: cancellationToken).ResponseAsync));
+        await Telemetry.FirestoreSpans.Trace(span, Commit(new CommitRequest { Database = Database, Writes = { write } }, safety, FirestoreRetry.Brief, cancellationToken));
     }
 
-    /// <summary>Turns "cannot reach the store" into one exception type the API maps to 503.</summary>
-    private static async Task<T> Call<T>(Func<Task<T>> call)
-    {
-        try
-        {
-            return await call();
-        }
-        catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Internal or StatusCode.Unknown)
-        {
-            throw new ChatStoreUnavailableException($"Firestore is unavailable: {e.Status.Detail}", e);
-        }
-    }
+    private Task Commit(CommitRequest request, RetrySafety safety, TimeSpan total, CancellationToken cancellationToken) =>
+        FirestoreRetry.CommitAsync(deadline => client.CommitAsync(request, deadline: deadline, cancellationToken: cancellationToken).ResponseAsync, safety, total, cancellationToken);
 
     private static DocumentTransform.Types.FieldTransform Increment(string field, long by) =>
         new() { FieldPath = field, Increment = Int(by) };

@@ -40,7 +40,8 @@ internal sealed class InMemoryChatSessionStore(MemoryOutbox? outbox = null) : IC
             : new ChatSessionPage(sessions, null));
     }
 
-    public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<OutboxRecord> records, RunUsage? usage, ChatSession? newSession, CancellationToken cancellationToken)
+    public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<OutboxRecord> records, RunUsage? usage, ChatSession? newSession, SaveWait wait,
+        CancellationToken cancellationToken)
     {
         if (newSession is not null)
         {

@@ -25,8 +25,8 @@ internal static class FirestoreSpans
         return span;
     }
 
-    /// <summary>Awaits the commit and marks the span failed if it threw.</summary>
-    public static async Task Trace<T>(Activity? span, Task<T> commit)
+    /// <summary>Awaits the commit (with its retries) and marks the span failed if it threw.</summary>
+    public static async Task Trace(Activity? span, Task commit)
     {
         try
         {

@@ -246,7 +246,7 @@ public class AgentRunTests
         };
         foreach (var m in history)
         {
-            _store.AppendMessageAsync(session, m, [], null, m == history[0] ? chatSession : null, CancellationToken.None);
+            _store.AppendMessageAsync(session, m, [], null, m == history[0] ? chatSession : null, SaveWait.Brief, CancellationToken.None);
         }
 
         var spec = new ModelSpec("m", new ModelOptions { Provider = ModelProvider.Offline, ContextWindow = contextWindow, Encoding = "o200k_base" });
@@ -264,10 +264,10 @@ public class AgentRunTests
         public List<ChatStack.ChatApi.DualWrite.OutboxRecord> Records { get; } = [];
 
         public override Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<ChatStack.ChatApi.DualWrite.OutboxRecord> outbox, RunUsage? usage,
-            ChatSession? newSession, CancellationToken cancellationToken)
+            ChatSession? newSession, SaveWait wait, CancellationToken cancellationToken)
         {
             Records.AddRange(outbox);
-            return base.AppendMessageAsync(sessionId, message, outbox, usage, newSession, cancellationToken);
+            return base.AppendMessageAsync(sessionId, message, outbox, usage, newSession, wait, cancellationToken);
         }
     }
 
@@ -275,16 +275,16 @@ public class AgentRunTests
     private sealed class RefusingAnswerStore(IChatSessionStore inner) : DelegatingStore(inner)
     {
         public override Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<ChatStack.ChatApi.DualWrite.OutboxRecord> outbox, RunUsage? usage,
-            ChatSession? newSession, CancellationToken cancellationToken) => message.Role == "assistant"
+            ChatSession? newSession, SaveWait wait, CancellationToken cancellationToken) => message.Role == "assistant"
                 ? throw new InvalidOperationException("FailedPrecondition: no entity to update")
-                : base.AppendMessageAsync(sessionId, message, outbox, usage, newSession, cancellationToken);
+                : base.AppendMessageAsync(sessionId, message, outbox, usage, newSession, wait, cancellationToken);
     }
 
     /// <summary>Passes every call to another store; a test overrides what it changes.</summary>
     private abstract class DelegatingStore(IChatSessionStore inner) : IChatSessionStore
     {
         public virtual Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<ChatStack.ChatApi.DualWrite.OutboxRecord> outbox, RunUsage? usage,
-            ChatSession? newSession, CancellationToken cancellationToken) => inner.AppendMessageAsync(sessionId, message, outbox, usage, newSession, cancellationToken);
+            ChatSession? newSession, SaveWait wait, CancellationToken cancellationToken) => inner.AppendMessageAsync(sessionId, message, outbox, usage, newSession, wait, cancellationToken);
 
         public Task<ChatSession?> GetSessionAsync(string sessionId, CancellationToken cancellationToken) => inner.GetSessionAsync(sessionId, cancellationToken);
 

@@ -1,12 +1,8 @@
 using System.Net;
 using System.Text.Json;
-using ChatStack.GoogleCloud;
 using ChatStack.Tests.Support;
 using Google.Cloud.Firestore.V1;
 using Grpc.Core;
-using Grpc.Core.Interceptors;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace ChatStack.Tests.Chat;
 
@@ -97,10 +93,11 @@ public class SessionListApiTests(StackFixture stack)
     public async Task Without_its_firestore_index_the_list_is_a_503_that_says_to_run_the_provisioner_and_chats_go_on()
     {
         // Real Firestore answers the list query this way until the provisioner's index is built; the emulator never does,
-        // so its answer is put on the emulator's own stream here.
-        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, Fast, configure: builder =>
-            builder.Services.Replace(ServiceDescriptor.Singleton(_ => new Firestore.FirestoreClient(
-                GoogleCloudChannels.Create(stack.FirestoreHost, GoogleCloudChannels.FirestoreEndpoint).Intercept(new NoSessionIndexYet())))));
+        // so its answer is put in front of the emulator here.
+        var faults = new FirestoreFaults();
+        faults.Fail(request => request is RunQueryRequest { StructuredQuery.From: [{ CollectionId: "sessions" }] }, StatusCode.FailedPrecondition, int.MaxValue,
+            detail: "The query requires an index. You can create it here: https://console.firebase.google.com/v1/r/project/p/firestore/indexes?create_composite=x");
+        await using var host = await ChatApiHost.StartWithFaultsAsync(stack.FirestoreHost, faults);
         var client = await ChatApiClient.SignInAsync(host.Address, "list-no-index");
         await client.ChatAsync(new { message = "hello" });
 
@@ -115,31 +112,6 @@ public class SessionListApiTests(StackFixture stack)
         // Firestore's own message names the project and a console link: for the log, not for clients.
         Assert.DoesNotContain("console.firebase.google.com", problem.GetProperty("detail").GetString());
         Assert.Equal("hello", (await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}")).GetProperty("title").GetString());
-    }
-
-    /// <summary>Ends the session list's query as real Firestore does while its composite index is missing or building.</summary>
-    private sealed class NoSessionIndexYet : Interceptor
-    {
-        public override AsyncServerStreamingCall<TResponse> AsyncServerStreamingCall<TRequest, TResponse>(TRequest request,
-            ClientInterceptorContext<TRequest, TResponse> context, AsyncServerStreamingCallContinuation<TRequest, TResponse> continuation)
-        {
-            if (request is not RunQueryRequest { StructuredQuery.From: [{ CollectionId: "sessions" }] })
-            {
-                return continuation(request, context);
-            }
-
-            var status = new Status(StatusCode.FailedPrecondition,
-                "The query requires an index. You can create it here: https://console.firebase.google.com/v1/r/project/p/firestore/indexes?create_composite=x");
-            return new AsyncServerStreamingCall<TResponse>(new FailingStream<TResponse>(new RpcException(status)),
-                Task.FromResult(new Metadata()), () => status, () => [], () => { });
-        }
-    }
-
-    private sealed class FailingStream<T>(RpcException failure) : IAsyncStreamReader<T>
-    {
-        public T Current => throw new InvalidOperationException();
-
-        public Task<bool> MoveNext(CancellationToken cancellationToken) => Task.FromException<bool>(failure);
     }
 
     private static string[] Ids(JsonElement page) =>

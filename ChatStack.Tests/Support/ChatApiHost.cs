@@ -1,4 +1,7 @@
 using ChatStack.ChatApi.Sessions;
+using ChatStack.GoogleCloud;
+using Google.Cloud.Firestore.V1;
+using Grpc.Core.Interceptors;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -44,6 +47,15 @@ public sealed class ChatApiHost : IAsyncDisposable
                 new ObservedStore(ActivatorUtilities.CreateInstance<FirestoreChatSessionStore>(sp)))));
         return (host, (ObservedStore)host.Services.GetRequiredService<IChatSessionStore>());
     }
+
+    /// <summary>
+    /// The offline model at full speed on the Firestore emulator at <paramref name="firestoreHost"/>, every Firestore
+    /// call passing <paramref name="faults"/> on its way, where the test makes Firestore fail as it does in production.
+    /// </summary>
+    internal static Task<ChatApiHost> StartWithFaultsAsync(string firestoreHost, FirestoreFaults faults) =>
+        StartAsync(firestoreHost, new Dictionary<string, string?> { ["Chat:Offline:DeltaDelayMs"] = "0" }, configure: builder =>
+            builder.Services.Replace(ServiceDescriptor.Singleton(_ => new Firestore.FirestoreClient(
+                GoogleCloudChannels.Create(firestoreHost, GoogleCloudChannels.FirestoreEndpoint).Intercept(faults)))));
 
     /// <summary>
     /// The offline model at full speed on the Firestore emulator at <paramref name="firestoreHost"/>, or, without

@@ -50,7 +50,8 @@ internal sealed class ObservedStore(IChatSessionStore inner) : IChatSessionStore
     public Task<ChatSessionPage> ListSessionsAsync(string userId, int limit, SessionCursor? after, CancellationToken cancellationToken) =>
         inner.ListSessionsAsync(userId, limit, after, cancellationToken);
 
-    public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<OutboxRecord> outbox, RunUsage? usage, ChatSession? newSession, CancellationToken cancellationToken)
+    public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<OutboxRecord> outbox, RunUsage? usage, ChatSession? newSession, SaveWait wait,
+        CancellationToken cancellationToken)
     {
         if (FailNextAppend)
         {
@@ -59,7 +60,7 @@ internal sealed class ObservedStore(IChatSessionStore inner) : IChatSessionStore
         }
 
         Appends.Enqueue((message.Role, newSession is not null));
-        return inner.AppendMessageAsync(sessionId, message, outbox, usage, newSession, cancellationToken);
+        return inner.AppendMessageAsync(sessionId, message, outbox, usage, newSession, wait, cancellationToken);
     }
 
     public Task AddUsageAsync(string sessionId, RunUsage usage, CancellationToken cancellationToken) => inner.AddUsageAsync(sessionId, usage, cancellationToken);

@@ -1,0 +1,97 @@
+using System.Diagnostics;
+using Grpc.Core;
+
+namespace ChatStack.ChatApi.Sessions;
+
+/// <summary>What repeating a Firestore call could do, which decides after which failures it is repeated.</summary>
+internal enum RetrySafety
+{
+    /// <summary>Nothing more: a read, a delete, or a write that sets the values it set before.</summary>
+    Safe,
+
+    /// <summary>
+    /// An atomic commit that creates a document no one else can (a fresh id, precondition Exists=false): if an attempt
+    /// that failed ambiguously was applied after all, a repeat fails whole on that precondition, which then means
+    /// "saved". On a first attempt the same failure is a real refusal.
+    /// </summary>
+    Guarded,
+
+    /// <summary>Adds to counters: repeated only after a failure that says nothing was applied, or it may count twice.</summary>
+    Unsafe,
+}
+
+/// <summary>
+/// Retries a Firestore call that failed for a passing reason, as Google's client libraries retry idempotent calls:
+/// jittered exponential backoff, each attempt with its own deadline, all within a total. Past the total, or after a
+/// failure it must not repeat, the store is unavailable: a 503 for a request, <c>store_unavailable</c> in a stream.
+/// </summary>
+internal static class FirestoreRetry
+{
+    // Constants, not options: no options class holds the store's settings, and these are about what a person waits
+    // for, not about a deployment.
+
+    /// <summary>A request waits on it: about the one 5 s deadline a call had before retries, so an outage is still a quick 503.</summary>
+    public static readonly TimeSpan Brief = TimeSpan.FromSeconds(5);
+
+    /// <summary>An answer already streamed and charged: half a minute, while heartbeats keep its stream open.</summary>
+    public static readonly TimeSpan Long = TimeSpan.FromSeconds(30);
+
+    // A store that hangs (a stopped emulator, a lost connection) is tried again rather than waited on.
+    private static readonly TimeSpan AttemptDeadline = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(2);
+
+    public static TimeSpan Total(SaveWait wait) => wait == SaveWait.Long ? Long : Brief;
+
+    /// <summary>Runs <paramref name="attempt"/>, given each try's deadline, until it succeeds or may not be repeated.</summary>
+    public static async Task<T> ReadAsync<T>(Func<DateTime, Task<T>> attempt, CancellationToken cancellationToken)
+    {
+        var result = default(T);
+        await RunAsync(async deadline => result = await attempt(deadline), RetrySafety.Safe, Brief, cancellationToken);
+        return result!; // a safe call ends only by succeeding or throwing
+    }
+
+    /// <summary>Runs a commit until it succeeds, is known to be saved, or may not be repeated.</summary>
+    public static Task CommitAsync(Func<DateTime, Task> attempt, RetrySafety safety, TimeSpan total, CancellationToken cancellationToken) =>
+        RunAsync(attempt, safety, total, cancellationToken);
+
+    private static async Task RunAsync(Func<DateTime, Task> attempt, RetrySafety safety, TimeSpan total, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var backoff = FirstBackoff;
+        var mayBeApplied = false;
+        for (var attempts = 1; ; attempts++)
+        {
+            var left = total - Stopwatch.GetElapsedTime(started);
+            try
+            {
+                await attempt(DateTime.UtcNow.Add(left < AttemptDeadline ? left : AttemptDeadline));
+                return;
+            }
+            catch (RpcException e) when (safety == RetrySafety.Guarded && mayBeApplied && e.StatusCode is StatusCode.AlreadyExists or StatusCode.FailedPrecondition)
+            {
+                // An earlier attempt was applied: this one found its documents (Firestore and its emulator say
+                // ALREADY_EXISTS for Exists=false; FAILED_PRECONDITION is the other way a precondition fails).
+                return;
+            }
+            catch (RpcException e) when (IsPassing(e.StatusCode) || e.StatusCode == StatusCode.Unknown) // UNKNOWN: unavailable, but not repeated
+            {
+                // Contention and quota are refusals: nothing was applied. The others may come after Firestore applied it.
+                var ambiguous = e.StatusCode is not (StatusCode.Aborted or StatusCode.ResourceExhausted);
+                mayBeApplied |= ambiguous;
+                var delay = backoff / 2 + (backoff / 2) * Random.Shared.NextDouble();
+                if (!IsPassing(e.StatusCode) || (safety == RetrySafety.Unsafe && ambiguous) || Stopwatch.GetElapsedTime(started) + delay >= total)
+                {
+                    throw new ChatStoreUnavailableException($"Firestore failed {attempts} time(s), last with {e.StatusCode}: {e.Status.Detail}", e);
+                }
+
+                await Task.Delay(delay, cancellationToken);
+                backoff = backoff * 2 < MaxBackoff ? backoff * 2 : MaxBackoff;
+            }
+        }
+    }
+
+    /// <summary>Failures that pass: the service down or slow for a moment, contention, quota, a server error.</summary>
+    private static bool IsPassing(StatusCode status) => status is StatusCode.Unavailable or StatusCode.DeadlineExceeded
+        or StatusCode.Aborted or StatusCode.ResourceExhausted or StatusCode.Internal;
+}

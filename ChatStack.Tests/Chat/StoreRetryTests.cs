@@ -1,0 +1,150 @@
+using System.Net;
+using System.Text.Json;
+using ChatStack.GoogleCloud;
+using ChatStack.Tests.Support;
+using Google.Cloud.Firestore.V1;
+using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace ChatStack.Tests.Chat;
+
+/// <summary>
+/// The chat API on the stack's Firestore emulator while Firestore fails as it does in production, for a moment or for
+/// good: a transient failure is retried, an answer already streamed is saved exactly once, and what cannot be saved
+/// is told as the store's failure (503, <c>store_unavailable</c>), never as the model's.
+/// </summary>
+[Collection(StackCollection.Name)]
+public class StoreRetryTests(StackFixture stack)
+{
+    [Fact]
+    public async Task An_answer_whose_commit_failed_before_reaching_firestore_is_saved_by_a_retry()
+    {
+        var faults = new FirestoreFaults();
+        await using var host = await ChatApiHost.StartWithFaultsAsync(stack.FirestoreHost, faults);
+        var client = await ChatApiClient.SignInAsync(host.Address, "retry-unreached-user");
+        faults.Fail(FirestoreFaults.MessageCommit("assistant"), StatusCode.Unavailable);
+
+        var events = await client.ChatAsync(new { message = "hello" });
+
+        Assert.Equal(1, faults.Injected);
+        Assert.Equal("done", events[^1].Event);
+        Assert.Equal(["user", "assistant"], await RolesAsync(client));
+        Assert.Equal(2, (await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}")).GetProperty("message_count").GetInt32());
+    }
+
+    [Theory]
+    [InlineData(StatusCode.Unavailable)]
+    [InlineData(StatusCode.DeadlineExceeded)]
+    public async Task An_answer_commit_that_firestore_applied_before_the_client_heard_is_saved_once(StatusCode status)
+    {
+        var faults = new FirestoreFaults();
+        await using var host = await ChatApiHost.StartWithFaultsAsync(stack.FirestoreHost, faults);
+        var client = await ChatApiClient.SignInAsync(host.Address, "retry-applied-user");
+        faults.Fail(FirestoreFaults.MessageCommit("assistant"), status, afterFirestoreApplied: true);
+
+        var events = await client.ChatAsync(new { message = "hello" });
+
+        // The retry met the answer the first attempt saved, and took it as saved.
+        Assert.Equal(1, faults.Injected);
+        var done = Assert.Single(events, e => e.Event == "done").Payload;
+        Assert.Equal("done", events[^1].Event);
+        var messages = (await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}/messages")).EnumerateArray().ToList();
+        Assert.Equal(["user", "assistant"], messages.Select(m => m.GetProperty("role").GetString()));
+        Assert.Equal(done.GetProperty("assistant_message_id").GetString(), messages[1].GetProperty("id").GetString());
+        // Its usage increments and outbox records once, not once per attempt.
+        var session = await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}");
+        Assert.Equal(2, session.GetProperty("message_count").GetInt32());
+        Assert.Equal(done.GetProperty("usage").GetProperty("total_tokens").GetInt32(), session.GetProperty("total_tokens").GetInt32());
+        Assert.Equal(2, await OutboxCountAsync(host));
+    }
+
+    [Fact]
+    public async Task A_commit_refused_on_its_first_attempt_is_not_taken_as_saved()
+    {
+        // "Already exists" means "saved" only on a retry after an attempt that may have been applied.
+        var faults = new FirestoreFaults();
+        await using var host = await ChatApiHost.StartWithFaultsAsync(stack.FirestoreHost, faults);
+        var client = await ChatApiClient.SignInAsync(host.Address, "refused-first-user");
+        faults.Fail(FirestoreFaults.MessageCommit("assistant"), StatusCode.AlreadyExists);
+
+        var events = await client.ChatAsync(new { message = "hello" });
+
+        Assert.Equal("error", events[^1].Event);
+        Assert.Equal("store_error", events[^1].Payload.GetProperty("code").GetString());
+        Assert.Equal(["user"], await RolesAsync(client));
+    }
+
+    [Fact]
+    public async Task Contention_on_every_attempt_at_the_start_of_a_turn_answers_503_with_retry_after()
+    {
+        var faults = new FirestoreFaults();
+        await using var host = await ChatApiHost.StartWithFaultsAsync(stack.FirestoreHost, faults);
+        var client = await ChatApiClient.SignInAsync(host.Address, "contended-user");
+        faults.Fail(FirestoreFaults.MessageCommit("user"), StatusCode.Aborted, int.MaxValue);
+
+        using (var refused = await client.PostChatAsync(new { message = "hello?" }))
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+            Assert.True(refused.Headers.RetryAfter?.Delta > TimeSpan.Zero);
+            Assert.Equal("store-unavailable", JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement.GetProperty("code").GetString());
+        }
+
+        Assert.True(faults.Injected >= 1);
+        faults.Heal();
+        Assert.Equal(0, (await client.GetJsonAsync("/api/sessions")).GetProperty("sessions").GetArrayLength());
+        Assert.Equal("done", (await client.ChatAsync(new { message = "hello?" }))[^1].Event);
+    }
+
+    [Fact]
+    public async Task A_store_that_refuses_a_tool_message_ends_the_turn_with_store_unavailable_not_model_error()
+    {
+        var faults = new FirestoreFaults();
+        await using var host = await ChatApiHost.StartWithFaultsAsync(stack.FirestoreHost, faults);
+        var client = await ChatApiClient.SignInAsync(host.Address, "quota-tool-user");
+        faults.Fail(FirestoreFaults.MessageCommit("tool"), StatusCode.ResourceExhausted, int.MaxValue);
+
+        var events = await client.ChatAsync(new { message = "What is 17 * 3?" });
+
+        Assert.True(faults.Injected >= 1);
+        Assert.Contains(events, e => e.Event == "tool_start");
+        Assert.Equal("error", events[^1].Event);
+        Assert.Equal("store_unavailable", events[^1].Payload.GetProperty("code").GetString());
+        Assert.DoesNotContain("tool", await RolesAsync(client));
+    }
+
+    [Fact]
+    public async Task Reads_that_fail_once_are_retried()
+    {
+        var faults = new FirestoreFaults();
+        await using var host = await ChatApiHost.StartWithFaultsAsync(stack.FirestoreHost, faults);
+        var client = await ChatApiClient.SignInAsync(host.Address, "blip-reader");
+        await client.ChatAsync(new { message = "hello" });
+        var sessionId = client.LastSessionId!;
+
+        // The session by id (GetDocument), its messages whole (ListDocuments) and by page (RunQuery).
+        faults.Fail(request => request is GetDocumentRequest, StatusCode.Unavailable);
+        faults.Fail(request => request is ListDocumentsRequest { CollectionId: "messages" }, StatusCode.Unavailable);
+        faults.Fail(request => request is RunQueryRequest { StructuredQuery.From: [{ CollectionId: "messages" }] }, StatusCode.Unavailable);
+
+        Assert.Equal("hello", (await client.GetJsonAsync($"/api/sessions/{sessionId}")).GetProperty("title").GetString());
+        Assert.Equal(2, (await client.GetJsonAsync($"/api/sessions/{sessionId}/messages")).GetArrayLength());
+        Assert.Equal(2, (await client.GetJsonAsync($"/api/sessions/{sessionId}/messages?limit=10")).GetArrayLength());
+        Assert.Equal(3, faults.Injected);
+    }
+
+    private static async Task<string[]> RolesAsync(ChatApiClient client) =>
+        (await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}/messages")).EnumerateArray().Select(m => m.GetProperty("role").GetString()!).ToArray();
+
+    /// <summary>The chat events waiting in the host's outbox (Pub/Sub is unreachable in these hosts, so none leaves).</summary>
+    private async Task<int> OutboxCountAsync(ChatApiHost host)
+    {
+        using var channel = GoogleCloudChannels.Create(stack.FirestoreHost, GoogleCloudChannels.FirestoreEndpoint);
+        var outbox = await new Firestore.FirestoreClient(channel).ListDocumentsAsync(new ListDocumentsRequest
+        {
+            Parent = $"projects/{host.Services.GetRequiredService<GoogleCloudOptions>().ProjectId}/databases/(default)/documents",
+            CollectionId = "outbox",
+            PageSize = 100,
+        });
+        return outbox.Documents.Count;
+    }
+}

@@ -1,0 +1,111 @@
+using Google.Cloud.Firestore.V1;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
+
+namespace ChatStack.Tests.Support;
+
+/// <summary>
+/// Firestore's own failures in front of the real emulator, on the client's call invoker: a call a fault matches fails
+/// with its status either before it leaves (Firestore never sees it) or after Firestore answered (it was applied, and
+/// the client never heard).
+/// </summary>
+internal sealed class FirestoreFaults : Interceptor
+{
+    private readonly List<Fault> _faults = [];
+    private int _injected;
+
+    /// <summary>How many calls failed here: a test checks its fault was met, so it cannot pass without one.</summary>
+    public int Injected => Volatile.Read(ref _injected);
+
+    /// <summary>Fails the next <paramref name="times"/> calls <paramref name="matches"/> picks (unary or server streaming).</summary>
+    public void Fail(Func<IMessage, bool> matches, StatusCode status, int times = 1, bool afterFirestoreApplied = false, string detail = "injected by the test")
+    {
+        lock (_faults)
+        {
+            _faults.Add(new Fault(matches, new Status(status, detail), afterFirestoreApplied) { Left = times });
+        }
+    }
+
+    /// <summary>Every fault taken away: Firestore works again.</summary>
+    public void Heal()
+    {
+        lock (_faults)
+        {
+            _faults.Clear();
+        }
+    }
+
+    /// <summary>A commit that saves a message of <paramref name="role"/>.</summary>
+    public static Func<IMessage, bool> MessageCommit(string role) => request => request is CommitRequest commit
+        && commit.Writes.Any(w => w.Update is { } document && document.Name.Contains("/messages/", StringComparison.Ordinal)
+            && document.Fields.TryGetValue("role", out var value) && value.StringValue == role);
+
+    public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(TRequest request, ClientInterceptorContext<TRequest, TResponse> context,
+        AsyncUnaryCallContinuation<TRequest, TResponse> continuation)
+    {
+        if (Take(request) is not { } fault)
+        {
+            return continuation(request, context);
+        }
+
+        var status = fault.Status;
+        if (!fault.AfterFirestoreApplied)
+        {
+            return new AsyncUnaryCall<TResponse>(Task.FromException<TResponse>(new RpcException(status)), Task.FromResult(new Metadata()), () => status, () => [], () => { });
+        }
+
+        var call = continuation(request, context);
+        return new AsyncUnaryCall<TResponse>(FailAfter(call.ResponseAsync, status), call.ResponseHeadersAsync, () => status, () => [], call.Dispose);
+    }
+
+    public override AsyncServerStreamingCall<TResponse> AsyncServerStreamingCall<TRequest, TResponse>(TRequest request,
+        ClientInterceptorContext<TRequest, TResponse> context, AsyncServerStreamingCallContinuation<TRequest, TResponse> continuation)
+    {
+        if (Take(request) is not { } fault)
+        {
+            return continuation(request, context);
+        }
+
+        var status = fault.Status;
+        return new AsyncServerStreamingCall<TResponse>(new FailingStream<TResponse>(new RpcException(status)), Task.FromResult(new Metadata()), () => status, () => [], () => { });
+    }
+
+    private Fault? Take(object request)
+    {
+        if (request is not IMessage message)
+        {
+            return null;
+        }
+
+        lock (_faults)
+        {
+            var fault = _faults.FirstOrDefault(f => f.Left > 0 && f.Matches(message));
+            if (fault is not null)
+            {
+                fault.Left--;
+                Interlocked.Increment(ref _injected);
+            }
+
+            return fault;
+        }
+    }
+
+    private static async Task<T> FailAfter<T>(Task<T> response, Status status)
+    {
+        await response;
+        throw new RpcException(status);
+    }
+
+    private sealed record Fault(Func<IMessage, bool> Matches, Status Status, bool AfterFirestoreApplied)
+    {
+        public int Left { get; set; }
+    }
+
+    private sealed class FailingStream<T>(RpcException failure) : IAsyncStreamReader<T>
+    {
+        public T Current => throw new InvalidOperationException();
+
+        public Task<bool> MoveNext(CancellationToken cancellationToken) => Task.FromException<bool>(failure);
+    }
+}
