@@ -48,9 +48,14 @@ internal static class ChatStackApplication
         // The chat API's local token signing key: generated per run, never committed, shown as a secret.
         var chatSigningKey = builder.AddParameter("chat-api-jwt-signing-key",
             new GenerateParameterDefault { MinLength = 48, Special = false }, secret: true);
+        // The key of the chat events' content hash, the same way. Per run, so hashes of one text match within a run of
+        // the local stack but not across runs; Parameters:chat-api-content-hash-key in the AppHost's user secrets pins it.
+        var contentHashKey = builder.AddParameter(ChatStackOnGoogleCloud.ContentHashKeyParameter,
+            new GenerateParameterDefault { MinLength = 48, Special = false }, secret: true);
 
         builder.AddProject<Projects.ChatStack_ChatApi>("chat-api")
             .WithEnvironment("Identity__SigningKey", chatSigningKey)
+            .WithEnvironment(ChatStackOnGoogleCloud.ContentHashKeyVariable, contentHashKey)
             // Aspire turns GenAI content capture on for every resource in run mode; prompts and answers stay out of
             // telemetry and the warehouse unless asked for (ChatStack:CaptureMessageContent=true).
             .WithEnvironment(ChatStack.Contracts.Telemetry.GenAiContentCapture.Variable,

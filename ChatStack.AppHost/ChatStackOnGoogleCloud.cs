@@ -30,6 +30,7 @@ internal static class ChatStackOnGoogleCloud
         // Secrets are parameters without a value: the manifest marks them secret and the deployment supplies them.
         var openAiApiKey = builder.AddParameter("openai-api-key", secret: true);
         var jwtSigningKey = builder.AddParameter("chat-api-jwt-signing-key", secret: true);
+        var contentHashKey = builder.AddParameter(ContentHashKeyParameter, secret: true);
 
         // A Cloud Run job, run before the worker starts; its dry run is the pre-deploy check.
         var provisioner = builder.AddProject<Projects.ChatStack_Provisioner>("provisioner")
@@ -47,6 +48,7 @@ internal static class ChatStackOnGoogleCloud
             .WithGoogleCloudProject(projectId)
             .WithEnvironment("FIRESTORE_DATABASE", firestoreDatabase)
             .WithEnvironment("Identity__SigningKey", jwtSigningKey)
+            .WithEnvironment(ContentHashKeyVariable, contentHashKey)
             .WithEnvironment("Identity__Issuer", jwtIssuer)
             .WithEnvironment("Identity__Audience", jwtAudience)
             .WithEnvironment("Cors__AllowedOrigins", corsOrigins)
@@ -61,6 +63,12 @@ internal static class ChatStackOnGoogleCloud
 
         return builder;
     }
+
+    /// <summary>The secret parameter (and, deployed, the Secret Manager secret) keying the chat events' content hash.</summary>
+    public const string ContentHashKeyParameter = "chat-api-content-hash-key";
+
+    /// <summary>The chat API's setting <c>DualWrite:ContentHashKey</c> as an environment variable.</summary>
+    public const string ContentHashKeyVariable = "DualWrite__ContentHashKey";
 
     /// <summary>The port the service images listen on (Directory.Build.targets) and Cloud Run sends requests to.</summary>
     public const int ContainerPort = 8080;

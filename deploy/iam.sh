@@ -2,7 +2,7 @@
 # Service accounts and least-privilege IAM for ChatStack on Google Cloud (see deploy/README.md).
 #
 #   deploy/iam.sh accounts    before the first deploy: the three service accounts, their project-level roles,
-#                             access to the two secrets
+#                             access to the three secrets
 #   deploy/iam.sh resources   after the provisioner job has run once: roles on the topic, the subscription and
 #                             the dataset it created, and Pub/Sub's own service agent for dead-lettering
 #
@@ -52,7 +52,7 @@ accounts() {
   grant gcloud projects add-iam-policy-binding "$project" --condition=None \
     --member "serviceAccount:$(sa provisioner)" --role roles/datastore.indexAdmin
 
-  for secret in openai-api-key chat-api-jwt-signing-key; do
+  for secret in openai-api-key chat-api-jwt-signing-key chat-api-content-hash-key; do
     grant gcloud secrets add-iam-policy-binding "$secret" --project "$project" \
       --member "serviceAccount:$(sa chat-api)" --role roles/secretmanager.secretAccessor
   done

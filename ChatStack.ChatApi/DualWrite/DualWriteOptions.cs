@@ -16,7 +16,10 @@ internal sealed record DualWriteOptions
 
     public bool FirestoreWrite { get; init; } = true;
 
-    /// <summary>Message text in chat events (otherwise only its SHA-256 and length): <c>OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT</c>.</summary>
+    /// <summary>
+    /// Message text in chat events (otherwise only its keyed hash, <see cref="ContentHash"/>, and length):
+    /// <c>OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT</c>.
+    /// </summary>
     public bool CaptureContent { get; init; }
 
     /// <summary>Outbox records per publish.</summary>

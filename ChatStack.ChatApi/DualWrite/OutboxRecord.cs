@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Security.Cryptography;
 using System.Text;
 using ChatStack.ChatApi.Sessions;
 using ChatStack.Contracts;
@@ -11,7 +10,7 @@ namespace ChatStack.ChatApi.DualWrite;
 internal sealed record OutboxRecord(string EventId, byte[] Data, IReadOnlyDictionary<string, string> Attributes, DateTimeOffset CreatedAt);
 
 /// <summary>Turns a persisted chat message into the chat event (or tool invocation) the warehouse records.</summary>
-internal sealed class ChatEventOutbox(DualWriteOptions options)
+internal sealed class ChatEventOutbox(DualWriteOptions options, ContentHash contentHash)
 {
     public bool Enabled => options.Enabled;
 
@@ -58,7 +57,9 @@ internal sealed class ChatEventOutbox(DualWriteOptions options)
             MessageId = message.Id,
             Role = message.Role,
             Content = options.CaptureContent ? message.Content : null,
-            ContentSha256 = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(message.Content))),
+            // Keyed (HMAC-SHA256), whatever the column's name says: a plain SHA-256 of a short message is the message to
+            // anyone who can read the warehouse. The name stays because a deployed table's column cannot be renamed.
+            ContentSha256 = contentHash.Of(message.Content),
             ContentLength = message.Content.Length,
             Model = message.Model ?? budget.Model,
             // A user message carries its own tokens; an assistant message the whole turn's usage.

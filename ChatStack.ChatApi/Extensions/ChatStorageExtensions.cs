@@ -16,6 +16,8 @@ internal static class ChatStorageExtensions
         var options = DualWriteOptions.From(builder.Configuration);
         var services = builder.Services;
         services.TryAddSingleton(options);
+        // Checked here, at start-up: a missing or short key stops the API before it accepts a chat.
+        services.TryAddSingleton(ContentHash.From(builder.Configuration, builder.Environment.IsDevelopment(), required: options.Enabled));
         services.TryAddSingleton<ChatEventOutbox>();
         services.TryAddSingleton<OutboxSignal>();
         services.AddHostedService<StoragePathsNotice>();

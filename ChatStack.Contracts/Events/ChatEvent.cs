@@ -35,6 +35,13 @@ public sealed record ChatEvent
 
     /// <summary>The text, only when content capture is on; <see cref="ContentSha256"/> and <see cref="ContentLength"/> always.</summary>
     [JsonPropertyName("content")] public string? Content { get; init; }
+
+    /// <summary>
+    /// Lowercase hex HMAC-SHA256 of the text's UTF-8 bytes under the chat API's secret key (<c>DualWrite:ContentHashKey</c>):
+    /// equal texts match within a deployment, and the text cannot be recovered by trying candidates without the key. Not a
+    /// plain SHA-256 despite the name, which stays because the warehouse column cannot be renamed in place. Events from
+    /// before the key hold a plain SHA-256 in the same form (64 hex digits), so the schema version did not change.
+    /// </summary>
     [JsonPropertyName("content_sha256")] public string? ContentSha256 { get; init; }
     [JsonPropertyName("content_length")] public int? ContentLength { get; init; }
     [JsonPropertyName("model")] public string? Model { get; init; }

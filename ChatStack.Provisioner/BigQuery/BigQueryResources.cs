@@ -79,6 +79,12 @@ public sealed class TableResource(IBigQueryClient client, string datasetId, Tabl
             {
                 incompatible.Add(new FieldDifference($"schema.{field.Name}", $"{current.Type} {current.Mode ?? "NULLABLE"}", $"{field.Type} {field.Mode}"));
             }
+            else if ((current.Description ?? "") != (field.Description ?? ""))
+            {
+                // A column's description is what an analyst reads about it (content_sha256 changed from a plain to a keyed
+                // hash): updated in place like the table's, so a deployed warehouse does not go on describing the old meaning.
+                updates.Add(new FieldDifference($"schema.{field.Name}.description", current.Description, field.Description));
+            }
         }
 
         if (incompatible.Count > 0)
@@ -115,9 +121,19 @@ public sealed class TableResource(IBigQueryClient client, string datasetId, Tabl
             return;
         }
 
-        // A schema patch replaces the whole schema: keep every existing column, then append the new ones as NULLABLE.
+        // A schema patch replaces the whole schema: keep every existing column (with the declared description, if it
+        // declares the column), then append the new ones as NULLABLE.
         var existing = await client.GetTableAsync(datasetId, spec.TableId, cancellationToken);
+        var declared = spec.Fields.ToDictionary(f => f.Name!, StringComparer.OrdinalIgnoreCase);
         var fields = existing.Schema?.Fields?.ToList() ?? [];
+        foreach (var field in fields)
+        {
+            if (field.Name is { } name && declared.TryGetValue(name, out var declaredField))
+            {
+                field.Description = declaredField.Description;
+            }
+        }
+
         var known = fields.Select(f => f.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
         fields.AddRange(spec.Fields.Where(f => !known.Contains(f.Name))
             .Select(f => new TableFieldSchema { Name = f.Name, Type = f.Type, Mode = "NULLABLE", Description = f.Description }));

@@ -22,7 +22,12 @@ public static class WarehouseSchema
             Field("message_id", "STRING", "Message the event belongs to."),
             Field("role", "STRING", "user, assistant, system or tool."),
             Field("content", "STRING", "Message text, only when content capture is enabled."),
-            Field("content_sha256", "STRING", "Hex SHA-256 of the message text, always present for messages."),
+            // Keyed since the chat API hashes with a secret (a plain SHA-256 of "yes" or a phone number is that text to any
+            // reader). The name stays: the provisioner only ever adds columns, and a rename would break the worker's
+            // inserts and every query and view that reads the column.
+            Field("content_sha256", "STRING",
+                "Hex HMAC-SHA256 of the message text under the chat API's secret key (not a plain SHA-256 despite the name): " +
+                "equal texts match within a deployment; the text cannot be recovered without the key. Always present for messages."),
             Field("content_length", "INT64", "Length of the message text in characters."),
             Field("model", "STRING", "Model that answered, as reported."),
             Field("prompt_tokens", "INT64", "Prompt tokens of the turn."),

@@ -17,6 +17,9 @@ namespace ChatStack.Tests.Chat;
 [Collection(StackCollection.Name)]
 public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
 {
+    /// <summary>Outside Development the API needs a content hash key as much as a signing key (ContentHashTests).</summary>
+    private const string ProductionContentHashKey = "a-content-hash-key-of-sufficient-length-0123456789";
+
     [Fact]
     public async Task The_openai_compatible_path_streams_calls_tools_and_reconciles_with_the_final_usage_chunk()
     {
@@ -276,7 +279,11 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
     public async Task Outside_development_there_is_no_token_endpoint_and_tokens_must_be_signed_with_the_configured_key()
     {
         const string key = "a-production-signing-key-of-sufficient-length-0123456789";
-        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?> { ["Identity:SigningKey"] = key }, "Production");
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, new Dictionary<string, string?>
+        {
+            ["Identity:SigningKey"] = key,
+            ["DualWrite:ContentHashKey"] = ProductionContentHashKey,
+        }, "Production");
         using var http = ChatApiClient.CreateHttpClient(host.Address);
         using var devToken = await http.PostAsync("/api/dev/token", new StringContent("{\"user_id\":\"x\"}", System.Text.Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.NotFound, devToken.StatusCode);
@@ -312,7 +319,8 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
     public void Outside_development_identity_settings_that_cannot_validate_a_token_stop_start_up(string? authority, string? key, string message)
     {
         var e = Assert.Throws<InvalidOperationException>(() => ChatApiHost.StartAsync(stack.FirestoreHost,
-            new Dictionary<string, string?> { ["Identity:Authority"] = authority, ["Identity:SigningKey"] = key }, "Production").GetAwaiter().GetResult());
+            new Dictionary<string, string?> { ["Identity:Authority"] = authority, ["Identity:SigningKey"] = key, ["DualWrite:ContentHashKey"] = ProductionContentHashKey },
+            "Production").GetAwaiter().GetResult());
         Assert.Contains(message, e.Message);
     }
 

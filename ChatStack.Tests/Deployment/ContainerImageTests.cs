@@ -119,6 +119,7 @@ public class ContainerImageTests(ITestOutputHelper output)
             $"ASPNETCORE_HTTP_PORTS={port}",
             "GOOGLE_CLOUD_PROJECT=chatstack-image-test",
             $"Identity__SigningKey={Convert.ToBase64String(Encoding.UTF8.GetBytes(new string('k', 48)))}",
+            $"DualWrite__ContentHashKey={Convert.ToBase64String(Encoding.UTF8.GetBytes(new string('h', 48)))}",
             // Nothing listens there: /alive must not depend on Google Cloud being reachable.
             $"FIRESTORE_EMULATOR_HOST=127.0.0.1:{closed}",
             $"PUBSUB_EMULATOR_HOST=127.0.0.1:{closed}",

@@ -148,6 +148,16 @@ public partial class DeployFilesTests(PublishedManifest manifest) : IClassFixtur
     }
 
     [Fact]
+    public void The_step_by_step_creates_every_secret_of_the_manifest_and_lists_it()
+    {
+        var secrets = manifest.OfType("parameter.v0").Where(p => manifest.IsSecret(p.Name)).Select(p => p.Name).Order().ToList();
+        var readme = File.ReadAllText(Path.Combine(PublishedManifest.RepositoryRoot, "deploy", "README.md"));
+
+        Assert.Equal(secrets, Regex.Matches(readme, @"gcloud secrets create ([a-z0-9-]+)").Select(m => m.Groups[1].Value).Order());
+        Assert.All(secrets, name => Assert.Contains($"| `{name}` | secret `{name}` |", readme));
+    }
+
+    [Fact]
     public void The_worker_keeps_one_instance_with_cpu_always_allocated_and_both_services_probe_health()
     {
         var worker = CloudRunFile.Load("analytics-worker.service.yaml");

@@ -75,9 +75,13 @@ public sealed class IamScriptTests : IDisposable
         Assert.True(exitCode == 0, error);
         Assert.Equal(3, calls.Count(c => c.StartsWith("gcloud iam service-accounts create")));
         Assert.Equal(["sleep 10", "sleep 10", "sleep 10"], calls.Where(c => c.StartsWith("sleep")));
-        // Four project roles and two secrets, each granted once it went through.
-        Assert.Equal(3 + 6, calls.Count(c => c.Contains("add-iam-policy-binding")));
+        // Four project roles and the three secrets, each granted once it went through.
+        Assert.Equal(3 + 4 + ManifestTests.Secrets.Length, calls.Count(c => c.Contains("add-iam-policy-binding")));
         Assert.Contains("roles/datastore.indexAdmin", calls.Last(c => c.StartsWith("gcloud projects")));
+        // Every secret of the manifest, to the chat API only, to read.
+        var secrets = calls.Where(c => c.StartsWith("gcloud secrets add-iam-policy-binding")).ToList();
+        Assert.Equal(ManifestTests.Secrets, secrets.Select(c => c.Split(' ')[3]).Distinct().Order());
+        Assert.All(secrets, c => Assert.EndsWith("--member serviceAccount:chat-api@test-project.iam.gserviceaccount.com --role roles/secretmanager.secretAccessor", c));
     }
 
     [Fact]

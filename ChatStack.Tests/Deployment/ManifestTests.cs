@@ -8,6 +8,9 @@ public class ManifestTests(PublishedManifest manifest) : IClassFixture<Published
 {
     private static readonly string[] Services = ["chat-api", "analytics-worker", "provisioner"];
 
+    /// <summary>The secret parameters, in order: Secret Manager secrets that deploy/ creates and iam.sh lets the chat API read.</summary>
+    internal static readonly string[] Secrets = ["chat-api-content-hash-key", "chat-api-jwt-signing-key", "openai-api-key"];
+
     [Fact]
     public void The_services_are_project_resources_and_nothing_else_runs()
     {
@@ -53,11 +56,12 @@ public class ManifestTests(PublishedManifest manifest) : IClassFixture<Published
     public void Secrets_are_secret_parameters_without_a_value_and_reach_the_api_only_by_reference()
     {
         var secrets = manifest.OfType("parameter.v0").Where(p => manifest.IsSecret(p.Name)).Select(p => p.Name).Order().ToList();
-        Assert.Equal(["chat-api-jwt-signing-key", "openai-api-key"], secrets);
+        Assert.Equal(Secrets, secrets);
         Assert.All(secrets, name => Assert.False(manifest.Resource(name).GetProperty("inputs").GetProperty("value").TryGetProperty("default", out _)));
 
         var api = PublishedManifest.Environment(manifest.Resource("chat-api"));
         Assert.Equal("{chat-api-jwt-signing-key.value}", api["Identity__SigningKey"]);
+        Assert.Equal("{chat-api-content-hash-key.value}", api["DualWrite__ContentHashKey"]);
         Assert.Equal("{openai-api-key.value}", api["Chat__Models__default__ApiKey"]);
         // Nothing else refers to a secret: the worker and the provisioner never see one.
         foreach (var service in Services.Where(s => s != "chat-api"))

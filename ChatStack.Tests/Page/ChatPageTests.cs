@@ -433,7 +433,12 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
     {
         const string key = "a-production-signing-key-of-sufficient-length-0123456789";
         await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost,
-            new Dictionary<string, string?> { ["Identity:SigningKey"] = key, ["Chat:Offline:DeltaDelayMs"] = "0" }, "Production", ChatApiHost.PageRoot);
+            new Dictionary<string, string?>
+            {
+                ["Identity:SigningKey"] = key,
+                ["DualWrite:ContentHashKey"] = "a-content-hash-key-of-sufficient-length-0123456789",
+                ["Chat:Offline:DeltaDelayMs"] = "0",
+            }, "Production", ChatApiHost.PageRoot);
         var page = await OpenAsync(host.Address);
         await Expect(page.GetByText("No development sign-in here. Paste a bearer token")).ToBeVisibleAsync();
         await Expect(page.GetByLabel("User id")).ToBeHiddenAsync();

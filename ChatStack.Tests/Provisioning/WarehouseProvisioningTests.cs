@@ -115,6 +115,31 @@ public sealed class WarehouseProvisioningTests(StackFixture stack, ITestOutputHe
     }
 
     [Fact]
+    public async Task A_column_whose_description_changed_is_planned_as_an_update_and_described_anew()
+    {
+        // A warehouse provisioned when content_sha256 was a plain SHA-256, and described so.
+        const string old = "Hex SHA-256 of the message text, always present for messages.";
+        Assert.Equal(0, (await Run("provision")).ExitCode);
+        var table = await BigQuery.GetTableAsync(Dataset, ResourceNames.ChatEventsTable);
+        var fields = table.Schema!.Fields!;
+        fields.Single(f => f.Name == "content_sha256").Description = old;
+        await BigQuery.PatchTableAsync(Dataset, ResourceNames.ChatEventsTable, new Table { Schema = new TableSchema { Fields = fields } });
+
+        var plan = await Run("provision", "--dry-run");
+        Assert.Equal(2, plan.ExitCode);
+        Assert.Contains("  ~ bigquery.table         chat_analytics.chat_events               update", plan.Output);
+        Assert.Contains($"      schema.content_sha256.description: {old} -> Hex HMAC-SHA256 of the message text under the chat API's secret key", plan.Output);
+        // Only that column differs.
+        Assert.Single(plan.Output.Split('\n'), line => line.Contains(".description:"));
+
+        Assert.Equal(0, (await Run("provision")).ExitCode);
+        var described = (await BigQuery.GetTableAsync(Dataset, ResourceNames.ChatEventsTable)).Schema!.Fields!;
+        Assert.StartsWith("Hex HMAC-SHA256", described.Single(f => f.Name == "content_sha256").Description);
+        Assert.Equal(fields.Select(f => (f.Name, f.Type, f.Mode)), described.Select(f => (f.Name, f.Type, f.Mode)));
+        Assert.Contains("unchanged 9", (await Run("provision")).Output);
+    }
+
+    [Fact]
     public async Task Summary_views_count_each_event_once_whatever_the_duplicates()
     {
         Assert.Equal(0, (await Run("provision")).ExitCode);
