@@ -20,15 +20,23 @@ internal sealed class OutboxRelay(IOutboxStore outbox, ChatEventPublisher publis
     private static readonly TimeSpan Poll = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
 
+    /// <summary>How often, at most, the outbox is counted while more than a batch waits.</summary>
+    private static readonly TimeSpan CountEvery = TimeSpan.FromSeconds(15);
+
     /// <summary>How long shutdown waits for an in-memory outbox to drain; a durable one keeps its records.</summary>
     internal static readonly TimeSpan DrainOnStop = TimeSpan.FromSeconds(5);
 
     private string _step = ""; // what the batch in hand is doing, for the outage warning
 
+    // The depth count runs beside delivery, never in its way (see StartCount).
+    private Task _counting = Task.CompletedTask;
+    private long? _countStartedAt;
+    private long _counted;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var backoff = Poll;
-        var failing = false;
+        string? failing = null; // the kind of failure last logged, so an outage is logged once, not once per retry
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -39,33 +47,43 @@ internal sealed class OutboxRelay(IOutboxStore outbox, ChatEventPublisher publis
                     continue;
                 }
 
-                if (failing)
+                if (failing is not null)
                 {
                     logger.LogInformation("Outbox relay delivering again");
-                    failing = false;
+                    failing = null;
                 }
 
                 backoff = Poll;
             }
-            catch (RpcException e) when (!stoppingToken.IsCancellationRequested)
+            catch (Exception) when (stoppingToken.IsCancellationRequested)
             {
-                // Logged once per outage, not once per retry.
-                if (!failing)
+                // Whatever the stop cut short ends in (OperationCanceledException, RpcException(Cancelled), or a
+                // failure already on its way back), it is a stop: pending records wait for the drain below.
+                break;
+            }
+            catch (Exception e)
+            {
+                // Any failure, not only Google's, is retried: an exception escaping here would stop the API.
+                var kind = e is RpcException ? nameof(RpcException) : e.GetType().FullName;
+                if (failing != kind)
                 {
-                    // Which service failed decides what else is down: without Pub/Sub chats go on, without Firestore
-                    // they get 503s too.
-                    logger.LogWarning("Outbox relay cannot deliver: {Step} failed ({Status}: {Detail}); it retries with backoff, and the events wait in the outbox",
-                        _step, e.StatusCode, string.IsNullOrEmpty(e.Status.Detail) ? "no detail" : e.Status.Detail);
-                    failing = true;
+                    if (e is RpcException rpc)
+                    {
+                        // Which service failed decides what else is down: without Pub/Sub chats go on, without
+                        // Firestore they get 503s too.
+                        logger.LogWarning("Outbox relay cannot deliver: {Step} failed ({Status}: {Detail}); it retries with backoff, and the events wait in the outbox",
+                            _step, rpc.StatusCode, string.IsNullOrEmpty(rpc.Status.Detail) ? "no detail" : rpc.Status.Detail);
+                    }
+                    else
+                    {
+                        logger.LogError(e, "Outbox relay failed unexpectedly while {Step}; it retries with backoff, and the events wait in the outbox", _step);
+                    }
+
+                    failing = kind;
                 }
 
                 await Task.Delay(backoff + TimeSpan.FromMilliseconds(Random.Shared.Next(0, 250)), stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
-            }
-            catch (Exception e) when (stoppingToken.IsCancellationRequested && e is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled })
-            {
-                // A gRPC call cut short by the stop ends in RpcException(Cancelled), not OperationCanceledException.
-                break;
             }
         }
 
@@ -73,6 +91,8 @@ internal sealed class OutboxRelay(IOutboxStore outbox, ChatEventPublisher publis
         {
             await DrainAsync();
         }
+
+        await _counting; // never throws
     }
 
     private async Task<int> RelayBatchAsync(CancellationToken cancellationToken)
@@ -83,8 +103,17 @@ internal sealed class OutboxRelay(IOutboxStore outbox, ChatEventPublisher publis
         {
             _step = "reading the outbox (Firestore)";
             pending = await outbox.ReadAsync(options.BatchSize, cancellationToken);
-            var depth = pending.Count < options.BatchSize ? pending.Count : await outbox.CountAsync(cancellationToken);
-            metrics.ObserveOutbox(depth, pending.Count == 0 ? TimeSpan.Zero : time.GetUtcNow() - pending[0].CreatedAt);
+            var age = pending.Count == 0 ? TimeSpan.Zero : time.GetUtcNow() - pending[0].CreatedAt;
+            if (pending.Count < options.BatchSize)
+            {
+                metrics.ObserveOutbox(pending.Count, age); // everything waiting is in hand
+            }
+            else
+            {
+                // More may wait: the last count (at least this batch) now, a fresh count beside the publish.
+                metrics.ObserveOutbox(Math.Max(Interlocked.Read(ref _counted), pending.Count), age);
+                StartCount(cancellationToken);
+            }
         }
 
         if (pending.Count > 0)
@@ -97,6 +126,35 @@ internal sealed class OutboxRelay(IOutboxStore outbox, ChatEventPublisher publis
         }
 
         return pending.Count;
+    }
+
+    /// <summary>
+    /// Counts the outbox for the depth gauge, off the delivery path: during the backlog an outage leaves, a count is
+    /// slowest (or misses its deadline), and delivery must not wait for it or fail with it. One at a time, at most
+    /// every <see cref="CountEvery"/>; a failed count keeps the last value.
+    /// </summary>
+    private void StartCount(CancellationToken cancellationToken)
+    {
+        if (!_counting.IsCompleted || (_countStartedAt is { } started && time.GetElapsedTime(started) < CountEvery))
+        {
+            return;
+        }
+
+        _countStartedAt = time.GetTimestamp();
+        _counting = Task.Run(async () =>
+        {
+            try
+            {
+                var depth = await outbox.CountAsync(cancellationToken);
+                Interlocked.Exchange(ref _counted, depth);
+                metrics.ObserveOutboxDepth(depth);
+            }
+            catch (Exception e)
+            {
+                logger.LogDebug("Counting the outbox failed ({Error}); the depth gauge keeps its last value",
+                    e is RpcException rpc ? rpc.StatusCode.ToString() : e.GetType().Name);
+            }
+        }, CancellationToken.None);
     }
 
     /// <summary>
@@ -132,20 +190,39 @@ internal sealed class OutboxRelay(IOutboxStore outbox, ChatEventPublisher publis
         }
     }
 
-    /// <summary>Events kept only in memory get one last, bounded chance to reach Pub/Sub before the process ends.</summary>
+    /// <summary>
+    /// Events kept only in memory get one last, bounded chance to reach Pub/Sub before the process ends. A failed
+    /// attempt is retried within that time: one transient UNAVAILABLE must not cost the rest of the drain.
+    /// </summary>
     private async Task DrainAsync()
     {
         using var timeout = new CancellationTokenSource(DrainOnStop);
-        try
+        var backoff = TimeSpan.FromMilliseconds(100);
+        string? lastError = null;
+        while (!timeout.IsCancellationRequested)
         {
-            while (await RelayBatchAsync(timeout.Token) > 0)
+            try
             {
+                if (await RelayBatchAsync(timeout.Token) == 0)
+                {
+                    return;
+                }
+
+                backoff = TimeSpan.FromMilliseconds(100);
+            }
+            catch (Exception e)
+            {
+                lastError = e is RpcException rpc ? rpc.StatusCode.ToString() : e.GetType().Name;
+                await Task.Delay(backoff, timeout.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(1).Ticks));
             }
         }
-        catch (Exception e) when (e is RpcException or OperationCanceledException)
+
+        var left = await outbox.CountAsync(CancellationToken.None);
+        if (left > 0)
         {
-            var left = await outbox.CountAsync(CancellationToken.None);
-            logger.LogError("Stopping with {Count} chat events not delivered to Pub/Sub; ENABLE_FIRESTORE_WRITE=false keeps them in memory only", left);
+            logger.LogError("Stopping with {Count} chat events not delivered to Pub/Sub ({LastError}); ENABLE_FIRESTORE_WRITE=false keeps them in memory only",
+                left, lastError ?? "out of time");
         }
     }
 }

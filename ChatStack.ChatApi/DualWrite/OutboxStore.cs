@@ -12,13 +12,13 @@ internal interface IOutboxStore
     /// <summary>False when a new chat must wait because its events would have nowhere to go.</summary>
     bool HasRoom { get; }
 
-    /// <summary>The oldest pending records.</summary>
+    /// <summary>The oldest pending records; one the store cannot decode it sets aside, never returns or drops.</summary>
     Task<IReadOnlyList<OutboxRecord>> ReadAsync(int limit, CancellationToken cancellationToken);
 
     /// <summary>Removes records Pub/Sub has accepted.</summary>
     Task RemoveAsync(IReadOnlyList<OutboxRecord> records, CancellationToken cancellationToken);
 
-    /// <summary>How many records wait, for the outbox depth.</summary>
+    /// <summary>How many records wait, for the outbox depth; a store may stop counting at a cap.</summary>
     Task<long> CountAsync(CancellationToken cancellationToken);
 }
 

@@ -29,7 +29,7 @@ internal sealed class ChatMetrics : IDisposable
         BudgetExhaustions = _meter.CreateCounter<long>(ChatMetricNames.BudgetExhaustions, "{run}", "Runs stopped because their token budget ran out.");
         Summarizations = _meter.CreateCounter<long>(ChatMetricNames.Summarizations, "{summarization}", "Older history summarized to fit the context window.");
         RateLimitRejections = _meter.CreateCounter<long>(ChatMetricNames.RateLimitRejections, "{request}", "Chat requests refused with 429, by chatstack.limit.reason.");
-        _meter.CreateObservableGauge(ChatMetricNames.OutboxDepth, ObserveDepth, "{record}", "Outbox records waiting for Pub/Sub, as the relay last read them.");
+        _meter.CreateObservableGauge(ChatMetricNames.OutboxDepth, ObserveDepth, "{record}", "Outbox records waiting for Pub/Sub, as the relay last read or counted them.");
         _meter.CreateObservableGauge(ChatMetricNames.OutboxOldestAge, ObserveAge, "s", "Age of the oldest outbox record waiting for Pub/Sub.");
     }
 
@@ -52,6 +52,13 @@ internal sealed class ChatMetrics : IDisposable
     {
         Volatile.Write(ref _outboxDepth, depth);
         Volatile.Write(ref _outboxOldestAge, Math.Max(0, oldestAge.TotalSeconds));
+        Volatile.Write(ref _outboxObserved, true);
+    }
+
+    /// <summary>A fresh count of the outbox, taken beside delivery when more than a batch waits.</summary>
+    public void ObserveOutboxDepth(long depth)
+    {
+        Volatile.Write(ref _outboxDepth, depth);
         Volatile.Write(ref _outboxObserved, true);
     }
 

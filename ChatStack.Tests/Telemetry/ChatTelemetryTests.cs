@@ -1,8 +1,12 @@
 using System.Diagnostics;
+using ChatStack.ChatApi.DualWrite;
 using ChatStack.ChatApi.Telemetry;
 using ChatStack.Contracts.Telemetry;
+using ChatStack.GoogleCloud;
 using ChatStack.Tests.Support;
+using Google.Cloud.Firestore.V1;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using OpenTelemetry.Metrics;
 
 namespace ChatStack.Tests.Telemetry;
@@ -241,6 +245,41 @@ public sealed class ChatTelemetryTests(StackFixture stack, ITestOutputHelper out
         Assert.Equal(4, depth);
         Assert.True(Gauge(telemetry.Metrics(host.Services), ChatMetricNames.OutboxOldestAge) > 0);
         Assert.Contains(telemetry.Spans, s => s.DisplayName == "send chat-events" && s.Status == ActivityStatusCode.Error);
+    }
+
+    /// <summary>
+    /// More than a batch waiting is counted beside delivery (capped, on the emulator too): the depth reads the whole
+    /// backlog, not one batch.
+    /// </summary>
+    [Fact]
+    public async Task While_pubsub_is_down_a_backlog_bigger_than_a_batch_is_counted_for_the_depth_gauge()
+    {
+        // Four records waiting before the API starts, read three at a time: only a count sees four.
+        var project = $"otel-{Guid.NewGuid():N}"[..20];
+        var database = $"projects/{project}/databases/(default)";
+        using var channel = GoogleCloudChannels.Create(stack.FirestoreHost, GoogleCloudChannels.FirestoreEndpoint);
+        var commit = new CommitRequest { Database = database };
+        commit.Writes.AddRange(Enumerable.Range(0, 4).Select(i => FirestoreOutbox.ToWrite(database,
+            new OutboxRecord($"ev-{i}", [1], new Dictionary<string, string>(), DateTimeOffset.UtcNow.AddSeconds(i - 10)))));
+        await new Firestore.FirestoreClient(channel).CommitAsync(commit);
+
+        var telemetry = new TelemetryCapture();
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost,
+            new Dictionary<string, string?> { ["GOOGLE_CLOUD_PROJECT"] = project, ["PUBSUB_EMULATOR_HOST"] = "127.0.0.1:9" }, configure: builder =>
+            {
+                telemetry.AddTo(builder);
+                builder.Services.Replace(ServiceDescriptor.Singleton(DualWriteOptions.From(builder.Configuration) with { BatchSize = 3 }));
+            });
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        double depth;
+        do
+        {
+            await Task.Delay(250);
+            depth = Gauge(telemetry.Metrics(host.Services), ChatMetricNames.OutboxDepth);
+        }
+        while (depth != 4 && DateTime.UtcNow < deadline);
+
+        Assert.Equal(4, depth);
     }
 
     private static double Gauge(IReadOnlyList<MetricSnapshot> metrics, string name)
