@@ -31,14 +31,7 @@ public class ChatApiSecretsTests
     public async Task The_apphost_hands_the_chat_api_a_generated_content_hash_key_as_a_secret_parameter()
     {
         var builder = await BuilderAsync();
-        // Ports as DCP would allocate them, so the emulator addresses resolve without starting anything.
-        var port = 41000;
-        foreach (var endpoint in builder.Resources.SelectMany(r => r.Annotations.OfType<EndpointAnnotation>()))
-        {
-            endpoint.AllocatedEndpoint = new AllocatedEndpoint(endpoint, "localhost", port++);
-        }
-
-        var api = builder.Resources.OfType<ProjectResource>().Single(r => r.Name == "chat-api");
+        var api = AppHostModel.AllocatePortsAndFindChatApi(builder);
         var parameter = builder.Resources.OfType<ParameterResource>().Single(p => p.Name == "chat-api-content-hash-key");
 
         // Secret (the dashboard hides it), and generated: no value is written in the AppHost.

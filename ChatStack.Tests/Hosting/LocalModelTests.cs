@@ -24,14 +24,7 @@ public class LocalModelTests
 
     private static async Task<Dictionary<string, string>> ChatApiEnvironmentAsync(IDistributedApplicationTestingBuilder builder)
     {
-        // Ports as DCP would allocate them, so the emulator addresses resolve without starting anything.
-        var port = 41000;
-        foreach (var endpoint in builder.Resources.SelectMany(r => r.Annotations.OfType<EndpointAnnotation>()))
-        {
-            endpoint.AllocatedEndpoint = new AllocatedEndpoint(endpoint, "localhost", port++);
-        }
-
-        var api = builder.Resources.OfType<ProjectResource>().Single(r => r.Name == "chat-api");
+        var api = AppHostModel.AllocatePortsAndFindChatApi(builder);
         return await api.GetEnvironmentVariableValuesAsync();
     }
 
