@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Aspire.Hosting.ApplicationModel;
@@ -30,7 +29,7 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
         await page.GetByLabel("Message").FillAsync("What time is it in Tokyo, and what is (12.5 + 3) * 4? Then write a long essay about token budgets.");
 
         // Enter sends; the response is the SSE stream the page reads.
-        var response = await page.RunAndWaitForResponseAsync(() => page.GetByLabel("Message").PressAsync("Enter"), IsChatPost);
+        var response = await page.RunAndWaitForResponseAsync(() => page.GetByLabel("Message").PressAsync("Enter"), PageSteps.IsChatPost);
 
         // Part of the answer is on screen while it is still streaming.
         var partial = await (await page.WaitForFunctionAsync(
@@ -44,7 +43,7 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
         // Only the start is compared: an inline code span still open mid-stream renders differently once closed.
         Assert.StartsWith(partial[..40], final);
 
-        var events = await ParseSseAsync(await response.TextAsync());
+        var events = await PageSteps.ParseSseAsync(await response.TextAsync());
         var counts = events.Where(e => e.Event == "token_count").Select(e => e.Payload).ToList();
         var phases = counts.Select(c => c.GetProperty("phase").GetString()!).ToList();
         Assert.Equal("ingress", phases[0]);
@@ -79,8 +78,8 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
     public async Task Tool_calls_show_inline_with_status_duration_and_result()
     {
         var page = await OpenSignedInAsync("page-tools");
-        var response = await SendAsync(page, "What time is it in Tokyo, and what is (12.5 + 3) * 4?");
-        var toolEnds = (await ParseSseAsync(await response.TextAsync())).Where(e => e.Event == "tool_end").Select(e => e.Payload).ToList();
+        var response = await PageSteps.SendAsync(page, "What time is it in Tokyo, and what is (12.5 + 3) * 4?");
+        var toolEnds = (await PageSteps.ParseSseAsync(await response.TextAsync())).Where(e => e.Event == "tool_end").Select(e => e.Payload).ToList();
         Assert.Equal(2, toolEnds.Count);
 
         var tools = page.Locator(".turn[data-role=assistant] .tool");
@@ -106,7 +105,7 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
         var page = await OpenSignedInAsync("page-injection");
         // The offline model quotes the start of the message back.
         const string payload = "<img src=x onerror=window.injected=1> <script>window.injected=2</script> <b>bold</b>";
-        await SendAsync(page, payload);
+        await PageSteps.SendAsync(page, payload);
         var answer = page.Locator(".turn[data-role=assistant] .text").Last;
         await Expect(answer).ToContainTextAsync(payload);
         Assert.Equal(0, await page.Locator("#messages img, #messages script, #messages b").CountAsync());
@@ -118,10 +117,10 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
     public async Task A_rate_limited_send_shows_the_429_state_with_a_countdown_to_retry()
     {
         var page = await OpenSignedInAsync(StackFixture.PageLimitedUser);
-        await SendAsync(page, "hello");
+        await PageSteps.SendAsync(page, "hello");
 
         await page.GetByLabel("Message").FillAsync("hello again");
-        var refused = await page.RunAndWaitForResponseAsync(() => page.GetByRole(AriaRole.Button, new() { Name = "Send" }).ClickAsync(), IsChatPost);
+        var refused = await page.RunAndWaitForResponseAsync(() => page.GetByRole(AriaRole.Button, new() { Name = "Send" }).ClickAsync(), PageSteps.IsChatPost);
         Assert.Equal(429, refused.Status);
         var retryAfter = int.Parse(refused.Headers["retry-after"]);
 
@@ -146,8 +145,8 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
     {
         var page = await OpenSignedInAsync("page-budget");
         await page.GetByLabel("Budget (tokens)").FillAsync("120");
-        var response = await SendAsync(page, "Write a long essay about thrift.");
-        var done = (await ParseSseAsync(await response.TextAsync())).Single(e => e.Event == "done").Payload;
+        var response = await PageSteps.SendAsync(page, "Write a long essay about thrift.");
+        var done = (await PageSteps.ParseSseAsync(await response.TextAsync())).Single(e => e.Event == "done").Payload;
         Assert.Equal("budget_exhausted", done.GetProperty("finish_reason").GetString());
 
         await Expect(page.Locator("#meter")).ToHaveAttributeAsync("data-state", "exhausted");
@@ -171,8 +170,8 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
         await picker.SelectOptionAsync("chatstack-offline-small-context");
 
         await Expect(page.Locator("#meter-warning")).ToBeHiddenAsync();
-        var response = await SendAsync(page, string.Concat(Enumerable.Repeat("word ", 560)) + "What now?");
-        var counts = (await ParseSseAsync(await response.TextAsync())).Where(e => e.Event == "token_count").ToList();
+        var response = await PageSteps.SendAsync(page, string.Concat(Enumerable.Repeat("word ", 560)) + "What now?");
+        var counts = (await PageSteps.ParseSseAsync(await response.TextAsync())).Where(e => e.Event == "token_count").ToList();
         Assert.True(counts[^1].Payload.GetProperty("should_summarize").GetBoolean(), "the turn ends past 75% of a 700-token window");
         await Expect(page.Locator("#meter-warning")).ToBeVisibleAsync();
         await Expect(page.Locator("#meter-warning")).ToContainTextAsync("older messages will be summarized");
@@ -190,11 +189,11 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
     public async Task A_past_session_reloads_from_the_session_list()
     {
         var page = await OpenSignedInAsync("page-history");
-        await SendAsync(page, "Tell me about apples.");
+        await PageSteps.SendAsync(page, "Tell me about apples.");
         var firstSession = PageSteps.SessionIdOf(page);
         await page.GetByRole(AriaRole.Button, new() { Name = "New chat" }).ClickAsync();
         await Expect(page.Locator("#messages .turn")).ToHaveCountAsync(0);
-        await SendAsync(page, "And what about pears?");
+        await PageSteps.SendAsync(page, "And what about pears?");
 
         // A fresh load (the token is kept for the tab) lists both, newest first, as the API does.
         await page.ReloadAsync();
@@ -224,7 +223,7 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
     {
         var page = await OpenSignedInAsync("page-delete");
         await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Delete chat" })).ToBeHiddenAsync();
-        await SendAsync(page, "Tell me about plums.");
+        await PageSteps.SendAsync(page, "Tell me about plums.");
         var sessionId = PageSteps.SessionIdOf(page);
         var delete = page.GetByRole(AriaRole.Button, new() { Name = "Delete chat" });
         var items = page.Locator("#session-list button");
@@ -261,7 +260,7 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
         var page = await OpenSignedInAsync("page-rename");
         var rename = page.GetByRole(AriaRole.Button, new() { Name = "Rename" });
         await Expect(rename).ToBeHiddenAsync();
-        await SendAsync(page, "Tell me about plums.");
+        await PageSteps.SendAsync(page, "Tell me about plums.");
         var firstItem = page.Locator("#session-list button span").First;
         await Expect(firstItem).ToHaveTextAsync("Tell me about plums.");
 
@@ -274,14 +273,14 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
 
         page.Dialog += AcceptOnce(new string('p', 201));
         await rename.ClickAsync();
-        await Expect(page.Locator("#sessions-error")).ToHaveTextAsync("Could not rename the chat: title has 201 characters; the limit is 200.");
+        await Expect(page.Locator("#session-error")).ToHaveTextAsync("Could not rename the chat: title has 201 characters; the limit is 200.");
 
         page.Dialog += AcceptOnce("Plum notes");
         var renamed = await page.RunAndWaitForResponseAsync(() => rename.ClickAsync(), r => r.Request.Method == "PATCH");
         Assert.Equal(200, renamed.Status);
         await Expect(firstItem).ToHaveTextAsync("Plum notes");
         await Expect(page.Locator("#session-info")).ToContainTextAsync("Plum notes");
-        await Expect(page.Locator("#sessions-error")).ToBeEmptyAsync();
+        await Expect(page.Locator("#session-error")).ToBeEmptyAsync();
 
         await page.ReloadAsync();
         await Expect(firstItem).ToHaveTextAsync("Plum notes");
@@ -320,11 +319,7 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
                 return;
             }
 
-            var real = await route.FetchAsync(new() { Timeout = 60_000 });
-            var body = await real.TextAsync();
-            cutBody = body[..(body.Length / 2)];
-            var headers = real.Headers.Where(h => h.Key is not ("content-length" or "transfer-encoding")).ToDictionary(h => h.Key, h => h.Value);
-            await route.FulfillAsync(new() { Status = real.Status, Headers = headers, Body = cutBody });
+            await PageSteps.PassThroughAsync(route, body => cutBody = body[..(body.Length / 2)]);
         });
         var resumes = new List<IRequest>();
         page.Request += (_, request) =>
@@ -335,9 +330,9 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
             }
         };
 
-        await SendAsync(page, "Write a long essay about rivers.");
+        await PageSteps.SendAsync(page, "Write a long essay about rivers.");
         await Expect(page.Locator(".turn[data-role=assistant] .note").First).ToContainTextAsync("Connection lost; reconnecting");
-        var lastSeen = (await ParseSseAsync(cutBody!)).Last().Id;
+        var lastSeen = (await PageSteps.ParseSseAsync(cutBody!)).Last().Id;
         var resume = Assert.Single(resumes);
         Assert.Equal(lastSeen, await resume.HeaderValueAsync("last-event-id"));
 
@@ -352,7 +347,7 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
     public async Task Stop_cancels_the_answer_on_the_server_and_the_turn_says_stopped()
     {
         var page = await OpenSignedInAsync("page-stop");
-        await StartAnswerAsync(page, "Write a long essay about brakes.");
+        await PageSteps.StartAnswerAsync(page, "Write a long essay about brakes.");
 
         // Closing the connection alone would leave the run going for the reconnect grace: Stop asks the API to stop it.
         var cancel = await page.RunAndWaitForRequestFinishedAsync(() => page.GetByRole(AriaRole.Button, new() { Name = "Stop" }).ClickAsync(),
@@ -379,7 +374,7 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
     public async Task A_reload_in_the_middle_of_an_answer_picks_it_up_and_it_runs_to_its_end()
     {
         var page = await OpenSignedInAsync("page-reload");
-        await StartAnswerAsync(page, "What time is it in Tokyo? Then write a long essay about reloading pages.");
+        await PageSteps.StartAnswerAsync(page, "What time is it in Tokyo? Then write a long essay about reloading pages.");
 
         await page.ReloadAsync();
         // The tab is still signed in and on the session; the answer streams on in one turn, its tool call shown once.
@@ -453,7 +448,7 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
         await page.GetByLabel("Bearer token").FillAsync($"Bearer {token}");
         await page.GetByRole(AriaRole.Button, new() { Name = "Use token" }).ClickAsync();
         await Expect(page.GetByText("Signed in as pasted-user")).ToBeVisibleAsync();
-        await SendAsync(page, "Hello from a pasted token.");
+        await PageSteps.SendAsync(page, "Hello from a pasted token.");
         await Expect(page.Locator(".turn[data-role=assistant] .text")).ToContainTextAsync("Hello from a pasted token.");
         Assert.Empty(_pageErrors);
     }
@@ -481,7 +476,7 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
 
         release.SetResult();
         await Expect(send).ToBeEnabledAsync();
-        await SendAsync(page, "Hello once it is ready.");
+        await PageSteps.SendAsync(page, "Hello once it is ready.");
         await Expect(page.Locator(".turn[data-role=assistant] .text")).ToContainTextAsync("Hello once it is ready.");
         Assert.Empty(_pageErrors);
     }
@@ -539,33 +534,6 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
         return page;
     }
 
-    /// <summary>Sends <paramref name="message"/> and returns once some of the answer is on screen, while it still streams.</summary>
-    private static async Task StartAnswerAsync(IPage page, string message)
-    {
-        await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Send" })).ToBeEnabledAsync();
-        await page.GetByLabel("Message").FillAsync(message);
-        await page.GetByLabel("Message").PressAsync("Enter");
-        await page.WaitForFunctionAsync(
-            "() => { const t = document.querySelector('.turn[data-role=assistant][aria-busy=true] .text'); return t && t.textContent.length > 200; }",
-            null, new() { Timeout = 30_000 });
-    }
-
-    /// <summary>Types a message, sends it with Enter and waits for the answer to finish; the chat POST's response.</summary>
-    private static async Task<IResponse> SendAsync(IPage page, string message)
-    {
-        // As a user would: Send is off while the app still loads after a sign-in.
-        await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Send" })).ToBeEnabledAsync();
-        var turns = await page.Locator(".turn[data-role=assistant]").CountAsync();
-        await page.GetByLabel("Message").FillAsync(message);
-        var response = await page.RunAndWaitForResponseAsync(() => page.GetByLabel("Message").PressAsync("Enter"), IsChatPost);
-        var answer = page.Locator(".turn[data-role=assistant]").Nth(turns);
-        await Expect(answer).ToHaveAttributeAsync("aria-busy", "false", new() { Timeout = 60_000 });
-        return response;
-    }
-
-    private static bool IsChatPost(IResponse response) =>
-        response.Request.Method == "POST" && response.Url.EndsWith("/api/chat", StringComparison.Ordinal);
-
     /// <summary>Records each value the meter's figures take (the text node each update adds), in order.</summary>
     private static Task RecordMeterAsync(IPage page) => page.EvaluateAsync("""
         () => {
@@ -585,20 +553,6 @@ public sealed class ChatPageTests(StackFixture stack, BrowserFixture browsers, I
         var path = Path.Combine(directory, name);
         await page.ScreenshotAsync(new() { Path = path });
         output.WriteLine($"screenshot: {path}");
-    }
-
-    private static async Task<List<SseMessage>> ParseSseAsync(string body)
-    {
-        var events = new List<SseMessage>();
-        await foreach (var message in Sse.ReadAsync(new MemoryStream(Encoding.UTF8.GetBytes(body))))
-        {
-            if (!message.IsComment)
-            {
-                events.Add(message);
-            }
-        }
-
-        return events;
     }
 
     private static long Number(string? shown) => long.Parse((shown ?? "").Replace(",", ""), System.Globalization.CultureInfo.InvariantCulture);

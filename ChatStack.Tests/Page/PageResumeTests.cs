@@ -1,6 +1,5 @@
 using System.Text;
 using System.Text.RegularExpressions;
-using ChatStack.Tests.Support;
 using Microsoft.Playwright;
 using static Microsoft.Playwright.Assertions;
 
@@ -10,24 +9,21 @@ namespace ChatStack.Tests.Page;
 /// The chat page in headless Chromium against the chat API in process on its in-memory store, with the connections
 /// of an answer cut by the test: how the page resumes, whatever the rest of the stack does.
 /// </summary>
-public sealed class PageResumeTests(BrowserFixture browsers) : IClassFixture<BrowserFixture>, IAsyncLifetime
+public sealed class PageResumeTests(BrowserFixture browsers) : InProcessPageTests(browsers)
 {
     private const int MaxResumes = 5; // MAX_RESUMES in app.js
-    private ChatApiHost _host = null!;
-    private IBrowserContext? _context;
+    private static readonly Regex ChatConnection = new("/api/chat(/streams/[^/]+)?$");
 
     [ChromiumFact]
     public async Task A_connection_that_keeps_dropping_but_brings_new_events_each_time_is_followed_to_the_end()
     {
         var page = await OpenSignedInAsync("page-flaky");
-        var pageErrors = new List<string>();
-        page.PageError += (_, error) => pageErrors.Add(error);
 
         // Every connection, the POST and the next resumes, brings two new events and is cut in the third: more drops
         // in all than the page's limit, but never two in a row without progress. Then one resume runs to the end.
         const int cut = MaxResumes + 3;
         var connections = 0;
-        await page.RouteAsync(new Regex("/api/chat(/streams/[^/]+)?$"), async route =>
+        await page.RouteAsync(ChatConnection, async route =>
         {
             if (Interlocked.Increment(ref connections) > cut)
             {
@@ -35,10 +31,7 @@ public sealed class PageResumeTests(BrowserFixture browsers) : IClassFixture<Bro
                 return;
             }
 
-            var real = await route.FetchAsync(new() { Timeout = 60_000 });
-            var body = await real.TextAsync();
-            var headers = real.Headers.Where(h => h.Key is not ("content-length" or "transfer-encoding")).ToDictionary(h => h.Key, h => h.Value);
-            await route.FulfillAsync(new() { Status = real.Status, Headers = headers, Body = Cut(body, events: 2) });
+            await PageSteps.PassThroughAsync(route, body => Cut(body, events: 2));
         });
 
         await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Send" })).ToBeEnabledAsync();
@@ -49,13 +42,8 @@ public sealed class PageResumeTests(BrowserFixture browsers) : IClassFixture<Bro
 
         Assert.Equal(cut + 1, Volatile.Read(ref connections));
         await Expect(answer.Locator(".note", new() { HasText = "kept dropping" })).ToHaveCountAsync(0);
-        using var http = _host.CreateClient();
-        var api = await ChatApiClient.SignInAsync(http, "page-flaky");
-        var sessionId = PageSteps.SessionIdOf(page);
-        var stored = (await api.GetJsonAsync($"/api/sessions/{sessionId}/messages")).EnumerateArray().Last();
-        Assert.Equal("stop", stored.GetProperty("finish_reason").GetString());
-        Assert.Equal(await PageSteps.RenderAsync(page, stored.GetProperty("content").GetString()!), await answer.Locator(".text").TextContentAsync());
-        Assert.Empty(pageErrors);
+        await AssertStoredAnswerShownAsync(page, "page-flaky");
+        Assert.Empty(PageErrors);
     }
 
     [ChromiumFact]
@@ -63,13 +51,10 @@ public sealed class PageResumeTests(BrowserFixture browsers) : IClassFixture<Bro
     {
         var page = await OpenSignedInAsync("page-offline");
         var connections = 0;
-        await page.RouteAsync(new Regex("/api/chat(/streams/[^/]+)?$"), async route =>
+        await page.RouteAsync(ChatConnection, route =>
         {
             var first = Interlocked.Increment(ref connections) == 1;
-            var real = await route.FetchAsync(new() { Timeout = 60_000 });
-            var body = await real.TextAsync();
-            var headers = real.Headers.Where(h => h.Key is not ("content-length" or "transfer-encoding")).ToDictionary(h => h.Key, h => h.Value);
-            await route.FulfillAsync(new() { Status = real.Status, Headers = headers, Body = Cut(body, events: first ? 2 : 0) });
+            return PageSteps.PassThroughAsync(route, body => Cut(body, events: first ? 2 : 0));
         });
 
         await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Send" })).ToBeEnabledAsync();
@@ -81,25 +66,67 @@ public sealed class PageResumeTests(BrowserFixture browsers) : IClassFixture<Bro
         Assert.Equal(1 + MaxResumes, Volatile.Read(ref connections));
     }
 
-    public async Task InitializeAsync()
+    [ChromiumFact]
+    public async Task A_resume_refused_for_a_moment_by_a_proxy_is_tried_again_and_the_answer_runs_to_its_end()
     {
-        SetDefaultExpectTimeout(20_000);
-        _host = await ChatApiHost.StartAsync("127.0.0.1:9", new Dictionary<string, string?>
+        var page = await OpenSignedInAsync("page-proxy-503");
+        // The answer's connection is cut; the first resume meets a proxy with no upstream for a second (503 with
+        // Retry-After, as a load balancer answers while the API restarts or scales); the next one goes through.
+        var connections = 0;
+        await page.RouteAsync(ChatConnection, route => Interlocked.Increment(ref connections) switch
         {
-            ["Chat:Offline:DeltaDelayMs"] = "0",
-            ["ENABLE_FIRESTORE_WRITE"] = "false",
-            ["ENABLE_PUBSUB"] = "false",
-        }, webRoot: ChatApiHost.PageRoot);
+            1 => PageSteps.PassThroughAsync(route, body => Cut(body, events: 2)),
+            2 => route.FulfillAsync(new() { Status = 503, Headers = new Dictionary<string, string> { ["Retry-After"] = "1" }, Body = "no healthy upstream" }),
+            _ => route.ContinueAsync(),
+        });
+
+        var response = await PageSteps.SendAsync(page, "Write a long essay about proxies.");
+
+        Assert.Equal(200, response.Status);
+        Assert.Equal(3, Volatile.Read(ref connections));
+        var answer = page.Locator(".turn[data-role=assistant]");
+        await Expect(answer.Locator(".note.error")).ToHaveCountAsync(0);
+        await AssertStoredAnswerShownAsync(page, "page-proxy-503");
+        Assert.Empty(PageErrors);
     }
 
-    public async Task DisposeAsync()
+    [ChromiumFact]
+    public async Task Stop_during_the_wait_before_a_resume_ends_the_answer_at_once_and_no_resume_follows()
     {
-        if (_context is not null)
+        var page = await OpenSignedInAsync("page-stop-backoff");
+        var resumes = 0;
+        page.Request += (_, request) =>
         {
-            await _context.CloseAsync();
-        }
+            if (request.Method == "GET" && request.Url.Contains("/api/chat/streams/", StringComparison.Ordinal))
+            {
+                Interlocked.Increment(ref resumes);
+            }
+        };
+        await page.RouteAsync("**/api/chat", route => PageSteps.PassThroughAsync(route, body => Cut(body, events: 2)));
+        // The page's clock stands still: its wait before a resume ends only when the test moves the clock on.
+        await page.Clock.InstallAsync();
+        await page.Clock.PauseAtAsync(DateTime.UtcNow.AddSeconds(1));
 
-        await _host.DisposeAsync();
+        await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Send" })).ToBeEnabledAsync();
+        await page.GetByLabel("Message").FillAsync("Write a long essay about patience.");
+        await page.GetByLabel("Message").PressAsync("Enter");
+        var answer = page.Locator(".turn[data-role=assistant]");
+        await Expect(answer.Locator(".note")).ToContainTextAsync("Connection lost; reconnecting");
+
+        // No time passes: Stop itself ends the wait and the answer.
+        await page.GetByRole(AriaRole.Button, new() { Name = "Stop" }).ClickAsync();
+        await Expect(answer.Locator(".note").Last).ToHaveTextAsync("Stopped.");
+        await Expect(answer).ToHaveAttributeAsync("aria-busy", "false");
+        await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Send" })).ToBeEnabledAsync();
+
+        // Long past any backoff, the stopped answer is not resumed. A request the page sends after the timers ran
+        // is seen after any it sent while they ran.
+        await page.Clock.RunForAsync(60_000);
+        await page.RunAndWaitForRequestAsync(() => page.EvaluateAsync("() => { fetch('index.html?after-the-timers'); }"),
+            request => request.Url.EndsWith("?after-the-timers", StringComparison.Ordinal));
+        Assert.Equal(0, Volatile.Read(ref resumes));
+        await Expect(answer.Locator(".note.error")).ToHaveCountAsync(0);
+        Assert.Empty(PageErrors);
     }
 
     /// <summary>The SSE text up to its <paramref name="events"/>th event with an id, and half of the next frame, as a proxy cutting it would.</summary>
@@ -119,15 +146,5 @@ public sealed class PageResumeTests(BrowserFixture browsers) : IClassFixture<Bro
         }
 
         throw new InvalidOperationException($"The answer ended before it could be cut: {body}");
-    }
-
-    private async Task<IPage> OpenSignedInAsync(string userId)
-    {
-        var browser = await browsers.GetAsync();
-        _context = await browser.NewContextAsync(new() { BaseURL = _host.Address.ToString() });
-        var page = await _context.NewPageAsync();
-        await page.GotoAsync("/");
-        await PageSteps.SignInAsync(page, userId);
-        return page;
     }
 }

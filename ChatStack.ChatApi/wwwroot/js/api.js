@@ -77,10 +77,13 @@ export class ChatApi {
   }
 
   async #fetch(path, init = {}) {
+    const token = this.#token;
     const headers = new Headers(init.headers);
-    headers.set('Authorization', `Bearer ${this.#token}`);
+    headers.set('Authorization', `Bearer ${token}`);
     const response = await fetch(path, { ...init, headers });
-    if (response.status === 401) {
+    // Only the token in use now can expire: a late answer to a request of a user who signed out since (or to one
+    // sent without a token) must not sign out whoever uses the page now.
+    if (response.status === 401 && token !== null && token === this.#token) {
       this.signOut();
       this.onUnauthorized();
     }

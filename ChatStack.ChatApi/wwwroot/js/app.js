@@ -21,8 +21,14 @@ let runningStream = null; // its X-Stream-Id, once the answer has started
 // False while the app loads after a sign-in: a message sent then would be wiped by the fresh chat that loading ends with.
 let ready = false;
 let nextCursor = null;
+// Bumped whenever a user leaves: what a request made for them brings back later is dropped, not shown to the next.
+let account = 0;
 
-api.onUnauthorized = () => showSignIn('Your sign-in has expired or was refused; sign in again.');
+api.onUnauthorized = () => {
+  running?.abort(); // no token left to cancel it on the server: the API ends a run without a reader after its grace
+  forgetUser({ expired: true });
+  showSignIn('Your sign-in has expired or was refused; sign in again.');
+};
 meter.onRetryAllowed = () => updateComposer();
 
 // ---- sign-in
@@ -52,14 +58,45 @@ $('dev-sign-in').addEventListener('submit', async (e) => {
 $('token-sign-in').addEventListener('submit', async (e) => {
   e.preventDefault();
   api.useToken($('bearer-token').value.trim().replace(/^Bearer\s+/i, ''));
+  $('bearer-token').value = ''; // a credential: not left in the page once used
   await showApp();
 });
 
 $('sign-out').addEventListener('click', () => {
   stopAnswer();
   api.signOut();
+  forgetUser();
   showSignIn();
 });
+
+/**
+ * Leaves nothing of the user who leaves on the page, as a fresh tab would be: their chat, sessions, meter (a 429
+ * countdown too), name, draft, #session=… address and answer to resume after a reload. The next user's first
+ * message starts a session of their own. An expired sign-in keeps the last four: mostly the same user signs in
+ * again, and finds their chat and draft where they were (someone else cannot open that session).
+ */
+function forgetUser({ expired = false } = {}) {
+  account++;
+  running = null; // the answer's own ending finds it is not the running one any more and leaves the page alone
+  runningStream = null;
+  sessionId = null;
+  nextCursor = null;
+  clearConversation();
+  showSessionInfo(null);
+  $('session-list').replaceChildren();
+  $('more-sessions').hidden = true;
+  $('sessions-error').textContent = '';
+  $('session-error').textContent = '';
+  $('whoami-user').textContent = '';
+  meter.clear(budget());
+  if (!expired) {
+    $('user-id').value = $('user-id').defaultValue;
+    $('message').value = '';
+    history.replaceState(null, '', location.pathname + location.search);
+    sessionStorage.removeItem(RUNNING_KEY);
+  }
+  updateComposer();
+}
 
 async function showApp() {
   $('sign-in').hidden = true;
@@ -70,8 +107,10 @@ async function showApp() {
   ready = false;
   updateComposer();
   const fromHash = new URLSearchParams(location.hash.slice(1)).get('session');
+  const user = account;
   try {
     await Promise.all([loadModels(), loadSessions()]);
+    if (user !== account) return;
     if (fromHash) await openSession(fromHash);
     else newChat();
   } finally {
@@ -107,16 +146,18 @@ function selectModel(name) {
 // ---- sessions
 
 async function loadSessions(append = false) {
+  const user = account;
   $('sessions-error').textContent = '';
   try {
     const page = await api.listSessions(append ? nextCursor : null);
+    if (user !== account) return;
     if (!append) $('session-list').replaceChildren();
     for (const session of page.sessions) $('session-list').append(sessionItem(session));
     nextCursor = page.next_cursor;
     $('more-sessions').hidden = !nextCursor;
     markCurrentSession();
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) return;
+    if (user !== account || (error instanceof ApiError && error.status === 401)) return;
     $('sessions-error').textContent = `Could not load sessions: ${error.message}`;
   }
 }
@@ -141,8 +182,11 @@ function markCurrentSession() {
 
 async function openSession(id) {
   if (running) return;
+  const user = account;
   try {
     const [session, records] = await Promise.all([api.getSession(id), api.getMessages(id)]);
+    if (user !== account) return;
+    $('session-error').textContent = '';
     sessionId = id;
     history.replaceState(null, '', `#session=${encodeURIComponent(id)}`);
     renderStoredMessages(records);
@@ -153,44 +197,64 @@ async function openSession(id) {
     $('message').focus();
     resumeAfterReload(id, records);
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) return;
-    $('sessions-error').textContent = `Could not open the session: ${error.message}`;
+    if (user !== account || (error instanceof ApiError && error.status === 401)) return;
+    showSessionError(`Could not open the session: ${error.message}`);
   }
 }
 
 function showSessionInfo(session) {
+  // The bar sits above the conversation and grows when a first answer ends: a reader scrolled down into the
+  // conversation keeps their place (Chromium's scroll anchoring left the end of the answer below the window).
+  const top = $('messages').getBoundingClientRect().top;
   $('session-info').textContent = session
     ? `${session.title} · ${session.message_count} messages · ${session.prompt_tokens} prompt + ${session.completion_tokens} completion = ${session.total_tokens} tokens`
     : '';
   sessionTitle = session?.title ?? '';
   $('rename-session').hidden = !session;
   $('delete-session').hidden = !session;
+  const moved = $('messages').getBoundingClientRect().top - top;
+  if (top < 0 && moved !== 0) scrollBy(0, moved);
+}
+
+/**
+ * What went wrong with opening, renaming or deleting a chat, by the chat: the session list sits below the composer
+ * on a narrow screen, where its own error line went unseen.
+ */
+function showSessionError(text) {
+  $('session-error').textContent = text;
+  $('session-error').scrollIntoView({ block: 'nearest' });
 }
 
 async function renameSession() {
   const id = sessionId;
   const title = id ? prompt('New name for this chat', sessionTitle) : null;
   if (title === null || title === sessionTitle) return;
-  $('sessions-error').textContent = '';
+  const user = account;
+  $('session-error').textContent = '';
   try {
-    showSessionInfo(await api.renameSession(id, title));
+    const session = await api.renameSession(id, title);
+    if (user !== account) return;
+    showSessionInfo(session);
     await loadSessions();
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) return;
-    $('sessions-error').textContent = `Could not rename the chat: ${error.message}`;
+    if (user !== account || (error instanceof ApiError && error.status === 401)) return;
+    showSessionError(`Could not rename the chat: ${error.message}`);
   }
 }
 
 async function deleteSession() {
   const id = sessionId;
   if (!id || running || !confirm('Delete this chat and its messages? This cannot be undone.')) return;
+  const user = account;
+  $('session-error').textContent = '';
   try {
     await api.deleteSession(id);
+    if (user !== account) return;
     newChat();
     await loadSessions();
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) return;
-    $('sessions-error').textContent = `Could not delete the chat: ${error.message}`;
+    if (user !== account || (error instanceof ApiError && error.status === 401)) return;
+    showSessionError(`Could not delete the chat: ${error.message}`);
   }
 }
 
@@ -200,6 +264,7 @@ function newChat() {
   history.replaceState(null, '', location.pathname + location.search);
   clearConversation();
   showSessionInfo(null);
+  $('session-error').textContent = '';
   meter.reset(budget());
   markCurrentSession();
   $('message').focus();
@@ -253,6 +318,7 @@ function stopAnswer() {
 
 async function send(text) {
   const controller = new AbortController();
+  const user = account;
   running = controller;
   updateComposer();
   meter.reset(budget());
@@ -274,7 +340,9 @@ async function send(text) {
     turn.busy = true;
     await stream(response, runningStream, turn, controller.signal);
   } catch (error) {
-    if (controller.signal.aborted) {
+    if (user !== account) {
+      // Signed out meanwhile: nothing of this answer belongs on the page any more.
+    } else if (controller.signal.aborted) {
       turn?.note('Stopped.');
     } else if (error instanceof ApiError && error.status === 429) {
       meter.limited(error);
@@ -282,7 +350,7 @@ async function send(text) {
       (turn ?? new AssistantTurn()).note(`Could not send: ${error.message}`, true);
     }
   } finally {
-    await endAnswer(turn);
+    await endAnswer(turn, controller);
   }
 }
 
@@ -298,6 +366,7 @@ async function resumeAfterReload(id, records) {
     return;
   }
   const controller = new AbortController();
+  const user = account;
   running = controller;
   runningStream = saved.streamId;
   updateComposer();
@@ -306,32 +375,39 @@ async function resumeAfterReload(id, records) {
   const turn = new AssistantTurn();
   turn.busy = true;
   try {
-    await stream(await api.resumeChat(saved.streamId, null, controller.signal), saved.streamId, turn, controller.signal);
+    await stream(null, saved.streamId, turn, controller.signal);
   } catch (error) {
-    if (controller.signal.aborted) turn.note('Stopped.');
-    else if (error instanceof ApiError && error.status === 404) turn.note('The answer in progress is gone from the server; reopen the session from the list to see what was saved.', true);
+    if (user !== account) { /* signed out meanwhile */ }
+    else if (controller.signal.aborted) turn.note('Stopped.');
     else if (!(error instanceof ApiError && error.status === 401)) turn.note(`Could not resume: ${error.message}`, true);
   } finally {
-    await endAnswer(turn);
+    await endAnswer(turn, controller);
   }
 }
 
-async function endAnswer(turn) {
+/** The page after an answer: unless the user signed out meanwhile and someone else may be using the page. */
+async function endAnswer(turn, controller) {
   if (turn) turn.busy = false;
+  if (running !== controller) return;
   running = null;
   runningStream = null;
   sessionStorage.removeItem(RUNNING_KEY);
   updateComposer();
+  const user = account;
   if (sessionId) {
     await loadSessions();
-    api.getSession(sessionId).then(showSessionInfo, () => {});
+    if (user !== account) return;
+    const id = sessionId;
+    api.getSession(id).then((session) => { if (user === account && id === sessionId) showSessionInfo(session); }, () => {});
   }
-  $('message').focus();
+  // Without scrolling to the composer: a reader who scrolled up to read stays there.
+  $('message').focus({ preventScroll: true });
 }
 
 /**
  * Reads the stream to its done or error event. A connection that ends before that is resumed with
- * Last-Event-ID; events at or below the last sequence seen are skipped, so no text is shown twice.
+ * Last-Event-ID; events at or below the last sequence seen are skipped, so no text is shown twice. Without a
+ * response (a reloaded page) it starts by resuming from the first event.
  */
 async function stream(response, streamId, turn, signal) {
   let lastId = null;
@@ -339,43 +415,80 @@ async function stream(response, streamId, turn, signal) {
   // Drops in a row, not in all: a connection that brought a new event worked, so a long answer on a flaky network
   // is not given up after MAX_RESUMES drops spread over it.
   let resumes = 0;
+  let wait = 0; // before the next resume
+  let dropped = false; // false only before a reloaded page's first connection, which waits for nothing
   for (;;) {
-    let finished = false;
-    try {
-      for await (const message of readEvents(response.body)) {
-        const sequence = sequenceOf(message.id);
-        if (sequence >= 0 && sequence <= lastSequence) continue;
-        if (sequence >= 0) {
-          lastSequence = sequence;
-          lastId = message.id;
-          resumes = 0;
+    if (response) {
+      let finished = false;
+      try {
+        for await (const message of readEvents(response.body)) {
+          const sequence = sequenceOf(message.id);
+          if (sequence >= 0 && sequence <= lastSequence) continue;
+          if (sequence >= 0) {
+            lastSequence = sequence;
+            lastId = message.id;
+            resumes = 0;
+          }
+          finished = handle(message, turn) || finished;
         }
-        finished = handle(message, turn) || finished;
+      } catch (error) {
+        if (signal.aborted) throw error;
+        // A dropped connection: fall through and resume.
       }
-    } catch (error) {
-      if (signal.aborted) throw error;
-      // A dropped connection: fall through and resume.
+      if (finished) return;
+      dropped = true;
+      wait = 300 * 2 ** resumes;
     }
-    if (finished) return;
-    if (resumes >= MAX_RESUMES) {
-      turn.note('The connection kept dropping; the answer so far is saved in the session.', true);
-      return;
+    if (dropped) {
+      if (resumes >= MAX_RESUMES) {
+        turn.note('The connection kept dropping; the answer so far is saved in the session.', true);
+        return;
+      }
+      const later = wait >= 2000 ? ` in ${Math.ceil(wait / 1000)} s` : '';
+      turn.note(`Connection lost; reconnecting (${resumes + 1}/${MAX_RESUMES})${later}…`);
+      await sleep(wait, signal);
+      resumes++;
     }
-    turn.note(`Connection lost; reconnecting (${resumes + 1}/${MAX_RESUMES})…`);
-    await new Promise((resolve) => setTimeout(resolve, 300 * 2 ** resumes));
-    resumes++;
+    dropped = true;
     try {
       response = await api.resumeChat(streamId, lastId, signal);
     } catch (error) {
+      if (signal.aborted) throw error;
       if (error instanceof ApiError && error.status === 404) {
         turn.note('The stream is gone; reopen the session from the list to see the saved answer.', true);
         return;
       }
-      if (signal.aborted || error instanceof ApiError) throw error;
-      // Still offline: the next round tries again.
-      response = { body: new ReadableStream({ start: (c) => c.close() }) };
+      if (error instanceof ApiError && !isTransient(error.status)) throw error;
+      // Offline, or a proxy or the API busy for a moment while the run goes on: try again after the backoff, or
+      // after the Retry-After the response asked for.
+      response = null;
+      wait = Math.max(300 * 2 ** resumes, (error.retryAfterSeconds ?? 0) * 1000);
     }
   }
+}
+
+/** Statuses that say "not now" rather than "never": a timeout, a rate limit, a server or a proxy in trouble. */
+function isTransient(status) {
+  return status === 408 || status === 429 || status >= 500;
+}
+
+/** Waits ms, or rejects as soon as signal aborts: Stop during a backoff stops at once. */
+function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const abort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', abort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', abort, { once: true });
+  });
 }
 
 /** Applies one event; true when it ends the stream. */

@@ -1,8 +1,10 @@
 // The conversation view: one article per message, tool calls inline, text rendered safely as it streams.
 
-import { el, renderMarkdown } from './render.js';
+import { GrowingMarkdown, el } from './render.js';
 
 const messages = () => document.getElementById('messages');
+// How far below the window the end of an answer may be and still count as followed: about two lines.
+const FOLLOW_SLACK_PX = 48;
 
 export function clearConversation() {
   messages().replaceChildren();
@@ -20,6 +22,9 @@ export function addUserTurn(text) {
 /** An assistant answer being built from events (or from a stored session). */
 export class AssistantTurn {
   #text = '';
+  #drawn = 0; // how much of the text is on screen
+  #frame = 0; // the animation frame that will draw the rest, while one is pending
+  #markdown;
   #tools = null;
 
   constructor() {
@@ -27,17 +32,35 @@ export class AssistantTurn {
     this.body = el('div');
     this.body.className = 'text';
     this.node.append(this.body);
+    this.#markdown = new GrowingMarkdown(this.body);
     messages().append(this.node);
+    this.node.scrollIntoView({ block: 'nearest' });
   }
 
   get text() { return this.#text; }
 
-  set busy(value) { this.node.setAttribute('aria-busy', String(value)); }
+  /** Ending the answer draws what is still waiting for a frame, so the final text is complete at once. */
+  set busy(value) {
+    if (!value) this.flush();
+    this.node.setAttribute('aria-busy', String(value));
+  }
 
+  /**
+   * Deltas are drawn once per animation frame, however many a frame brings: a resumed stream replays hundreds at
+   * once, and drawing each froze the tab.
+   */
   append(delta) {
     this.#text += delta;
-    renderMarkdown(this.body, this.#text);
-    this.node.scrollIntoView({ block: 'nearest' });
+    this.#frame ||= requestAnimationFrame(() => this.flush());
+  }
+
+  /** Draws the text now. */
+  flush() {
+    cancelAnimationFrame(this.#frame);
+    this.#frame = 0;
+    if (this.#drawn === this.#text.length) return;
+    this.#drawn = this.#text.length;
+    this.#change(() => this.#markdown.render(this.#text));
   }
 
   toolStarted({ name, arguments: args }) {
@@ -47,7 +70,7 @@ export class AssistantTurn {
     item.dataset.name = name;
     item.dataset.key = name + JSON.stringify(args ?? {});
     item.append(el('span', `Tool ${name}(${describe(args)}) — running…`));
-    this.#toolList().append(item);
+    this.#change(() => this.#toolList().append(item));
   }
 
   toolEnded({ name, arguments: args, result_summary: result, duration_ms: durationMs, status }) {
@@ -58,15 +81,26 @@ export class AssistantTurn {
       item = this.#toolList().lastChild;
     }
     item.dataset.status = status;
-    item.replaceChildren(
+    this.#change(() => item.replaceChildren(
       el('span', `Tool ${name}(${describe(args)}) — ${status}, ${formatMs(durationMs)}`),
-      Object.assign(el('span', result ?? ''), { className: 'result' }));
+      Object.assign(el('span', result ?? ''), { className: 'result' })));
   }
 
   note(text, isError = false) {
     const p = el('p', text);
     p.className = isError ? 'note error' : 'note';
-    this.node.append(p);
+    this.#change(() => this.node.append(p));
+  }
+
+  /**
+   * Makes a change that may lengthen the answer, and keeps its end in view if it was in view before: a reader
+   * who scrolled up stays where they are.
+   */
+  #change(apply) {
+    const following = this.node.getBoundingClientRect().bottom <= innerHeight + FOLLOW_SLACK_PX;
+    apply();
+    const below = this.node.getBoundingClientRect().bottom - innerHeight;
+    if (following && below > 0) scrollBy(0, Math.ceil(below));
   }
 
   #toolList() {

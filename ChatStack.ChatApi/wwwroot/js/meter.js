@@ -42,22 +42,33 @@ export class BudgetMeter {
       return;
     }
     const until = Date.now() + seconds * 1000;
+    let started = false;
     const tick = () => {
       const left = Math.max(0, Math.ceil((until - Date.now()) / 1000));
       if (left === 0) {
         clearInterval(this.#countdown);
-        this.#state('idle', '');
+        this.#state('idle', '', 'You can send again.');
         this.onRetryAllowed();
         return;
       }
       const clock = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')}`;
-      this.#state('limited', `${what}. You can send again in ${clock} (at ${new Date(until).toLocaleTimeString()}).`);
+      const text = `${what}. You can send again in ${clock} (at ${new Date(until).toLocaleTimeString()}).`;
+      // Announced when it starts and when it ends, not every second.
+      this.#state('limited', text, started ? null : text);
+      started = true;
     };
     tick();
     this.#countdown = setInterval(tick, 1000);
   }
 
   get limitedNow() { return this.#section.dataset.state === 'limited'; }
+
+  /** A blank meter for the next user of the page: a 429 countdown of the one before ends too. */
+  clear(budgetMax) {
+    clearInterval(this.#countdown);
+    this.#state('idle', '');
+    this.reset(budgetMax);
+  }
 
   reset(budgetMax) {
     this.#show(0, 0, 0, budgetMax);
@@ -80,8 +91,13 @@ export class BudgetMeter {
     bar.value = total;
   }
 
-  #state(state, text) {
+  /**
+   * The meter's state, shown as text; the announcement (the text unless told otherwise, null for none) goes to the
+   * one live region of the meter. The figures are no live region: a screen reader would read out every token_count.
+   */
+  #state(state, text, announcement = text) {
     this.#section.dataset.state = state;
     $('meter-state').textContent = text;
+    if (announcement !== null && $('meter-announce').textContent !== announcement) $('meter-announce').textContent = announcement;
   }
 }
