@@ -106,6 +106,13 @@ internal sealed class AgentRun(
             logger.LogWarning(e, "Chat store failed during a run of session {SessionId}", _session.Id);
             (finishReason, error) = (FinishReasons.Error, new ErrorEvent("store_unavailable", "The conversation store is unavailable; try again shortly."));
         }
+        catch (ChatStoreRefusedException e)
+        {
+            // A save mid-run (a tool message, the summary) refused for good, say the session deleted meanwhile: the
+            // store's failure, not the model's. Finalize still tries to keep the answer so far, as for an outage.
+            logger.LogError(e, "The store refused a save ({Status}) during a run of session {SessionId}", e.StatusCode, _session.Id);
+            (finishReason, error) = (FinishReasons.Error, new ErrorEvent("store_error", "The conversation store refused to save part of this turn, so it stopped."));
+        }
         catch (Exception e)
         {
             logger.LogError(e, "Model call failed for session {SessionId} with model {Model}", _session.Id, request.Model.Name);

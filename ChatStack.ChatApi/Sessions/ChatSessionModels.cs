@@ -106,6 +106,20 @@ internal sealed record SessionCursor(DateTimeOffset UpdatedAt, string SessionId)
 /// </summary>
 internal sealed class ChatStoreUnavailableException(string message, Exception inner) : Exception(message, inner);
 
+/// <summary>
+/// Firestore refused a call for a lasting reason (permission, a document gone or too large, a failed precondition):
+/// repeating it would not help. A type of its own so a caller tells the store's refusal from its own failures, such as
+/// a model call's, by type rather than by where it happened.
+/// </summary>
+internal sealed class ChatStoreRefusedException(Grpc.Core.RpcException inner)
+    : Exception($"Firestore refused the call with {inner.StatusCode}: {inner.Status.Detail}", inner)
+{
+    public Grpc.Core.StatusCode StatusCode => inner.StatusCode;
+
+    /// <summary>Firestore's own words.</summary>
+    public string Detail => inner.Status.Detail;
+}
+
 /// <summary>Firestore has no ready composite index for a query (it is missing, or still building after the provisioner created it).</summary>
 internal sealed class ChatStoreIndexMissingException(string firestoreSays, Exception inner) : Exception(firestoreSays, inner);
 

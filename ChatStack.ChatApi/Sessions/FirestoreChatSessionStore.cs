@@ -27,7 +27,7 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
                 deadline: deadline, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
             return ToSession(sessionId, document);
         }
-        catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
+        catch (ChatStoreRefusedException e) when (e.StatusCode == StatusCode.NotFound)
         {
             return null;
         }
@@ -107,9 +107,9 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
                 return found;
             }, cancellationToken);
         }
-        catch (RpcException e) when (e.StatusCode == StatusCode.FailedPrecondition)
+        catch (ChatStoreRefusedException e) when (e.StatusCode == StatusCode.FailedPrecondition)
         {
-            throw new ChatStoreIndexMissingException(e.Status.Detail, e);
+            throw new ChatStoreIndexMissingException(e.Detail, e);
         }
 
         return sessions.Count > limit
@@ -263,7 +263,7 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             }, RetrySafety.Safe, cancellationToken);
             return true;
         }
-        catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
+        catch (ChatStoreRefusedException e) when (e.StatusCode == StatusCode.NotFound)
         {
             return false;
         }

@@ -24,6 +24,7 @@ internal enum RetrySafety
 /// Retries a Firestore call that failed for a passing reason, as Google's client libraries retry idempotent calls:
 /// jittered exponential backoff, each attempt with its own deadline, all within a total. Past the total, or after a
 /// failure it must not repeat, the store is unavailable: a 503 for a request, <c>store_unavailable</c> in a stream.
+/// Any other failure is a refusal (<see cref="ChatStoreRefusedException"/>): <c>store_error</c> in a stream.
 /// </summary>
 internal static class FirestoreRetry
 {
@@ -87,6 +88,10 @@ internal static class FirestoreRetry
 
                 await Task.Delay(delay, cancellationToken);
                 backoff = backoff * 2 < MaxBackoff ? backoff * 2 : MaxBackoff;
+            }
+            catch (RpcException e) when (e.StatusCode != StatusCode.Cancelled) // a cancelled call stays a cancellation
+            {
+                throw new ChatStoreRefusedException(e);
             }
         }
     }

@@ -5,6 +5,8 @@ using ChatStack.Tests.Support;
 using Google.Cloud.Firestore.V1;
 using Grpc.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
 
 namespace ChatStack.Tests.Chat;
 
@@ -110,6 +112,69 @@ public class StoreRetryTests(StackFixture stack)
         Assert.Equal("error", events[^1].Event);
         Assert.Equal("store_unavailable", events[^1].Payload.GetProperty("code").GetString());
         Assert.DoesNotContain("tool", await RolesAsync(client));
+    }
+
+    [Fact]
+    public async Task A_store_that_refuses_a_tool_message_for_good_ends_the_turn_with_store_error_not_model_error()
+    {
+        var logs = new FakeLogCollector();
+        var faults = new FirestoreFaults();
+        await using var host = await ChatApiHost.StartWithFaultsAsync(stack.FirestoreHost, faults, b => b.Logging.AddProvider(new FakeLoggerProvider(logs)));
+        var client = await ChatApiClient.SignInAsync(host.Address, "denied-tool-user");
+        faults.Fail(FirestoreFaults.MessageCommit("tool"), StatusCode.PermissionDenied);
+
+        var events = await client.ChatAsync(new { message = "What is 17 * 3?" });
+
+        Assert.Equal(1, faults.Injected); // a refusal is not retried
+        Assert.Contains(events, e => e.Event == "tool_start");
+        AssertEndsWithStoreError(events);
+        AssertLoggedOnceAsStoreRefusal(logs, "PermissionDenied");
+        // Finalize still did its part: the run's spending is on the session, next to the user's message.
+        Assert.Equal(["user"], await RolesAsync(client));
+        var session = await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}");
+        Assert.Equal(events[^2].Payload.GetProperty("total").GetInt32(), session.GetProperty("total_tokens").GetInt32());
+    }
+
+    [Fact]
+    public async Task A_summary_refused_because_the_session_is_gone_ends_the_turn_with_store_error()
+    {
+        var logs = new FakeLogCollector();
+        var faults = new FirestoreFaults();
+        await using var host = await ChatApiHost.StartWithFaultsAsync(stack.FirestoreHost, faults, b => b.Logging.AddProvider(new FakeLoggerProvider(logs)));
+        var client = await ChatApiClient.SignInAsync(host.Address, "summary-gone-user");
+        // The summary's write: the session document with its summary fields (another instance deleted the session).
+        faults.Fail(request => request is CommitRequest commit && commit.Writes.Any(w => w.UpdateMask?.FieldPaths.Contains("summary") == true), StatusCode.NotFound);
+
+        // A small context window: the conversation needs summarizing after a few turns; that turn meets the fault.
+        List<SseMessage> events = [];
+        for (var turn = 0; turn < 8 && faults.Injected == 0; turn++)
+        {
+            events = await client.ChatAsync(new { session_id = client.LastSessionId, message = $"Turn {turn}: tell me about topic number {turn}.", model = "chatstack-offline-small-context" });
+        }
+
+        Assert.Equal(1, faults.Injected);
+        Assert.DoesNotContain(events, e => e.Event is "summarized" or "message_delta");
+        AssertEndsWithStoreError(events);
+        AssertLoggedOnceAsStoreRefusal(logs, "NotFound");
+        var session = await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}");
+        Assert.True(!session.TryGetProperty("summary", out var summary) || summary.ValueKind == JsonValueKind.Null);
+    }
+
+    private static void AssertEndsWithStoreError(List<SseMessage> events)
+    {
+        Assert.Equal("error", events[^1].Event);
+        Assert.Equal("store_error", events[^1].Payload.GetProperty("code").GetString());
+        Assert.Equal("token_count", events[^2].Event);
+        Assert.Equal("finalize", events[^2].Payload.GetProperty("phase").GetString());
+    }
+
+    /// <summary>One error line, the store's, naming Firestore's status; none blaming the model.</summary>
+    private static void AssertLoggedOnceAsStoreRefusal(FakeLogCollector logs, string status)
+    {
+        var errors = logs.GetSnapshot().Where(r => r.Level >= LogLevel.Error).ToList();
+        Assert.DoesNotContain(errors, r => r.Message.StartsWith("Model call failed", StringComparison.Ordinal));
+        var error = Assert.Single(errors, r => r.Category == "ChatStack.ChatApi.Agent.ChatAgent");
+        Assert.StartsWith($"The store refused a save ({status})", error.Message);
     }
 
     [Fact]

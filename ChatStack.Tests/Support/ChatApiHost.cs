@@ -52,10 +52,13 @@ public sealed class ChatApiHost : IAsyncDisposable
     /// The offline model at full speed on the Firestore emulator at <paramref name="firestoreHost"/>, every Firestore
     /// call passing <paramref name="faults"/> on its way, where the test makes Firestore fail as it does in production.
     /// </summary>
-    internal static Task<ChatApiHost> StartWithFaultsAsync(string firestoreHost, FirestoreFaults faults) =>
+    internal static Task<ChatApiHost> StartWithFaultsAsync(string firestoreHost, FirestoreFaults faults, Action<WebApplicationBuilder>? configure = null) =>
         StartAsync(firestoreHost, new Dictionary<string, string?> { ["Chat:Offline:DeltaDelayMs"] = "0" }, configure: builder =>
+        {
             builder.Services.Replace(ServiceDescriptor.Singleton(_ => new Firestore.FirestoreClient(
-                GoogleCloudChannels.Create(firestoreHost, GoogleCloudChannels.FirestoreEndpoint).Intercept(faults)))));
+                GoogleCloudChannels.Create(firestoreHost, GoogleCloudChannels.FirestoreEndpoint).Intercept(faults))));
+            configure?.Invoke(builder);
+        });
 
     /// <summary>
     /// The offline model at full speed on the Firestore emulator at <paramref name="firestoreHost"/>, or, without
