@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using ChatStack.ChatApi.Identity;
 using Microsoft.Extensions.Configuration;
 
 namespace ChatStack.ChatApi.DualWrite;
@@ -16,20 +17,13 @@ internal sealed class ContentHash
     /// <summary>The setting (environment <c>DualWrite__ContentHashKey</c>; deployed, the secret <c>chat-api-content-hash-key</c>).</summary>
     public const string Setting = "DualWrite:ContentHashKey";
 
-    /// <summary>256 bits, as for the token signing key: a shorter key would be the easier thing to guess.</summary>
-    public const int MinKeyBytes = 32;
-
     private readonly byte[] _key;
 
     public ContentHash(string key)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(key);
+        SecretKeys.RequireLength(key, Setting, "the content hash");
         _key = Encoding.UTF8.GetBytes(key);
-        if (_key.Length < MinKeyBytes)
-        {
-            throw new InvalidOperationException(
-                $"{Setting} is {_key.Length} bytes; the content hash needs at least {MinKeyBytes} (e.g. `openssl rand -base64 48`).");
-        }
     }
 
     /// <summary>Lowercase hex HMAC-SHA256 of <paramref name="text"/>'s UTF-8 bytes.</summary>
@@ -53,12 +47,12 @@ internal sealed class ContentHash
         if (required && !isDevelopment)
         {
             throw new InvalidOperationException(
-                $"Set {Setting} (environment DualWrite__ContentHashKey), a secret of at least {MinKeyBytes} bytes (e.g. `openssl rand -base64 48`): " +
+                $"Set {Setting} (environment DualWrite__ContentHashKey), a secret of at least {SecretKeys.MinBytes} bytes (e.g. `openssl rand -base64 48`): " +
                 "chat events carry a keyed hash of each message instead of its text. Deployed, it is the secret chat-api-content-hash-key.");
         }
 
         // Development without the AppHost (which generates one), or no events at all: a key for this process only. Its
         // values match nothing another run wrote, which a developer's throwaway data can live with, and no one knows it.
-        return new ContentHash(Convert.ToBase64String(RandomNumberGenerator.GetBytes(48)));
+        return new ContentHash(SecretKeys.NewForProcess());
     }
 }

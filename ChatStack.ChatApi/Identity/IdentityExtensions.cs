@@ -1,5 +1,4 @@
 using System.Security.Claims;
-using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.IdentityModel.JsonWebTokens;
@@ -28,7 +27,6 @@ internal sealed class ChatIdentityOptions
 internal static class IdentityExtensions
 {
     private const string NoSubject = "The token has no subject claim";
-    private const int MinSigningKeyBytes = 32;
 
     /// <summary>JWT bearer authentication; the user id is the token's <c>sub</c>, never anything in a body.</summary>
     public static IHostApplicationBuilder AddChatIdentity(this IHostApplicationBuilder builder)
@@ -37,12 +35,10 @@ internal static class IdentityExtensions
         // "Identity__Authority=" binds to "", which is no authority: without this, a configured key would be ignored
         // and every token refused for want of the authority's keys.
         options.Authority = string.IsNullOrWhiteSpace(options.Authority) ? null : options.Authority;
-        if (options.Authority is null && !string.IsNullOrWhiteSpace(options.SigningKey) && Encoding.UTF8.GetByteCount(options.SigningKey) < MinSigningKeyBytes)
+        if (options.Authority is null && !string.IsNullOrWhiteSpace(options.SigningKey))
         {
-            // HS256 keys under 256 bits are refused by the token library at every validation, as a bad signature:
-            // say so once, at start-up, rather than answer 401 to every correctly signed token.
-            throw new InvalidOperationException(
-                $"Identity:SigningKey is {Encoding.UTF8.GetByteCount(options.SigningKey)} bytes; HS256 needs at least {MinSigningKeyBytes} (e.g. `openssl rand -base64 48`).");
+            // Said once, at start-up, rather than as a bad signature on every correctly signed token.
+            SecretKeys.RequireLength(options.SigningKey, "Identity:SigningKey", "HS256");
         }
 
         if (options.Authority is null && string.IsNullOrWhiteSpace(options.SigningKey))
@@ -53,7 +49,7 @@ internal static class IdentityExtensions
             }
 
             // Development without the AppHost: a key for this process only; tokens die with it.
-            options.SigningKey = Convert.ToBase64String(RandomNumberGenerator.GetBytes(48));
+            options.SigningKey = SecretKeys.NewForProcess();
         }
 
         builder.Services.AddSingleton(options);

@@ -50,9 +50,8 @@ internal sealed class ChatMetrics : IDisposable
     /// <summary>What the relay saw on its last look at the outbox.</summary>
     public void ObserveOutbox(long depth, TimeSpan oldestAge)
     {
-        Volatile.Write(ref _outboxDepth, depth);
         Volatile.Write(ref _outboxOldestAge, Math.Max(0, oldestAge.TotalSeconds));
-        Volatile.Write(ref _outboxObserved, true);
+        ObserveOutboxDepth(depth);
     }
 
     /// <summary>A fresh count of the outbox, taken beside delivery when more than a batch waits.</summary>
