@@ -41,6 +41,7 @@ internal static class ChatApis
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
             .ProducesProblem(StatusCodes.Status429TooManyRequests)
+            .ProducesProblem(StatusCodes.Status500InternalServerError) // store-error: Firestore refused the call for good (as in every endpoint that reads the store)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         api.MapGet("/chat/streams/{streamId}", ResumeStream)
@@ -66,6 +67,7 @@ internal static class ChatApis
             .WithSummary("Your sessions, most recently updated first; pass next_cursor back as cursor for the next page.")
             .Produces<ChatSessionPage>()
             .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status500InternalServerError)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         api.MapGet("/sessions/{sessionId}", GetSession)
@@ -74,6 +76,7 @@ internal static class ChatApis
             .Produces<ChatSession>()
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status500InternalServerError)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         api.MapDelete("/sessions/{sessionId}", DeleteSession)
@@ -83,6 +86,7 @@ internal static class ChatApis
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status500InternalServerError)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         api.MapPatch("/sessions/{sessionId}", RenameSession)
@@ -94,6 +98,7 @@ internal static class ChatApis
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
+            .ProducesProblem(StatusCodes.Status500InternalServerError)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         api.MapGet("/sessions/{sessionId}/messages", GetMessages)
@@ -102,6 +107,7 @@ internal static class ChatApis
             .Produces<IReadOnlyList<ChatMessageRecord>>()
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status500InternalServerError)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         return app;

@@ -1,4 +1,6 @@
 using ChatStack.ChatApi.Agent;
+using ChatStack.ChatApi.Sessions;
+using Microsoft.AspNetCore.Diagnostics;
 
 namespace ChatStack.ChatApi.Apis;
 
@@ -86,6 +88,12 @@ internal static partial class Problems
         return Create(context, status, code, title, detail);
     }
 
+    /// <summary>The problem for an exception no endpoint handled: a store refusal is told as one, anything else by its status.</summary>
+    public static IResult ForException(HttpContext context) =>
+        context.Features.Get<IExceptionHandlerFeature>()?.Error is ChatStoreRefusedException refusal
+            ? StoreRefused(context, refusal)
+            : ForStatus(context, context.Response.StatusCode);
+
     /// <summary>
     /// A token was sent and refused: say so, and why when the bearer handler's challenge says (expired, bad signature),
     /// rather than "send a bearer token" to a client that sent one.
@@ -108,6 +116,17 @@ internal static partial class Problems
         return Create(context, StatusCodes.Status503ServiceUnavailable, "store-unavailable", "Conversation store unavailable",
             "The conversation store did not answer. No tokens were spent; retry after a few seconds.");
     }
+
+    /// <summary>
+    /// Firestore refused for a lasting reason (a permission, a missing database, a failed precondition): our deployment
+    /// is at fault, not the request, and a retry will not pass until it is fixed. 500, not 503 (nothing says it passes)
+    /// nor 502 (this API is no gateway, and Firestore's answer was a valid one: RFC 9110 15.6.3). Firestore's status and
+    /// words go to the log only: they name the project and the documents.
+    /// </summary>
+    public static IResult StoreRefused(HttpContext context, ChatStoreRefusedException refusal) =>
+        Create(context, StatusCodes.Status500InternalServerError, "store-error", "Conversation store refused the request",
+            "The conversation store refused this request: a fault on our side, not in your request. No tokens were spent; it has been logged, and retrying will not help until it is fixed.",
+            logDetail: $"Firestore refused the call with {refusal.StatusCode}: {refusal.Detail}");
 
     /// <summary>
     /// The session list's Firestore index is missing or still building: a deployment step, not a failure of this

@@ -5,6 +5,7 @@ using ChatStack.ChatApi.Budget;
 using ChatStack.ChatApi.Identity;
 using ChatStack.ChatApi.Limits;
 using ChatStack.ChatApi.Page;
+using ChatStack.ChatApi.Sessions;
 using ChatStack.ChatApi.Streaming;
 using ChatStack.ChatApi.Telemetry;
 using Microsoft.Extensions.Options;
@@ -58,7 +59,10 @@ internal static class ChatApiExtensions
         app.UseExceptionHandler(new ExceptionHandlerOptions
         {
             StatusCodeSelector = e => e is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError,
-            ExceptionHandler = context => Problems.ForStatus(context, context.Response.StatusCode).ExecuteAsync(context),
+            ExceptionHandler = context => Problems.ForException(context).ExecuteAsync(context),
+            // A store refusal is logged once, by its problem, with Firestore's status and words; the stack trace of a
+            // gRPC call refused for good would add nothing but a second entry.
+            SuppressDiagnosticsCallback = handled => handled.Exception is ChatStoreRefusedException,
         });
         app.UseStatusCodePages(pages => Problems.ForStatus(pages.HttpContext, pages.HttpContext.Response.StatusCode).ExecuteAsync(pages.HttpContext));
         app.UseChatPage();

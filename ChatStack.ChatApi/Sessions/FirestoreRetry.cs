@@ -24,7 +24,8 @@ internal enum RetrySafety
 /// Retries a Firestore call that failed for a passing reason, as Google's client libraries retry idempotent calls:
 /// jittered exponential backoff, each attempt with its own deadline, all within a total. Past the total, or after a
 /// failure it must not repeat, the store is unavailable: a 503 for a request, <c>store_unavailable</c> in a stream.
-/// Any other failure is a refusal (<see cref="ChatStoreRefusedException"/>): <c>store_error</c> in a stream.
+/// Any other failure is a refusal (<see cref="ChatStoreRefusedException"/>): a 500 <c>store-error</c> for a request,
+/// <c>store_error</c> in a stream.
 /// </summary>
 internal static class FirestoreRetry
 {
