@@ -48,16 +48,16 @@ internal sealed class AgentRun(
     private int _persistedMessages;
     private AgentRunSpan? _span;
     private string _userMessageId = "";
-    private readonly TaskCompletionSource<bool> _admitted = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _admitted = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public TokenBudget Budget => _budget.Current;
 
     /// <summary>
-    /// True once the user's message is saved (with its session, when new) and the run goes on; false when the store
-    /// was unavailable and nothing was saved, and faulted with any other failure of that commit. In the last two cases
-    /// the run ends without an event: the request answers with a problem instead of a stream.
+    /// Completes once the user's message is saved (with its session, when new) and the run goes on; faulted with the
+    /// failure of that commit otherwise, nothing saved: the run then ends without an event, and the request answers
+    /// with a problem instead of a stream (and logs it, once).
     /// </summary>
-    public Task<bool> Admitted => _admitted.Task;
+    public Task Admitted => _admitted.Task;
 
     public async Task ExecuteAsync(CancellationToken cancellationToken)
     {
@@ -81,7 +81,8 @@ internal sealed class AgentRun(
         ErrorEvent? error = null;
         if (!await AdmitAsync(cancellationToken))
         {
-            span.Finish(_budget.Current, FinishReasons.Error, Admitted.Exception?.GetBaseException().GetType().Name ?? "store_unavailable", default);
+            var failure = Admitted.Exception?.GetBaseException();
+            span.Finish(_budget.Current, FinishReasons.Error, failure is null or ChatStoreUnavailableException ? "store_unavailable" : failure.GetType().Name, default);
             return;
         }
 
@@ -140,19 +141,13 @@ internal sealed class AgentRun(
         try
         {
             _userMessageId = await IngressAsync(cancellationToken);
-            _admitted.SetResult(true);
+            _admitted.SetResult();
             return true;
-        }
-        catch (ChatStoreUnavailableException e)
-        {
-            logger.LogWarning(e, "Could not save the message that starts a turn of session {SessionId}", _session.Id);
-            request.Quota.Settle(0); // nothing was saved or sent; given back before the request answers
-            _admitted.SetResult(false);
         }
         catch (Exception e)
         {
-            request.Quota.Settle(0);
-            _admitted.SetException(e); // the request rethrows it, and is where it is logged
+            request.Quota.Settle(0); // nothing was saved or sent; given back before the request answers
+            _admitted.SetException(e); // the request answers with its problem, and that is where it is logged
         }
 
         return false;

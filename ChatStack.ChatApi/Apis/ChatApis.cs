@@ -242,14 +242,14 @@ internal static class ChatApis
                 };
             }
         }
-        catch (ChatStoreUnavailableException)
+        catch (ChatStoreUnavailableException e)
         {
             if (stream is not null)
             {
                 streams.Abandon(stream);
             }
 
-            return Problems.StoreUnavailable(context);
+            return Problems.StoreUnavailable(context, e);
         }
         catch when (stream is not null)
         {
@@ -274,21 +274,19 @@ internal static class ChatApis
         runs.Track(RunInBackground(run, streams, stream, lifetime.ApplicationStopping, logger));
 
         // The stream starts once the message is saved: until then a failure is the request's, with nothing to resume.
-        bool admitted;
         try
         {
-            admitted = await run.Admitted;
+            await run.Admitted;
+        }
+        catch (ChatStoreUnavailableException e)
+        {
+            streams.Abandon(stream);
+            return Problems.StoreUnavailable(context, e);
         }
         catch
         {
             streams.Abandon(stream);
             throw;
-        }
-
-        if (!admitted)
-        {
-            streams.Abandon(stream);
-            return Problems.StoreUnavailable(context);
         }
 
         context.Response.Headers["X-Session-Id"] = session.Id;
@@ -393,9 +391,9 @@ internal static class ChatApis
         {
             return TypedResults.Ok(await store.ListSessionsAsync(context.User.UserId(), pageSize, after, context.RequestAborted));
         }
-        catch (ChatStoreUnavailableException)
+        catch (ChatStoreUnavailableException e)
         {
-            return Problems.StoreUnavailable(context);
+            return Problems.StoreUnavailable(context, e);
         }
         catch (ChatStoreIndexMissingException e)
         {
@@ -415,9 +413,9 @@ internal static class ChatApis
             var session = await store.GetSessionAsync(sessionId, context.RequestAborted);
             return session is null || session.UserId != context.User.UserId() ? SessionNotFound(context, sessionId) : TypedResults.Ok(session);
         }
-        catch (ChatStoreUnavailableException)
+        catch (ChatStoreUnavailableException e)
         {
-            return Problems.StoreUnavailable(context);
+            return Problems.StoreUnavailable(context, e);
         }
     }
 
@@ -455,9 +453,9 @@ internal static class ChatApis
 
             return TypedResults.Ok(session with { Title = title! });
         }
-        catch (ChatStoreUnavailableException)
+        catch (ChatStoreUnavailableException e)
         {
-            return Problems.StoreUnavailable(context);
+            return Problems.StoreUnavailable(context, e);
         }
     }
 
@@ -494,9 +492,9 @@ internal static class ChatApis
             await store.DeleteSessionAsync(sessionId, context.RequestAborted);
             return TypedResults.NoContent();
         }
-        catch (ChatStoreUnavailableException)
+        catch (ChatStoreUnavailableException e)
         {
-            return Problems.StoreUnavailable(context);
+            return Problems.StoreUnavailable(context, e);
         }
         finally
         {
@@ -556,9 +554,9 @@ internal static class ChatApis
 
             return TypedResults.Ok(messages);
         }
-        catch (ChatStoreUnavailableException)
+        catch (ChatStoreUnavailableException e)
         {
-            return Problems.StoreUnavailable(context);
+            return Problems.StoreUnavailable(context, e);
         }
     }
 

@@ -109,12 +109,13 @@ internal static partial class Problems
     [System.Text.RegularExpressions.GeneratedRegex("error_description=\"([^\"]*)\"")]
     private static partial System.Text.RegularExpressions.Regex ErrorDescription();
 
-    /// <summary>The store did not answer: come back shortly, nothing was spent.</summary>
-    public static IResult StoreUnavailable(HttpContext context)
+    /// <summary>The store did not answer: come back shortly, nothing was spent. The one log line says what Firestore did.</summary>
+    public static IResult StoreUnavailable(HttpContext context, ChatStoreUnavailableException cause)
     {
         context.Response.Headers.RetryAfter = "5";
-        return Create(context, StatusCodes.Status503ServiceUnavailable, "store-unavailable", "Conversation store unavailable",
-            "The conversation store did not answer. No tokens were spent; retry after a few seconds.");
+        const string Detail = "The conversation store did not answer. No tokens were spent; retry after a few seconds.";
+        return Create(context, StatusCodes.Status503ServiceUnavailable, "store-unavailable", "Conversation store unavailable", Detail,
+            logDetail: $"{Detail} ({cause.Message})");
     }
 
     /// <summary>

@@ -80,9 +80,11 @@ public class StoreRetryTests(StackFixture stack)
     public async Task Contention_on_every_attempt_at_the_start_of_a_turn_answers_503_with_retry_after()
     {
         var faults = new FirestoreFaults();
-        await using var host = await ChatApiHost.StartWithFaultsAsync(stack.FirestoreHost, faults);
+        var logs = new FakeLogCollector();
+        await using var host = await ChatApiHost.StartWithFaultsAsync(stack.FirestoreHost, faults, b => b.Logging.AddProvider(new FakeLoggerProvider(logs)));
         var client = await ChatApiClient.SignInAsync(host.Address, "contended-user");
-        faults.Fail(FirestoreFaults.MessageCommit("user"), StatusCode.Aborted, int.MaxValue);
+        logs.Clear();
+        faults.Fail(FirestoreFaults.MessageCommit("user"), StatusCode.Aborted, int.MaxValue, detail: "contended by the test");
 
         using (var refused = await client.PostChatAsync(new { message = "hello?" }))
         {
@@ -92,6 +94,11 @@ public class StoreRetryTests(StackFixture stack)
         }
 
         Assert.True(faults.Injected >= 1);
+        // One line for one refused request: the problem's, saying what Firestore answered (it was two, the run's too).
+        var line = Assert.Single(logs.GetSnapshot(), r => r.Category == "ChatStack.ChatApi.Problems"
+            || r.Message.Contains("contended by the test", StringComparison.Ordinal) || (r.Exception?.ToString().Contains("contended by the test", StringComparison.Ordinal) ?? false));
+        Assert.Contains("answered 503 store-unavailable", line.Message);
+        Assert.Contains("Aborted: contended by the test", line.Message);
         faults.Heal();
         Assert.Equal(0, (await client.GetJsonAsync("/api/sessions")).GetProperty("sessions").GetArrayLength());
         Assert.Equal("done", (await client.ChatAsync(new { message = "hello?" }))[^1].Event);
