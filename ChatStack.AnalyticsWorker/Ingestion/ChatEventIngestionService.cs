@@ -319,16 +319,7 @@ public sealed class ChatEventIngestionService(
             .Take(128)
             .Select(c => new ActivityLink(c))
             .ToList();
-        var activity = IngestionTelemetry.ActivitySource.StartActivity("process chat-events batch", ActivityKind.Consumer, parentContext: default, links: links);
-        activity?.SetTag(MessagingAttributes.System, MessagingAttributes.SystemPubSub);
-        activity?.SetTag(MessagingAttributes.DestinationName, ResourceNames.ChatEventsTopic);
-        activity?.SetTag(MessagingAttributes.SubscriptionName, source.Subscription);
-        activity?.SetTag(MessagingAttributes.OperationType, "process");
-        activity?.SetTag(MessagingAttributes.OperationName, "process");
-        if (batch.Count > 1)
-        {
-            activity?.SetTag(MessagingAttributes.BatchMessageCount, batch.Count);
-        }
-        return activity;
+        return IngestionTelemetry.ActivitySource.StartActivity("process chat-events batch", ActivityKind.Consumer, parentContext: default,
+            ChatTurnSpans.ProcessTags(source.Subscription, batch.Count), links);
     }
 }

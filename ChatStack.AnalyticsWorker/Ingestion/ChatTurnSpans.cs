@@ -42,29 +42,19 @@ internal sealed class ChatTurnSpans : IDisposable
         var links = batchSpan is null ? null : new[] { new ActivityLink(batchSpan.Context) };
         foreach (var (traceId, (parent, messages)) in groups)
         {
-            var span = IngestionTelemetry.ActivitySource.StartActivity($"process {ResourceNames.ChatEventsTopic}", ActivityKind.Consumer, parent, links: links);
+            var tags = ProcessTags(subscription, messages.Count);
+            tags.Add(new("chatstack.worker.event_types", string.Join(',', messages
+                .Select(m => m.Message.Attributes.TryGetValue(ChatEventMessages.EventTypeAttribute, out var type) ? type : "unknown").Distinct())));
+            if (messages.Count == 1)
+            {
+                tags.Add(new(MessagingAttributes.MessageId, messages[0].Message.MessageId));
+                tags.Add(new(MessagingAttributes.DeliveryAttempt, messages[0].DeliveryAttempt));
+            }
+
+            var span = IngestionTelemetry.ActivitySource.StartActivity($"process {ResourceNames.ChatEventsTopic}", ActivityKind.Consumer, parent, tags, links);
             if (span is null)
             {
                 continue; // the turn was not sampled
-            }
-
-            // As the GCP Pub/Sub conventions name them: the subscription is the destination subscription, the
-            // operation name is required, and a batch count only for a batch.
-            span.SetTag(MessagingAttributes.System, MessagingAttributes.SystemPubSub);
-            span.SetTag(MessagingAttributes.DestinationName, ResourceNames.ChatEventsTopic);
-            span.SetTag(MessagingAttributes.SubscriptionName, subscription);
-            span.SetTag(MessagingAttributes.OperationType, "process");
-            span.SetTag(MessagingAttributes.OperationName, "process");
-            if (messages.Count > 1)
-            {
-                span.SetTag(MessagingAttributes.BatchMessageCount, messages.Count);
-            }
-            span.SetTag("chatstack.worker.event_types", string.Join(',', messages
-                .Select(m => m.Message.Attributes.TryGetValue(ChatEventMessages.EventTypeAttribute, out var type) ? type : "unknown").Distinct()));
-            if (messages.Count == 1)
-            {
-                span.SetTag(MessagingAttributes.MessageId, messages[0].Message.MessageId);
-                span.SetTag(MessagingAttributes.DeliveryAttempt, messages[0].DeliveryAttempt);
             }
 
             spans._turns[traceId] = new Turn(span, messages.Select(m => m.AckId).ToHashSet());
@@ -87,19 +77,24 @@ internal sealed class ChatTurnSpans : IDisposable
                 continue;
             }
 
-            var span = IngestionTelemetry.ActivitySource.StartActivity($"insertAll {table}", ActivityKind.Client, turn.Span.Context, links: links);
-            if (span is null)
+            List<KeyValuePair<string, object?>> tags =
+            [
+                new(DbAttributes.SystemName, DbAttributes.BigQuery),
+                new(DbAttributes.OperationName, "insertAll"),
+                new(DbAttributes.Namespace, dataset),
+                new(DbAttributes.CollectionName, table),
+                new("chatstack.worker.turn_rows", rows),
+            ];
+            if (messages.Count >= 2)
             {
-                continue;
+                // The conventions count only two or more as a batch: a single row is a plain insert.
+                tags.Add(new(DbAttributes.BatchSize, messages.Count));
             }
 
-            span.SetTag(DbAttributes.SystemName, DbAttributes.BigQuery);
-            span.SetTag(DbAttributes.OperationName, "insertAll");
-            span.SetTag(DbAttributes.Namespace, dataset);
-            span.SetTag(DbAttributes.CollectionName, table);
-            span.SetTag(DbAttributes.BatchSize, messages.Count);
-            span.SetTag("chatstack.worker.turn_rows", rows);
-            spans.Add(span);
+            if (IngestionTelemetry.ActivitySource.StartActivity($"insertAll {table}", ActivityKind.Client, turn.Span.Context, tags, links) is { } span)
+            {
+                spans.Add(span);
+            }
         }
 
         Activity.Current = _batch;
@@ -131,6 +126,28 @@ internal sealed class ChatTurnSpans : IDisposable
         }
 
         Activity.Current = _batch;
+    }
+
+    /// <summary>
+    /// The GCP Pub/Sub conventions' attributes of a process span, given when it starts so samplers see them: the
+    /// subscription as the destination subscription, the required operation name, and a count only for a batch.
+    /// </summary>
+    public static List<KeyValuePair<string, object?>> ProcessTags(string subscription, int messages)
+    {
+        List<KeyValuePair<string, object?>> tags =
+        [
+            new(MessagingAttributes.System, MessagingAttributes.SystemPubSub),
+            new(MessagingAttributes.DestinationName, ResourceNames.ChatEventsTopic),
+            new(MessagingAttributes.SubscriptionName, subscription),
+            new(MessagingAttributes.OperationType, "process"),
+            new(MessagingAttributes.OperationName, "process"),
+        ];
+        if (messages > 1)
+        {
+            tags.Add(new(MessagingAttributes.BatchMessageCount, messages));
+        }
+
+        return tags;
     }
 
     /// <summary>The span that published the message's event, from its <c>traceparent</c> attribute.</summary>

@@ -30,6 +30,8 @@ public sealed class SubscriptionSource(
     private readonly Channel<ReceivedMessage> _queue = Channel.CreateUnbounded<ReceivedMessage>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ConcurrentDictionary<string, Lease> _held = new();
     private readonly SemaphoreSlim _messagePermits = new(options.Value.MaxOutstandingMessages, options.Value.MaxOutstandingMessages);
+    // Orders extensions against settling: a lease is either in an extension's request or marked settling first.
+    private readonly Lock _settling = new();
     private long _heldBytes;
 
     public string Subscription { get; } = $"projects/{cloud.RequireProjectId()}/subscriptions/{options.Value.Subscription}";
@@ -55,12 +57,15 @@ public sealed class SubscriptionSource(
     }
 
     public Task AckAsync(IReadOnlyCollection<ReceivedMessage> messages, CancellationToken cancellationToken) =>
-        SettleAsync(messages, ackIds => subscriber.AcknowledgeAsync(new AcknowledgeRequest { Subscription = Subscription, AckIds = { ackIds } },
+        // An extension that reaches Pub/Sub after the ack finds nothing left to extend: no need to wait for one.
+        SettleAsync(messages, afterExtensions: false, ackIds => subscriber.AcknowledgeAsync(new AcknowledgeRequest { Subscription = Subscription, AckIds = { ackIds } },
             deadline: Deadline(), cancellationToken: cancellationToken).ResponseAsync);
 
     /// <summary>Hands messages back for redelivery now; after the subscription's 5th attempt Pub/Sub dead-letters them.</summary>
     public Task NackAsync(IReadOnlyCollection<ReceivedMessage> messages, CancellationToken cancellationToken) =>
-        SettleAsync(messages, ackIds => subscriber.ModifyAckDeadlineAsync(
+        // After any extension already sent for them: one reaching Pub/Sub after the nack would lease them for a
+        // whole ack deadline again, holding back their retry (and dead-lettering) that long.
+        SettleAsync(messages, afterExtensions: true, ackIds => subscriber.ModifyAckDeadlineAsync(
             new ModifyAckDeadlineRequest { Subscription = Subscription, AckDeadlineSeconds = 0, AckIds = { ackIds } },
             deadline: Deadline(), cancellationToken: cancellationToken).ResponseAsync);
 
@@ -171,7 +176,7 @@ public sealed class SubscriptionSource(
 
             var leases = received.Select(Hold).ToList();
             // Unary pulls get the subscription's deadline; take the worker's own, as a stream would.
-            await ExtendAsync(received.Select(m => m.AckId).ToList());
+            await ExtendAsync(leases);
             for (var i = 0; i < received.Count; i++)
             {
                 if (!await AdmitAsync(received[i], leases[i], stoppingToken))
@@ -185,7 +190,7 @@ public sealed class SubscriptionSource(
 
     private Lease Hold(ReceivedMessage message)
     {
-        var lease = new Lease(message.Message.CalculateSize());
+        var lease = new Lease(message.AckId, message.Message.CalculateSize());
         _held[message.AckId] = lease;
         Interlocked.Add(ref _heldBytes, lease.Size);
         return lease;
@@ -207,8 +212,30 @@ public sealed class SubscriptionSource(
         return true;
     }
 
-    private async Task SettleAsync(IReadOnlyCollection<ReceivedMessage> messages, Func<IEnumerable<string>, Task> call)
+    private async Task SettleAsync(IReadOnlyCollection<ReceivedMessage> messages, bool afterExtensions, Func<IEnumerable<string>, Task> call)
     {
+        var extensions = new HashSet<Task>();
+        lock (_settling)
+        {
+            foreach (var message in messages)
+            {
+                if (_held.TryGetValue(message.AckId, out var lease))
+                {
+                    lease.Settling = true;
+                    if (lease.Extension is { IsCompleted: false } extension)
+                    {
+                        extensions.Add(extension);
+                    }
+                }
+            }
+        }
+
+        if (afterExtensions)
+        {
+            // Never faults; at most one request per extender, each bounded by its deadline.
+            await Task.WhenAll(extensions);
+        }
+
         foreach (var chunk in messages.Select(m => m.AckId).Chunk(MaxAckIdsPerRequest))
         {
             try
@@ -241,26 +268,50 @@ public sealed class SubscriptionSource(
         while (!cancellationToken.IsCancellationRequested)
         {
             await Delay(period, cancellationToken);
-            await ExtendAsync(_held.Keys.ToList());
+            await ExtendAsync(_held.Values.ToList());
         }
     }
 
-    private async Task ExtendAsync(IReadOnlyList<string> ackIds)
+    /// <summary>
+    /// Extends the leases not being settled, a request at a time. Each lease in a request notes it, so a nack can
+    /// wait for that one request rather than be overtaken by it; leases settling are left out of later requests.
+    /// </summary>
+    private async Task ExtendAsync(IReadOnlyList<Lease> leases)
     {
-        foreach (var chunk in ackIds.Chunk(MaxAckIdsPerRequest))
+        foreach (var chunk in leases.Chunk(MaxAckIdsPerRequest))
         {
+            var sent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var ackIds = new List<string>(chunk.Length);
+            lock (_settling)
+            {
+                foreach (var lease in chunk.Where(l => !l.Settling))
+                {
+                    lease.Extension = sent.Task;
+                    ackIds.Add(lease.AckId);
+                }
+            }
+
+            if (ackIds.Count == 0)
+            {
+                continue;
+            }
+
             try
             {
                 await subscriber.ModifyAckDeadlineAsync(new ModifyAckDeadlineRequest
                 {
                     Subscription = Subscription,
                     AckDeadlineSeconds = _options.AckDeadlineSeconds,
-                    AckIds = { chunk },
+                    AckIds = { ackIds },
                 }, deadline: Deadline(), cancellationToken: CancellationToken.None);
             }
             catch (RpcException e)
             {
-                logger.LogWarning("Extending {Count} leases on {Subscription} failed with {Status}", chunk.Length, Subscription, e.StatusCode);
+                logger.LogWarning("Extending {Count} leases on {Subscription} failed with {Status}", ackIds.Count, Subscription, e.StatusCode);
+            }
+            finally
+            {
+                sent.SetResult();
             }
         }
     }
@@ -279,11 +330,19 @@ public sealed class SubscriptionSource(
     private static DateTime Deadline() => DateTime.UtcNow.AddSeconds(30);
 
     /// <summary>A received message the worker is responsible for until it acks or nacks it.</summary>
-    private sealed class Lease(int size)
+    private sealed class Lease(string ackId, int size)
     {
+        public string AckId { get; } = ackId;
+
         public int Size { get; } = size;
 
         /// <summary>Holds one of the <see cref="IngestionOptions.MaxOutstandingMessages"/> permits.</summary>
         public bool Admitted { get; set; }
+
+        /// <summary>Acked or nacked: no extension may include it any more. Set under the settling lock.</summary>
+        public bool Settling { get; set; }
+
+        /// <summary>The last extension request that included it; done once Pub/Sub answered (or it failed).</summary>
+        public Task? Extension { get; set; }
     }
 }

@@ -170,12 +170,15 @@ internal sealed class OutboxRelay(IOutboxStore outbox, ChatEventPublisher publis
             .Distinct()
             .Take(128)
             .Select(c => new ActivityLink(c));
-        using var span = ChatTelemetry.StartRoot($"send {ResourceNames.ChatEventsTopic}", ActivityKind.Producer, links);
-        span?.SetTag(MessagingAttributes.System, MessagingAttributes.SystemPubSub);
-        span?.SetTag(MessagingAttributes.DestinationName, ResourceNames.ChatEventsTopic);
-        span?.SetTag(MessagingAttributes.OperationType, "send");
-        span?.SetTag(MessagingAttributes.OperationName, "send"); // the GCP Pub/Sub conventions' name for a publish
-        span?.SetTag(MessagingAttributes.BatchMessageCount, pending.Count);
+        // Given at start, so samplers see them; "send" is the GCP Pub/Sub conventions' name for a publish.
+        using var span = ChatTelemetry.StartRoot($"send {ResourceNames.ChatEventsTopic}", ActivityKind.Producer, links,
+        [
+            new(MessagingAttributes.System, MessagingAttributes.SystemPubSub),
+            new(MessagingAttributes.DestinationName, ResourceNames.ChatEventsTopic),
+            new(MessagingAttributes.OperationType, "send"),
+            new(MessagingAttributes.OperationName, "send"),
+            new(MessagingAttributes.BatchMessageCount, pending.Count),
+        ]);
         try
         {
             _step = $"publishing to {ResourceNames.ChatEventsTopic} (Pub/Sub)";

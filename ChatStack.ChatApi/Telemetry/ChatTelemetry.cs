@@ -15,11 +15,11 @@ internal static class ChatTelemetry
     /// A root span for background work (the outbox relay), so it never nests under whatever span happened to be
     /// current when the hosted service started.
     /// </summary>
-    public static Activity? StartRoot(string name, ActivityKind kind, IEnumerable<ActivityLink>? links = null)
+    public static Activity? StartRoot(string name, ActivityKind kind, IEnumerable<ActivityLink>? links = null, IEnumerable<KeyValuePair<string, object?>>? tags = null)
     {
         // Only for background loops: the caller's async context loses its current span, which it has none of.
         Activity.Current = null;
-        return Source.StartActivity(name, kind, parentContext: default, links: links);
+        return Source.StartActivity(name, kind, parentContext: default, tags, links);
     }
 
     /// <summary>Marks a span failed the way the conventions ask: status Error and <c>error.type</c>.</summary>

@@ -11,18 +11,27 @@ internal static class FirestoreSpans
 {
     public static Activity? StartCommit(string collection, string database, int writes, int outboxRecords)
     {
-        var span = ChatTelemetry.Source.StartActivity($"commit {collection}", ActivityKind.Client);
-        if (span is { IsAllDataRequested: true })
+        if (!ChatTelemetry.Source.HasListeners())
         {
-            span.SetTag(DbAttributes.SystemName, DbAttributes.Firestore);
-            span.SetTag(DbAttributes.OperationName, "commit");
-            span.SetTag(DbAttributes.CollectionName, collection);
-            span.SetTag(DbAttributes.Namespace, database);
-            span.SetTag(DbAttributes.BatchSize, writes);
-            span.SetTag("chatstack.outbox.records", outboxRecords);
+            return null;
         }
 
-        return span;
+        // Given at start, so samplers see them.
+        List<KeyValuePair<string, object?>> tags =
+        [
+            new(DbAttributes.SystemName, DbAttributes.Firestore),
+            new(DbAttributes.OperationName, "commit"),
+            new(DbAttributes.CollectionName, collection),
+            new(DbAttributes.Namespace, database),
+            new("chatstack.outbox.records", outboxRecords),
+        ];
+        if (writes >= 2)
+        {
+            // The conventions count only two or more writes as a batch: a single write is a plain commit.
+            tags.Add(new(DbAttributes.BatchSize, writes));
+        }
+
+        return ChatTelemetry.Source.StartActivity($"commit {collection}", ActivityKind.Client, parentContext: default, tags);
     }
 
     /// <summary>Awaits the commit (with its retries) and marks the span failed if it threw.</summary>

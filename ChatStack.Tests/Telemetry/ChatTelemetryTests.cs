@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net.Http.Json;
 using ChatStack.ChatApi.DualWrite;
 using ChatStack.ChatApi.Telemetry;
 using ChatStack.Contracts.Telemetry;
@@ -31,6 +32,7 @@ public sealed class ChatTelemetryTests(StackFixture stack, ITestOutputHelper out
         using var clients = new EmulatorClients(stack, project);
         Assert.Equal(0, (await clients.ProvisionAsync(["provision"])).ExitCode);
         var telemetry = new TelemetryCapture();
+        using var sampler = new SamplerView(ChatStackTelemetry.ChatApi);
         await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost,
             new Dictionary<string, string?> { ["GOOGLE_CLOUD_PROJECT"] = project, ["PUBSUB_EMULATOR_HOST"] = stack.PubSubHost },
             configure: telemetry.AddTo);
@@ -104,6 +106,27 @@ public sealed class ChatTelemetryTests(StackFixture stack, ITestOutputHelper out
         Assert.Equal("chat-events", send.GetTagItem(MessagingAttributes.DestinationName));
         Assert.Equal("send", send.GetTagItem(MessagingAttributes.OperationName));
         Assert.True((int)send.GetTagItem(MessagingAttributes.BatchMessageCount)! >= 1);
+        // A sampler sees them when the span starts, not only once it has ended.
+        var sendCreated = Assert.Single(sampler.Creations, c => c.Name == send.DisplayName && c.TraceId == send.TraceId);
+        Assert.Equal(MessagingAttributes.SystemPubSub, sendCreated.Tags[MessagingAttributes.System]);
+        Assert.Equal("chat-events", sendCreated.Tags[MessagingAttributes.DestinationName]);
+        Assert.Equal("send", sendCreated.Tags[MessagingAttributes.OperationType]);
+        Assert.Equal("send", sendCreated.Tags[MessagingAttributes.OperationName]);
+        Assert.Equal(send.GetTagItem(MessagingAttributes.BatchMessageCount), sendCreated.Tags[MessagingAttributes.BatchMessageCount]);
+        Assert.All(sampler.Creations.Where(c => c.Name == "commit messages" && c.TraceId == agent.TraceId), c => Assert.Equal(DbAttributes.Firestore, c.Tags[DbAttributes.SystemName]));
+
+        // Each is a batch (the message and its outbox record); a single write is a plain commit, no batch size.
+        Assert.All(commits, c => Assert.True((int)c.GetTagItem(DbAttributes.BatchSize)! >= 2));
+        using (var renamed = await client.Http.PatchAsJsonAsync($"/api/sessions/{client.LastSessionId}", new { title = "Arithmetic" }))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.OK, renamed.StatusCode);
+        }
+
+        var rename = await telemetry.WaitForSpanAsync(s => s.Kind == ActivityKind.Server && s.DisplayName.StartsWith("PATCH"), TimeSpan.FromSeconds(10));
+        var single = Assert.Single(telemetry.Spans, s => s.TraceId == rename.TraceId && s.DisplayName == "commit sessions");
+        Assert.Equal(DbAttributes.Firestore, single.GetTagItem(DbAttributes.SystemName));
+        Assert.Null(single.GetTagItem(DbAttributes.BatchSize));
+        Assert.DoesNotContain(DbAttributes.BatchSize, Assert.Single(sampler.Creations, c => c.TraceId == rename.TraceId && c.Name == "commit sessions").Tags.Keys);
 
         // Nothing the user or the model wrote is in the telemetry unless capture is turned on.
         Assert.All(trace, s => Assert.All(ContentAttributes, a => Assert.Null(s.GetTagItem(a))));

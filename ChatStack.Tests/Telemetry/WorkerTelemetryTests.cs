@@ -22,6 +22,7 @@ public sealed class WorkerTelemetryTests(StackFixture stack)
     [Fact]
     public async Task A_message_with_a_traceparent_is_processed_and_inserted_in_that_trace()
     {
+        using var sampler = new SamplerView(ChatStackTelemetry.AnalyticsWorker);
         await using var worker = await WorkerHost.StartAsync(stack);
         var traceId = ActivityTraceId.CreateRandom();
         var publisher = ActivitySpanId.CreateRandom();
@@ -52,12 +53,54 @@ public sealed class WorkerTelemetryTests(StackFixture stack)
         Assert.Contains(insert.Links, l => l.Context.SpanId == batch.SpanId);
         Assert.Contains(worker.Telemetry.Spans, s => s.ParentSpanId == batch.SpanId && s.Kind == ActivityKind.Client && s.Source.Name.Contains("Http"));
 
+        // A sampler sees the messaging and database attributes when each span starts, not only once it has ended.
+        var created = sampler.Creations.Where(c => c.Concerns(traceId)).ToList();
+        Assert.Equal(3, created.Count);
+        Assert.All(created.Where(c => c.Name.StartsWith("process ")), c =>
+        {
+            Assert.Equal(MessagingAttributes.SystemPubSub, c.Tags[MessagingAttributes.System]);
+            Assert.Equal(ResourceNames.ChatEventsTopic, c.Tags[MessagingAttributes.DestinationName]);
+            Assert.Equal(process.GetTagItem(MessagingAttributes.SubscriptionName), c.Tags[MessagingAttributes.SubscriptionName]);
+            Assert.Equal("process", c.Tags[MessagingAttributes.OperationType]);
+            Assert.Equal("process", c.Tags[MessagingAttributes.OperationName]);
+        });
+        Assert.Equal(process.GetTagItem(MessagingAttributes.MessageId), Assert.Single(created, c => c.Name == process.DisplayName).Tags[MessagingAttributes.MessageId]);
+        var insertCreated = Assert.Single(created, c => c.Name == insert.DisplayName);
+        Assert.Equal(DbAttributes.BigQuery, insertCreated.Tags[DbAttributes.SystemName]);
+        Assert.Equal(ResourceNames.ChatEventsTable, insertCreated.Tags[DbAttributes.CollectionName]);
+        Assert.DoesNotContain(DbAttributes.BatchSize, insertCreated.Tags.Keys); // one row is no batch
+        Assert.Null(insert.GetTagItem(DbAttributes.BatchSize));
+
         var metrics = worker.Telemetry.Metrics(worker.Services);
         var rows = metrics.Last(m => m.Name == "chatstack.worker.rows_written");
         Assert.Equal(1, rows.MetricPoints.Sum(p => p.GetSumLong()));
         var lag = metrics.Last(m => m.Name == "chatstack.worker.ingestion_lag");
         Assert.Equal("s", lag.Unit);
         Assert.Equal(1, lag.MetricPoints.Sum(p => p.GetHistogramCount()));
+    }
+
+    [Fact]
+    public async Task Rows_of_one_turn_written_in_one_insertAll_are_a_batch_from_the_start_of_its_spans()
+    {
+        using var sampler = new SamplerView(ChatStackTelemetry.AnalyticsWorker);
+        // A long batch window, so both messages of one publish land in one batch however busy the machine is.
+        await using var worker = await WorkerHost.StartAsync(stack, new() { ["Ingestion:BatchLatency"] = "00:00:03" });
+        var traceId = ActivityTraceId.CreateRandom();
+        var session = $"s-{Guid.NewGuid():N}";
+        var events = new[] { Event(session, "m1"), Event(session, "m2") };
+        await worker.PublishAsync([.. events.Select(e => new PubsubMessage
+        {
+            Data = ByteString.CopyFrom(ChatEventMessages.Serialize(e)),
+            Attributes = { ChatEventMessages.Attributes(e, $"00-{traceId}-{ActivitySpanId.CreateRandom()}-01") },
+        })]);
+
+        var insert = await worker.Telemetry.WaitForSpanAsync(s => s.TraceId == traceId && s.DisplayName == $"insertAll {ResourceNames.ChatEventsTable}", TimeSpan.FromSeconds(30));
+        Assert.Equal(2, insert.GetTagItem(DbAttributes.BatchSize));
+        Assert.Equal(2, insert.GetTagItem("chatstack.worker.turn_rows"));
+        var created = sampler.Creations.Where(c => c.Concerns(traceId)).ToList();
+        Assert.Equal(2, Assert.Single(created, c => c.Name == insert.DisplayName).Tags[DbAttributes.BatchSize]);
+        Assert.All(created.Where(c => c.Name.StartsWith("process ")), c => Assert.Equal(2, c.Tags[MessagingAttributes.BatchMessageCount]));
+        Assert.Equal(2, created.Count(c => c.Name.StartsWith("process ")));
     }
 
     [Fact]
@@ -114,7 +157,7 @@ public sealed class WorkerTelemetryTests(StackFixture stack)
 
         public IServiceProvider Services => _app.Services;
 
-        public static async Task<WorkerHost> StartAsync(StackFixture stack)
+        public static async Task<WorkerHost> StartAsync(StackFixture stack, Dictionary<string, string?>? settings = null)
         {
             var project = $"wt-{Guid.NewGuid():N}"[..20];
             using (var clients = new EmulatorClients(stack, project))
@@ -131,6 +174,7 @@ public sealed class WorkerTelemetryTests(StackFixture stack)
                 ["OTEL_EXPORTER_OTLP_ENDPOINT"] = "",
                 ["Logging:LogLevel:Default"] = "Warning",
             });
+            builder.Configuration.AddInMemoryCollection(settings ?? []);
             builder.WebHost.UseUrls("http://127.0.0.1:0");
             var telemetry = new TelemetryCapture();
             builder.AddBasicServiceDefaults();
@@ -141,11 +185,11 @@ public sealed class WorkerTelemetryTests(StackFixture stack)
             return new WorkerHost(app, GoogleCloudChannels.Create(stack.PubSubHost, GoogleCloudChannels.PubSubEndpoint), project, telemetry);
         }
 
-        public async Task PublishAsync(PubsubMessage message) =>
+        public async Task PublishAsync(params PubsubMessage[] messages) =>
             await new Publisher.PublisherClient(_channel).PublishAsync(new PublishRequest
             {
                 Topic = PubSubNames.Topic(_project, ResourceNames.ChatEventsTopic),
-                Messages = { message },
+                Messages = { messages },
             });
 
         public async ValueTask DisposeAsync()
