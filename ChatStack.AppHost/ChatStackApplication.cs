@@ -42,7 +42,7 @@ internal static class ChatStackApplication
             .WithGoogleCloudProject(projectId)
             .WithGoogleCloudEmulator(pubsub)
             .WithGoogleCloudEmulator(bigquery)
-            .WithHttpHealthCheck("/health")
+            .WithServiceHealthCheck()
             .WaitForCompletion(provisioner);
 
         // The chat API's local token signing key: generated per run, never committed, shown as a secret.
@@ -66,7 +66,7 @@ internal static class ChatStackApplication
             // The emulator's Pub/Sub starts empty while Firestore brings back last run's outbox: published before the
             // worker's subscription exists, those events would be accepted, dropped and deleted from the outbox.
             .WaitForCompletion(provisioner)
-            .WithHttpHealthCheck("/health")
+            .WithServiceHealthCheck()
             .WithUrlForEndpoint("http", url => url.DisplayText = "Chat")
             .WithExternalHttpEndpoints()
             .WithConfiguredModel(builder);

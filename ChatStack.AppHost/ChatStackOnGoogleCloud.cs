@@ -41,7 +41,7 @@ internal static class ChatStackOnGoogleCloud
         builder.AddProject<Projects.ChatStack_AnalyticsWorker>("analytics-worker")
             .WithGoogleCloudProject(projectId)
             .WithEndpoint("http", http => http.TargetPort = ContainerPort)
-            .WithHttpHealthCheck("/health")
+            .WithServiceHealthCheck()
             .WaitForCompletion(provisioner);
 
         builder.AddProject<Projects.ChatStack_ChatApi>("chat-api")
@@ -58,7 +58,7 @@ internal static class ChatStackOnGoogleCloud
             .WithEnvironment(ModelVariable("Endpoint"), openAiEndpoint)
             .WithEnvironment(ModelVariable("ApiKey"), openAiApiKey)
             .WithEndpoint("http", http => http.TargetPort = ContainerPort)
-            .WithHttpHealthCheck("/health")
+            .WithServiceHealthCheck()
             .WithExternalHttpEndpoints();
 
         return builder;

@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging;
@@ -82,11 +83,14 @@ public static class Extensions
 
     /// <summary>
     /// <c>/health</c> (ready: every check passes) and <c>/alive</c> (live checks only). Mapped in every
-    /// environment: the AppHost and Cloud Run both probe them, and they reveal nothing but status.
+    /// environment: the AppHost and Cloud Run both probe them, and they reveal nothing but status unless
+    /// <see cref="HealthResponse.IncludeDescriptionsKey"/> is set, as the AppHost sets it on the local stack.
     /// </summary>
     public static WebApplication MapDefaultEndpoints(this WebApplication app)
     {
-        app.MapHealthChecks("/health");
+        app.MapHealthChecks("/health", app.Configuration.GetValue<bool>(HealthResponse.IncludeDescriptionsKey)
+            ? new HealthCheckOptions { ResponseWriter = HealthResponse.WriteWithDescriptions }
+            : new HealthCheckOptions());
         app.MapHealthChecks("/alive", new HealthCheckOptions { Predicate = registration => registration.Tags.Contains(LiveTag) });
         return app;
     }

@@ -21,4 +21,11 @@ public static class AppHostModel
 
         return builder.Resources.OfType<ProjectResource>().Single(r => r.Name == "chat-api");
     }
+
+    /// <summary>Gives one endpoint of <paramref name="resource"/> the address a test serves it on.</summary>
+    public static void Allocate(IResource resource, string endpointName, string host, int port)
+    {
+        var endpoint = resource.Annotations.OfType<EndpointAnnotation>().Single(e => e.Name == endpointName);
+        endpoint.AllocatedEndpoint = new AllocatedEndpoint(endpoint, host, port);
+    }
 }

@@ -32,6 +32,14 @@ public sealed class LocalServer : IAsyncDisposable
         return new LocalServer(app, new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()));
     }
 
+    /// <summary>A loopback port nothing listens on: connecting to it is refused.</summary>
+    public static int ClosedPort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
     public async ValueTask DisposeAsync()
     {
         await _app.StopAsync();
