@@ -19,19 +19,28 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
 
     private string SessionName(string sessionId) => $"{Database}/documents/{ResourceNames.SessionsCollection}/{sessionId}";
 
-    public async Task<ChatSession?> GetSessionAsync(string sessionId, CancellationToken cancellationToken)
-    {
-        try
+    public async Task<ChatSession?> GetSessionAsync(string sessionId, CancellationToken cancellationToken) =>
+        await ReadSessionAsync(sessionId, cancellationToken) is { } document ? ToSession(sessionId, document) : null;
+
+    /// <summary>
+    /// The session's document, or null when there is none. A batch read, not GetDocument: it tells an absent document
+    /// as a result (<c>missing</c>), so NOT_FOUND is left to mean what else Firestore says it for, a database or
+    /// project that does not exist (a deployment fault, told as <c>store-error</c>, not as a missing session). One read
+    /// either way.
+    /// </summary>
+    private Task<Document?> ReadSessionAsync(string sessionId, CancellationToken cancellationToken) =>
+        FirestoreRetry.ReadAsync(async deadline =>
         {
-            var document = await FirestoreRetry.ReadAsync(deadline => client.GetDocumentAsync(new GetDocumentRequest { Name = SessionName(sessionId) },
-                deadline: deadline, cancellationToken: cancellationToken).ResponseAsync, cancellationToken);
-            return ToSession(sessionId, document);
-        }
-        catch (ChatStoreRefusedException e) when (e.StatusCode == StatusCode.NotFound)
-        {
-            return null;
-        }
-    }
+            using var call = client.BatchGetDocuments(new BatchGetDocumentsRequest { Database = Database, Documents = { SessionName(sessionId) } },
+                deadline: deadline, cancellationToken: cancellationToken);
+            Document? found = null;
+            while (await call.ResponseStream.MoveNext(cancellationToken))
+            {
+                found = call.ResponseStream.Current.Found ?? found;
+            }
+
+            return found;
+        }, cancellationToken);
 
     private Write NewSessionWrite(ChatSession session) => new()
     {
@@ -265,7 +274,13 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
         }
         catch (ChatStoreRefusedException e) when (e.StatusCode == StatusCode.NotFound)
         {
-            return false;
+            // Deleted since it was read, or no database at all: only a read tells which (on this rare path alone).
+            if (await ReadSessionAsync(sessionId, cancellationToken) is null)
+            {
+                return false;
+            }
+
+            throw;
         }
     }
 

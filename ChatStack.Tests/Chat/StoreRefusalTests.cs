@@ -24,7 +24,10 @@ public class StoreRefusalTests(StackFixture stack)
     // Firestore's words name the project: the operator's, not the client's.
     private const string FirestoreSays = "Missing or insufficient permissions for projects/secret-project-42.";
 
-    private static readonly Func<IMessage, bool> SessionRead = request => request is GetDocumentRequest;
+    // What real Firestore answers to every call when the configured database was never created (or is misnamed).
+    private const string NoDatabase = "The database (default) does not exist for project secret-project-42 Please visit https://console.cloud.google.com/datastore/setup?project=secret-project-42 to add a Cloud Datastore or Cloud Firestore database.";
+
+    private static readonly Func<IMessage, bool> SessionRead = FirestoreFaults.SessionRead;
     private static readonly Func<IMessage, bool> MessagesListed = request => request is ListDocumentsRequest { CollectionId: "messages" };
 
     [Theory]
@@ -124,7 +127,7 @@ public class StoreRefusalTests(StackFixture stack)
             "session-read" => SessionRead,
             "messages-list" => MessagesListed,
             "messages-query" => request => request is RunQueryRequest { StructuredQuery.From: [{ CollectionId: "messages" }] },
-            _ => request => request is CommitRequest commit && commit.Writes.Any(w => w.UpdateMask?.FieldPaths.Contains("title") == true),
+            _ => TitleCommit,
         }, status, detail: FirestoreSays);
 
         using (var refused = await client.Http.SendAsync(Request(method, path)))
@@ -141,9 +144,128 @@ public class StoreRefusalTests(StackFixture stack)
         Assert.True(healed.IsSuccessStatusCode, $"{method} {path}: {(int)healed.StatusCode} {await healed.Content.ReadAsStringAsync()}");
     }
 
-    private static HttpRequestMessage Request(string method, string path) => new(new HttpMethod(method), path)
+    /// <summary>
+    /// Firestore answers NOT_FOUND to every call when the database does not exist: that is the deployment's fault, told
+    /// as one, not as a session that does not exist (which a client would take as "deleted" and drop).
+    /// </summary>
+    [Theory]
+    [InlineData("GET", "/api/sessions/{id}")]
+    [InlineData("PATCH", "/api/sessions/{id}")]
+    [InlineData("GET", "/api/sessions/{id}/messages")]
+    [InlineData("DELETE", "/api/sessions/{id}")]
+    [InlineData("POST", "/api/chat")]
+    public async Task A_missing_database_is_a_store_error_not_a_missing_session(string method, string path)
     {
-        Content = method == "PATCH" ? new StringContent("{\"title\":\"Renamed\"}", Encoding.UTF8, "application/json") : null,
+        var logs = new FakeLogCollector();
+        var faults = new FirestoreFaults();
+        await using var host = await ChatApiHost.StartWithFaultsAsync(stack.FirestoreHost, faults, b => b.Logging.AddProvider(new FakeLoggerProvider(logs)));
+        var client = await ChatApiClient.SignInAsync(host.Address, "no-database-user");
+        await client.ChatAsync(new { message = "hello" });
+        var sessionId = client.LastSessionId!;
+        path = path.Replace("{id}", sessionId, StringComparison.Ordinal);
+        logs.Clear();
+        // Every call the request makes; the outbox relay's background poll is left alone, so what is counted and
+        // logged here is the request's.
+        faults.Fail(request => request is not RunQueryRequest { StructuredQuery.From: [{ CollectionId: "outbox" }] }, StatusCode.NotFound,
+            times: int.MaxValue, detail: NoDatabase);
+
+        using (var refused = await client.Http.SendAsync(Request(method, path, sessionId)))
+        {
+            await AssertStoreErrorAsync(host, client, refused);
+        }
+
+        Assert.Equal(1, faults.Injected); // the session read: the first call, and not retried
+        AssertLoggedOnce(logs, "NotFound", NoDatabase);
+        faults.Heal();
+        using var healed = await client.Http.SendAsync(Request(method, path, sessionId));
+        var body = await healed.Content.ReadAsStringAsync(); // a chat's stream read to its end
+        Assert.True(healed.IsSuccessStatusCode, $"{method} {path}: {(int)healed.StatusCode} {body}");
+    }
+
+    [Fact]
+    public async Task A_rename_whose_commit_is_answered_not_found_while_the_session_exists_is_a_store_error()
+    {
+        var logs = new FakeLogCollector();
+        var faults = new FirestoreFaults();
+        await using var host = await ChatApiHost.StartWithFaultsAsync(stack.FirestoreHost, faults, b => b.Logging.AddProvider(new FakeLoggerProvider(logs)));
+        var client = await ChatApiClient.SignInAsync(host.Address, "no-database-renamer");
+        await client.ChatAsync(new { message = "hello" });
+        var path = $"/api/sessions/{client.LastSessionId}";
+        logs.Clear();
+        // The database gone between the session's read and the commit: only the commit is told NOT_FOUND.
+        faults.Fail(TitleCommit, StatusCode.NotFound, detail: NoDatabase);
+
+        using (var refused = await client.Http.SendAsync(Request("PATCH", path)))
+        {
+            await AssertStoreErrorAsync(host, client, refused);
+        }
+
+        Assert.Equal(1, faults.Injected);
+        AssertLoggedOnce(logs, "NotFound", NoDatabase);
+        Assert.Equal("hello", (await client.GetJsonAsync(path)).GetProperty("title").GetString());
+    }
+
+    /// <summary>The other side: on a database that exists, a session that does not is still a 404 the client can act on.</summary>
+    [Theory]
+    [InlineData("GET", "/api/sessions/{id}")]
+    [InlineData("PATCH", "/api/sessions/{id}")]
+    [InlineData("POST", "/api/chat")]
+    public async Task An_unknown_session_on_a_working_database_is_still_not_found(string method, string path)
+    {
+        var faults = new FirestoreFaults();
+        await using var host = await ChatApiHost.StartWithFaultsAsync(stack.FirestoreHost, faults);
+        var client = await ChatApiClient.SignInAsync(host.Address, "unknown-session-user");
+        const string Unknown = "no-such-session-0000";
+
+        using var response = await client.Http.SendAsync(Request(method, path.Replace("{id}", Unknown, StringComparison.Ordinal), Unknown));
+
+        await AssertSessionNotFoundAsync(response);
+    }
+
+    [Fact]
+    public async Task A_session_deleted_between_its_read_and_its_rename_is_not_found_and_stays_deleted()
+    {
+        var faults = new FirestoreFaults();
+        await using var host = await ChatApiHost.StartWithFaultsAsync(stack.FirestoreHost, faults);
+        var client = await ChatApiClient.SignInAsync(host.Address, "deleted-meanwhile-user");
+        await client.ChatAsync(new { message = "hello" });
+        var path = $"/api/sessions/{client.LastSessionId}";
+        // Another tab deletes it after the rename read it, just before the rename's commit.
+        HttpStatusCode? deleted = null;
+        faults.Before(TitleCommit, async () =>
+        {
+            using var delete = await client.Http.DeleteAsync(path);
+            deleted = delete.StatusCode;
+        });
+
+        using (var response = await client.Http.SendAsync(Request("PATCH", path)))
+        {
+            await AssertSessionNotFoundAsync(response);
+        }
+
+        Assert.Equal(HttpStatusCode.NoContent, deleted);
+        using var read = await client.Http.GetAsync(path);
+        await AssertSessionNotFoundAsync(read); // the rename did not bring it back
+    }
+
+    private static readonly Func<IMessage, bool> TitleCommit =
+        request => request is CommitRequest commit && commit.Writes.Any(w => w.UpdateMask?.FieldPaths.Contains("title") == true);
+
+    private static async Task AssertSessionNotFoundAsync(HttpResponseMessage response)
+    {
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.NotFound, $"{(int)response.StatusCode} {body}");
+        Assert.Equal("session-not-found", JsonDocument.Parse(body).RootElement.GetProperty("code").GetString());
+    }
+
+    private static HttpRequestMessage Request(string method, string path, string? sessionId = null) => new(new HttpMethod(method), path)
+    {
+        Content = method switch
+        {
+            "PATCH" => new StringContent("{\"title\":\"Renamed\"}", Encoding.UTF8, "application/json"),
+            "POST" => new StringContent(JsonSerializer.Serialize(new { session_id = sessionId, message = "still there?" }), Encoding.UTF8, "application/json"),
+            _ => null,
+        },
     };
 
     private static long QuotaLeft(ChatApiHost host, string user) => host.Services.GetRequiredService<UserLimiter>().TokensRemaining(user);
@@ -170,15 +292,15 @@ public class StoreRefusalTests(StackFixture stack)
     /// One line for one refusal: the problem's, a warning with Firestore's status and words for the operator, and no
     /// second one for the same failure (the exception handler's "unhandled exception" with its stack).
     /// </summary>
-    private static void AssertLoggedOnce(FakeLogCollector logs, string status)
+    private static void AssertLoggedOnce(FakeLogCollector logs, string status, string firestoreSays = FirestoreSays)
     {
         var lines = logs.GetSnapshot()
-            .Where(r => r.Category == "ChatStack.ChatApi.Problems" || r.Message.Contains(FirestoreSays, StringComparison.Ordinal)
-                || (r.Exception?.ToString().Contains(FirestoreSays, StringComparison.Ordinal) ?? false))
+            .Where(r => r.Category == "ChatStack.ChatApi.Problems" || r.Message.Contains(firestoreSays, StringComparison.Ordinal)
+                || (r.Exception?.ToString().Contains(firestoreSays, StringComparison.Ordinal) ?? false))
             .ToList();
         var line = Assert.Single(lines);
         Assert.Equal(LogLevel.Warning, line.Level);
         Assert.Contains("answered 500 store-error", line.Message);
-        Assert.Contains($"Firestore refused the call with {status}: {FirestoreSays}", line.Message);
+        Assert.Contains($"Firestore refused the call with {status}: {firestoreSays}", line.Message);
     }
 }

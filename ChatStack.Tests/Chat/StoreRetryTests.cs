@@ -193,8 +193,8 @@ public class StoreRetryTests(StackFixture stack)
         await client.ChatAsync(new { message = "hello" });
         var sessionId = client.LastSessionId!;
 
-        // The session by id (GetDocument), its messages whole (ListDocuments) and by page (RunQuery).
-        faults.Fail(request => request is GetDocumentRequest, StatusCode.Unavailable);
+        // The session by id (BatchGetDocuments, a stream), its messages whole (ListDocuments) and by page (RunQuery).
+        faults.Fail(FirestoreFaults.SessionRead, StatusCode.Unavailable);
         faults.Fail(request => request is ListDocumentsRequest { CollectionId: "messages" }, StatusCode.Unavailable);
         faults.Fail(request => request is RunQueryRequest { StructuredQuery.From: [{ CollectionId: "messages" }] }, StatusCode.Unavailable);
 

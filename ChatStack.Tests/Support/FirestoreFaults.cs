@@ -13,6 +13,7 @@ namespace ChatStack.Tests.Support;
 internal sealed class FirestoreFaults : Interceptor
 {
     private readonly List<Fault> _faults = [];
+    private readonly List<(Func<IMessage, bool> Matches, Func<Task> Action)> _before = [];
     private int _injected;
 
     /// <summary>How many calls failed here: a test checks its fault was met, so it cannot pass without one.</summary>
@@ -27,14 +28,31 @@ internal sealed class FirestoreFaults : Interceptor
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="action"/> (another request's write, say) once, just before the next unary call
+    /// <paramref name="matches"/> picks goes on to Firestore: a race lost on cue.
+    /// </summary>
+    public void Before(Func<IMessage, bool> matches, Func<Task> action)
+    {
+        lock (_faults)
+        {
+            _before.Add((matches, action));
+        }
+    }
+
     /// <summary>Every fault taken away: Firestore works again.</summary>
     public void Heal()
     {
         lock (_faults)
         {
             _faults.Clear();
+            _before.Clear();
         }
     }
+
+    /// <summary>A session read by id (a batch read of its one document: the store's, not the health probe's).</summary>
+    public static bool SessionRead(IMessage request) => request is BatchGetDocumentsRequest read
+        && read.Documents.Any(name => name.Contains("/documents/sessions/", StringComparison.Ordinal));
 
     /// <summary>A commit that saves a message of <paramref name="role"/>.</summary>
     public static Func<IMessage, bool> MessageCommit(string role) => request => request is CommitRequest commit
@@ -44,6 +62,18 @@ internal sealed class FirestoreFaults : Interceptor
     public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(TRequest request, ClientInterceptorContext<TRequest, TResponse> context,
         AsyncUnaryCallContinuation<TRequest, TResponse> continuation)
     {
+        if (TakeBefore(request) is { } action)
+        {
+            async Task<TResponse> AfterAction()
+            {
+                await action();
+                using var call = continuation(request, context);
+                return await call.ResponseAsync;
+            }
+
+            return new AsyncUnaryCall<TResponse>(AfterAction(), Task.FromResult(new Metadata()), () => Status.DefaultSuccess, () => [], () => { });
+        }
+
         if (Take(request) is not { } fault)
         {
             return continuation(request, context);
@@ -88,6 +118,27 @@ internal sealed class FirestoreFaults : Interceptor
             }
 
             return fault;
+        }
+    }
+
+    private Func<Task>? TakeBefore(object request)
+    {
+        if (request is not IMessage message)
+        {
+            return null;
+        }
+
+        lock (_faults)
+        {
+            var index = _before.FindIndex(b => b.Matches(message));
+            if (index < 0)
+            {
+                return null;
+            }
+
+            var action = _before[index].Action;
+            _before.RemoveAt(index);
+            return action;
         }
     }
 
