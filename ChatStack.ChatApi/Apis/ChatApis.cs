@@ -204,6 +204,9 @@ internal static class ChatApis
                     $"At most {admission.Limit} chat requests per window; retry after {Seconds(admission.RetryAfter)} s.");
         }
 
+        // From here a failure on our side (the store down or refusing) gives the request's slot back: a user retrying
+        // through a Firestore outage must not be locked out by it. The client's own refusals (session-not-found,
+        // turn-in-progress) keep it: each cost a store read, and a client repeating one should meet the limit.
         ChatSession session;
         ChatStream? stream = null;
         IReadOnlyList<ChatMessageRecord> history = [];
@@ -249,7 +252,17 @@ internal static class ChatApis
                 streams.Abandon(stream);
             }
 
-            return Problems.StoreUnavailable(context, e);
+            return GiveBackSlot(context, admission, Problems.StoreUnavailable(context, e));
+        }
+        catch (ChatStoreRefusedException e)
+        {
+            if (stream is not null)
+            {
+                streams.Abandon(stream);
+            }
+
+            // Answered here, not by the exception handler: it clears the response, RateLimit headers and all.
+            return GiveBackSlot(context, admission, Problems.StoreRefused(context, e));
         }
         catch when (stream is not null)
         {
@@ -281,7 +294,12 @@ internal static class ChatApis
         catch (ChatStoreUnavailableException e)
         {
             streams.Abandon(stream);
-            return Problems.StoreUnavailable(context, e);
+            return GiveBackSlot(context, admission, Problems.StoreUnavailable(context, e));
+        }
+        catch (ChatStoreRefusedException e)
+        {
+            streams.Abandon(stream);
+            return GiveBackSlot(context, admission, Problems.StoreRefused(context, e));
         }
         catch
         {
@@ -614,6 +632,20 @@ internal static class ChatApis
     private static IResult SessionNotFound(HttpContext context, string sessionId) =>
         Problems.Create(context, StatusCodes.Status404NotFound, "session-not-found", "Session not found",
             $"No session '{sessionId}' belongs to you.");
+
+    /// <summary>
+    /// A chat failed on our side before its stream started: it does not count against the request rate, and its
+    /// RateLimit headers say so (Remaining as it is now, this request's slot included).
+    /// </summary>
+    private static IResult GiveBackSlot(HttpContext context, LimitDecision admission, IResult problem)
+    {
+        if (admission.Slot is { } slot)
+        {
+            WriteRateLimitHeaders(context, slot.Release());
+        }
+
+        return problem;
+    }
 
     /// <summary>The IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers), plus Retry-After when refused.</summary>
     private static void WriteRateLimitHeaders(HttpContext context, LimitDecision decision)

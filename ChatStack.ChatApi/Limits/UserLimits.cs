@@ -52,9 +52,12 @@ internal sealed class UserLimitOverride
     public long? TokensPerWindow { get; set; }
 }
 
-/// <summary>Why a request was refused, and when to come back.</summary>
+/// <summary>Why a request was refused, and when to come back; or, admitted, the slot it took.</summary>
 internal sealed record LimitDecision(bool Allowed, string? Code, long Limit, long Remaining, TimeSpan Reset, TimeSpan? RetryAfter)
 {
+    /// <summary>The admitted request's place in the window, to give back if it fails on our side.</summary>
+    public UserLimiter.RequestSlot? Slot { get; init; }
+
     public const string RateLimited = "rate-limited";
     public const string QuotaExhausted = "quota-exhausted";
 }
@@ -105,14 +108,31 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telem
         if (usage.Requests.Count >= requestLimit)
         {
             // A limit of 0 (a blocked account) has no oldest request to wait for.
-            var retry = usage.Requests.Count == 0 ? RequestWindow : usage.Requests.Peek() + RequestWindow - now;
+            var retry = usage.Requests.First is { } oldest ? oldest.Value + RequestWindow - now : RequestWindow;
             RecordRejection(LimitDecision.RateLimited);
             return new LimitDecision(false, LimitDecision.RateLimited, requestLimit, 0, retry, Positive(retry));
         }
 
-        usage.Requests.Enqueue(now);
-        var reset = usage.Requests.Peek() + RequestWindow - now;
-        return new LimitDecision(true, null, requestLimit, requestLimit - usage.Requests.Count, Positive(reset), null);
+        var slot = usage.Requests.AddLast(now);
+        return Standing(usage, requestLimit, now) with { Slot = new RequestSlot(this, userId, slot) };
+    }
+
+    /// <summary>The request window as it stands: what the RateLimit headers say.</summary>
+    private LimitDecision Standing(UserUsage usage, int requestLimit, DateTimeOffset now) =>
+        new(true, null, requestLimit, Math.Max(0, requestLimit - usage.Requests.Count),
+            usage.Requests.First is { } oldest ? Positive(oldest.Value + RequestWindow - now) : TimeSpan.Zero, null);
+
+    private LimitDecision Release(string userId, LinkedListNode<DateTimeOffset> slot)
+    {
+        var now = time.GetUtcNow();
+        using var locked = Lock(userId, now);
+        var usage = locked.Usage;
+        if (slot.List == usage.Requests) // not already given back, nor left the window (or with it, the user's entry)
+        {
+            usage.Requests.Remove(slot);
+        }
+
+        return Standing(usage, options.RequestsFor(userId), now);
     }
 
     /// <summary>Tokens the user may still hold for a new run: the quota less what was spent in the window and what runs in progress hold.</summary>
@@ -231,7 +251,8 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telem
 
     private sealed class UserUsage
     {
-        public Queue<DateTimeOffset> Requests { get; } = new();
+        /// <summary>Admitted requests, oldest first; a list, so one that failed on our side can be taken out.</summary>
+        public LinkedList<DateTimeOffset> Requests { get; } = new();
 
         public Queue<(DateTimeOffset At, long Tokens)> Tokens { get; } = new();
 
@@ -246,9 +267,9 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telem
 
         public void Prune(DateTimeOffset requestsBefore, DateTimeOffset tokensBefore)
         {
-            while (Requests.Count > 0 && Requests.Peek() <= requestsBefore)
+            while (Requests.First is { } oldest && oldest.Value <= requestsBefore)
             {
-                Requests.Dequeue();
+                Requests.RemoveFirst();
             }
 
             while (Tokens.Count > 0 && Tokens.Peek().At <= tokensBefore)
@@ -256,6 +277,22 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telem
                 Spent -= Tokens.Dequeue().Tokens;
             }
         }
+    }
+
+    /// <summary>
+    /// An admitted request's place in the request window. Given back when the request fails on our side before its
+    /// answer starts (the store down or refusing): a user retrying through an outage must not lock themselves out.
+    /// </summary>
+    public sealed class RequestSlot
+    {
+        private readonly UserLimiter _limiter;
+        private readonly string _userId;
+        private readonly LinkedListNode<DateTimeOffset> _slot;
+
+        internal RequestSlot(UserLimiter limiter, string userId, LinkedListNode<DateTimeOffset> slot) => (_limiter, _userId, _slot) = (limiter, userId, slot);
+
+        /// <summary>Frees the slot (once; later calls change nothing) and says where the user's window stands now.</summary>
+        public LimitDecision Release() => _limiter.Release(_userId, _slot);
     }
 
     /// <summary>

@@ -25,6 +25,25 @@ public class UserLimiterTests
     }
 
     [Fact]
+    public void A_slot_given_back_frees_its_own_place_once_and_none_after_it_left_the_window()
+    {
+        var limiter = new UserLimiter(new LimitOptions { RequestsPerWindow = 2, RequestWindowSeconds = 60 }, _time);
+        var kept = limiter.TryAdmit("alice");
+        _time.Advance(TimeSpan.FromSeconds(20));
+        var failed = limiter.TryAdmit("alice");
+
+        var standing = failed.Slot!.Release();
+        Assert.Equal((2L, 1L, TimeSpan.FromSeconds(40)), (standing.Limit, standing.Remaining, standing.Reset)); // the kept one still resets the window
+        Assert.Equal(1, failed.Slot.Release().Remaining); // twice is once
+        Assert.True(limiter.TryAdmit("alice").Allowed);
+        Assert.False(limiter.TryAdmit("alice").Allowed);
+
+        // Gone from the window by itself: giving it back now frees nothing that a later request took.
+        _time.Advance(TimeSpan.FromSeconds(41));
+        Assert.Equal(1, kept.Slot!.Release().Remaining);
+    }
+
+    [Fact]
     public void A_user_override_changes_that_users_limits_only()
     {
         var options = new LimitOptions { RequestsPerWindow = 5, TokensPerWindow = 1000 };

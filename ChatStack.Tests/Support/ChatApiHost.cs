@@ -52,8 +52,10 @@ public sealed class ChatApiHost : IAsyncDisposable
     /// The offline model at full speed on the Firestore emulator at <paramref name="firestoreHost"/>, every Firestore
     /// call passing <paramref name="faults"/> on its way, where the test makes Firestore fail as it does in production.
     /// </summary>
-    internal static Task<ChatApiHost> StartWithFaultsAsync(string firestoreHost, FirestoreFaults faults, Action<WebApplicationBuilder>? configure = null) =>
-        StartAsync(firestoreHost, new Dictionary<string, string?> { ["Chat:Offline:DeltaDelayMs"] = "0" }, configure: builder =>
+    /// <param name="settings">Configuration on top, read at start-up as the app's own (e.g. <c>Limits:RequestsPerWindow</c>).</param>
+    internal static Task<ChatApiHost> StartWithFaultsAsync(string firestoreHost, FirestoreFaults faults, Action<WebApplicationBuilder>? configure = null,
+        IDictionary<string, string?>? settings = null) =>
+        StartAsync(firestoreHost, new Dictionary<string, string?>(settings ?? new Dictionary<string, string?>()) { ["Chat:Offline:DeltaDelayMs"] = "0" }, configure: builder =>
         {
             builder.Services.Replace(ServiceDescriptor.Singleton(_ => new Firestore.FirestoreClient(
                 GoogleCloudChannels.Create(firestoreHost, GoogleCloudChannels.FirestoreEndpoint).Intercept(faults))));
