@@ -54,11 +54,21 @@ public static class FirestoreEmulatorDataExtensions
 
 /// <summary>
 /// Exports every Firestore emulator that keeps data when the AppHost stops. Registered after Aspire's own services,
-/// it stops before them, while the emulators still run.
+/// it stops before them, while the emulators still run. The services that write to an emulator stop first: they
+/// write while they stop (the answer-so-far of a cancelled turn, its usage, outbox records), and Aspire would only
+/// stop them after the export.
 /// </summary>
-internal sealed class FirestoreDataExport(DistributedApplicationModel model, ILogger<FirestoreDataExport> logger) : IHostedService
+internal sealed class FirestoreDataExport(
+    DistributedApplicationModel model, ResourceNotificationService notifications, ResourceCommandService commands,
+    ILogger<FirestoreDataExport> logger) : IHostedService
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
+
+    /// <summary>
+    /// How <c>WithEnvironment</c> records that a resource is handed the emulator's address (Aspire's
+    /// <c>KnownRelationshipTypes</c> is internal).
+    /// </summary>
+    private const string ReferenceRelationship = "Reference";
 
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -68,10 +78,63 @@ internal sealed class FirestoreDataExport(DistributedApplicationModel model, ILo
         {
             if (emulator.Annotations.OfType<FirestoreDataAnnotation>().SingleOrDefault() is { } data && emulator.PrimaryEndpoint.IsAllocated)
             {
+                await StopWritersAsync(emulator, cancellationToken);
                 await ExportAsync(emulator, data, cancellationToken);
             }
         }
     }
+
+    /// <summary>Stops the running resources that reference <paramref name="emulator"/> and waits, bounded, until they have exited.</summary>
+    private async Task StopWritersAsync(GoogleCloudEmulatorResource emulator, CancellationToken cancellationToken)
+    {
+        var writers = model.Resources
+            .Where(r => r.Annotations.OfType<ResourceRelationshipAnnotation>().Any(a => a.Resource == emulator && a.Type == ReferenceRelationship))
+            .Where(r => notifications.TryGetCurrentState(r.Name, out var current) && IsRunning(current.Snapshot.State?.Text))
+            .ToList();
+        if (writers.Count == 0)
+        {
+            return;
+        }
+
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(Timeout);
+        var stops = writers.Select(w => (w.Name, Task: StopAsync(w, timeout.Token))).ToList();
+        try
+        {
+            await Task.WhenAll(stops.Select(s => s.Task));
+        }
+        catch (Exception e) when (e is OperationCanceledException or InvalidOperationException)
+        {
+            // Named below, with every other writer that did not stop.
+        }
+
+        var running = stops.Where(s => !s.Task.IsCompletedSuccessfully)
+            .Select(s => s.Task.Exception?.InnerException is { } e ? $"{s.Name} ({e.Message})" : s.Name).ToList();
+        if (running.Count > 0)
+        {
+            logger.LogWarning("{Resources} did not stop within {Seconds} s; what they write to the {Emulator} emulator from now on is not kept",
+                string.Join(", ", running), Timeout.TotalSeconds, emulator.Name);
+        }
+    }
+
+    private async Task StopAsync(IResource resource, CancellationToken cancellationToken)
+    {
+        var exited = notifications.WaitForResourceAsync(resource.Name, KnownResourceStates.TerminalStates, cancellationToken);
+        // The command returns at its next poll of the orchestrator, backing off up to seconds after the process ended;
+        // the state says so first. A command that fails at once (none for this resource) would leave us waiting.
+        var stop = commands.ExecuteCommandAsync(resource, KnownResourceCommands.StopCommand, cancellationToken);
+        if (await Task.WhenAny(exited, stop) == stop && await stop is { Success: false } failed)
+        {
+            throw new InvalidOperationException(failed.Message);
+        }
+
+        await exited;
+    }
+
+    /// <summary>Not yet started, waiting on a dependency, or already ended: nothing of theirs is in flight.</summary>
+    private static bool IsRunning(string? state) =>
+        state is { Length: > 0 } && !KnownResourceStates.TerminalStates.Contains(state)
+        && state != KnownResourceStates.NotStarted && state != KnownResourceStates.Waiting && state != KnownResourceStates.RuntimeUnhealthy;
 
     private async Task ExportAsync(GoogleCloudEmulatorResource emulator, FirestoreDataAnnotation data, CancellationToken cancellationToken)
     {

@@ -43,6 +43,32 @@ public sealed class FirestoreDataTests : IDisposable
     }
 
     [Fact]
+    public async Task What_a_service_writes_while_it_stops_is_kept()
+    {
+        // A service like the chat API: handed the emulator by WithGoogleCloudEmulator, and writing when it is stopped
+        // (the chat API saves a cancelled turn's answer-so-far, its usage, outbox records). Its first document says it is up.
+        const string Writer = """
+            put() { curl -sf -X POST -H 'Content-Type: application/json' \
+              "http://$FIRESTORE_EMULATOR_HOST/v1/projects/$GOOGLE_CLOUD_PROJECT/databases/(default)/documents/notes?documentId=$1" \
+              -d "{\"fields\":{\"text\":{\"stringValue\":\"$2\"}}}" > /dev/null; }
+            trap 'put stopping "written while stopping"; exit 0' TERM INT
+            put started "written at start"
+            while true; do sleep 0.1; done
+            """;
+        await RunAsync(
+            (builder, firestore, project) => builder.AddExecutable("writer", "sh", AppContext.BaseDirectory, "-c", Writer)
+                .WithGoogleCloudEmulator(firestore)
+                .WithGoogleCloudProject(project),
+            async firestore => await WaitForAsync(firestore, "started"));
+
+        await RunAsync(work: async firestore =>
+        {
+            Assert.Equal("written at start", await GetAsync(firestore, "started"));
+            Assert.Equal("written while stopping", await GetAsync(firestore, "stopping"));
+        });
+    }
+
+    [Fact]
     public async Task The_apphost_keeps_documents_under_its_folder_unless_the_data_path_is_empty()
     {
         using (var byDefault = await DistributedApplicationTestingBuilder.CreateAsync<Projects.ChatStack_AppHost>())
@@ -58,7 +84,12 @@ public sealed class FirestoreDataTests : IDisposable
 
     private static IResource Firestore(IDistributedApplicationTestingBuilder builder) => builder.Resources.Single(r => r.Name == "firestore");
 
-    private async Task RunAsync(Func<HttpClient, Task> work)
+    private Task RunAsync(Func<HttpClient, Task> work) => RunAsync(add: null, work);
+
+    /// <param name="add">Adds resources beside the emulator, given it and the project parameter.</param>
+    private async Task RunAsync(
+        Action<IDistributedApplicationBuilder, IResourceBuilder<IGoogleCloudEmulatorResource>, IResourceBuilder<ParameterResource>>? add,
+        Func<HttpClient, Task> work)
     {
         // The AppHost's assembly tells Aspire where DCP is; the app itself is only the emulator.
         var builder = DistributedApplication.CreateBuilder(new DistributedApplicationOptions
@@ -69,7 +100,8 @@ public sealed class FirestoreDataTests : IDisposable
         });
         builder.Services.AddLogging(logging => logging.SetMinimumLevel(LogLevel.Warning));
         var project = builder.AddParameter("project");
-        builder.AddFirestoreEmulator("firestore").WithDataDirectory(project, _folder.FullName);
+        var firestore = builder.AddFirestoreEmulator("firestore").WithDataDirectory(project, _folder.FullName);
+        add?.Invoke(builder, firestore, project);
         await using var app = builder.Build();
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
         await app.StartAsync(timeout.Token);
@@ -84,6 +116,21 @@ public sealed class FirestoreDataTests : IDisposable
         using var response = await firestore.PostAsJsonAsync($"/v1/projects/data-test/databases/(default)/documents/notes?documentId={id}",
             new { fields = new { text = new { stringValue = text } } });
         response.EnsureSuccessStatusCode();
+    }
+
+    private static async Task WaitForAsync(HttpClient firestore, string id)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            using var response = await firestore.GetAsync($"/v1/projects/data-test/databases/(default)/documents/notes/{id}");
+            if (response.IsSuccessStatusCode)
+            {
+                return;
+            }
+
+            Assert.True(attempt < 600, $"notes/{id} was not written within a minute: {(int)response.StatusCode}");
+            await Task.Delay(100);
+        }
     }
 
     private static async Task<string?> GetAsync(HttpClient firestore, string id)
