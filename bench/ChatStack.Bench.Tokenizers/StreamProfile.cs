@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using ChatStack.Tokenization;
 
@@ -56,6 +57,7 @@ internal static class StreamProfile
         Console.WriteLine($"answer tokens {b.AnswerTokens}, deltas {b.DeltaCount}, checkpoints {b.CheckpointCount}, tail chars re-counted {b.TailStats()}");
         Console.WriteLine(Describe(Measure()));
         Console.WriteLine(MeasureUnseen());
+        Console.WriteLine(MeasureUnseenApi());
         Console.WriteLine($"as the chat API, random deltas: {b.ApiGateStats(tokenDeltas: false)}");
         Console.WriteLine($"as the chat API, token deltas: {b.ApiGateStats(tokenDeltas: true)}");
     }
@@ -68,35 +70,67 @@ internal static class StreamProfile
     /// </summary>
     internal static string MeasureUnseen(int segmentLength = 50_000)
     {
+        var (ratios, onceMs, incrementalMs, collected) = PairOnUnseen(segmentLength,
+            (once, segment, _) => () => once.CountTokens(segment),
+            (incremental, segment, stream) =>
+            {
+                int[] at = stream.Ends.Where((_, k) => stream.Checkpoint[k]).ToArray();
+                return () =>
+                {
+                    var count = incremental.CreateIncrementalCounter();
+                    int total = 0;
+                    foreach (int end in at)
+                    {
+                        total = count.CountTokens(segment.AsSpan(0, end));
+                    }
+                    return total;
+                };
+            });
+        return $"unseen text, {ratios.Count} segments of {segmentLength:N0} chars: count once {onceMs:F1} ms in all, incremental {incrementalMs:F1} ms " +
+            $"(**{incrementalMs / onceMs:F2}×**; median of paired ratios {Median(ratios):F2}×, max {ratios.Max():F2}×; " +
+            $"pairs with a collection inside: {collected}).";
+    }
+
+    /// <summary>
+    /// The chat API's loop on unseen text, against accumulating the deltas and counting once. Its extra counts (when
+    /// the estimate fires before the checkpoint is reached) meet word fragments that are new here, not cache hits.
+    /// </summary>
+    internal static string MeasureUnseenApi(int segmentLength = 50_000)
+    {
+        var buffer = new ArrayBufferWriter<char>(segmentLength * 2);
+        var (ratios, onceMs, apiMs, collected) = PairOnUnseen(segmentLength,
+            (once, segment, stream) => () => StreamingAnswer.AccumulateThenCount(once, buffer, segment, stream.Ends),
+            (api, segment, stream) => () => StreamingAnswer.ApiLoop(api, buffer, segment, stream.Ends, counts: null));
+        return $"unseen text, as the chat API: accumulate + count once {onceMs:F1} ms in all, the chat API's loop {apiMs:F1} ms " +
+            $"(**{apiMs / onceMs:F2}×**; median of paired ratios {Median(ratios):F2}×, max {ratios.Max():F2}×; pairs with a collection inside: {collected}).";
+    }
+
+    /// <summary>
+    /// Times <paramref name="first"/> and <paramref name="second"/> on each segment after the first 20% of the corpus,
+    /// each with a counter (and cache) of its own trained on that 20%, paired and alternating which goes first.
+    /// </summary>
+    private static (List<double> Ratios, double FirstMs, double SecondMs, int Collected) PairOnUnseen(int segmentLength,
+        Func<TokenCounter, string, (int[] Ends, bool[] Checkpoint), Func<int>> first, Func<TokenCounter, string, (int[] Ends, bool[] Checkpoint), Func<int>> second)
+    {
         string text = Corpus.Text;
-        var once = TokenCounter.Create(TokenizerEncodings.O200kBase);
-        var incremental = TokenCounter.Create(TokenizerEncodings.O200kBase);
+        var a = TokenCounter.Create(TokenizerEncodings.O200kBase);
+        var b = TokenCounter.Create(TokenizerEncodings.O200kBase);
         var checkpoints = TokenCounter.Create(TokenizerEncodings.O200kBase);
         int train = text.Length / 5;
-        once.CountTokens(text.AsSpan(0, train));
-        incremental.CountTokens(text.AsSpan(0, train));
+        a.CountTokens(text.AsSpan(0, train));
+        b.CountTokens(text.AsSpan(0, train));
         var ratios = new List<double>();
-        double onceMs = 0, incrementalMs = 0;
+        double firstMs = 0, secondMs = 0;
         int collected = 0;
         for (int start = train; start + segmentLength < text.Length; start += segmentLength)
         {
             int from = char.IsLowSurrogate(text[start]) ? start + 1 : start;
             int to = char.IsLowSurrogate(text[start + segmentLength]) ? start + segmentLength + 1 : start + segmentLength;
             string segment = text[from..to];
-            var (ends, checkpoint) = StreamingAnswer.Deltas(checkpoints, segment, seed: start);
-            int[] at = ends.Where((_, k) => checkpoint[k]).ToArray();
-            double a = 0, b = 0;
-            int countedOnce = 0, countedIncrementally = 0;
-            void One() => a = Time(() => countedOnce = once.CountTokens(segment));
-            void Inc() => b = Time(() =>
-            {
-                var count = incremental.CreateIncrementalCounter();
-                foreach (int end in at)
-                {
-                    countedIncrementally = count.CountTokens(segment.AsSpan(0, end));
-                }
-                return countedIncrementally;
-            });
+            var stream = StreamingAnswer.Deltas(checkpoints, segment, seed: start);
+            Func<int> one = first(a, segment, stream), two = second(b, segment, stream);
+            double t1 = 0, t2 = 0;
+            int c1 = 0, c2 = 0;
             // Each pair is timed once, so a collection inside it lands on one side: the bench's own garbage (the
             // corpus slices and delta arrays) promoted 33 MB in a 130-200 ms gen-1 pause inside one incremental
             // timing, which read as a 2-3x sum ratio. Collecting first keeps the pairs about counting.
@@ -105,27 +139,27 @@ internal static class StreamProfile
             int collections = GC.CollectionCount(0);
             if (ratios.Count % 2 == 0)
             {
-                One();
-                Inc();
+                t1 = Time(() => c1 = one());
+                t2 = Time(() => c2 = two());
             }
             else
             {
-                Inc();
-                One();
+                t2 = Time(() => c2 = two());
+                t1 = Time(() => c1 = one());
             }
-            if (countedOnce != countedIncrementally)
+            if (c1 != c2)
             {
-                throw new InvalidOperationException($"Incremental count {countedIncrementally} differs from {countedOnce} at segment {start}.");
+                throw new InvalidOperationException($"The two counts of the segment at {start} differ: {c1} and {c2}.");
             }
             collected += GC.CollectionCount(0) - collections > 0 ? 1 : 0;
-            ratios.Add(b / a);
-            onceMs += a;
-            incrementalMs += b;
+            ratios.Add(t2 / t1);
+            firstMs += t1;
+            secondMs += t2;
         }
-        return $"unseen text, {ratios.Count} segments of {segmentLength:N0} chars: count once {onceMs:F1} ms in all, incremental {incrementalMs:F1} ms " +
-            $"(**{incrementalMs / onceMs:F2}×**; median of paired ratios {ratios.Order().ElementAt(ratios.Count / 2):F2}×, max {ratios.Max():F2}×; " +
-            $"pairs with a collection inside: {collected}).";
+        return (ratios, firstMs, secondMs, collected);
     }
+
+    private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
 
     internal static string Describe(Figures f) =>
         $"min of {f.Rounds} interleaved rounds: count once {f.OneShotMs:F2} ms, incremental {f.IncrementalMs:F2} ms " +

@@ -108,17 +108,7 @@ public class StreamingBenchmarks
     public int AccumulateTokenDeltasThenCount() => AccumulateThenCount(_tokenDeltaEnds);
 
     // What a caller that counts once must also do: keep the streamed text.
-    private int AccumulateThenCount(int[] deltaEnds)
-    {
-        var text = Answer();
-        int start = 0;
-        foreach (int end in deltaEnds)
-        {
-            text.Write(_answer.AsSpan(start, end - start));
-            start = end;
-        }
-        return _counter.CountTokens(text.WrittenSpan);
-    }
+    private int AccumulateThenCount(int[] deltaEnds) => StreamingAnswer.AccumulateThenCount(_counter, Answer(), _answer, deltaEnds);
 
     [Benchmark(Description = "as the chat API: accumulate deltas, count when the estimate says a checkpoint is due")]
     public int ApiGated() => ApiGated(_deltaEnds, null);
@@ -126,34 +116,7 @@ public class StreamingBenchmarks
     [Benchmark(Description = "as the chat API: accumulate token deltas, count when the estimate says a checkpoint is due")]
     public int ApiGatedTokenDeltas() => ApiGated(_tokenDeltaEnds, null);
 
-    /// <summary>
-    /// What the chat API's agent does with each model delta (AgentRun): keep it in the answer, tell the estimate, and
-    /// count exactly only when the estimate reaches the next checkpoint, which then moves 50 tokens past the count.
-    /// </summary>
-    internal int ApiGated(int[] deltaEnds, List<(int Count, bool Checkpoint)>? counts)
-    {
-        var text = Answer();
-        var count = _counter.CreateIncrementalCounter();
-        int start = 0, next = 50;
-        foreach (int end in deltaEnds)
-        {
-            var delta = _answer.AsSpan(start, end - start);
-            start = end;
-            text.Write(delta);
-            count.Appended(delta);
-            if (!count.CountDue(text.WrittenCount, next, limit: int.MaxValue))
-            {
-                continue;
-            }
-            int tokens = count.CountTokens(text.WrittenSpan);
-            counts?.Add((tokens, tokens >= next));
-            if (tokens >= next)
-            {
-                next = tokens + 50;
-            }
-        }
-        return count.CountTokens(text.WrittenSpan);
-    }
+    internal int ApiGated(int[] deltaEnds, List<(int Count, bool Checkpoint)>? counts) => StreamingAnswer.ApiLoop(_counter, Answer(), _answer, deltaEnds, counts);
 
     /// <summary>Exact counts per checkpoint, and the tokens between checkpoints, of <see cref="ApiGated(int[], List{ValueTuple{int, bool}}?)"/>.</summary>
     internal string ApiGateStats(bool tokenDeltas)
@@ -257,6 +220,48 @@ internal static class StreamingAnswer
             }
         }
         return checkpoint;
+    }
+
+    /// <summary>Keeps the streamed text and counts it once at the end: what a caller that counts once must do.</summary>
+    internal static int AccumulateThenCount(ITokenCounter counter, ArrayBufferWriter<char> text, string answer, int[] deltaEnds)
+    {
+        text.ResetWrittenCount();
+        int start = 0;
+        foreach (int end in deltaEnds)
+        {
+            text.Write(answer.AsSpan(start, end - start));
+            start = end;
+        }
+        return counter.CountTokens(text.WrittenSpan);
+    }
+
+    /// <summary>
+    /// What the chat API's agent does with each model delta (AgentRun): keep it in the answer, tell the estimate, and
+    /// count exactly only when the estimate reaches the next checkpoint, which then moves 50 tokens past the count.
+    /// </summary>
+    internal static int ApiLoop(ITokenCounter counter, ArrayBufferWriter<char> text, string answer, int[] deltaEnds, List<(int Count, bool Checkpoint)>? counts)
+    {
+        text.ResetWrittenCount();
+        var count = counter.CreateIncrementalCounter();
+        int start = 0, next = 50;
+        foreach (int end in deltaEnds)
+        {
+            var delta = answer.AsSpan(start, end - start);
+            start = end;
+            text.Write(delta);
+            count.Appended(delta);
+            if (!count.CountDue(text.WrittenCount, next, limit: int.MaxValue))
+            {
+                continue;
+            }
+            int tokens = count.CountTokens(text.WrittenSpan);
+            counts?.Add((tokens, tokens >= next));
+            if (tokens >= next)
+            {
+                next = tokens + 50;
+            }
+        }
+        return count.CountTokens(text.WrittenSpan);
     }
 
     internal static int Stream(StreamingTokenCounter stream, string answer, int[] ends, bool[] checkpoint)
