@@ -62,9 +62,22 @@ internal sealed class FirestoreHealthCheck(Firestore.FirestoreClient client, Goo
             // Reached and answered: a permission to read this probe document is not what readiness is about.
             return HealthCheckResult.Healthy();
         }
-        catch (RpcException e)
+        catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
+        {
+            // A missing document is a result (`missing`), so NOT_FOUND is the database itself: never created, or
+            // FIRESTORE_DATABASE / GOOGLE_CLOUD_PROJECT naming the wrong one. A deployment step, not the network.
+            return HealthCheckResult.Unhealthy(
+                $"Firestore has no database '{options.FirestoreDatabase}' in project '{options.RequireProjectId()}' (NOT_FOUND: {e.Status.Detail})", e);
+        }
+        catch (RpcException e) when (e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.Unknown
+            or StatusCode.Internal or StatusCode.Cancelled)
         {
             return HealthCheckResult.Unhealthy($"Firestore did not answer: {e.Status.Detail}", e);
+        }
+        catch (RpcException e)
+        {
+            // Reached, and refused for a reason of its own (credentials, an invalid name): its status says which.
+            return HealthCheckResult.Unhealthy($"Firestore refused the probe with {e.StatusCode}: {e.Status.Detail}", e);
         }
     }
 }

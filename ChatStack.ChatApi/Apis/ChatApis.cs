@@ -7,6 +7,7 @@ using ChatStack.ChatApi.Identity;
 using ChatStack.ChatApi.Limits;
 using ChatStack.ChatApi.Sessions;
 using ChatStack.ChatApi.Streaming;
+using Grpc.Core;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using ChatStack.Tokenization;
@@ -204,14 +205,18 @@ internal static class ChatApis
                     $"At most {admission.Limit} chat requests per window; retry after {Seconds(admission.RetryAfter)} s.");
         }
 
-        // From here a failure on our side (the store down or refusing) gives the request's slot back: a user retrying
-        // through a Firestore outage must not be locked out by it. The client's own refusals (session-not-found,
-        // turn-in-progress) keep it: each cost a store read, and a client repeating one should meet the limit.
+        // From here a failure on our side (the store down or refusing, or a bug) gives the request's slot back: a
+        // user retrying through a Firestore outage must not be locked out by it. The client's own refusals
+        // (session-not-found, turn-in-progress, quota-exhausted) keep it: each cost a store read, and a client
+        // repeating one should meet the limit. Until the run is tracked, the turn's claim and the quota hold are the
+        // request's to give back; then the run's (it settles the hold before Admitted fails).
         ChatSession session;
         ChatStream? stream = null;
-        IReadOnlyList<ChatMessageRecord> history = [];
+        UserLimiter.TokenHold? hold = null;
+        var runStarted = false;
         try
         {
+            IReadOnlyList<ChatMessageRecord> history = [];
             if (chat.SessionId is { } sessionId)
             {
                 var existing = await store.GetSessionAsync(sessionId, context.RequestAborted);
@@ -243,73 +248,74 @@ internal static class ChatApis
                     CreatedAt = now,
                     UpdatedAt = now,
                 };
+                stream = streams.TryStart(userId, session.Id, out _)!; // a new session: nothing else can be running in it
             }
-        }
-        catch (ChatStoreUnavailableException e)
-        {
-            if (stream is not null)
+
+            // The quota caps the budget, and the run holds it until it ends: a request never plans to spend more than the
+            // user has left, and two runs at once cannot both plan to spend the same tokens.
+            var quota = limiter.TryHold(userId, budgetMax, needed: inputTokens + 1);
+            if (quota.Hold is null)
             {
                 streams.Abandon(stream);
+                context.Response.Headers.RetryAfter = Seconds(quota.RetryAfter).ToString(CultureInfo.InvariantCulture);
+                return Problems.Create(context, StatusCodes.Status429TooManyRequests, LimitDecision.QuotaExhausted, "Token quota exhausted",
+                    $"Only {quota.Available} tokens are left in your quota{(quota.HeldByOthers > 0 ? $" while your answers in progress hold {quota.HeldByOthers}" : "")}; " +
+                    $"this message needs {inputTokens} to start.");
             }
 
-            return GiveBackSlot(context, admission, Problems.StoreUnavailable(context, e));
-        }
-        catch (ChatStoreRefusedException e)
-        {
-            if (stream is not null)
-            {
-                streams.Abandon(stream);
-            }
+            hold = quota.Hold;
+            var run = agent.Create(new ChatRunRequest(userId, session, history, message, model, hold, NewSession: chat.SessionId is null), stream);
+            runs.Track(RunInBackground(run, streams, stream, lifetime.ApplicationStopping, logger));
+            runStarted = true;
 
-            // Answered here, not by the exception handler: it clears the response, RateLimit headers and all.
-            return GiveBackSlot(context, admission, Problems.StoreRefused(context, e));
-        }
-        catch when (stream is not null)
-        {
-            streams.Abandon(stream); // a client gone mid-read must not leave the session busy
-            throw;
-        }
-
-        stream ??= streams.TryStart(userId, session.Id, out _)!; // a new session: nothing else can be running in it
-        // The quota caps the budget, and the run holds it until it ends: a request never plans to spend more than the
-        // user has left, and two runs at once cannot both plan to spend the same tokens.
-        var quota = limiter.TryHold(userId, budgetMax, needed: inputTokens + 1);
-        if (quota.Hold is not { } hold)
-        {
-            streams.Abandon(stream);
-            context.Response.Headers.RetryAfter = Seconds(quota.RetryAfter).ToString(CultureInfo.InvariantCulture);
-            return Problems.Create(context, StatusCodes.Status429TooManyRequests, LimitDecision.QuotaExhausted, "Token quota exhausted",
-                $"Only {quota.Available} tokens are left in your quota{(quota.HeldByOthers > 0 ? $" while your answers in progress hold {quota.HeldByOthers}" : "")}; " +
-                $"this message needs {inputTokens} to start.");
-        }
-
-        var run = agent.Create(new ChatRunRequest(userId, session, history, message, model, hold, NewSession: chat.SessionId is null), stream);
-        runs.Track(RunInBackground(run, streams, stream, lifetime.ApplicationStopping, logger));
-
-        // The stream starts once the message is saved: until then a failure is the request's, with nothing to resume.
-        try
-        {
+            // The stream starts once the message is saved: until then a failure is the request's, with nothing to resume.
             await run.Admitted;
         }
         catch (ChatStoreUnavailableException e)
         {
-            streams.Abandon(stream);
-            return GiveBackSlot(context, admission, Problems.StoreUnavailable(context, e));
+            GiveBackClaims();
+            GiveBackSlot(context, admission);
+            return Problems.StoreUnavailable(context, e);
         }
         catch (ChatStoreRefusedException e)
         {
-            streams.Abandon(stream);
-            return GiveBackSlot(context, admission, Problems.StoreRefused(context, e));
+            GiveBackClaims();
+            GiveBackSlot(context, admission);
+            return Problems.StoreRefused(context, e);
+        }
+        catch (Exception e) when (context.RequestAborted.IsCancellationRequested && e is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled })
+        {
+            // The client hung up, which cut the store call short: not our failure, and the store was already asked
+            // for it, so the slot stays spent. Told as the cancellation it is (a gRPC call says it as RpcException), which the
+            // exception handler records as a client that left rather than logging a 500.
+            GiveBackClaims();
+            throw new OperationCanceledException("The client left before the chat's stream started.", e, context.RequestAborted);
         }
         catch
         {
-            streams.Abandon(stream);
+            // A bug, or a failure nobody foresaw: ours all the same. The exception handler logs it and answers 500,
+            // with the RateLimit headers written here (it clears the response, then writes them again).
+            GiveBackClaims();
+            GiveBackSlot(context, admission);
             throw;
         }
 
         context.Response.Headers["X-Session-Id"] = session.Id;
         context.Response.Headers["X-Stream-Id"] = stream.Id;
         return new SseResult(stream, 0, TimeSpan.FromSeconds(options.HeartbeatSeconds));
+
+        void GiveBackClaims()
+        {
+            if (stream is not null)
+            {
+                streams.Abandon(stream); // the session takes its next message, and nobody can resume a stream that never started
+            }
+
+            if (!runStarted)
+            {
+                hold?.Settle(0);
+            }
+        }
     }
 
     /// <summary>
@@ -637,19 +643,21 @@ internal static class ChatApis
     /// A chat failed on our side before its stream started: it does not count against the request rate, and its
     /// RateLimit headers say so (Remaining as it is now, this request's slot included).
     /// </summary>
-    private static IResult GiveBackSlot(HttpContext context, LimitDecision admission, IResult problem)
+    private static void GiveBackSlot(HttpContext context, LimitDecision admission)
     {
         if (admission.Slot is { } slot)
         {
             WriteRateLimitHeaders(context, slot.Release());
         }
-
-        return problem;
     }
 
-    /// <summary>The IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers), plus Retry-After when refused.</summary>
-    private static void WriteRateLimitHeaders(HttpContext context, LimitDecision decision)
+    /// <summary>
+    /// The IETF RateLimit header fields (draft-ietf-httpapi-ratelimit-headers), plus Retry-After when refused. The
+    /// decision is kept on the request too, for the exception handler to write them again after it cleared the response.
+    /// </summary>
+    internal static void WriteRateLimitHeaders(HttpContext context, LimitDecision decision)
     {
+        context.Features.Set(decision);
         var headers = context.Response.Headers;
         headers["RateLimit-Limit"] = decision.Limit.ToString(CultureInfo.InvariantCulture);
         headers["RateLimit-Remaining"] = decision.Remaining.ToString(CultureInfo.InvariantCulture);

@@ -1,4 +1,5 @@
 using ChatStack.ChatApi.Agent;
+using ChatStack.ChatApi.Limits;
 using ChatStack.ChatApi.Sessions;
 using Microsoft.AspNetCore.Diagnostics;
 
@@ -88,11 +89,22 @@ internal static partial class Problems
         return Create(context, status, code, title, detail);
     }
 
-    /// <summary>The problem for an exception no endpoint handled: a store refusal is told as one, anything else by its status.</summary>
-    public static IResult ForException(HttpContext context) =>
-        context.Features.Get<IExceptionHandlerFeature>()?.Error is ChatStoreRefusedException refusal
+    /// <summary>
+    /// The problem for an exception no endpoint handled: a store refusal is told as one, anything else by its status.
+    /// The handler cleared the response: a chat it failed after admission gets its RateLimit headers back, as they
+    /// stood when it failed (its slot given back).
+    /// </summary>
+    public static IResult ForException(HttpContext context)
+    {
+        if (context.Features.Get<LimitDecision>() is { } standing)
+        {
+            ChatApis.WriteRateLimitHeaders(context, standing);
+        }
+
+        return context.Features.Get<IExceptionHandlerFeature>()?.Error is ChatStoreRefusedException refusal
             ? StoreRefused(context, refusal)
             : ForStatus(context, context.Response.StatusCode);
+    }
 
     /// <summary>
     /// A token was sent and refused: say so, and why when the bearer handler's challenge says (expired, bad signature),

@@ -57,6 +57,26 @@ public sealed class FirestoreHealthCheckTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task A_missing_database_is_unhealthy_and_says_which_database_is_missing_not_that_firestore_did_not_answer()
+    {
+        // What real Firestore answers when the configured database was never created (or is misnamed), as the
+        // chat API's store-refusal tests have it; the emulator makes any database it is asked for.
+        const string NoDatabase = "The database (default) does not exist for project health-check-tests Please visit https://console.cloud.google.com/datastore/setup?project=health-check-tests to add a Cloud Datastore or Cloud Firestore database.";
+        var faults = new FirestoreFaults();
+        faults.Fail(_ => true, StatusCode.NotFound, times: int.MaxValue, detail: NoDatabase);
+        using var host = BuildHost(stack.FirestoreHost, services => services.AddSingleton(_ => new Google.Cloud.Firestore.V1.Firestore.FirestoreClient(
+            GoogleCloudChannels.Create(stack.FirestoreHost, GoogleCloudChannels.FirestoreEndpoint).Intercept(faults))));
+
+        var entry = (await CheckAsync(host)).Entries["firestore"];
+
+        Assert.Equal(1, faults.Injected);
+        Assert.Equal(HealthStatus.Unhealthy, entry.Status);
+        Assert.StartsWith("Firestore has no database '(default)' in project 'health-check-tests'", entry.Description);
+        Assert.Contains(NoDatabase, entry.Description);
+        Assert.DoesNotContain("did not answer", entry.Description);
+    }
+
+    [Fact]
     public async Task A_Firestore_that_never_answers_is_unhealthy_within_the_probe_deadline()
     {
         // Takes the connection and says nothing: only the probe's own deadline ends the read.

@@ -29,6 +29,18 @@ internal sealed class FirestoreFaults : Interceptor
     }
 
     /// <summary>
+    /// Fails the next call <paramref name="matches"/> picks with <paramref name="exception"/> rather than a gRPC status,
+    /// before it leaves: a failure the store was never written to expect, as a bug in our code would throw it.
+    /// </summary>
+    public void Throw(Func<IMessage, bool> matches, Exception exception)
+    {
+        lock (_faults)
+        {
+            _faults.Add(new Fault(matches, Status.DefaultSuccess, AfterFirestoreApplied: false) { Left = 1, Thrown = exception });
+        }
+    }
+
+    /// <summary>
     /// Runs <paramref name="action"/> (another request's write, say) once, just before the next unary call
     /// <paramref name="matches"/> picks goes on to Firestore: a race lost on cue.
     /// </summary>
@@ -82,7 +94,7 @@ internal sealed class FirestoreFaults : Interceptor
         var status = fault.Status;
         if (!fault.AfterFirestoreApplied)
         {
-            return new AsyncUnaryCall<TResponse>(Task.FromException<TResponse>(new RpcException(status)), Task.FromResult(new Metadata()), () => status, () => [], () => { });
+            return new AsyncUnaryCall<TResponse>(Task.FromException<TResponse>(fault.Failure), Task.FromResult(new Metadata()), () => status, () => [], () => { });
         }
 
         var call = continuation(request, context);
@@ -98,7 +110,7 @@ internal sealed class FirestoreFaults : Interceptor
         }
 
         var status = fault.Status;
-        return new AsyncServerStreamingCall<TResponse>(new FailingStream<TResponse>(new RpcException(status)), Task.FromResult(new Metadata()), () => status, () => [], () => { });
+        return new AsyncServerStreamingCall<TResponse>(new FailingStream<TResponse>(fault.Failure), Task.FromResult(new Metadata()), () => status, () => [], () => { });
     }
 
     private Fault? Take(object request)
@@ -151,9 +163,14 @@ internal sealed class FirestoreFaults : Interceptor
     private sealed record Fault(Func<IMessage, bool> Matches, Status Status, bool AfterFirestoreApplied)
     {
         public int Left { get; set; }
+
+        /// <summary>Thrown instead of the status, when set.</summary>
+        public Exception? Thrown { get; init; }
+
+        public Exception Failure => Thrown ?? new RpcException(Status);
     }
 
-    private sealed class FailingStream<T>(RpcException failure) : IAsyncStreamReader<T>
+    private sealed class FailingStream<T>(Exception failure) : IAsyncStreamReader<T>
     {
         public T Current => throw new InvalidOperationException();
 
