@@ -7,7 +7,6 @@ using ChatStack.ChatApi.Identity;
 using ChatStack.ChatApi.Limits;
 using ChatStack.ChatApi.Sessions;
 using ChatStack.ChatApi.Streaming;
-using Grpc.Core;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using ChatStack.Tokenization;
@@ -283,13 +282,12 @@ internal static class ChatApis
             GiveBackSlot(context, admission);
             return Problems.StoreRefused(context, e);
         }
-        catch (Exception e) when (context.RequestAborted.IsCancellationRequested && e is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled })
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
             // The client hung up, which cut the store call short: not our failure, and the store was already asked
-            // for it, so the slot stays spent. Told as the cancellation it is (a gRPC call says it as RpcException), which the
-            // exception handler records as a client that left rather than logging a 500.
+            // for it, so the slot stays spent. The exception handler records it as a client that left, not as a 500.
             GiveBackClaims();
-            throw new OperationCanceledException("The client left before the chat's stream started.", e, context.RequestAborted);
+            throw;
         }
         catch
         {

@@ -25,7 +25,7 @@ internal enum RetrySafety
 /// jittered exponential backoff, each attempt with its own deadline, all within a total. Past the total, or after a
 /// failure it must not repeat, the store is unavailable: a 503 for a request, <c>store_unavailable</c> in a stream.
 /// Any other failure is a refusal (<see cref="ChatStoreRefusedException"/>): a 500 <c>store-error</c> for a request,
-/// <c>store_error</c> in a stream.
+/// <c>store_error</c> in a stream. A call its caller cancelled ends in <see cref="OperationCanceledException"/>.
 /// </summary>
 internal static class FirestoreRetry
 {
@@ -70,6 +70,13 @@ internal static class FirestoreRetry
                 await attempt(DateTime.UtcNow.Add(left < AttemptDeadline ? left : AttemptDeadline));
                 return;
             }
+            catch (RpcException e) when (e.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested)
+            {
+                // gRPC tells a call cut short by its own token as CANCELLED. Said as the cancellation it is, so whoever
+                // cancelled (a client that left, a stopped run, the app stopping) is not taken for a failed store: no
+                // error log, 500 or model_error. A CANCELLED the server sent while our token stands stays an RpcException.
+                throw new OperationCanceledException("The Firestore call was cancelled by its caller.", e, cancellationToken);
+            }
             catch (RpcException e) when (safety == RetrySafety.Guarded && mayBeApplied && e.StatusCode is StatusCode.AlreadyExists or StatusCode.FailedPrecondition)
             {
                 // An earlier attempt was applied: this one found its documents (Firestore and its emulator say
@@ -90,7 +97,7 @@ internal static class FirestoreRetry
                 await Task.Delay(delay, cancellationToken);
                 backoff = backoff * 2 < MaxBackoff ? backoff * 2 : MaxBackoff;
             }
-            catch (RpcException e) when (e.StatusCode != StatusCode.Cancelled) // a cancelled call stays a cancellation
+            catch (RpcException e) when (e.StatusCode != StatusCode.Cancelled) // a CANCELLED the server sent goes up as it is
             {
                 throw new ChatStoreRefusedException(e);
             }

@@ -157,6 +157,14 @@ public static partial class ProvisionerCli
             await console.Error.WriteLineAsync($"Provisioning failed: {missing.Message}");
             return ProvisioningResult.Failed;
         }
+        catch (Exception e) when (cancellationToken.IsCancellationRequested && e is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled })
+        {
+            // Stopped (Ctrl+C, SIGTERM) with a call in flight, which gRPC tells as CANCELLED: our stop, not a failure of
+            // the service. What was applied stays, and a second run converges the rest.
+            logger.LogInformation("Provisioning stopped before it finished");
+            await console.Error.WriteLineAsync("Provisioning stopped before it finished; run it again to converge the rest.");
+            return ProvisioningResult.Failed;
+        }
         catch (RpcException e)
         {
             var target = options.PubSubEmulatorHost is { } emulator ? $"the Pub/Sub emulator at {emulator}" : GoogleCloudChannels.PubSubEndpoint;

@@ -8,7 +8,12 @@ using ChatStack.Provisioner.PubSub;
 using ChatStack.Tests.Support;
 using Google.Cloud.PubSub.V1;
 using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Grpc.Core.Interceptors;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
 
 namespace ChatStack.Tests.Provisioning;
 
@@ -310,6 +315,54 @@ public sealed class ProvisionerTests(StackFixture stack, ITestOutputHelper outpu
 
         Assert.Equal(1, exitCode);
         Assert.StartsWith("Provisioning failed: the Pub/Sub emulator at 127.0.0.1:9 answered Unavailable", error.Trim());
+    }
+
+    [Fact]
+    public async Task A_run_stopped_with_a_pubsub_call_in_flight_stops_quietly()
+    {
+        var logs = new FakeLogCollector();
+        using var stop = new CancellationTokenSource();
+        var stopAtFirstCall = new StopAtFirstCall(stop);
+        var stderr = new StringWriter();
+        var exitCode = await ProvisionerCli.Create(host =>
+            {
+                host.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+                {
+                    ["PUBSUB_EMULATOR_HOST"] = stack.PubSubHost,
+                    ["BIGQUERY_EMULATOR_HOST"] = stack.BigQueryHost,
+                    ["GOOGLE_CLOUD_PROJECT"] = _project,
+                });
+                host.Logging.AddProvider(new FakeLoggerProvider(logs));
+                // Ctrl+C as the first Pub/Sub call leaves: the call goes on with the run's token cancelled.
+                _channel ??= GoogleCloudChannels.Create(stack.PubSubHost, GoogleCloudChannels.PubSubEndpoint);
+                host.Services.AddSingleton(new Publisher.PublisherClient(_channel.Intercept(stopAtFirstCall)));
+            })
+            .Parse(["provision"]).InvokeAsync(new InvocationConfiguration { Output = new StringWriter(), Error = stderr }, stop.Token);
+        output.WriteLine($"-> {exitCode}\n{stderr}");
+
+        Assert.Equal(1, stopAtFirstCall.Calls);
+        Assert.Equal(1, exitCode);
+        Assert.Equal("Provisioning stopped before it finished; run it again to converge the rest.", stderr.ToString().Trim());
+        Assert.DoesNotContain(logs.GetSnapshot(), r => r.Level >= LogLevel.Warning);
+    }
+
+    /// <summary>Cancels the run as its first Pub/Sub call leaves.</summary>
+    private sealed class StopAtFirstCall(CancellationTokenSource stop) : Interceptor
+    {
+        private int _calls;
+
+        public int Calls => Volatile.Read(ref _calls);
+
+        public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(TRequest request, ClientInterceptorContext<TRequest, TResponse> context,
+            AsyncUnaryCallContinuation<TRequest, TResponse> continuation)
+        {
+            if (Interlocked.Increment(ref _calls) == 1)
+            {
+                stop.Cancel();
+            }
+
+            return continuation(request, context);
+        }
     }
 
     /// <summary>Reads through to the emulator; records subscription updates instead of sending them.</summary>
