@@ -29,6 +29,9 @@ internal static class FinishReasons
     public const string Stop = "stop";
     public const string Length = "length";
     public const string BudgetExhausted = "budget_exhausted";
+
+    /// <summary>The answer reached <see cref="ChatOptions.MaxAnswerBytes"/>: any more and its document could not be stored.</summary>
+    public const string SizeLimit = "size_limit";
     public const string Cancelled = "cancelled";
     public const string Error = "error";
 }

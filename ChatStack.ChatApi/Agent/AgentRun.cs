@@ -33,7 +33,14 @@ internal sealed class AgentRun(
 {
     private readonly BudgetTracker _budget = new(request.Model.Name, request.BudgetMax, request.Model.Options.ContextWindow, options.SummarizeShare, time);
     private readonly AnswerText _answer = new();
+    private readonly StoredTextSize _answerSize = new(options.MaxAnswerBytes, outbox.CarriesContent);
     private ChatSession _session = request.Session;
+
+    // A tool's result and arguments, and a summary, are stored only up to here: the tools' own results are short (a
+    // time, a number, three snippets), but an error can quote what the model wrote, and a provider may ignore the
+    // summary's max_tokens. 64 KiB each keeps a tool message (two of them, and its record as JSON) far below 1 MiB.
+    private const int MaxToolTextBytes = 64 * 1024;
+    private const int MaxSummaryBytes = 64 * 1024;
 
     // Completion tokens of finished model calls, tool arguments and summaries; the live call adds its own.
     private int _completionBase;
@@ -232,7 +239,7 @@ internal sealed class AgentRun(
             call.SetOutput(reply?.Content ?? "", []);
         }
 
-        var summary = reply?.Content?.Trim() ?? "";
+        var summary = StoredTextSize.Shorten(reply?.Content?.Trim() ?? "", MaxSummaryBytes);
         var throughId = older[^1].Id;
         await store.SetSummaryAsync(_session.Id, summary, throughId, time.GetUtcNow(), cancellationToken);
         _session = _session with { Summary = summary, SummaryThroughMessageId = throughId };
@@ -288,6 +295,13 @@ internal sealed class AgentRun(
                 FunctionChoiceBehavior = round < options.MaxToolRounds ? FunctionChoiceBehavior.Auto(autoInvoke: false) : null,
             };
             var calls = await StreamModelAsync(context, settings, kernel, cancellationToken);
+            if (_answerSize.Full)
+            {
+                logger.LogWarning("An answer of session {SessionId} by {Model} stopped at {Bytes} bytes, the most Chat:MaxAnswerBytes ({MaxBytes}) lets the store keep",
+                    _session.Id, request.Model.Name, _answerSize.Bytes, _answerSize.MaxBytes);
+                return FinishReasons.SizeLimit;
+            }
+
             if (_budget.IsExhausted)
             {
                 return FinishReasons.BudgetExhausted;
@@ -343,8 +357,19 @@ internal sealed class AgentRun(
                     continue;
                 }
 
-                _live.Add(update.Content);
-                events.Write(ChatEventTypes.MessageDelta, new MessageDeltaEvent(update.Content));
+                // Only what can still be stored is taken: the text sent is the text kept, cut at a scalar boundary.
+                var fits = _answerSize.Take(update.Content);
+                var text = fits == update.Content.Length ? update.Content : update.Content[..fits];
+                if (text.Length > 0)
+                {
+                    _live.Add(text);
+                    events.Write(ChatEventTypes.MessageDelta, new MessageDeltaEvent(text));
+                }
+
+                if (_answerSize.Full)
+                {
+                    break; // as for the budget: leaving the loop disposes the provider's stream, and the count is made below
+                }
 
                 // Count exactly only when the estimate says a checkpoint is due ("about every 50 tokens": one or
                 // two counts per checkpoint), or when the sound upper bound says the budget may be reached, so a
@@ -420,15 +445,17 @@ internal sealed class AgentRun(
         var resultTokens = counter.CountTokens(result);
         _budget.AddToContext(resultTokens);
         // A brief wait: the result was not shown yet, and what the answer streamed so far is saved at finalize, with the long one.
+        // Its tokens are what the model is sent: the whole result, even when only its start is stored.
         await PersistAsync(new ChatMessageRecord
         {
             Id = ChatMessageRecord.NewId(time.GetUtcNow()),
             Role = "tool",
-            Content = result,
+            Content = StoredTextSize.Shorten(result, MaxToolTextBytes),
             Tokens = resultTokens,
             CreatedAt = time.GetUtcNow(),
             ToolName = name,
-            ToolArguments = JsonSerializer.Serialize(arguments),
+            ToolArguments = StoredTextSize.Shorten(JsonSerializer.Serialize(arguments), MaxToolTextBytes),
+            ToolResultBytes = Encoding.UTF8.GetByteCount(result),
             ToolStatus = status,
             ToolErrorType = errorType,
             DurationMs = Math.Round(duration.TotalMilliseconds, 3),

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Options;
+
 namespace ChatStack.ChatApi.Agent;
 
 /// <summary>The chat API's settings (section <c>Chat</c>).</summary>
@@ -33,6 +35,16 @@ internal sealed class ChatOptions
 
     public int MaxRequestBytes { get; set; } = 64 * 1024;
 
+    /// <summary>
+    /// Largest answer kept, in bytes as stored: UTF-8, or with content capture on the JSON its chat event carries (up to
+    /// 6 bytes a character). Firestore refuses a document over 1 MiB, so an answer stops here (<c>size_limit</c>) while
+    /// it can still be saved, leaving room for the message's other fields and its outbox record's.
+    /// </summary>
+    public int MaxAnswerBytes { get; set; } = 1_000_000;
+
+    /// <summary>Firestore's largest document less room for the fields beside the answer (names, ids, model, usage).</summary>
+    public const int MaxStorableAnswerBytes = 1_048_576 - 16 * 1024;
+
     /// <summary>A <c>model_stream</c> token count is sent about every this many completion tokens.</summary>
     public int CheckpointTokens { get; set; } = 50;
 
@@ -52,6 +64,25 @@ internal sealed class ChatOptions
     public double ReconnectGraceSeconds { get; set; } = 10;
 
     public OfflineModelOptions Offline { get; set; } = new();
+
+    /// <summary>What is wrong with these settings, for start-up to refuse them rather than the first request to fail.</summary>
+    public IEnumerable<string> Problems()
+    {
+        if (MaxAnswerBytes is < 1 or > MaxStorableAnswerBytes)
+        {
+            yield return $"{Section}:MaxAnswerBytes is {MaxAnswerBytes}; it must lie in 1..{MaxStorableAnswerBytes} " +
+                "(a Firestore document holds at most 1 MiB, and the answer's document holds more than its text)";
+        }
+    }
+}
+
+/// <summary>Refuses <see cref="ChatOptions"/> that <see cref="ChatOptions.Problems"/> finds wrong, at start-up.</summary>
+internal sealed class ChatOptionsValidation : IValidateOptions<ChatOptions>
+{
+    public ValidateOptionsResult Validate(string? name, ChatOptions options) =>
+        options.Problems().ToList() is { Count: > 0 } problems
+            ? ValidateOptionsResult.Fail(problems)
+            : ValidateOptionsResult.Success;
 }
 
 internal enum ModelProvider

@@ -14,6 +14,9 @@ internal sealed class ChatEventOutbox(DualWriteOptions options, ContentHash cont
 {
     public bool Enabled => options.Enabled;
 
+    /// <summary>Whether a message's record carries its text (content capture on), as JSON: a second stored copy of it.</summary>
+    public bool CarriesContent => options.Enabled && options.CaptureContent;
+
     public IReadOnlyList<OutboxRecord> RecordsFor(ChatSession session, ChatMessageRecord message, TokenBudget budget, int toolSequence)
     {
         if (!options.Enabled)
@@ -34,7 +37,7 @@ internal sealed class ChatEventOutbox(DualWriteOptions options, ContentHash cont
                 ToolName = message.ToolName ?? "unknown",
                 Status = message.ToolStatus ?? "ok",
                 ArgumentsBytes = message.ToolArguments is { } args ? Encoding.UTF8.GetByteCount(args) : null,
-                ResultBytes = Encoding.UTF8.GetByteCount(message.Content),
+                ResultBytes = message.ToolResultBytes ?? Encoding.UTF8.GetByteCount(message.Content),
                 ResultTokens = message.Tokens,
                 StartedAt = message.DurationMs is { } d ? message.CreatedAt.AddMilliseconds(-d) : message.CreatedAt,
                 EndedAt = message.CreatedAt,

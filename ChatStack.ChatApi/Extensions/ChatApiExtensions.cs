@@ -27,7 +27,8 @@ internal static class ChatApiExtensions
         services.ConfigureHttpJsonOptions(json => json.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower);
         services.AddSingleton(TimeProvider.System);
 
-        services.AddOptions<ChatOptions>().Bind(builder.Configuration.GetSection(ChatOptions.Section));
+        services.AddOptions<ChatOptions>().Bind(builder.Configuration.GetSection(ChatOptions.Section)).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<ChatOptions>, ChatOptionsValidation>();
         services.AddSingleton((builder.Configuration.GetSection(LimitOptions.Section).Get<LimitOptions>() ?? new LimitOptions()).Validated());
         services.AddSingleton<ModelCatalog>();
         services.AddSingleton<TokenCounterProvider>();

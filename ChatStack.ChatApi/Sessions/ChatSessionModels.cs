@@ -46,6 +46,9 @@ internal sealed record ChatMessageRecord
     /// <summary>The failed tool's exception type, for the warehouse when content capture is off; not stored.</summary>
     [JsonIgnore] public string? ToolErrorType { get; init; }
 
+    /// <summary>UTF-8 bytes of the tool's whole result, when <see cref="Content"/> keeps only its start; not stored.</summary>
+    [JsonIgnore] public int? ToolResultBytes { get; init; }
+
     private static long s_lastTicks;
 
     /// <summary>

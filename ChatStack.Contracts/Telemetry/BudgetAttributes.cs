@@ -18,7 +18,7 @@ public static class BudgetAttributes
     /// <summary>Span event when older history was summarized to fit the context window.</summary>
     public const string SummarizedEvent = "chatstack.summarized";
 
-    /// <summary>How the run ended (<c>stop</c>, <c>length</c>, <c>budget_exhausted</c>, <c>cancelled</c>, <c>error</c>).</summary>
+    /// <summary>How the run ended (<c>stop</c>, <c>length</c>, <c>budget_exhausted</c>, <c>size_limit</c>, <c>cancelled</c>, <c>error</c>).</summary>
     public const string FinishReason = "chatstack.finish_reason";
 
     /// <summary>Whether a model call's usage came from the provider or from ChatStack's own exact count.</summary>

@@ -36,7 +36,7 @@ public static class WarehouseSchema
             Field("budget_max", "INT64", "Token budget of the request."),
             Field("budget_remaining", "INT64", "Budget left after the event."),
             Field("phase", "STRING", "Budget phase: ingress, retrieval, model_stream, tool, finalize."),
-            Field("finish_reason", "STRING", "stop, length, tool_calls, budget_exhausted, cancelled, error."),
+            Field("finish_reason", "STRING", "stop, length, tool_calls, budget_exhausted, size_limit, cancelled, error."),
             Field("latency_ms", "FLOAT64", "Time from request to the event."),
             Field("trace_id", "STRING", "W3C trace id of the chat turn."),
             Field("metadata", "JSON", "Event-specific extras."),

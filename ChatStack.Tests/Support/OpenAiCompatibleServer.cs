@@ -37,6 +37,18 @@ public sealed class OpenAiCompatibleServer : IAsyncDisposable
 
     public const string Summary = "The user sent two long messages of filler words.";
 
+    /// <summary>
+    /// When set, a streamed answer is <c>Chunk</c> sent <c>Count</c> times (a model looping on long tokens) instead of
+    /// <see cref="AnswerChunks"/>, each chunk flushed on its own.
+    /// </summary>
+    public (string Chunk, int Count)? RepeatedAnswer { get; set; }
+
+    /// <summary>When set, the expression the <c>tools-calculate</c> call asks for instead of <c>17 * 3</c>.</summary>
+    public string? CalculateExpression { get; set; }
+
+    /// <summary>Completes with the chunks written when a repeated answer's reader went away before its end.</summary>
+    public TaskCompletionSource<int> RepeatedAnswerAbandoned { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     public static readonly string[] AnswerChunks = ["The ", "answer ", "is ", "51", ". ", "Multiplying ", "17 ", "by ", "3 ", "gives ", "51."];
 
     /// <summary>The chat API's configuration of a model <c>test-gpt-4o</c> served by this server as <c>gpt-4o-mini</c>.</summary>
@@ -66,7 +78,7 @@ public sealed class OpenAiCompatibleServer : IAsyncDisposable
             var model = server.ResponseModel ?? body["model"]?.GetValue<string>() ?? "test";
             if (body["stream"]?.GetValue<bool>() == true)
             {
-                await WriteStreamAsync(context, body, model);
+                await WriteStreamAsync(server, context, body, model);
             }
             else
             {
@@ -84,7 +96,7 @@ public sealed class OpenAiCompatibleServer : IAsyncDisposable
         return server;
     }
 
-    private static async Task WriteStreamAsync(HttpContext context, JsonNode body, string model)
+    private static async Task WriteStreamAsync(OpenAiCompatibleServer server, HttpContext context, JsonNode body, string model)
     {
         context.Response.ContentType = "text/event-stream";
         var messages = body["messages"]!.AsArray();
@@ -108,7 +120,18 @@ public sealed class OpenAiCompatibleServer : IAsyncDisposable
         };
 
         await Send(Chunk(new { role = "assistant", content = "" }, null));
-        if (wantsTool)
+        if (wantsTool && server.CalculateExpression is { } expression)
+        {
+            await Send(Chunk(new
+            {
+                tool_calls = new[]
+                {
+                    new { index = 0, id = "call_calc_1", type = "function", function = new { name = "tools-calculate", arguments = JsonSerializer.Serialize(new { expression }) } },
+                },
+            }, null));
+            await Send(Chunk(new { }, "tool_calls"));
+        }
+        else if (wantsTool)
         {
             await Send(Chunk(new
             {
@@ -119,6 +142,25 @@ public sealed class OpenAiCompatibleServer : IAsyncDisposable
             }, null));
             await Send(Chunk(new { tool_calls = new[] { new { index = 0, function = new { arguments = "\"17 * 3\"}" } } } }, null));
             await Send(Chunk(new { }, "tool_calls"));
+        }
+        else if (server.RepeatedAnswer is var (chunk, count))
+        {
+            for (var i = 0; i < count; i++)
+            {
+                try
+                {
+                    // Kestrel drops writes to a connection the client closed rather than failing them: asked each time.
+                    context.RequestAborted.ThrowIfCancellationRequested();
+                    await Send(Chunk(new { content = chunk }, null));
+                }
+                catch (Exception) when (context.RequestAborted.IsCancellationRequested)
+                {
+                    server.RepeatedAnswerAbandoned.TrySetResult(i);
+                    return;
+                }
+            }
+
+            await Send(Chunk(new { }, "stop"));
         }
         else
         {
