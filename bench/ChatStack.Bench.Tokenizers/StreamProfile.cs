@@ -58,6 +58,10 @@ internal static class StreamProfile
         Console.WriteLine(Describe(Measure()));
         Console.WriteLine(MeasureUnseen());
         Console.WriteLine(MeasureUnseenApi());
+        foreach (string line in MeasureUnbroken())
+        {
+            Console.WriteLine(line);
+        }
         Console.WriteLine($"as the chat API, random deltas: {b.ApiGateStats(tokenDeltas: false)}");
         Console.WriteLine($"as the chat API, token deltas: {b.ApiGateStats(tokenDeltas: true)}");
     }
@@ -157,6 +161,34 @@ internal static class StreamProfile
             secondMs += t2;
         }
         return (ratios, firstMs, secondMs, collected);
+    }
+
+    /// <summary>
+    /// One long unbroken piece (a run of '=', of spaces, a letters-only sequence): the incremental counter finds no
+    /// stable boundary inside it, so each count re-counts the whole run so far. Timed once each (the cost grows with
+    /// the square of the run, so a few runs suffice), in 8-character deltas, with no budget and with a budget of 8,000
+    /// tokens, whose sound bound (three tokens per unsettled character) asks for a count at every delta past ~2,700.
+    /// </summary>
+    internal static IEnumerable<string> MeasureUnbroken()
+    {
+        var counter = TokenCounter.Create(TokenizerEncodings.O200kBase);
+        var buffer = new ArrayBufferWriter<char>();
+        foreach (var (label, unit) in new[] { ("'='", "="), ("spaces", " "), ("letters (ACGT…)", "ACGT") })
+        {
+            foreach (int length in new[] { 5_000, 10_000, 20_000 })
+            {
+                string run = string.Concat(Enumerable.Repeat(unit, length / unit.Length)) + "\n";
+                int[] ends = Enumerable.Range(1, (run.Length + 7) / 8).Select(k => Math.Min(run.Length, 8 * k)).ToArray();
+                StreamingAnswer.AccumulateThenCount(counter, buffer, run, ends); // its pieces are cached alike for all three
+                var counts = new List<(int Count, bool Checkpoint)>();
+                var budgetCounts = new List<(int Count, bool Checkpoint)>();
+                double once = Time(() => StreamingAnswer.AccumulateThenCount(counter, buffer, run, ends));
+                double api = Time(() => StreamingAnswer.ApiLoop(counter, buffer, run, ends, counts));
+                double budget = Time(() => StreamingAnswer.ApiLoop(counter, buffer, run, ends, budgetCounts, limit: 8_000));
+                yield return $"unbroken run of {label}, {run.Length:N0} chars: accumulate + count once {once:F2} ms; the chat API's loop {api:F1} ms " +
+                    $"(**{api / once:F0}×**, {counts.Count} counts), with a budget of 8,000 {budget:F1} ms (**{budget / once:F0}×**, {budgetCounts.Count} counts)";
+            }
+        }
     }
 
     private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);

@@ -239,7 +239,8 @@ internal static class StreamingAnswer
     /// What the chat API's agent does with each model delta (AgentRun): keep it in the answer, tell the estimate, and
     /// count exactly only when the estimate reaches the next checkpoint, which then moves 50 tokens past the count.
     /// </summary>
-    internal static int ApiLoop(ITokenCounter counter, ArrayBufferWriter<char> text, string answer, int[] deltaEnds, List<(int Count, bool Checkpoint)>? counts)
+    internal static int ApiLoop(ITokenCounter counter, ArrayBufferWriter<char> text, string answer, int[] deltaEnds, List<(int Count, bool Checkpoint)>? counts,
+        int limit = int.MaxValue)
     {
         text.ResetWrittenCount();
         var count = counter.CreateIncrementalCounter();
@@ -250,7 +251,7 @@ internal static class StreamingAnswer
             start = end;
             text.Write(delta);
             count.Appended(delta);
-            if (!count.CountDue(text.WrittenCount, next, limit: int.MaxValue))
+            if (!count.CountDue(text.WrittenCount, next, limit))
             {
                 continue;
             }
