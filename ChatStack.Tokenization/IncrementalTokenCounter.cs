@@ -42,6 +42,17 @@ public sealed class IncrementalTokenCounter
     /// <summary>Characters before the committed boundary: counted once, never read again.</summary>
     internal int CommittedChars => _committedChars;
 
+    /// <summary>Tokens of the text before <see cref="CommittedChars"/>.</summary>
+    internal int CommittedTokens => _committedTokens;
+
+    /// <summary>
+    /// Tokens of <c>text[..length]</c>, from a committed state seen earlier (<paramref name="committedChars"/> ≤
+    /// <paramref name="length"/>, with its <paramref name="committedTokens"/>): a stable boundary stays one whatever
+    /// follows, so the text before it counts the same in any longer prefix. Reads nothing of this counter's state.
+    /// </summary>
+    internal int CountPrefix(ReadOnlySpan<char> text, int length, int committedChars, int committedTokens) =>
+        committedTokens + _counter.CountTokens(text[committedChars..length]);
+
     /// <summary>
     /// Tokens of <paramref name="textSoFar"/>, equal to counting it in one call. It must begin with the text of the
     /// previous call (text is only appended); only the length is checked.

@@ -360,9 +360,8 @@ internal sealed class AgentRun(
                 // Only what can still be stored is taken: the text sent is the text kept, cut at a scalar boundary.
                 var fits = _answerSize.Take(update.Content);
                 var text = fits == update.Content.Length ? update.Content : update.Content[..fits];
-                if (text.Length > 0)
+                if (text.Length > 0 && _live.Add(text))
                 {
-                    _live.Add(text);
                     events.Write(ChatEventTypes.MessageDelta, new MessageDeltaEvent(text));
                 }
 
@@ -373,23 +372,15 @@ internal sealed class AgentRun(
 
                 // Count exactly only when the estimate says a checkpoint is due ("about every 50 tokens": one or
                 // two counts per checkpoint), or when the sound upper bound says the budget may be reached, so a
-                // budget stops the answer at the very delta that exhausts it.
-                var budgetLimit = _budget.Current.BudgetMax - _budget.Current.PromptTokens;
-                if (!_live.CountDue(_nextCheckpoint - _completionBase, budgetLimit - _completionBase))
+                // budget stops the answer at the very delta that exhausts it; inside a long unbroken piece, once a
+                // held batch is complete (AnswerTokenCounter).
+                if (_live.CountDue(_nextCheckpoint - _completionBase, CompletionLimit))
                 {
-                    continue;
-                }
-
-                _budget.SetCompletion(_completionBase + _live.Count());
-                if (_budget.Current.CompletionTokens >= _nextCheckpoint)
-                {
-                    Emit(BudgetPhases.ModelStream);
-                    _nextCheckpoint = _budget.Current.CompletionTokens + options.CheckpointTokens;
-                }
-
-                if (_budget.IsExhausted)
-                {
-                    break; // leaving the loop disposes the provider's stream: generation stops here
+                    CountLive();
+                    if (_budget.IsExhausted)
+                    {
+                        break; // leaving the loop disposes the provider's stream: generation stops here
+                    }
                 }
             }
         }
@@ -400,7 +391,13 @@ internal sealed class AgentRun(
         }
         finally
         {
-            var callCompletion = _live.Count();
+            // Held text is counted and shown, or dropped past the budget, whatever ended the call.
+            var callCompletion = CountLive(checkpoint: false); // the call's end reports at the tool or finalize phase
+            if (_live.Cut)
+            {
+                _answerSize.Retake(_answer.AsSpan());
+            }
+
             _answerTokens = answerStart == 0 ? callCompletion : _answer.Length > answerStart ? null : _answerTokens;
             _completionBase += callCompletion;
             _budget.SetCompletion(_completionBase);
@@ -420,6 +417,28 @@ internal sealed class AgentRun(
         var built = calls.Build();
         span.SetOutput(_answer.AsSpan(answerStart), built);
         return built;
+    }
+
+    /// <summary>Completion tokens the live call may reach before the budget is exhausted.</summary>
+    private int CompletionLimit => _budget.Current.BudgetMax - _budget.Current.PromptTokens - _completionBase;
+
+    /// <summary>Counts the live call exactly, shows the held text the count covers, and emits a checkpoint when one is due.</summary>
+    private int CountLive(bool checkpoint = true)
+    {
+        var tokens = _live!.Count(CompletionLimit, out var released);
+        if (released.Length > 0)
+        {
+            events.Write(ChatEventTypes.MessageDelta, new MessageDeltaEvent(released.ToString()));
+        }
+
+        _budget.SetCompletion(_completionBase + tokens);
+        if (checkpoint && _budget.Current.CompletionTokens >= _nextCheckpoint)
+        {
+            Emit(BudgetPhases.ModelStream);
+            _nextCheckpoint = _budget.Current.CompletionTokens + options.CheckpointTokens;
+        }
+
+        return tokens;
     }
 
     /// <summary>The id of the tool call being invoked, for its execute_tool span.</summary>

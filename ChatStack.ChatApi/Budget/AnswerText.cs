@@ -25,6 +25,13 @@ internal sealed class AnswerText : IDisposable
         _length += delta.Length;
     }
 
+    /// <summary>Drops what follows the first <paramref name="length"/> characters.</summary>
+    public void Truncate(int length)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, _length);
+        _length = length;
+    }
+
     public ReadOnlySpan<char> AsSpan(int start = 0) => _chars.AsSpan(start, _length - start);
 
     public override string ToString() => AsSpan().ToString();

@@ -63,6 +63,13 @@ internal sealed class StoredTextSize(int maxBytes, bool json)
         return delta.Length;
     }
 
+    /// <summary>Takes <paramref name="text"/> anew, for a text cut back after it was taken: what was dropped no longer counts.</summary>
+    public void Retake(ReadOnlySpan<char> text)
+    {
+        (Bytes, Full, _pendingHigh) = (0, false, false);
+        Take(text);
+    }
+
     /// <summary>The stored size of a whole text (UTF-8, or as a JSON string's contents when <paramref name="json"/>).</summary>
     public static int Of(ReadOnlySpan<char> text, bool json)
     {

@@ -94,6 +94,53 @@ public class AgentRunTests
     }
 
     [Fact]
+    public async Task A_long_unbroken_run_is_streamed_as_stored_counted_exactly_and_read_a_few_times_not_once_a_checkpoint()
+    {
+        // A model drawing a 30,000-character line: one o200k piece, which the incremental counter reads whole at each count.
+        var text = "Here:\n" + new string('=', 30_000) + "\nDone.";
+        var counter = new RecountingTokenCounter(TokenCounter.Create("o200k_base"));
+        await Run([], "Draw a line.", new ChunkedModel(text, 8), budget: 100_000, counter: counter).ExecuteAsync(CancellationToken.None);
+
+        var done = Assert.IsType<DoneEvent>(_events.All[^1].Data);
+        Assert.Equal(FinishReasons.Stop, done.FinishReason);
+        var answer = (await _store.ListMessagesAsync("s1", default))[^1];
+        Assert.Equal(text, answer.Content);
+        Assert.Equal(text, Streamed());
+        Assert.Equal(Counter.CountTokens(text), answer.Tokens);
+        Assert.Equal(answer.Tokens, done.Usage.CompletionTokens);
+        // Checkpoints came inside the run too, each exact for the text streamed before it.
+        var checkpoints = _events.All.Select((e, i) => (e, i)).Where(x => x.e.Data is TokenCountEvent { Phase: BudgetPhases.ModelStream }).ToList();
+        Assert.True(checkpoints.Count >= 4, $"{checkpoints.Count} model_stream checkpoints");
+        Assert.All(checkpoints, x => Assert.Equal(Counter.CountTokens(Streamed(x.i)), ((TokenCountEvent)x.e.Data).Completion));
+        // Linear: about five reads of the run. A count at each checkpoint read it over and over (326 characters per character).
+        Assert.InRange((double)counter.Characters / text.Length, 1, 8);
+    }
+
+    [Theory]
+    [InlineData(300)]
+    [InlineData(700)]
+    public async Task A_budget_reached_inside_a_long_run_stops_at_the_delta_that_reaches_it_and_keeps_only_what_was_streamed(int budget)
+    {
+        var text = "Here:\n" + new string('=', 60_000);
+        var counter = new RecountingTokenCounter(TokenCounter.Create("o200k_base"));
+        await Run([], "Draw a line.", new ChunkedModel(text, 8), budget, counter: counter).ExecuteAsync(CancellationToken.None);
+
+        var done = Assert.IsType<DoneEvent>(_events.All[^1].Data);
+        Assert.Equal(FinishReasons.BudgetExhausted, done.FinishReason);
+        var answer = (await _store.ListMessagesAsync("s1", default))[^1];
+        Assert.Equal(Streamed(), answer.Content);
+        Assert.StartsWith(answer.Content, text);
+        Assert.Equal(Counter.CountTokens(answer.Content), answer.Tokens);
+        Assert.Equal(answer.Tokens, done.Usage.CompletionTokens);
+        // At a model delta's end, the first whose count reaches the budget: one delta less stays under it.
+        Assert.Equal(0, answer.Content.Length % 8);
+        Assert.True(done.Usage.TotalTokens >= budget);
+        Assert.True(done.Usage.PromptTokens + Counter.CountTokens(answer.Content.AsSpan(0, answer.Content.Length - 8)) < budget);
+        // A count at every delta once the sound bound met the budget read the run ~kept/16 times over.
+        Assert.InRange((double)counter.Characters / answer.Content.Length, 1, 24);
+    }
+
+    [Fact]
     public async Task A_failing_tool_becomes_an_error_result_and_the_answer_still_comes()
     {
         var model = new OfflineChatCompletionService(Counter, new OfflineModelOptions { DeltaDelayMs = 0 });
@@ -236,7 +283,7 @@ public class AgentRunTests
     /// only the messages after it, as the API does.
     /// </summary>
     private AgentRun Run(IReadOnlyList<ChatMessageRecord> history, string message, IChatCompletionService model, int budget, int contextWindow = 128_000, int keepRecent = 4,
-        int summarized = 0, string session = "s1", string? summaryThrough = null, IChatSessionStore? store = null, bool? capture = null)
+        int summarized = 0, string session = "s1", string? summaryThrough = null, IChatSessionStore? store = null, bool? capture = null, ITokenCounter? counter = null)
     {
         summaryThrough ??= summarized > 0 ? history[summarized - 1].Id : null;
         var chatSession = new ChatSession
@@ -252,7 +299,7 @@ public class AgentRunTests
         var spec = new ModelSpec("m", new ModelOptions { Provider = ModelProvider.Offline, ContextWindow = contextWindow, Encoding = "o200k_base" });
         var options = new ChatOptions { KeepRecentMessages = keepRecent };
         var quota = new UserLimiter(new LimitOptions(), TimeProvider.System).TryHold("u1", budget, needed: 1).Hold!;
-        return new AgentRun(new ChatRunRequest("u1", chatSession, history.Skip(summarized).ToList(), message, spec, quota, NewSession: history.Count == 0), _events, model, Counter, store ?? _store,
+        return new AgentRun(new ChatRunRequest("u1", chatSession, history.Skip(summarized).ToList(), message, spec, quota, NewSession: history.Count == 0), _events, model, counter ?? Counter, store ?? _store,
             new ChatStack.ChatApi.DualWrite.ChatEventOutbox(new ChatStack.ChatApi.DualWrite.DualWriteOptions { DualWrite = capture is not null, CaptureContent = capture ?? false },
                 new ChatStack.ChatApi.DualWrite.ContentHash("a-content-hash-key-of-sufficient-length-0123456789")),
             new ChatStack.ChatApi.DualWrite.OutboxSignal(), options, TimeProvider.System, NullLogger.Instance,
@@ -305,6 +352,31 @@ public class AgentRunTests
         public Task<bool> RenameSessionAsync(string sessionId, string title, CancellationToken cancellationToken) => inner.RenameSessionAsync(sessionId, title, cancellationToken);
 
         public Task DeleteSessionAsync(string sessionId, CancellationToken cancellationToken) => inner.DeleteSessionAsync(sessionId, cancellationToken);
+    }
+
+    /// <summary>The text the run streamed, in <c>message_delta</c> events (before event <paramref name="before"/>, when given).</summary>
+    private string Streamed(int before = int.MaxValue) => string.Concat(_events.All.Take(before)
+        .Where(e => e.Type == ChatEventTypes.MessageDelta).Select(e => ((MessageDeltaEvent)e.Data).Text));
+
+    /// <summary>A model that streams a fixed text in chunks of <paramref name="chunkChars"/> characters, and asks for no tool.</summary>
+    private sealed class ChunkedModel(string text, int chunkChars) : IChatCompletionService
+    {
+        public IReadOnlyDictionary<string, object?> Attributes { get; } = new Dictionary<string, object?>();
+
+        public Task<IReadOnlyList<ChatMessageContent>> GetChatMessageContentsAsync(ChatHistory chatHistory, PromptExecutionSettings? executionSettings = null,
+            Kernel? kernel = null, CancellationToken cancellationToken = default) => throw new NotSupportedException("This model only streams.");
+
+        public async IAsyncEnumerable<StreamingChatMessageContent> GetStreamingChatMessageContentsAsync(ChatHistory chatHistory,
+            PromptExecutionSettings? executionSettings = null, Kernel? kernel = null, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+        {
+            for (var start = 0; start < text.Length; start += chunkChars)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                yield return new StreamingChatMessageContent(AuthorRole.Assistant, text.Substring(start, Math.Min(chunkChars, text.Length - start)));
+            }
+
+            await Task.CompletedTask;
+        }
     }
 
     /// <summary>Writes a fixed text before each call's own output (call k gets prefixes[k]).</summary>

@@ -69,8 +69,8 @@ public sealed class AnswerSizeLimitTests(StackFixture stack, ITestOutputHelper o
     /// <summary>
     /// With the default limit, an answer of long tokens the default budget ceiling affords (o200k: 64 '=' a token, 32
     /// '+', each '+' 6 bytes in a captured event's JSON) would have made a document Firestore refuses, and the whole
-    /// answer was lost with <c>store_error</c>. A line break ends each run, as a model drawing lines would write it:
-    /// one unbroken run is counted again whole at every count (noted, not this test's subject).
+    /// answer was lost with <c>store_error</c>. A line break ends each run, as a model drawing lines would write it
+    /// (one unbroken run is LongRunTests' subject).
     /// </summary>
     [Theory]
     [InlineData(false, '=', 4_096, 320, 32_000)] // 1.3 MB of text in the message

@@ -236,33 +236,39 @@ internal static class StreamingAnswer
     }
 
     /// <summary>
-    /// What the chat API's agent does with each model delta (AgentRun): keep it in the answer, tell the estimate, and
-    /// count exactly only when the estimate reaches the next checkpoint, which then moves 50 tokens past the count.
+    /// What the chat API's agent does with each model delta (AgentRun, through the same <see cref="CountGate"/>): keep
+    /// it in the answer, tell the estimate, and count exactly only when the estimate reaches the next checkpoint (which
+    /// then moves 50 tokens past the count), when the sound bound meets <paramref name="limit"/>, or, inside one long
+    /// unbroken piece, when a held batch is complete; stop at a count that reaches the limit.
     /// </summary>
     internal static int ApiLoop(ITokenCounter counter, ArrayBufferWriter<char> text, string answer, int[] deltaEnds, List<(int Count, bool Checkpoint)>? counts,
         int limit = int.MaxValue)
     {
         text.ResetWrittenCount();
-        var count = counter.CreateIncrementalCounter();
+        var gate = new CountGate(counter.CreateIncrementalCounter());
         int start = 0, next = 50;
         foreach (int end in deltaEnds)
         {
             var delta = answer.AsSpan(start, end - start);
             start = end;
             text.Write(delta);
-            count.Appended(delta);
-            if (!count.CountDue(text.WrittenCount, next, limit))
+            gate.Appended(delta, text.WrittenCount);
+            if (!gate.CountDue(text.WrittenCount, next, limit))
             {
                 continue;
             }
-            int tokens = count.CountTokens(text.WrittenSpan);
+            int tokens = gate.Count(text.WrittenSpan, limit).Tokens;
             counts?.Add((tokens, tokens >= next));
             if (tokens >= next)
             {
                 next = tokens + 50;
             }
+            if (tokens >= limit)
+            {
+                return tokens;
+            }
         }
-        return count.CountTokens(text.WrittenSpan);
+        return gate.Count(text.WrittenSpan, limit).Tokens;
     }
 
     internal static int Stream(StreamingTokenCounter stream, string answer, int[] ends, bool[] checkpoint)
