@@ -101,7 +101,7 @@ internal static class BytePairEncoder
         int[] version = ArrayPool<int>.Shared.Rent(n);
         int[] prev = ArrayPool<int>.Shared.Rent(n);
         // One heap per thread, reused: long pieces then allocate nothing but pooled arrays.
-        var heap = t_heap ??= new PriorityQueue<(int Node, int Version), (int Rank, int Start)>();
+        var heap = t_heap ??= new PriorityQueue<(int Node, int Version), long>();
         heap.Clear();
         try
         {
@@ -117,7 +117,7 @@ internal static class BytePairEncoder
                 int r = ranks.Get(piece.Slice(k, 2));
                 if (r != int.MaxValue)
                 {
-                    heap.Enqueue((k, 0), (r, k));
+                    heap.Enqueue((k, 0), Priority(r, k));
                 }
             }
             while (heap.TryDequeue(out var item, out _))
@@ -157,11 +157,14 @@ internal static class BytePairEncoder
         }
     }
 
+    // (rank, start) ordered as one number: lowest rank first, leftmost among equals, compared without a tuple comparer.
+    private static long Priority(int rank, int start) => ((long)rank << 32) | (uint)start;
+
     [ThreadStatic]
-    private static PriorityQueue<(int Node, int Version), (int Rank, int Start)>? t_heap;
+    private static PriorityQueue<(int Node, int Version), long>? t_heap;
 
     // Ranks the pair (node, next[node]) afresh; older heap entries for node become stale.
-    private static void Rerank(BpeRanks ranks, ReadOnlySpan<byte> piece, PriorityQueue<(int Node, int Version), (int Rank, int Start)> heap,
+    private static void Rerank(BpeRanks ranks, ReadOnlySpan<byte> piece, PriorityQueue<(int Node, int Version), long> heap,
         int[] next, int[] version, int node)
     {
         int n = piece.Length;
@@ -174,7 +177,7 @@ internal static class BytePairEncoder
         int r = ranks.Get(piece[node..next[b]]);
         if (r != int.MaxValue)
         {
-            heap.Enqueue((node, version[node]), (r, node));
+            heap.Enqueue((node, version[node]), Priority(r, node));
         }
     }
 }
