@@ -65,6 +65,12 @@ internal sealed class ChatOptions
 
     public OfflineModelOptions Offline { get; set; } = new();
 
+    /// <summary>Most characters of a message: its document, as a chat event's JSON (up to 6 bytes a character), fits Firestore's 1 MiB.</summary>
+    public const int MaxStorableMessageChars = MaxStorableAnswerBytes / 6;
+
+    /// <summary>Most bytes of a request body read into memory, whatever is configured.</summary>
+    public const int MaxReadableRequestBytes = 16 * 1024 * 1024;
+
     /// <summary>What is wrong with these settings, for start-up to refuse them rather than the first request to fail.</summary>
     public IEnumerable<string> Problems()
     {
@@ -72,6 +78,67 @@ internal sealed class ChatOptions
         {
             yield return $"{Section}:MaxAnswerBytes is {MaxAnswerBytes}; it must lie in 1..{MaxStorableAnswerBytes} " +
                 "(a Firestore document holds at most 1 MiB, and the answer's document holds more than its text)";
+        }
+
+        if (MaxMessageChars is < 1 or > MaxStorableMessageChars)
+        {
+            yield return $"{Section}:MaxMessageChars is {MaxMessageChars}; it must lie in 1..{MaxStorableMessageChars} " +
+                "(a message is saved as one Firestore document, at up to 6 bytes a character in its chat event)";
+        }
+
+        if (MaxRequestBytes is < 1024 or > MaxReadableRequestBytes)
+        {
+            yield return $"{Section}:MaxRequestBytes is {MaxRequestBytes}; it must lie in 1024..{MaxReadableRequestBytes} " +
+                "(a request body is read whole into memory before it is parsed)";
+        }
+
+        if (MinBudget < 1 || MaxBudgetPerRequest < MinBudget)
+        {
+            yield return $"{Section}:MinBudget and {Section}:MaxBudgetPerRequest are {MinBudget} and {MaxBudgetPerRequest}; " +
+                "the least budget must be at least 1 and the ceiling at least the least budget";
+        }
+        else if (DefaultBudget < MinBudget || DefaultBudget > MaxBudgetPerRequest)
+        {
+            yield return $"{Section}:DefaultBudget is {DefaultBudget}; it must lie in {Section}:MinBudget..{Section}:MaxBudgetPerRequest " +
+                $"({MinBudget}..{MaxBudgetPerRequest}), or every request that names no budget is refused";
+        }
+
+        if (!(SummarizeShare is > 0 and <= 1))
+        {
+            yield return $"{Section}:SummarizeShare is {SummarizeShare}; it must lie in (0, 1]: the share of the context window past which history is summarized";
+        }
+
+        if (KeepRecentMessages < 0)
+        {
+            yield return $"{Section}:KeepRecentMessages is {KeepRecentMessages}; it must be 0 or more";
+        }
+
+        if (CheckpointTokens < 1)
+        {
+            yield return $"{Section}:CheckpointTokens is {CheckpointTokens}; it must be 1 or more (tokens between model_stream counts)";
+        }
+
+        if (MaxToolRounds is < 0 or > 32)
+        {
+            yield return $"{Section}:MaxToolRounds is {MaxToolRounds}; it must lie in 0..32 (0: tools are never offered)";
+        }
+
+        if (!(HeartbeatSeconds is > 0 and <= 3600))
+        {
+            yield return $"{Section}:HeartbeatSeconds is {HeartbeatSeconds}; it must lie in (0, 3600]";
+        }
+
+        foreach (var (name, seconds) in new[] { ("ResumeWindowSeconds", ResumeWindowSeconds), ("ReconnectGraceSeconds", ReconnectGraceSeconds) })
+        {
+            if (!(seconds is >= 0 and <= 86_400))
+            {
+                yield return $"{Section}:{name} is {seconds}; it must lie in 0..86400";
+            }
+        }
+
+        if (Offline.DeltaDelayMs < 0)
+        {
+            yield return $"{Section}:Offline:DeltaDelayMs is {Offline.DeltaDelayMs}; it must be 0 or more";
         }
     }
 }
