@@ -289,6 +289,14 @@ internal static class ChatApis
             GiveBackClaims();
             throw;
         }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            // The API is stopping and cancelled the run before its first save: nothing was kept, nothing is wrong
+            // with the request or with us, and a retry (elsewhere, or here once restarted) will pass.
+            GiveBackClaims();
+            GiveBackSlot(context, admission);
+            return Problems.ShuttingDown(context);
+        }
         catch
         {
             // A bug, or a failure nobody foresaw: ours all the same. The exception handler logs it and answers 500,

@@ -121,6 +121,17 @@ internal static partial class Problems
     [System.Text.RegularExpressions.GeneratedRegex("error_description=\"([^\"]*)\"")]
     private static partial System.Text.RegularExpressions.Regex ErrorDescription();
 
+    /// <summary>
+    /// The API began to stop while a chat waited for its first save: the run was cancelled with nothing kept. Not a bug,
+    /// and the request was fine: send it again, to another instance or to this one once it is back.
+    /// </summary>
+    public static IResult ShuttingDown(HttpContext context)
+    {
+        context.Response.Headers.RetryAfter = "1";
+        return Create(context, StatusCodes.Status503ServiceUnavailable, "shutting-down", "Shutting down",
+            "This instance began to stop before it saved your message; nothing was kept and no tokens were spent. Send it again.");
+    }
+
     /// <summary>The store did not answer: come back shortly, nothing was spent. The one log line says what Firestore did.</summary>
     public static IResult StoreUnavailable(HttpContext context, ChatStoreUnavailableException cause)
     {

@@ -161,6 +161,39 @@ public class CancelledStoreCallTests(StackFixture stack)
         Assert.Equal("cancelled", last.GetProperty("finish_reason").GetString());
     }
 
+    [Fact]
+    public async Task A_chat_whose_first_save_the_API_stopping_cut_short_is_told_to_send_again_with_503_not_a_500()
+    {
+        var logs = new FakeLogCollector();
+        var faults = new FirestoreFaults();
+        await using var host = await ChatApiHost.StartWithFaultsAsync(stack.FirestoreHost, faults, b => b.Logging.AddProvider(new FakeLoggerProvider(logs)));
+        var client = await ChatApiClient.SignInAsync(host.Address, "stopped-before-first-save");
+        var project = host.Services.GetRequiredService<ChatStack.GoogleCloud.GoogleCloudOptions>().ProjectId;
+        // The first commit (the new session with its user message) goes on after the API began to stop.
+        faults.Before(FirestoreFaults.MessageCommit("user"), () =>
+        {
+            host.Services.GetRequiredService<IHostApplicationLifetime>().StopApplication();
+            return Task.CompletedTask;
+        });
+
+        using var response = await client.PostChatAsync(new { message = "hello" });
+
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.ServiceUnavailable, $"{(int)response.StatusCode} {body}");
+        Assert.Equal("shutting-down", System.Text.Json.JsonDocument.Parse(body).RootElement.GetProperty("code").GetString());
+        Assert.Equal("1", response.Headers.RetryAfter?.ToString());
+        Assert.False(response.Headers.Contains("X-Stream-Id"));
+        Assert.DoesNotContain(logs.GetSnapshot(), r => r.Level >= LogLevel.Error);
+        // Nothing was kept: no session in this host's project.
+        using var channel = ChatStack.GoogleCloud.GoogleCloudChannels.Create(stack.FirestoreHost, ChatStack.GoogleCloud.GoogleCloudChannels.FirestoreEndpoint);
+        var sessions = await new Firestore.FirestoreClient(channel).ListDocumentsAsync(new ListDocumentsRequest
+        {
+            Parent = $"projects/{project}/databases/(default)/documents",
+            CollectionId = "sessions",
+        });
+        Assert.Empty(sessions.Documents);
+    }
+
     /// <summary>
     /// When the next call <paramref name="matches"/> picks is about to leave, the client hangs up (<paramref name="leave"/>)
     /// and the call goes on once the server has seen it go, so it meets the aborted request as it would in production.
