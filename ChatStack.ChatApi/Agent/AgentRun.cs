@@ -325,12 +325,40 @@ internal sealed class AgentRun(
             {
                 // The filter's execute_tool span takes the call id from here: SK's filter context does not carry it.
                 CurrentToolCallId = call.Id;
-                var result = await call.InvokeAsync(kernel, cancellationToken);
+                var result = RefusalOf(call, kernel) is { } refusal
+                    ? await RefuseToolCallAsync(call, refusal)
+                    : await call.InvokeAsync(kernel, cancellationToken);
                 context.Add(result.ToChatMessage());
             }
         }
 
         return FinishReasons.Stop;
+    }
+
+    /// <summary>
+    /// Why a tool call cannot be invoked, in words the model can act on, or null when it can: models invent tools and
+    /// cut arguments short, and either one ended the whole turn as a model error.
+    /// </summary>
+    private static string? RefusalOf(FunctionCallContent call, Kernel kernel)
+    {
+        if (!kernel.Plugins.TryGetFunction(call.PluginName, call.FunctionName, out _))
+        {
+            var named = call.PluginName is null ? call.FunctionName : $"{call.PluginName}-{call.FunctionName}";
+            var tools = kernel.Plugins.SelectMany(plugin => plugin.Select(function => $"{plugin.Name}-{function.Name}"));
+            return $"error: there is no tool named '{named}'; the tools are {string.Join(", ", tools)}.";
+        }
+
+        return call.Exception is null ? null
+            : $"error: the arguments are not valid JSON ({call.Exception.GetBaseException().Message}); call the tool again with a JSON object.";
+    }
+
+    /// <summary>A call that cannot be invoked is tracked as a failed one (events, tool message, warehouse row), and its result tells the model why.</summary>
+    private async Task<FunctionResultContent> RefuseToolCallAsync(FunctionCallContent call, string refusal)
+    {
+        var arguments = call.Arguments?.ToDictionary(a => a.Key, a => a.Value?.ToString()) ?? [];
+        await OnToolStartAsync(call.FunctionName, arguments);
+        await OnToolEndAsync(call.FunctionName, arguments, refusal, TimeSpan.Zero, "error", call.Exception is null ? "ToolNotFound" : "InvalidToolArguments");
+        return new FunctionResultContent(call, refusal);
     }
 
     /// <summary>One streamed model call: text goes out as deltas and is counted incrementally; tool calls are collected.</summary>

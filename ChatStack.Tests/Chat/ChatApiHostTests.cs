@@ -76,6 +76,43 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
         Assert.Equal(usage.GetProperty("total_tokens").GetInt32(), (await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}")).GetProperty("total_tokens").GetInt32());
     }
 
+    /// <summary>
+    /// Models name tools that do not exist and write arguments that are not JSON: the call becomes an error result the
+    /// model reads (and can correct), tracked like any tool call, and the turn goes on rather than ending in model_error.
+    /// </summary>
+    [Theory]
+    [InlineData("tools-weather", "{\"city\":\"Paris\"}", "weather", "error: there is no tool named 'tools-weather'")]
+    [InlineData("weather", "{}", "weather", "error: there is no tool named 'weather'")]
+    [InlineData("tools-calculate", "{\"expression\":", "calculate", "error: the arguments are not valid JSON")]
+    public async Task A_call_to_a_tool_that_does_not_exist_or_with_arguments_that_are_not_json_is_an_error_result_and_the_turn_goes_on(
+        string called, string arguments, string name, string error)
+    {
+        await using var provider = await OpenAiCompatibleServer.StartAsync();
+        provider.ToolCall = (called, arguments);
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, provider.ModelSettings());
+        var client = await ChatApiClient.SignInAsync(host.Address, $"bad-tool-call-{name}-{arguments.Length}");
+
+        var events = await client.ChatAsync(new { message = "Please multiply the weather.", model = "test-gpt-4o" });
+        output.WriteLine(string.Join(' ', events.Select(e => e.Event)));
+
+        Assert.DoesNotContain(events, e => e.Event == "error");
+        Assert.Equal("stop", events.Single(e => e.Event == "done").Payload.GetProperty("finish_reason").GetString());
+        Assert.Equal(name, Assert.Single(events, e => e.Event == "tool_start").Payload.GetProperty("name").GetString());
+        var toolEnd = Assert.Single(events, e => e.Event == "tool_end").Payload;
+        Assert.Equal(name, toolEnd.GetProperty("name").GetString());
+        Assert.Equal("error", toolEnd.GetProperty("status").GetString());
+        Assert.StartsWith(error, toolEnd.GetProperty("result_summary").GetString());
+        // The model was told, with the tools it has, and answered.
+        Assert.Equal(2, provider.Requests.Count);
+        var told = Assert.Single(provider.Requests.Last()["messages"]!.AsArray(), m => m!["role"]!.GetValue<string>() == "tool")!;
+        Assert.Equal("call_scripted_1", told["tool_call_id"]!.GetValue<string>());
+        Assert.StartsWith(error, told["content"]!.ToString());
+        Assert.Equal(string.Concat(OpenAiCompatibleServer.AnswerChunks), string.Concat(events.Where(e => e.Event == "message_delta").Select(e => e.Payload.GetProperty("text").GetString())));
+        // Kept like any tool call: a tool message with its error status.
+        var tool = Assert.Single((await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}/messages")).EnumerateArray(), m => m.GetProperty("role").GetString() == "tool");
+        Assert.Equal("error", tool.GetProperty("tool_status").GetString());
+    }
+
     [Fact]
     public async Task A_tool_round_trip_charges_the_resent_context_and_stops_before_a_call_the_budget_cannot_take()
     {

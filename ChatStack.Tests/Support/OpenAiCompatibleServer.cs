@@ -43,6 +43,9 @@ public sealed class OpenAiCompatibleServer : IAsyncDisposable
     /// </summary>
     public (string Chunk, int Count)? RepeatedAnswer { get; set; }
 
+    /// <summary>When set, the tool call (function name and raw arguments) asked for instead of the calculator's.</summary>
+    public (string Name, string Arguments)? ToolCall { get; set; }
+
     /// <summary>When set, the expression the <c>tools-calculate</c> call asks for instead of <c>17 * 3</c>.</summary>
     public string? CalculateExpression { get; set; }
 
@@ -120,7 +123,15 @@ public sealed class OpenAiCompatibleServer : IAsyncDisposable
         };
 
         await Send(Chunk(new { role = "assistant", content = "" }, null));
-        if (wantsTool && server.CalculateExpression is { } expression)
+        if (wantsTool && server.ToolCall is var (toolName, toolArguments))
+        {
+            await Send(Chunk(new
+            {
+                tool_calls = new[] { new { index = 0, id = "call_scripted_1", type = "function", function = new { name = toolName, arguments = toolArguments } } },
+            }, null));
+            await Send(Chunk(new { }, "tool_calls"));
+        }
+        else if (wantsTool && server.CalculateExpression is { } expression)
         {
             await Send(Chunk(new
             {
