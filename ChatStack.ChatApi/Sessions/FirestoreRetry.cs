@@ -74,7 +74,7 @@ internal static class FirestoreRetry
             {
                 // gRPC tells a call cut short by its own token as CANCELLED. Said as the cancellation it is, so whoever
                 // cancelled (a client that left, a stopped run, the app stopping) is not taken for a failed store: no
-                // error log, 500 or model_error. A CANCELLED the server sent while our token stands stays an RpcException.
+                // error log, 500 or model_error. A CANCELLED the server sent while our token stands is an outage (below).
                 throw new OperationCanceledException("The Firestore call was cancelled by its caller.", e, cancellationToken);
             }
             catch (RpcException e) when (safety == RetrySafety.Guarded && mayBeApplied && e.StatusCode is StatusCode.AlreadyExists or StatusCode.FailedPrecondition)
@@ -83,8 +83,10 @@ internal static class FirestoreRetry
                 // ALREADY_EXISTS for Exists=false; FAILED_PRECONDITION is the other way a precondition fails).
                 return;
             }
-            catch (RpcException e) when (IsPassing(e.StatusCode) || e.StatusCode == StatusCode.Unknown) // UNKNOWN: unavailable, but not repeated
+            catch (RpcException e) when (IsPassing(e.StatusCode) || e.StatusCode is StatusCode.Unknown or StatusCode.Cancelled)
             {
+                // UNKNOWN, and a CANCELLED the server (or a proxy on the way) sent while our token stands: the store is
+                // unavailable for this call, but whether it was applied is not known, so it is not repeated.
                 // Contention and quota are refusals: nothing was applied. The others may come after Firestore applied it.
                 var ambiguous = e.StatusCode is not (StatusCode.Aborted or StatusCode.ResourceExhausted);
                 mayBeApplied |= ambiguous;
@@ -97,7 +99,7 @@ internal static class FirestoreRetry
                 await Task.Delay(delay, cancellationToken);
                 backoff = backoff * 2 < MaxBackoff ? backoff * 2 : MaxBackoff;
             }
-            catch (RpcException e) when (e.StatusCode != StatusCode.Cancelled) // a CANCELLED the server sent goes up as it is
+            catch (RpcException e)
             {
                 throw new ChatStoreRefusedException(e);
             }

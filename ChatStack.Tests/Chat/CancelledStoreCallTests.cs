@@ -18,8 +18,8 @@ namespace ChatStack.Tests.Chat;
 /// <summary>
 /// A Firestore call cut short by its own cancellation token (a client that left, a stopped turn, the API stopping)
 /// reports itself through gRPC as <c>RpcException(Cancelled)</c>; the store tells it as the cancellation it is, so it is
-/// never logged as our error, answered 500, or called a model failure. A CANCELLED that Firestore itself sends stays
-/// a gRPC failure.
+/// never logged as our error, answered 500, or called a model failure. A CANCELLED that Firestore (or a proxy) sends
+/// is the store unavailable for that call.
 /// </summary>
 [Collection(StackCollection.Name)]
 public class CancelledStoreCallTests(StackFixture stack)
@@ -33,7 +33,7 @@ public class CancelledStoreCallTests(StackFixture stack)
         && commit.Writes.Any(w => w.UpdateMask?.FieldPaths.Contains("summary") == true);
 
     [Fact]
-    public async Task A_call_cancelled_by_its_own_token_ends_in_OperationCanceledException_and_one_the_server_cancelled_in_RpcException()
+    public async Task A_call_cancelled_by_its_own_token_ends_in_OperationCanceledException_and_one_the_server_cancelled_as_the_store_unavailable()
     {
         using var channel = ChatStack.GoogleCloud.GoogleCloudChannels.Create(stack.FirestoreHost, ChatStack.GoogleCloud.GoogleCloudChannels.FirestoreEndpoint);
         var client = new Firestore.FirestoreClient(channel);
@@ -50,16 +50,17 @@ public class CancelledStoreCallTests(StackFixture stack)
         Assert.Equal(leave.Token, cancelled.CancellationToken);
         Assert.Equal(StatusCode.Cancelled, Assert.IsType<RpcException>(cancelled.InnerException).StatusCode);
 
-        // The same status sent by the server while our token stands is the server's doing: it stays a gRPC failure,
-        // and is not repeated (it is no passing failure).
+        // The same status sent by the server (or a proxy) while our token stands is no cancellation of ours: the store
+        // is unavailable for this call (a 503, store_unavailable in a stream, never a 500 or a model_error), and the
+        // call is not repeated, since it may have been applied.
         var attempts = 0;
-        var failure = await Assert.ThrowsAsync<RpcException>(() => FirestoreRetry.CommitAsync(_ =>
+        var failure = await Assert.ThrowsAsync<ChatStoreUnavailableException>(() => FirestoreRetry.CommitAsync(_ =>
         {
             attempts++;
             throw new RpcException(new Status(StatusCode.Cancelled, "cancelled by the server"));
         }, RetrySafety.Safe, FirestoreRetry.Brief, CancellationToken.None));
 
-        Assert.Equal(StatusCode.Cancelled, failure.StatusCode);
+        Assert.Equal(StatusCode.Cancelled, Assert.IsType<RpcException>(failure.InnerException).StatusCode);
         Assert.Equal(1, attempts);
     }
 
