@@ -96,7 +96,14 @@ internal sealed class AgentRun(
         try
         {
             var context = await RetrievalAsync(cancellationToken);
-            if (_budget.IsExhausted)
+            if (_budget.IsExhausted && _budget.Current.CompletionTokens > 0)
+            {
+                // A summary longer than it was asked to be (a provider that ignores max_tokens) spent what was left:
+                // the budget ran out, the context did not outgrow it. The answering call is not made, nor charged.
+                _budget.SetContext(0);
+                finishReason = FinishReasons.BudgetExhausted;
+            }
+            else if (_budget.IsExhausted)
             {
                 (finishReason, error) = (FinishReasons.Error, ContextOverBudget());
             }

@@ -138,6 +138,38 @@ public sealed class AnswerSizeLimitTests(StackFixture stack, ITestOutputHelper o
         }
     }
 
+    /// <summary>
+    /// A provider that ignores the summary's max_tokens (512) and returns 2 MB: the session keeps the summary's first
+    /// 64 KiB, where Firestore would have refused the whole, and the turn ends as its budget ran out.
+    /// </summary>
+    [Fact]
+    public async Task A_summary_the_provider_made_too_long_is_kept_to_its_first_64_KiB_and_what_it_spent_ends_the_turn_as_a_budget()
+    {
+        await using var provider = await OpenAiCompatibleServer.StartAsync();
+        provider.SummaryText = string.Concat(Enumerable.Repeat("The user talked at length about filler words. ", 45_000));
+        var settings = provider.ModelSettings();
+        // Two long messages overflow a small window: the second turn summarizes the first.
+        settings["Chat:Models:test-gpt-4o:ContextWindow"] = "1000";
+        settings["Chat:KeepRecentMessages"] = "1";
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
+        var client = await ChatApiClient.SignInAsync(host.Address, "long-summary");
+        var filler = string.Concat(Enumerable.Repeat(" word", 500));
+        Assert.Equal("done", (await client.ChatAsync(new { message = "First:" + filler, model = "test-gpt-4o" }))[^1].Event);
+
+        var second = await client.ChatAsync(new { session_id = client.LastSessionId, message = "Second:" + filler, model = "test-gpt-4o", budget_max = 32_000 });
+
+        Assert.Null(second.FirstOrDefault(e => e.Event == "error")?.Payload.GetProperty("code").GetString());
+        Assert.Contains(second, e => e.Event == "summarized");
+        // Its ~450,000 tokens spent the budget: the turn ends there, as a budget does, not as a context too large.
+        Assert.Equal("done", second[^1].Event);
+        Assert.Equal("budget_exhausted", second[^1].Payload.GetProperty("finish_reason").GetString());
+        var summary = (await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}")).GetProperty("summary").GetString()!;
+        Assert.InRange(Encoding.UTF8.GetByteCount(summary), 60_000, 64 * 1024);
+        Assert.EndsWith("…", summary);
+        Assert.StartsWith(summary[..^1], provider.SummaryText);
+        output.WriteLine($"summary kept: {summary.Length} of {provider.SummaryText.Length} characters; the turn ended {second[^1].Payload.GetProperty("finish_reason").GetString()}");
+    }
+
     [Theory]
     [InlineData("0")]
     [InlineData("-1")]

@@ -43,6 +43,9 @@ public sealed class OpenAiCompatibleServer : IAsyncDisposable
     /// </summary>
     public (string Chunk, int Count)? RepeatedAnswer { get; set; }
 
+    /// <summary>What a call that does not stream (a summary) answers.</summary>
+    public string SummaryText { get; set; } = Summary;
+
     /// <summary>When set, the tool call (function name and raw arguments) asked for instead of the calculator's.</summary>
     public (string Name, string Arguments)? ToolCall { get; set; }
 
@@ -91,7 +94,7 @@ public sealed class OpenAiCompatibleServer : IAsyncDisposable
                     @object = "chat.completion",
                     created = 1_700_000_000,
                     model,
-                    choices = new[] { new { index = 0, message = new { role = "assistant", content = Summary }, finish_reason = "stop" } },
+                    choices = new[] { new { index = 0, message = new { role = "assistant", content = server.SummaryText }, finish_reason = "stop" } },
                     usage = new { prompt_tokens = PromptTokensPerCall, completion_tokens = CompletionTokensPerCall, total_tokens = PromptTokensPerCall + CompletionTokensPerCall },
                 });
             }
