@@ -52,8 +52,10 @@ internal sealed class ModelCatalog
 internal sealed class ChatCompletionServices(ModelCatalog catalog, ITokenCounterProvider counters, IOptions<ChatOptions> options)
 {
     // Not from IHttpClientFactory: the service defaults add a resilience handler whose 30 s total timeout and
-    // retries would cut or repeat a long stream.
-    private static readonly HttpClient Http = new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
+    // retries would cut or repeat a long stream. An answer stopped early (budget, size, a client gone) disposes its
+    // stream unread: with no drain the connection is closed at once and the provider stops generating (and billing),
+    // where the default drain read on for up to 1 MB or 2 s and kept it going; such a connection is not reused.
+    private static readonly HttpClient Http = new(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5), MaxResponseDrainSize = 0 })
     {
         Timeout = Timeout.InfiniteTimeSpan,
     };

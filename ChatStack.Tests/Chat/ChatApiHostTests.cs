@@ -77,6 +77,40 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
     }
 
     /// <summary>
+    /// An answer stopped by its budget or its size cuts the provider's connection at once: disposing the stream alone
+    /// left HttpClient draining the response (up to 1 MB or 2 s) while the provider went on generating, and billing.
+    /// </summary>
+    [Theory]
+    [InlineData("budget")]
+    [InlineData("size")]
+    public async Task A_stopped_answer_cuts_the_providers_connection_at_once_not_after_a_drain(string stop)
+    {
+        await using var provider = await OpenAiCompatibleServer.StartAsync();
+        provider.RepeatedAnswer = (" word", 5_000);
+        provider.RepeatedAnswerDelayMs = 5; // a model streaming ~200 tokens a second
+        var settings = provider.ModelSettings();
+        if (stop == "size")
+        {
+            settings["Chat:MaxAnswerBytes"] = "600";
+        }
+
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
+        var client = await ChatApiClient.SignInAsync(host.Address, $"stopped-{stop}");
+
+        var events = await client.ChatAsync(stop == "budget"
+            ? new { message = "Talk.", model = "test-gpt-4o", budget_max = 200 }
+            : new { message = "Talk.", model = "test-gpt-4o", budget_max = 8_000 });
+
+        Assert.Equal(stop == "budget" ? "budget_exhausted" : "size_limit", events[^1].Payload.GetProperty("finish_reason").GetString());
+        var chunks = string.Concat(events.Where(e => e.Event == "message_delta").Select(e => e.Payload.GetProperty("text").GetString())).Length / " word".Length;
+        var abandoned = await provider.RepeatedAnswerAbandoned.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        output.WriteLine($"stopped after {chunks} chunks; the provider saw its reader go after writing {abandoned}");
+        // A drain read on for up to 2 s: ~250 more chunks at this pace (old code: 405 after 159, 367 after 120). Cut,
+        // the provider notices within a few (the index of the last chunk written: one less than the count).
+        Assert.InRange(abandoned, chunks - 1, chunks + 60);
+    }
+
+    /// <summary>
     /// Models name tools that do not exist and write arguments that are not JSON: the call becomes an error result the
     /// model reads (and can correct), tracked like any tool call, and the turn goes on rather than ending in model_error.
     /// </summary>

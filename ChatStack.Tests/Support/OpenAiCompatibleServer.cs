@@ -52,6 +52,9 @@ public sealed class OpenAiCompatibleServer : IAsyncDisposable
     /// <summary>When set, the expression the <c>tools-calculate</c> call asks for instead of <c>17 * 3</c>.</summary>
     public string? CalculateExpression { get; set; }
 
+    /// <summary>A pause after each chunk of the repeated answer, as a model streaming at its own pace.</summary>
+    public int RepeatedAnswerDelayMs { get; set; }
+
     /// <summary>Completes with the chunks written when a repeated answer's reader went away before its end.</summary>
     public TaskCompletionSource<int> RepeatedAnswerAbandoned { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -166,6 +169,16 @@ public sealed class OpenAiCompatibleServer : IAsyncDisposable
                     // Kestrel drops writes to a connection the client closed rather than failing them: asked each time.
                     context.RequestAborted.ThrowIfCancellationRequested();
                     await Send(Chunk(new { content = chunk }, null));
+                    if (server.RepeatedAnswerDelayMs > 0)
+                    {
+                        await Task.Delay(server.RepeatedAnswerDelayMs, context.RequestAborted);
+                    }
+                    else if (i % 64 == 63)
+                    {
+                        // A pause now and then, as a model has, so Kestrel notices a client that left before the whole
+                        // answer went into socket buffers and dropped writes (it then never would: a flaky test).
+                        await Task.Delay(1, context.RequestAborted);
+                    }
                 }
                 catch (Exception) when (context.RequestAborted.IsCancellationRequested)
                 {
