@@ -363,8 +363,12 @@ internal sealed class AgentRun(
     private async Task<FunctionResultContent> RefuseToolCallAsync(FunctionCallContent call, string refusal)
     {
         var arguments = call.Arguments?.ToDictionary(a => a.Key, a => a.Value?.ToString()) ?? [];
+        var errorType = call.Exception is null ? "ToolNotFound" : "InvalidToolArguments";
+        using var span = ToolSpan.Start(this, call.FunctionName, arguments);
         await OnToolStartAsync(call.FunctionName, arguments);
-        await OnToolEndAsync(call.FunctionName, arguments, refusal, TimeSpan.Zero, "error", call.Exception is null ? "ToolNotFound" : "InvalidToolArguments");
+        span.Fail(errorType, refusal);
+        span.End("error", refusal);
+        await OnToolEndAsync(call.FunctionName, arguments, refusal, TimeSpan.Zero, "error", errorType);
         return new FunctionResultContent(call, refusal);
     }
 

@@ -123,7 +123,8 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
     {
         await using var provider = await OpenAiCompatibleServer.StartAsync();
         provider.ToolCall = (called, arguments);
-        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, provider.ModelSettings());
+        var telemetry = new TelemetryCapture();
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, provider.ModelSettings(), configure: telemetry.AddTo);
         var client = await ChatApiClient.SignInAsync(host.Address, $"bad-tool-call-{name}-{arguments.Length}");
 
         var events = await client.ChatAsync(new { message = "Please multiply the weather.", model = "test-gpt-4o" });
@@ -145,6 +146,11 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
         // Kept like any tool call: a tool message with its error status.
         var tool = Assert.Single((await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}/messages")).EnumerateArray(), m => m.GetProperty("role").GetString() == "tool");
         Assert.Equal("error", tool.GetProperty("tool_status").GetString());
+        // And traced like one: an execute_tool span, failed, with the call's id.
+        var span = await telemetry.WaitForSpanAsync(a => a.DisplayName == $"execute_tool {name}", TimeSpan.FromSeconds(10));
+        Assert.Equal(System.Diagnostics.ActivityStatusCode.Error, span.Status);
+        Assert.Equal(arguments.EndsWith(':') ? "InvalidToolArguments" : "ToolNotFound", span.GetTagItem("error.type"));
+        Assert.Equal("call_scripted_1", span.GetTagItem("gen_ai.tool.call.id"));
     }
 
     [Fact]
