@@ -19,6 +19,9 @@ internal static class ChatApis
     private const int SessionPageMax = 100;
     private const int MessagePageMax = 500;
 
+    // A page without limit: one answer cannot grow with the session (each message can be up to ~1 MB).
+    private const int MessagePageDefault = 100;
+
     /// <summary>Longest title a user may give a session (titles taken from a first message are cut at 80).</summary>
     internal const int MaxTitleChars = 200;
 
@@ -103,7 +106,7 @@ internal static class ChatApis
 
         api.MapGet("/sessions/{sessionId}/messages", GetMessages)
             .WithName("GetSessionMessages")
-            .WithSummary("The session's messages in order: all of them, or a page of limit after a message id, with a Link header (rel=next) while more follow.")
+            .WithSummary("The session's messages in order, a page at a time: limit (1-500, default 100) after a message id (default: from the first), with a Link header (rel=next) while more follow.")
             .Produces<IReadOnlyList<ChatMessageRecord>>()
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)
@@ -542,15 +545,10 @@ internal static class ChatApis
             return InvalidSessionId(context);
         }
 
-        int? pageSize = null;
-        if (limit is not null)
+        var size = MessagePageDefault;
+        if (limit is not null && !TryParseLimit(limit, MessagePageMax, out size))
         {
-            if (!TryParseLimit(limit, MessagePageMax, out var size))
-            {
-                return InvalidLimit(context, MessagePageMax);
-            }
-
-            pageSize = size;
+            return InvalidLimit(context, MessagePageMax);
         }
 
         if (after is not null && !Ids.IsSafe(after))
@@ -567,13 +565,7 @@ internal static class ChatApis
                 return SessionNotFound(context, sessionId);
             }
 
-            if (pageSize is null && after is null)
-            {
-                return TypedResults.Ok(await store.ListMessagesAsync(sessionId, context.RequestAborted));
-            }
-
             // One more than asked says whether a next page exists, without a second read.
-            var size = pageSize ?? MessagePageMax;
             var messages = await store.ListMessagesAsync(sessionId, after, size + 1, context.RequestAborted);
             if (messages.Count > size)
             {

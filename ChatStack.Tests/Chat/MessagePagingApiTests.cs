@@ -40,7 +40,7 @@ public class MessagePagingApiTests(StackFixture stack)
         Assert.Equal(all, paged);
         Assert.Equal((all.Count + 2) / 3, pages);
 
-        // after alone: the rest, in one page of up to 500.
+        // after alone: the rest, in one page of up to 100.
         using var rest = await alice.Http.GetAsync($"/api/sessions/{session}/messages?after={all[2]}");
         Assert.Equal(all[3..], Ids(JsonDocument.Parse(await rest.Content.ReadAsStringAsync()).RootElement));
         Assert.False(rest.Headers.Contains("Link"));
@@ -49,6 +49,28 @@ public class MessagePagingApiTests(StackFixture stack)
         var bob = await ChatApiClient.SignInAsync(host.Address, "paging-bob");
         using var foreign = await bob.Http.GetAsync($"/api/sessions/{session}/messages?limit=2");
         Assert.Equal(HttpStatusCode.NotFound, foreign.StatusCode);
+    }
+
+    [Theory]
+    [MemberData(nameof(Stores))]
+    public async Task Without_limit_a_long_history_comes_a_hundred_messages_at_a_time(bool firestore)
+    {
+        await using var host = await StartAsync(firestore);
+        var client = await ChatApiClient.SignInAsync(host.Address, "paging-long");
+        var session = await client.ChatTurnsAsync(51);
+
+        using var first = await client.Http.GetAsync($"/api/sessions/{session}/messages");
+        var page = Ids(JsonDocument.Parse(await first.Content.ReadAsStringAsync()).RootElement);
+        Assert.Equal(100, page.Count);
+        var next = NextLink(Assert.Single(first.Headers.GetValues("Link")));
+        Assert.Equal($"/api/sessions/{session}/messages?limit=100&after={page[^1]}", next);
+
+        using var second = await client.Http.GetAsync(next);
+        var rest = JsonDocument.Parse(await second.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(2, rest.GetArrayLength());
+        Assert.False(second.Headers.Contains("Link"));
+        Assert.Equal("Say hello, number 51.", rest[0].GetProperty("content").GetString());
+        Assert.Equal(page.Concat(Ids(rest)), Ids(await client.GetJsonAsync($"/api/sessions/{session}/messages?limit=500")));
     }
 
     [Theory]

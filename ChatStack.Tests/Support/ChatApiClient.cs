@@ -58,6 +58,21 @@ public sealed class ChatApiClient(HttpClient http)
         return await Sse.ReadAllAsync(response, cancellationToken);
     }
 
+    /// <summary>A session of <paramref name="turns"/> short exchanges (a user and an assistant message each), in order; its id.</summary>
+    public async Task<string> ChatTurnsAsync(int turns)
+    {
+        string? session = null;
+        for (var turn = 1; turn <= turns; turn++)
+        {
+            var events = await ChatAsync(new { session_id = session, message = $"Say hello, number {turn}." });
+            var last = events.Last(e => !e.IsComment);
+            Assert.True(last.Event == "done", $"Turn {turn} ended {last.Event}: {last.Data}");
+            session ??= LastSessionId;
+        }
+
+        return session!;
+    }
+
     public async Task<JsonElement> GetJsonAsync(string path)
     {
         using var response = await http.GetAsync(path);

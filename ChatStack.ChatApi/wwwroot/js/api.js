@@ -29,6 +29,12 @@ export async function toApiError(response) {
   return new ApiError(response.status, problem, response.headers);
 }
 
+/** The target of a Link header's rel="next", or null. */
+function nextLink(header) {
+  const match = header && /<([^>]*)>\s*;\s*rel="?next"?/.exec(header);
+  return match ? match[1] : null;
+}
+
 export class ChatApi {
   #token = null;
   onUnauthorized = () => {};
@@ -119,7 +125,18 @@ export class ChatApi {
     return response.json();
   }
 
-  getMessages(id) { return this.#json(`api/sessions/${encodeURIComponent(id)}/messages`); }
+  /** The whole history: the API answers a page at a time and links the next one while more follow. */
+  async getMessages(id) {
+    const messages = [];
+    let path = `api/sessions/${encodeURIComponent(id)}/messages`;
+    while (path) {
+      const response = await this.#fetch(path);
+      if (!response.ok) throw await toApiError(response);
+      messages.push(...await response.json());
+      path = nextLink(response.headers.get('Link'));
+    }
+    return messages;
+  }
 
   /** Starts a chat; resolves with the response once its headers arrive (the body is the event stream). */
   async postChat(body, signal) {
