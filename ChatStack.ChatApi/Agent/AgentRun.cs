@@ -31,7 +31,7 @@ internal sealed class AgentRun(
     ChatMetrics metrics,
     ContentCaptureOptions capture)
 {
-    private readonly BudgetTracker _budget = new(request.Model.Name, request.BudgetMax, request.Model.Options.ContextWindow, options.SummarizeShare, time);
+    private readonly BudgetTracker _budget = new(request.Model.Name, request.BudgetMax, request.Model.Options.ContextWindow, options.SummarizeShare, options.SummarizeBudgetShare, time);
     private readonly AnswerText _answer = new();
     private readonly StoredTextSize _answerSize = new(options.MaxAnswerBytes, outbox.CarriesContent);
     private ChatSession _session = request.Session;

@@ -19,6 +19,13 @@ internal sealed class ChatOptions
     /// <summary>Share of the model's context window past which older history is summarized before the model call.</summary>
     public double SummarizeShare { get; set; } = 0.75;
 
+    /// <summary>
+    /// Share of the message's <c>budget_max</c> past which older history is summarized, whichever trigger comes first.
+    /// A conversation must leave its budget room to be summarized and answered: past the whole budget neither fits,
+    /// and the turn could only be refused.
+    /// </summary>
+    public double SummarizeBudgetShare { get; set; } = 0.5;
+
     /// <summary>Newest messages kept verbatim when history is summarized.</summary>
     public int KeepRecentMessages { get; set; } = 4;
 
@@ -106,6 +113,11 @@ internal sealed class ChatOptions
         if (!(SummarizeShare is > 0 and <= 1))
         {
             yield return $"{Section}:SummarizeShare is {SummarizeShare}; it must lie in (0, 1]: the share of the context window past which history is summarized";
+        }
+
+        if (!(SummarizeBudgetShare is > 0 and <= 1))
+        {
+            yield return $"{Section}:SummarizeBudgetShare is {SummarizeBudgetShare}; it must lie in (0, 1]: the share of a message's budget past which history is summarized";
         }
 
         if (KeepRecentMessages < 0)

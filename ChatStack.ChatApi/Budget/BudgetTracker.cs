@@ -13,7 +13,7 @@ internal sealed class BudgetTracker
     private int _sent; // input of model calls already sent, re-sends included
     private int _context; // what the next model call sends
 
-    public BudgetTracker(string model, int budgetMax, int contextWindow, double summarizeShare, TimeProvider time)
+    public BudgetTracker(string model, int budgetMax, int contextWindow, double summarizeShare, double budgetSummarizeShare, TimeProvider time)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(budgetMax);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(contextWindow);
@@ -22,9 +22,15 @@ internal sealed class BudgetTracker
             throw new ArgumentOutOfRangeException(nameof(summarizeShare), "A share of the context window, in (0, 1].");
         }
 
+        if (budgetSummarizeShare is <= 0 or > 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(budgetSummarizeShare), "A share of the budget, in (0, 1].");
+        }
+
         _time = time;
         ContextWindow = contextWindow;
-        _summarizeAtTokens = (int)Math.Floor(contextWindow * summarizeShare);
+        // Whichever comes first: the model's window filling up, or the history crowding out this message's budget.
+        _summarizeAtTokens = (int)Math.Min(Math.Floor(contextWindow * summarizeShare), Math.Floor(budgetMax * budgetSummarizeShare));
         Current = new TokenBudget { Model = model, BudgetMax = budgetMax, LastUpdateTs = time.GetUtcNow() };
     }
 
@@ -32,7 +38,7 @@ internal sealed class BudgetTracker
 
     public int ContextWindow { get; }
 
-    /// <summary>Context size past which <see cref="TokenBudget.ShouldSummarize"/> turns true.</summary>
+    /// <summary>Context size past which <see cref="TokenBudget.ShouldSummarize"/> turns true: a share of the context window or of the budget, the smaller.</summary>
     public int SummarizeAtTokens => _summarizeAtTokens;
 
     /// <summary>Provider-reported minus counted total, once reconciled.</summary>

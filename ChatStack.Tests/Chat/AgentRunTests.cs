@@ -193,6 +193,27 @@ public class AgentRunTests
         Assert.Equal(done.Usage.PromptTokens + done.Usage.CompletionTokens, (await _store.GetSessionAsync("s1", default))!.TotalTokens);
     }
 
+    [Fact]
+    public async Task Past_half_the_budget_older_history_is_summarized_though_the_context_window_is_far()
+    {
+        var history = ProseHistory(8, repeat: 30);
+        var context = history.Sum(m => Counter.CountTokens(m.Content));
+        var model = new RecordingModel(new OfflineChatCompletionService(Counter, new OfflineModelOptions { DeltaDelayMs = 0 }));
+        var budget = context * 3 / 2;
+
+        await Run(history, "And now?", model, budget: budget, contextWindow: 128_000, keepRecent: 4).ExecuteAsync(CancellationToken.None);
+
+        var retrieval = (TokenCountEvent)_events.TokenCounts()[1];
+        Assert.Equal(BudgetPhases.Retrieval, retrieval.Phase);
+        Assert.True(retrieval.ShouldSummarize, $"context {retrieval.Prompt} of a budget of {budget}");
+        var summarized = Assert.IsType<SummarizedEvent>(_events.Single(ChatEventTypes.Summarized));
+        Assert.Equal(4, summarized.ReplacedMessages);
+        Assert.True(summarized.TokensAfter * 2 <= budget, $"{summarized.TokensAfter} tokens after summarizing, budget {budget}");
+        Assert.Equal(2, model.Calls.Count);
+        Assert.Equal(FinishReasons.Stop, Assert.IsType<DoneEvent>(_events.All[^1].Data).FinishReason);
+        Assert.Equal(history[3].Id, (await _store.GetSessionAsync("s1", default))!.SummaryThroughMessageId);
+    }
+
     [Theory]
     [InlineData(128_000)] // far from the context share: no summarizing
     [InlineData(600)] // past it, but summarizing the older half would cost more than the budget leaves
@@ -269,11 +290,11 @@ public class AgentRunTests
     }
 
     /// <summary>Alternating user and assistant messages of a few hundred tokens each.</summary>
-    private static List<ChatMessageRecord> ProseHistory(int count) => Enumerable.Range(0, count).Select(i => new ChatMessageRecord
+    private static List<ChatMessageRecord> ProseHistory(int count, int repeat = 3) => Enumerable.Range(0, count).Select(i => new ChatMessageRecord
     {
         Id = ChatMessageRecord.NewId(DateTimeOffset.UtcNow),
         Role = i % 2 == 0 ? "user" : "assistant",
-        Content = $"Message {i}. " + TokenCountingTests.Sample("prose", 3),
+        Content = $"Message {i}. " + TokenCountingTests.Sample("prose", repeat),
         CreatedAt = DateTimeOffset.UtcNow,
     }).ToList();
 

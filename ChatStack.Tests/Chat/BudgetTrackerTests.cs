@@ -12,7 +12,7 @@ public class BudgetTrackerTests
     [Fact]
     public void Counts_move_the_totals_and_the_remaining_budget()
     {
-        var budget = new BudgetTracker("m", budgetMax: 1000, contextWindow: 8000, summarizeShare: 0.75, _time);
+        var budget = new BudgetTracker("m", budgetMax: 1000, contextWindow: 8000, summarizeShare: 0.75, budgetSummarizeShare: 1, _time);
         budget.SetContext(120);
         _time.Advance(TimeSpan.FromSeconds(1));
         var after = budget.SetCompletion(30);
@@ -29,7 +29,7 @@ public class BudgetTrackerTests
     [Fact]
     public void A_tool_round_trip_charges_the_context_again_and_a_summarization_its_input()
     {
-        var budget = new BudgetTracker("m", budgetMax: 1000, contextWindow: 8000, summarizeShare: 0.75, _time);
+        var budget = new BudgetTracker("m", budgetMax: 1000, contextWindow: 8000, summarizeShare: 0.75, budgetSummarizeShare: 1, _time);
         budget.AddSentInput(300); // a summarization was sent 300 tokens
         budget.SetContext(100); // the compacted context the first call sends
         Assert.Equal(400, budget.Current.PromptTokens);
@@ -47,7 +47,7 @@ public class BudgetTrackerTests
     [Fact]
     public void Exhaustion_happens_at_the_budget_and_remaining_never_goes_below_zero()
     {
-        var budget = new BudgetTracker("m", budgetMax: 100, contextWindow: 8000, summarizeShare: 0.75, _time);
+        var budget = new BudgetTracker("m", budgetMax: 100, contextWindow: 8000, summarizeShare: 0.75, budgetSummarizeShare: 1, _time);
         budget.SetContext(60);
         Assert.False(budget.SetCompletion(39).IsExhausted);
         Assert.True(budget.SetCompletion(40).IsExhausted);
@@ -62,15 +62,27 @@ public class BudgetTrackerTests
     [InlineData(6001, true)]
     public void Should_summarize_turns_true_past_the_configured_share_of_the_context_window(int contextTokens, bool expected)
     {
-        var budget = new BudgetTracker("m", budgetMax: 1000, contextWindow: 8000, summarizeShare: 0.75, _time);
+        var budget = new BudgetTracker("m", budgetMax: 32_000, contextWindow: 8000, summarizeShare: 0.75, budgetSummarizeShare: 0.5, _time);
         Assert.Equal(expected, budget.EvaluateContext(contextTokens).ShouldSummarize);
         Assert.False(budget.EvaluateContext(100).ShouldSummarize);
+    }
+
+    [Theory]
+    [InlineData(3999, false)]
+    [InlineData(4000, false)]
+    [InlineData(4001, true)]
+    public void With_a_budget_smaller_than_the_window_should_summarize_turns_true_past_its_share_of_the_budget(int contextTokens, bool expected)
+    {
+        // 0.75 of 128,000 is never reached within a budget of 8,000: the budget's share is what leaves room to answer.
+        var budget = new BudgetTracker("m", budgetMax: 8000, contextWindow: 128_000, summarizeShare: 0.75, budgetSummarizeShare: 0.5, _time);
+        Assert.Equal(4000, budget.SummarizeAtTokens);
+        Assert.Equal(expected, budget.EvaluateContext(contextTokens).ShouldSummarize);
     }
 
     [Fact]
     public void Provider_usage_reconciles_the_count_and_the_difference_is_kept()
     {
-        var budget = new BudgetTracker("m", budgetMax: 1000, contextWindow: 8000, summarizeShare: 0.75, _time);
+        var budget = new BudgetTracker("m", budgetMax: 1000, contextWindow: 8000, summarizeShare: 0.75, budgetSummarizeShare: 1, _time);
         budget.SetContext(100);
         budget.SetCompletion(50);
         var reconciled = budget.Reconcile(providerPromptTokens: 130, providerCompletionTokens: 49);
@@ -81,9 +93,11 @@ public class BudgetTrackerTests
     [Fact]
     public void Bad_settings_are_refused()
     {
-        Assert.Throws<ArgumentOutOfRangeException>(() => new BudgetTracker("m", 0, 8000, 0.75, _time));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new BudgetTracker("m", 10, 8000, 1.5, _time));
-        var budget = new BudgetTracker("m", 10, 8000, 0.5, _time);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new BudgetTracker("m", 0, 8000, 0.75, 1, _time));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new BudgetTracker("m", 10, 8000, 1.5, 1, _time));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new BudgetTracker("m", 10, 8000, 0.75, 0, _time));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new BudgetTracker("m", 10, 8000, 0.75, 1.5, _time));
+        var budget = new BudgetTracker("m", 10, 8000, 0.5, 1, _time);
         Assert.Throws<ArgumentOutOfRangeException>(() => budget.SetContext(-1));
         Assert.Throws<ArgumentOutOfRangeException>(() => budget.AddSentInput(-1));
     }

@@ -23,6 +23,8 @@ public sealed class ChatOptionsTests
     [InlineData("DefaultBudget", "50000", "Chat:DefaultBudget is 50000; it must lie in Chat:MinBudget..Chat:MaxBudgetPerRequest (64..32000)")]
     [InlineData("SummarizeShare", "0", "Chat:SummarizeShare is 0; it must lie in (0, 1]")]
     [InlineData("SummarizeShare", "1.5", "Chat:SummarizeShare is 1.5; it must lie in (0, 1]")]
+    [InlineData("SummarizeBudgetShare", "0", "Chat:SummarizeBudgetShare is 0; it must lie in (0, 1]")]
+    [InlineData("SummarizeBudgetShare", "1.01", "Chat:SummarizeBudgetShare is 1.01; it must lie in (0, 1]")]
     [InlineData("KeepRecentMessages", "-1", "Chat:KeepRecentMessages is -1; it must be 0 or more")]
     [InlineData("CheckpointTokens", "0", "Chat:CheckpointTokens is 0; it must be 1 or more")]
     [InlineData("MaxToolRounds", "-1", "Chat:MaxToolRounds is -1; it must lie in 0..32")]

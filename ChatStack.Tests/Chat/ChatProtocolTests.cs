@@ -419,6 +419,42 @@ public class ChatProtocolTests(StackFixture stack, ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_long_conversation_on_the_default_model_and_budget_is_summarized_and_goes_on()
+    {
+        // The default model's window (128,000) is far beyond the default budget (8,000): the history is summarized
+        // past half the budget, so the conversation goes on where it would have been refused as budget_too_small.
+        var client = await SignInAsync();
+        string? sessionId = null;
+        var turns = new List<List<SseMessage>>();
+        while (turns.Count < 60 && !turns.Any(t => t.Any(e => e.Event == "summarized")))
+        {
+            // Long notes to keep, short answers: the history grows fast while the offline model streams little.
+            var notes = string.Concat(Enumerable.Range(0, 40).Select(i => $"Note {turns.Count}.{i}: the delivery for warehouse {i} leaves at {i % 12 + 1} o'clock. "));
+            var events = await client.ChatAsync(new { session_id = sessionId, message = $"Please keep these notes. {notes}" });
+            var done = events.LastOrDefault(e => e.Event is "done" or "error");
+            Assert.True(done?.Event == "done", $"Turn {turns.Count} ended {done?.Event}: {done?.Data}");
+            sessionId = done!.Payload.GetProperty("session_id").GetString();
+            turns.Add(events);
+        }
+
+        var summarizedTurn = turns[^1];
+        output.WriteLine($"summarized at turn {turns.Count - 1}");
+        var retrieval = Retrievals(summarizedTurn)[0];
+        Assert.Equal(8000, retrieval.GetProperty("budget_max").GetInt32());
+        Assert.True(retrieval.GetProperty("should_summarize").GetBoolean());
+        Assert.InRange(retrieval.GetProperty("prompt").GetInt32(), 4001, 8000);
+        Assert.Equal("stop", summarizedTurn.Single(e => e.Event == "done").Payload.GetProperty("finish_reason").GetString());
+
+        var next = await client.ChatAsync(new { session_id = sessionId, message = "And one more, please." });
+        Assert.Equal("done", next.Last(e => !e.IsComment).Event);
+        Assert.InRange(Retrievals(next)[0].GetProperty("prompt").GetInt32(), 1, 4000);
+        Assert.DoesNotContain(next, e => e.Event == "summarized");
+
+        static List<JsonElement> Retrievals(List<SseMessage> events) =>
+            events.Where(e => e.Event == "token_count" && e.Payload.GetProperty("phase").GetString() == "retrieval").Select(e => e.Payload).ToList();
+    }
+
+    [Fact]
     public async Task Bad_input_gets_a_problem_response_before_any_token_is_spent()
     {
         var client = await SignInAsync();
