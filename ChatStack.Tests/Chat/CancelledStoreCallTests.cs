@@ -25,6 +25,7 @@ namespace ChatStack.Tests.Chat;
 public class CancelledStoreCallTests(StackFixture stack)
 {
     private static readonly Func<IMessage, bool> MessagesRead = request => request is ListDocumentsRequest { CollectionId: "messages" };
+    private static readonly Func<IMessage, bool> MessagesPaged = request => request is RunQueryRequest { StructuredQuery.From: [{ CollectionId: "messages" }] };
 
     private static readonly Func<IMessage, bool> RenameCommit = request => request is CommitRequest commit
         && commit.Writes.Any(w => w.UpdateMask?.FieldPaths.Contains("title") == true);
@@ -85,7 +86,7 @@ public class CancelledStoreCallTests(StackFixture stack)
 
         var (method, matches) = call switch
         {
-            "GET messages" => (HttpMethod.Get, MessagesRead),
+            "GET messages" => (HttpMethod.Get, MessagesPaged),
             "PATCH session" => (HttpMethod.Patch, RenameCommit),
             _ => (HttpMethod.Delete, MessagesRead),
         };

@@ -108,7 +108,7 @@ public class StoreRefusalTests(StackFixture stack)
     [Theory]
     [InlineData("GET", "/api/sessions", "session-query", StatusCode.PermissionDenied)]
     [InlineData("GET", "/api/sessions/{id}", "session-read", StatusCode.PermissionDenied)]
-    [InlineData("GET", "/api/sessions/{id}/messages", "messages-list", StatusCode.NotFound)]
+    [InlineData("GET", "/api/sessions/{id}/messages", "messages-query", StatusCode.NotFound)]
     [InlineData("GET", "/api/sessions/{id}/messages?limit=10", "messages-query", StatusCode.InvalidArgument)]
     [InlineData("PATCH", "/api/sessions/{id}", "commit", StatusCode.PermissionDenied)]
     [InlineData("DELETE", "/api/sessions/{id}", "messages-list", StatusCode.FailedPrecondition)]

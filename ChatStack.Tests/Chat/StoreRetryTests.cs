@@ -193,14 +193,17 @@ public class StoreRetryTests(StackFixture stack)
         await client.ChatAsync(new { message = "hello" });
         var sessionId = client.LastSessionId!;
 
-        // The session by id (BatchGetDocuments, a stream), its messages whole (ListDocuments) and by page (RunQuery).
+        // The session by id (BatchGetDocuments, a stream), its messages by page (RunQuery), and whole (ListDocuments:
+        // the history a turn of an unsummarized session reads).
         faults.Fail(FirestoreFaults.SessionRead, StatusCode.Unavailable);
-        faults.Fail(request => request is ListDocumentsRequest { CollectionId: "messages" }, StatusCode.Unavailable);
         faults.Fail(request => request is RunQueryRequest { StructuredQuery.From: [{ CollectionId: "messages" }] }, StatusCode.Unavailable);
 
         Assert.Equal("hello", (await client.GetJsonAsync($"/api/sessions/{sessionId}")).GetProperty("title").GetString());
         Assert.Equal(2, (await client.GetJsonAsync($"/api/sessions/{sessionId}/messages")).GetArrayLength());
-        Assert.Equal(2, (await client.GetJsonAsync($"/api/sessions/{sessionId}/messages?limit=10")).GetArrayLength());
+        faults.Fail(request => request is ListDocumentsRequest { CollectionId: "messages" }, StatusCode.Unavailable);
+        var turn = await client.ChatAsync(new { session_id = sessionId, message = "And again?" });
+        Assert.Equal("done", turn.Last(e => !e.IsComment).Event);
+        Assert.Equal(4, (await client.GetJsonAsync($"/api/sessions/{sessionId}/messages")).GetArrayLength());
         Assert.Equal(3, faults.Injected);
     }
 

@@ -104,6 +104,16 @@ internal sealed class FirestoreFaults : Interceptor
     public override AsyncServerStreamingCall<TResponse> AsyncServerStreamingCall<TRequest, TResponse>(TRequest request,
         ClientInterceptorContext<TRequest, TResponse> context, AsyncServerStreamingCallContinuation<TRequest, TResponse> continuation)
     {
+        if (TakeBefore(request) is { } action)
+        {
+            var deferred = new DeferredStream<TResponse>(async () =>
+            {
+                await action();
+                return continuation(request, context);
+            });
+            return new AsyncServerStreamingCall<TResponse>(deferred, Task.FromResult(new Metadata()), () => Status.DefaultSuccess, () => [], deferred.Dispose);
+        }
+
         if (Take(request) is not { } fault)
         {
             return continuation(request, context);
@@ -168,6 +178,22 @@ internal sealed class FirestoreFaults : Interceptor
         public Exception? Thrown { get; init; }
 
         public Exception Failure => Thrown ?? new RpcException(Status);
+    }
+
+    /// <summary>A server stream whose call starts when it is first read, once the action before it has run.</summary>
+    private sealed class DeferredStream<T>(Func<Task<AsyncServerStreamingCall<T>>> start) : IAsyncStreamReader<T>, IDisposable
+    {
+        private AsyncServerStreamingCall<T>? _call;
+
+        public T Current => _call!.ResponseStream.Current;
+
+        public async Task<bool> MoveNext(CancellationToken cancellationToken)
+        {
+            _call ??= await start();
+            return await _call.ResponseStream.MoveNext(cancellationToken);
+        }
+
+        public void Dispose() => _call?.Dispose();
     }
 
     private sealed class FailingStream<T>(Exception failure) : IAsyncStreamReader<T>
