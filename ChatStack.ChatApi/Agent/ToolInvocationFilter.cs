@@ -53,7 +53,7 @@ internal sealed class ToolSpan(Activity? activity, bool captureContent) : IDispo
         span?.SetTag(GenAiAttributes.ToolCallId, run.CurrentToolCallId);
         if (run.CaptureContent)
         {
-            span?.SetTag(GenAiAttributes.ToolCallArguments, System.Text.Json.JsonSerializer.Serialize(arguments));
+            span?.SetTag(GenAiAttributes.ToolCallArguments, System.Text.Json.JsonSerializer.Serialize(arguments.ToDictionary(a => a.Key, a => GenAiContent.Text(a.Value))));
         }
 
         return new ToolSpan(span, run.CaptureContent);
@@ -67,7 +67,7 @@ internal sealed class ToolSpan(Activity? activity, bool captureContent) : IDispo
         activity?.SetTag("chatstack.tool.status", status);
         if (captureContent)
         {
-            activity?.SetTag(GenAiAttributes.ToolCallResult, result);
+            activity?.SetTag(GenAiAttributes.ToolCallResult, GenAiContent.Text(result));
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
 using ChatStack.ChatApi.Agent;
@@ -286,8 +287,28 @@ internal sealed class ModelCallSpan : IDisposable
 /// <summary>Message content in the JSON shape of the GenAI conventions (role, parts); only built when capture is on.</summary>
 internal static class GenAiContent
 {
+    /// <summary>
+    /// Longest text captured in one part, argument or result. An answer can be 1 MB (a run of '=' is 64 characters a
+    /// token) and a context holds every message: whole, one span would outgrow OTLP exporters' and backends' limits
+    /// (often 4 MB a request, a few KB an attribute), and a backend that cuts the attribute breaks its JSON.
+    /// </summary>
+    public const int MaxCapturedChars = 16 * 1024;
+
     // Readable in a trace viewer: non-ASCII text and '+' as themselves, as the SSE stream sends them.
     private static readonly System.Text.Json.JsonSerializerOptions Json = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    /// <summary>The text as captured: whole up to <see cref="MaxCapturedChars"/>, else its start and how much was left out.</summary>
+    [return: System.Diagnostics.CodeAnalysis.NotNullIfNotNull(nameof(text))]
+    public static string? Text(string? text)
+    {
+        if (text is null || text.Length <= MaxCapturedChars)
+        {
+            return text;
+        }
+
+        var kept = char.IsHighSurrogate(text[MaxCapturedChars - 1]) ? MaxCapturedChars - 1 : MaxCapturedChars;
+        return string.Create(CultureInfo.InvariantCulture, $"{text.AsSpan(0, kept)}… [{text.Length - kept} more characters not captured]");
+    }
 
     public static string Messages(IEnumerable<ChatMessageContent> messages)
     {
@@ -297,7 +318,7 @@ internal static class GenAiContent
             var parts = new JsonArray();
             if (!string.IsNullOrEmpty(message.Content))
             {
-                parts.Add(new JsonObject { ["type"] = "text", ["content"] = message.Content });
+                parts.Add(new JsonObject { ["type"] = "text", ["content"] = Text(message.Content) });
             }
 
             foreach (var item in message.Items)
@@ -308,7 +329,7 @@ internal static class GenAiContent
                         parts.Add(new JsonObject { ["type"] = "tool_call", ["id"] = call.Id, ["name"] = call.FunctionName, ["arguments"] = Arguments(call.Arguments) });
                         break;
                     case FunctionResultContent result:
-                        parts.Add(new JsonObject { ["type"] = "tool_call_response", ["id"] = result.CallId, ["response"] = result.Result?.ToString() });
+                        parts.Add(new JsonObject { ["type"] = "tool_call_response", ["id"] = result.CallId, ["response"] = Text(result.Result?.ToString()) });
                         break;
                 }
             }
@@ -324,7 +345,7 @@ internal static class GenAiContent
         var parts = new JsonArray();
         if (text.Length > 0)
         {
-            parts.Add(new JsonObject { ["type"] = "text", ["content"] = text });
+            parts.Add(new JsonObject { ["type"] = "text", ["content"] = Text(text) });
         }
 
         foreach (var call in calls)
@@ -340,7 +361,7 @@ internal static class GenAiContent
         var json = new JsonObject();
         foreach (var (key, value) in arguments ?? [])
         {
-            json[key] = value?.ToString();
+            json[key] = Text(value?.ToString());
         }
 
         return json;

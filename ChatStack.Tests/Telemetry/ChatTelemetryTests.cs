@@ -213,6 +213,27 @@ public sealed class ChatTelemetryTests(StackFixture stack, ITestOutputHelper out
     }
 
     [Fact]
+    public async Task A_long_message_is_captured_shortened_as_valid_json_in_the_agent_and_model_call_spans()
+    {
+        var telemetry = new TelemetryCapture();
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost,
+            new Dictionary<string, string?> { [GenAiContentCapture.Variable] = "true", ["Chat:MaxMessageChars"] = "40000" }, configure: telemetry.AddTo);
+        var client = await ChatApiClient.SignInAsync(host.Address, "otel-capture-long");
+        var message = "Please read all of this. " + string.Concat(Enumerable.Range(0, 3000).Select(i => $"line {i:D5}. "));
+        var events = await client.ChatAsync(new { message, budget_max = 16000 });
+        Assert.Equal("done", events.Last(e => !e.IsComment).Event);
+
+        var agent = await telemetry.WaitForSpanAsync(s => s.DisplayName == "invoke_agent chatstack", TimeSpan.FromSeconds(10));
+        var call = Assert.Single(telemetry.Spans, s => s.TraceId == agent.TraceId && s.DisplayName.StartsWith("chat ", StringComparison.Ordinal));
+        var sent = System.Text.Json.JsonDocument.Parse((string)agent.GetTagItem(GenAiAttributes.InputMessages)!).RootElement[0].GetProperty("parts")[0].GetProperty("content").GetString()!;
+        var context = System.Text.Json.JsonDocument.Parse((string)call.GetTagItem(GenAiAttributes.InputMessages)!).RootElement;
+        var user = context.EnumerateArray().Single(m => m.GetProperty("role").GetString() == "user").GetProperty("parts")[0].GetProperty("content").GetString();
+        var expected = $"{message[..GenAiContent.MaxCapturedChars]}… [{message.Length - GenAiContent.MaxCapturedChars} more characters not captured]";
+        Assert.Equal(expected, sent);
+        Assert.Equal(expected, user);
+    }
+
+    [Fact]
     public async Task Budget_exhaustions_and_rate_limit_rejections_are_counted()
     {
         var telemetry = new TelemetryCapture();
