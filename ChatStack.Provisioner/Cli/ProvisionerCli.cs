@@ -163,7 +163,7 @@ public static partial class ProvisionerCli
             // the service. What was applied stays, and a second run converges the rest.
             logger.LogInformation("Provisioning stopped before it finished");
             await console.Error.WriteLineAsync("Provisioning stopped before it finished; run it again to converge the rest.");
-            return ProvisioningResult.Failed;
+            return ProvisioningResult.Stopped;
         }
         catch (RpcException e)
         {

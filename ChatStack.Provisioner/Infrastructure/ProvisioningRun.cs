@@ -9,6 +9,9 @@ public sealed record ProvisioningResult(IReadOnlyList<ResourceChange> Changes, b
     /// <summary>Process exit codes, documented in the README.</summary>
     public const int Converged = 0, Failed = 1, ChangesPending = 2, IncompatibleFound = 3;
 
+    /// <summary>Stopped by Ctrl+C or SIGTERM: 128 + SIGINT, as shells and System.CommandLine report an interrupted command.</summary>
+    public const int Stopped = 130;
+
     public bool HasIncompatible => Changes.Any(c => c.Action is ChangeKind.Incompatible or ChangeKind.Blocked);
 
     public bool HasPendingChanges => Changes.Any(c => c.Action is ChangeKind.Create or ChangeKind.Update);

@@ -341,7 +341,7 @@ public sealed class ProvisionerTests(StackFixture stack, ITestOutputHelper outpu
         output.WriteLine($"-> {exitCode}\n{stderr}");
 
         Assert.Equal(1, stopAtFirstCall.Calls);
-        Assert.Equal(1, exitCode);
+        Assert.Equal(ProvisioningResult.Stopped, exitCode);
         Assert.Equal("Provisioning stopped before it finished; run it again to converge the rest.", stderr.ToString().Trim());
         Assert.DoesNotContain(logs.GetSnapshot(), r => r.Level >= LogLevel.Warning);
     }
