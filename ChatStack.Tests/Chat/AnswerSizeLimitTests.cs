@@ -75,15 +75,25 @@ public sealed class AnswerSizeLimitTests(StackFixture stack, ITestOutputHelper o
     /// (one unbroken run is LongRunTests' subject).
     /// </summary>
     [Theory]
-    [InlineData(false, '=', 4_096, 320, 32_000)] // 1.3 MB of text in the message
-    [InlineData(true, '+', 1_024, 200, 8_000)] // 205 KB of text, 1.2 MB as JSON in the outbox record
-    public async Task With_the_default_limit_an_answer_that_would_pass_a_mebibyte_stops_and_is_kept(bool capture, char repeated, int chunkChars, int chunks, int budget)
+    [InlineData(false, '=', 4_096, 320, 32_000, null)] // 1.3 MB of text in the message
+    [InlineData(true, '+', 1_024, 200, 8_000, null)] // 205 KB of text, 1.2 MB as JSON in the outbox record
+    // The largest limit start-up accepts: Firestore's mebibyte less 16 KiB is room enough for the fields beside the
+    // answer, in the message document and in its outbox record (Firestore refuses either over 1 MiB).
+    [InlineData(false, '=', 4_096, 320, 32_000, ChatStack.ChatApi.Agent.ChatOptions.MaxStorableAnswerBytes)]
+    [InlineData(true, '+', 1_024, 200, 8_000, ChatStack.ChatApi.Agent.ChatOptions.MaxStorableAnswerBytes)]
+    public async Task An_answer_that_would_pass_a_mebibyte_stops_at_its_limit_and_is_kept_up_to_the_largest_limit_allowed(bool capture, char repeated, int chunkChars, int chunks, int budget,
+        int? maxAnswerBytes)
     {
         await using var provider = await OpenAiCompatibleServer.StartAsync();
         var line = new string(repeated, chunkChars - 1) + "\n";
         provider.RepeatedAnswer = (line, chunks);
         var settings = provider.ModelSettings();
         settings[ChatStack.Contracts.Telemetry.GenAiContentCapture.Variable] = capture ? "true" : "false";
+        if (maxAnswerBytes is not null)
+        {
+            settings["Chat:MaxAnswerBytes"] = $"{maxAnswerBytes}";
+        }
+
         await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
         var client = await ChatApiClient.SignInAsync(host.Address, $"long-tokens-{capture}");
 
@@ -94,7 +104,7 @@ public sealed class AnswerSizeLimitTests(StackFixture stack, ITestOutputHelper o
         var done = Assert.Single(events, e => e.Event == "done").Payload;
         Assert.Equal("size_limit", done.GetProperty("finish_reason").GetString());
         // The longest prefix within the default limit (Chat:MaxAnswerBytes, 1,000,000): a '+' is 6 bytes as JSON ("\u002B").
-        var expected = Prefix(string.Concat(Enumerable.Repeat(line, chunks)), 1_000_000, StoredBytes(capture));
+        var expected = Prefix(string.Concat(Enumerable.Repeat(line, chunks)), maxAnswerBytes ?? 1_000_000, StoredBytes(capture));
         Assert.Equal(expected, string.Concat(events.Where(e => e.Event == "message_delta").Select(e => e.Payload.GetProperty("text").GetString())));
         var answer = (await client.GetJsonAsync($"/api/sessions/{client.LastSessionId}/messages")).EnumerateArray().Last();
         Assert.Equal(expected, answer.GetProperty("content").GetString());
