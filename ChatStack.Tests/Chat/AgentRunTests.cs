@@ -214,6 +214,25 @@ public class AgentRunTests
         Assert.Equal(history[3].Id, (await _store.GetSessionAsync("s1", default))!.SummaryThroughMessageId);
     }
 
+    [Fact]
+    public async Task A_summary_that_fails_while_the_history_still_fits_leaves_the_turn_to_answer_with_it_whole()
+    {
+        var history = ProseHistory(8, repeat: 30);
+        var context = history.Sum(m => Counter.CountTokens(m.Content));
+        var model = new RecordingModel(new FailingSummaryModel(new OfflineChatCompletionService(Counter, new OfflineModelOptions { DeltaDelayMs = 0 })));
+
+        await Run(history, "And now?", model, budget: context * 3 / 2, keepRecent: 4).ExecuteAsync(CancellationToken.None);
+
+        Assert.True(((TokenCountEvent)_events.TokenCounts()[1]).ShouldSummarize);
+        Assert.DoesNotContain(_events.All, e => e.Type == ChatEventTypes.Summarized);
+        Assert.Equal(2, model.Calls.Count); // the summarization that failed, then the answer with every message
+        Assert.Equal(history.Select(m => m.Content), model.Calls[1].Skip(1).Take(8).Select(m => m.Content));
+        var done = Assert.IsType<DoneEvent>(_events.All[^1].Data);
+        Assert.Equal(FinishReasons.Stop, done.FinishReason);
+        Assert.Null((await _store.GetSessionAsync("s1", default))!.SummaryThroughMessageId);
+        Assert.Equal("assistant", (await _store.ListMessagesAsync("s1", default))[^1].Role);
+    }
+
     [Theory]
     [InlineData(128_000)] // far from the context share: no summarizing
     [InlineData(600)] // past it, but summarizing the older half would cost more than the budget leaves
@@ -446,6 +465,18 @@ public class AgentRunTests
     }
 
     /// <summary>Keeps the history each model call was given.</summary>
+    /// <summary>Answers as <paramref name="inner"/> does, but every summarization (the one call that is not streamed) fails as a provider's 503 would.</summary>
+    private sealed class FailingSummaryModel(IChatCompletionService inner) : IChatCompletionService
+    {
+        public IReadOnlyDictionary<string, object?> Attributes => inner.Attributes;
+
+        public Task<IReadOnlyList<ChatMessageContent>> GetChatMessageContentsAsync(ChatHistory chatHistory, PromptExecutionSettings? executionSettings = null, Kernel? kernel = null, CancellationToken cancellationToken = default) =>
+            throw new HttpOperationException(System.Net.HttpStatusCode.ServiceUnavailable, "overloaded", "The provider is overloaded.", null);
+
+        public IAsyncEnumerable<StreamingChatMessageContent> GetStreamingChatMessageContentsAsync(ChatHistory chatHistory, PromptExecutionSettings? executionSettings = null, Kernel? kernel = null, CancellationToken cancellationToken = default) =>
+            inner.GetStreamingChatMessageContentsAsync(chatHistory, executionSettings, kernel, cancellationToken);
+    }
+
     private sealed class RecordingModel(IChatCompletionService inner) : IChatCompletionService
     {
         public List<ChatHistory> Calls { get; } = [];
