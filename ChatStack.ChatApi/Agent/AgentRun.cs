@@ -233,7 +233,7 @@ internal sealed class AgentRun(
             {
                 reply = (await model.GetChatMessageContentsAsync(summarize, settings, kernel: null, cancellationToken)).FirstOrDefault();
             }
-            catch (Exception e) when (e is not OperationCanceledException && !_budget.IsExhausted)
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested && !_budget.IsExhausted)
             {
                 // The history still fits this message's budget, so a summary that failed (refused, timed out) costs the
                 // turn nothing it needed: it goes on with the history whole, and a later turn summarizes.

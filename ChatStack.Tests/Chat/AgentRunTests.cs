@@ -214,12 +214,17 @@ public class AgentRunTests
         Assert.Equal(history[3].Id, (await _store.GetSessionAsync("s1", default))!.SummaryThroughMessageId);
     }
 
-    [Fact]
-    public async Task A_summary_that_fails_while_the_history_still_fits_leaves_the_turn_to_answer_with_it_whole()
+    [Theory]
+    [InlineData(false)] // the provider's 503
+    [InlineData(true)] // HttpClient's timeout, a TaskCanceledException though nobody cancelled the turn
+    public async Task A_summary_that_fails_while_the_history_still_fits_leaves_the_turn_to_answer_with_it_whole(bool timeout)
     {
         var history = ProseHistory(8, repeat: 30);
         var context = history.Sum(m => Counter.CountTokens(m.Content));
-        var model = new RecordingModel(new FailingSummaryModel(new OfflineChatCompletionService(Counter, new OfflineModelOptions { DeltaDelayMs = 0 })));
+        Exception failure = timeout
+            ? new TaskCanceledException("The request was canceled due to the configured HttpClient.Timeout of 100 seconds elapsing.", new TimeoutException())
+            : new HttpOperationException(System.Net.HttpStatusCode.ServiceUnavailable, "overloaded", "The provider is overloaded.", null);
+        var model = new RecordingModel(new FailingSummaryModel(new OfflineChatCompletionService(Counter, new OfflineModelOptions { DeltaDelayMs = 0 }), failure));
 
         await Run(history, "And now?", model, budget: context * 3 / 2, keepRecent: 4).ExecuteAsync(CancellationToken.None);
 
@@ -465,13 +470,13 @@ public class AgentRunTests
     }
 
     /// <summary>Keeps the history each model call was given.</summary>
-    /// <summary>Answers as <paramref name="inner"/> does, but every summarization (the one call that is not streamed) fails as a provider's 503 would.</summary>
-    private sealed class FailingSummaryModel(IChatCompletionService inner) : IChatCompletionService
+    /// <summary>Answers as <paramref name="inner"/> does, but every summarization (the one call that is not streamed) fails with <paramref name="failure"/>.</summary>
+    private sealed class FailingSummaryModel(IChatCompletionService inner, Exception failure) : IChatCompletionService
     {
         public IReadOnlyDictionary<string, object?> Attributes => inner.Attributes;
 
         public Task<IReadOnlyList<ChatMessageContent>> GetChatMessageContentsAsync(ChatHistory chatHistory, PromptExecutionSettings? executionSettings = null, Kernel? kernel = null, CancellationToken cancellationToken = default) =>
-            throw new HttpOperationException(System.Net.HttpStatusCode.ServiceUnavailable, "overloaded", "The provider is overloaded.", null);
+            Task.FromException<IReadOnlyList<ChatMessageContent>>(failure);
 
         public IAsyncEnumerable<StreamingChatMessageContent> GetStreamingChatMessageContentsAsync(ChatHistory chatHistory, PromptExecutionSettings? executionSettings = null, Kernel? kernel = null, CancellationToken cancellationToken = default) =>
             inner.GetStreamingChatMessageContentsAsync(chatHistory, executionSettings, kernel, cancellationToken);
