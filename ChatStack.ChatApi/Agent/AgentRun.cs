@@ -233,19 +233,19 @@ internal sealed class AgentRun(
             {
                 reply = (await model.GetChatMessageContentsAsync(summarize, settings, kernel: null, cancellationToken)).FirstOrDefault();
             }
-            catch (Exception e) when (!cancellationToken.IsCancellationRequested && !_budget.IsExhausted)
-            {
-                // The history still fits this message's budget, so a summary that failed (refused, timed out) costs the
-                // turn nothing it needed: it goes on with the history whole, and a later turn summarizes.
-                call.Fail(e);
-                logger.LogWarning(e, "Summarizing the history of session {SessionId} failed ({Failure}); the turn goes on without it",
-                    _session.Id, ModelFailure.Describe(e));
-                return context;
-            }
             catch (Exception e)
             {
                 call.Fail(e);
-                throw;
+                if (cancellationToken.IsCancellationRequested || _budget.IsExhausted)
+                {
+                    throw;
+                }
+
+                // The history still fits this message's budget, so a summary that failed (refused, timed out) costs the
+                // turn nothing it needed: it goes on with the history whole, and a later turn summarizes.
+                logger.LogWarning(e, "Summarizing the history of session {SessionId} failed ({Failure}); the turn goes on without it",
+                    _session.Id, ModelFailure.Describe(e));
+                return context;
             }
 
             call.OnChunk(ModelCallSpan.ResponseModelOf(reply?.InnerContent, reply?.ModelId), reply?.Metadata);

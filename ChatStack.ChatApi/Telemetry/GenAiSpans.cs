@@ -306,8 +306,8 @@ internal static class GenAiContent
             return text;
         }
 
-        var kept = char.IsHighSurrogate(text[MaxCapturedChars - 1]) ? MaxCapturedChars - 1 : MaxCapturedChars;
-        return string.Create(CultureInfo.InvariantCulture, $"{text.AsSpan(0, kept)}… [{text.Length - kept} more characters not captured]");
+        var shortened = text.Shorten(MaxCapturedChars + 1); // at most MaxCapturedChars of the text, then "…"
+        return string.Create(CultureInfo.InvariantCulture, $"{shortened} [{text.Length - (shortened.Length - 1)} more characters not captured]");
     }
 
     public static string Messages(IEnumerable<ChatMessageContent> messages)
