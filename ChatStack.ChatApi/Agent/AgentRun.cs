@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using ChatStack.ChatApi.Budget;
@@ -41,6 +42,9 @@ internal sealed class AgentRun(
     // summary's max_tokens. 64 KiB each keeps a tool message (two of them, and its record as JSON) far below 1 MiB.
     private const int MaxToolTextBytes = 64 * 1024;
     private const int MaxSummaryBytes = 64 * 1024;
+
+    /// <summary>Messages a history search reads at a time: at ~1 MB a message at most, a page stays within tens of MB.</summary>
+    internal const int SearchPageSize = 50;
 
     // Completion tokens of finished model calls, tool arguments and summaries; the live call adds its own.
     private int _completionBase;
@@ -622,17 +626,42 @@ internal sealed class AgentRun(
 
     /// <summary>
     /// What a history search looks through: every message before this turn's. The turn itself read only those after
-    /// the summary, so a summarized session is read in full here, once, and only when the agent searches.
+    /// the summary, so a summarized session is read from the store here, at each search, a page at a time.
     /// </summary>
-    private async Task<IReadOnlyList<ChatMessageRecord>> EarlierMessagesAsync(CancellationToken cancellationToken)
+    private async IAsyncEnumerable<ChatMessageRecord> EarlierMessagesAsync([EnumeratorCancellation] CancellationToken cancellationToken)
     {
         if (request.Session.SummaryThroughMessageId is null)
         {
-            return request.History;
+            foreach (var message in request.History)
+            {
+                yield return message;
+            }
+
+            yield break;
         }
 
-        var all = await store.ListMessagesAsync(_session.Id, cancellationToken);
-        return [.. all.Where(m => string.CompareOrdinal(m.Id, _userMessageId) < 0)];
+        // A summarized session can hold any number of messages of up to ~1 MB each: read a page at a time.
+        string? after = null;
+        while (true)
+        {
+            var page = await store.ListMessagesAsync(_session.Id, after, SearchPageSize, cancellationToken);
+            foreach (var message in page)
+            {
+                if (string.CompareOrdinal(message.Id, _userMessageId) >= 0)
+                {
+                    yield break; // the message asking, and what followed it
+                }
+
+                yield return message;
+            }
+
+            if (page.Count < SearchPageSize)
+            {
+                yield break;
+            }
+
+            after = page[^1].Id;
+        }
     }
 
     /// <summary>Earlier user and assistant messages not yet covered by the session's summary.</summary>

@@ -8,17 +8,19 @@ namespace ChatStack.ChatApi.Agent;
 
 /// <summary>
 /// The agent's tools, registered as kernel functions (plugin <c>tools</c>). One instance per run: the history
-/// search sees only the session the run belongs to, loaded by <paramref name="earlierMessages"/> when first searched
-/// (a turn reads only the messages after the session's summary; a search needs them all).
+/// search sees only the session the run belongs to, through <paramref name="earlierMessages"/> (a turn reads only the
+/// messages after the session's summary; a search needs them all, so it reads them page by page and keeps only its
+/// best hits: a long session is searched in the memory of one page).
 /// </summary>
-internal sealed partial class ChatTools(Func<CancellationToken, Task<IReadOnlyList<ChatMessageRecord>>> earlierMessages, TimeProvider time)
+internal sealed partial class ChatTools(Func<CancellationToken, IAsyncEnumerable<ChatMessageRecord>> earlierMessages, TimeProvider time)
 {
     public const string PluginName = "tools";
     public const string TimeNow = "time_now";
     public const string Calculate = "calculate";
     public const string SearchHistory = "search_history";
 
-    private Task<IReadOnlyList<ChatMessageRecord>>? _history;
+    /// <summary>Hits a search returns.</summary>
+    private const int SearchHits = 3;
 
     [KernelFunction(TimeNow), Description("The current date and time in an IANA time zone, e.g. Europe/Paris or Asia/Tokyo, or at a UTC offset such as UTC+05:30.")]
     public string GetTimeNow([Description("IANA time zone id, or a UTC offset")] string time_zone)
@@ -79,21 +81,31 @@ internal sealed partial class ChatTools(Func<CancellationToken, Task<IReadOnlyLi
     public async Task<string> SearchAsync([Description("words to look for")] string query, CancellationToken cancellationToken)
     {
         var terms = HistorySearch.Terms(query);
-        // Loaded once per run, however many searches it makes; a failed load is tried again by the next search.
-        if (_history is not { IsCompletedSuccessfully: true })
+        // The best hits so far, most terms first, then newest; only their snippets are kept, not the messages.
+        var hits = new List<(int Score, DateTimeOffset At, string Text)>(SearchHits + 1);
+        await foreach (var message in earlierMessages(cancellationToken))
         {
-            _history = earlierMessages(cancellationToken);
+            if (message.Role is not ("user" or "assistant") || HistorySearch.Match(message.Content, terms) is not { Score: > 0 } match)
+            {
+                continue;
+            }
+
+            // After every hit that ranks as high: of equals, the one read first stays first.
+            var at = hits.FindIndex(h => h.Score < match.Score || (h.Score == match.Score && h.At < message.CreatedAt));
+            if (at < 0 && hits.Count == SearchHits)
+            {
+                continue;
+            }
+
+            hits.Insert(at < 0 ? hits.Count : at, (match.Score, message.CreatedAt,
+                $"[{message.Role} {message.CreatedAt:u}] {HistorySearch.Snippet(message.Content, match.FirstAt)}"));
+            if (hits.Count > SearchHits)
+            {
+                hits.RemoveAt(SearchHits);
+            }
         }
 
-        var hits = (await _history)
-            .Where(m => m.Role is "user" or "assistant")
-            .Select(m => (Message: m, Match: HistorySearch.Match(m.Content, terms)))
-            .Where(h => h.Match.Score > 0)
-            .OrderByDescending(h => h.Match.Score).ThenByDescending(h => h.Message.CreatedAt)
-            .Take(3)
-            .Select(h => $"[{h.Message.Role} {h.Message.CreatedAt:u}] {HistorySearch.Snippet(h.Message.Content, h.Match.FirstAt)}")
-            .ToList();
-        return hits.Count == 0 ? $"No earlier message mentions '{query}'." : string.Join(" | ", hits);
+        return hits.Count == 0 ? $"No earlier message mentions '{query}'." : string.Join(" | ", hits.Select(h => h.Text));
     }
 }
 

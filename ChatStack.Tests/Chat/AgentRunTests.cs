@@ -73,6 +73,38 @@ public class AgentRunTests
     }
 
     [Fact]
+    public async Task A_history_search_reads_a_long_summarized_session_a_page_at_a_time()
+    {
+        // Three pages and a bit of earlier messages; the cat is in the first, and the best hit is the newest mention.
+        var start = DateTimeOffset.UtcNow.AddHours(-1);
+        var history = Enumerable.Range(0, 2 * AgentRun.SearchPageSize + 7).Select(i => new ChatMessageRecord
+        {
+            Id = ChatMessageRecord.NewId(start.AddSeconds(i)),
+            Role = i % 2 == 0 ? "user" : "assistant",
+            Content = i switch
+            {
+                0 => "My cat is called Miso.",
+                60 => "Miso the cat likes boxes.",
+                _ => $"Message {i} about nothing in particular.",
+            },
+            CreatedAt = start.AddSeconds(i),
+        }).ToList();
+        var store = new PageRecordingStore(_store);
+        var model = new OfflineChatCompletionService(Counter, new OfflineModelOptions { DeltaDelayMs = 0 });
+
+        await Run(history, "Search the history for Miso.", model, budget: 4000, summarized: history.Count - 4, store: store).ExecuteAsync(CancellationToken.None);
+
+        var found = Assert.IsType<ToolEndEvent>(_events.Single(ChatEventTypes.ToolEnd));
+        Assert.Equal("ok", found.Status);
+        Assert.StartsWith("[user", found.ResultSummary);
+        Assert.Contains("Miso the cat likes boxes. | [user", found.ResultSummary);
+        Assert.Contains("My cat is called Miso.", found.ResultSummary);
+        // Never the whole session at once: three pages of at most SearchPageSize, the last one holding the message asking.
+        Assert.Equal(0, store.WholeReads);
+        Assert.Equal([AgentRun.SearchPageSize, AgentRun.SearchPageSize, AgentRun.SearchPageSize], store.PageLimits);
+    }
+
+    [Fact]
     public async Task An_exhausted_budget_stops_generation_and_keeps_and_counts_the_partial_answer()
     {
         var model = new OfflineChatCompletionService(Counter, new OfflineModelOptions { DeltaDelayMs = 0 });
@@ -364,6 +396,26 @@ public class AgentRunTests
         }
     }
 
+    /// <summary>Records how messages were read: whole, or the limit of each page.</summary>
+    private sealed class PageRecordingStore(IChatSessionStore inner) : DelegatingStore(inner)
+    {
+        public int WholeReads { get; private set; }
+
+        public List<int> PageLimits { get; } = [];
+
+        public override Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken)
+        {
+            WholeReads++;
+            return base.ListMessagesAsync(sessionId, cancellationToken);
+        }
+
+        public override Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, string? after, int limit, CancellationToken cancellationToken)
+        {
+            PageLimits.Add(limit);
+            return base.ListMessagesAsync(sessionId, after, limit, cancellationToken);
+        }
+    }
+
     /// <summary>Refuses the answer's write as Firestore does a session deleted meanwhile (not as an outage).</summary>
     private sealed class RefusingAnswerStore(IChatSessionStore inner) : DelegatingStore(inner)
     {
@@ -384,9 +436,9 @@ public class AgentRunTests
         public Task<ChatSessionPage> ListSessionsAsync(string userId, int limit, SessionCursor? after, CancellationToken cancellationToken) =>
             inner.ListSessionsAsync(userId, limit, after, cancellationToken);
 
-        public Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken) => inner.ListMessagesAsync(sessionId, cancellationToken);
+        public virtual Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken) => inner.ListMessagesAsync(sessionId, cancellationToken);
 
-        public Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, string? after, int limit, CancellationToken cancellationToken) =>
+        public virtual Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, string? after, int limit, CancellationToken cancellationToken) =>
             inner.ListMessagesAsync(sessionId, after, limit, cancellationToken);
 
         public Task AddUsageAsync(string sessionId, RunUsage usage, CancellationToken cancellationToken) => inner.AddUsageAsync(sessionId, usage, cancellationToken);

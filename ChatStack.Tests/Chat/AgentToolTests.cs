@@ -87,7 +87,7 @@ public class AgentToolTests
     [InlineData("Etc/GMT-5", "2026-03-01 17:00 (Etc/GMT-5, UTC+05:00)")]
     public void The_time_at_a_utc_offset_is_that_offset_from_utc(string timeZone, string expected)
     {
-        var tools = new ChatTools(_ => Task.FromResult<IReadOnlyList<ChatMessageRecord>>([]), new FakeTimeProvider(new DateTimeOffset(2026, 3, 1, 12, 0, 0, TimeSpan.Zero)));
+        var tools = new ChatTools(_ => AsyncEnumerable.Empty<ChatMessageRecord>(), new FakeTimeProvider(new DateTimeOffset(2026, 3, 1, 12, 0, 0, TimeSpan.Zero)));
 
         Assert.Equal(expected, tools.GetTimeNow(timeZone));
     }
@@ -116,7 +116,7 @@ public class AgentToolTests
     private static async Task<List<FunctionCallContent>> OfflineToolCalls(string message)
     {
         var kernel = new Kernel();
-        kernel.Plugins.AddFromObject(new ChatTools(_ => Task.FromResult<IReadOnlyList<ChatMessageRecord>>([]), TimeProvider.System), ChatTools.PluginName);
+        kernel.Plugins.AddFromObject(new ChatTools(_ => AsyncEnumerable.Empty<ChatMessageRecord>(), TimeProvider.System), ChatTools.PluginName);
         var model = new OfflineChatCompletionService(TokenCounterFactory.Default.ForEncoding("o200k_base"), new OfflineModelOptions { DeltaDelayMs = 0 });
         var history = new ChatHistory();
         history.AddUserMessage(message);
@@ -135,7 +135,7 @@ public class AgentToolTests
     [InlineData("")]
     public void An_unknown_time_zone_is_named_back_without_the_servers_paths(string timeZone)
     {
-        var tools = new ChatTools(_ => Task.FromResult<IReadOnlyList<ChatMessageRecord>>([]), TimeProvider.System);
+        var tools = new ChatTools(_ => AsyncEnumerable.Empty<ChatMessageRecord>(), TimeProvider.System);
 
         var error = Assert.Throws<ArgumentException>(() => tools.GetTimeNow(timeZone));
 
@@ -152,8 +152,7 @@ public class AgentToolTests
             new() { Id = "1", Role = "user", Content = "My cat is called Miso.", CreatedAt = time.GetUtcNow() },
             new() { Id = "2", Role = "assistant", Content = "Nice name!", CreatedAt = time.GetUtcNow() },
         };
-        var loads = 0;
-        var tools = new ChatTools(_ => Task.FromResult<IReadOnlyList<ChatMessageRecord>>(loads++ == 0 ? history : []), time);
+        var tools = new ChatTools(_ => history.ToAsyncEnumerable(), time);
         Assert.StartsWith("2026-03-01 21:00 (Asia/Tokyo", tools.GetTimeNow("Asia/Tokyo"));
         // What models pass instead of an id: another case, or a city.
         Assert.StartsWith("2026-03-01 21:00 (Asia/Tokyo", tools.GetTimeNow("asia/tokyo"));
@@ -161,9 +160,42 @@ public class AgentToolTests
         Assert.StartsWith("2026-03-01 04:00 (America/Los_Angeles", tools.GetTimeNow("San Francisco"));
         Assert.Contains("Miso", await tools.SearchAsync("cat name", default));
         Assert.StartsWith("No earlier message", await tools.SearchAsync("dog", default));
-        // The history is loaded once per run, however many searches the agent makes.
         Assert.Contains("Miso", await tools.SearchAsync("Miso", default));
-        Assert.Equal(1, loads);
+    }
+
+    [Fact]
+    public async Task A_search_keeps_the_three_best_hits_most_terms_first_then_the_newest()
+    {
+        // 300 messages, read one at a time: the hits are ranked as they come, not after holding them all.
+        var start = new DateTimeOffset(2026, 3, 1, 12, 0, 0, TimeSpan.Zero);
+        var history = Enumerable.Range(0, 300).Select(i => new ChatMessageRecord
+        {
+            Id = $"{i:D4}",
+            Role = i % 7 == 0 ? "tool" : i % 2 == 0 ? "user" : "assistant",
+            Content = (i >= 298 ? 0 : i % 5, i >= 298 ? 0 : i % 3) switch
+            {
+                (0, 0) => $"Note {i}: the cat Miso sleeps.",
+                (0, _) => $"Note {i}: a cat.",
+                (_, 0) => $"Note {i}: Miso.",
+                _ => $"Note {i}: nothing.",
+            },
+            // Two messages share each time, so equal hits keep the order they were read in (the last two).
+            CreatedAt = start.AddMinutes(i / 2),
+        }).ToList();
+        var tools = new ChatTools(_ => history.ToAsyncEnumerable(), TimeProvider.System);
+
+        var result = await tools.SearchAsync("cat Miso", default);
+
+        // What ranking every message at once gives (tool messages are not searched).
+        var terms = HistorySearch.Terms("cat Miso");
+        var expected = history.Where(m => m.Role != "tool")
+            .Select(m => (Message: m, Match: HistorySearch.Match(m.Content, terms)))
+            .Where(h => h.Match.Score > 0)
+            .OrderByDescending(h => h.Match.Score).ThenByDescending(h => h.Message.CreatedAt)
+            .Take(3)
+            .Select(h => h.Message.Content);
+        Assert.Equal(expected, result.Split(" | ").Select(hit => hit[(hit.IndexOf("] ", StringComparison.Ordinal) + 2)..]));
+        Assert.StartsWith("[user 2026-03-01 14:29:00Z] Note 298: the cat Miso sleeps. | [assistant 2026-03-01 14:29:00Z] Note 299:", result);
     }
 
     [Theory]
@@ -184,7 +216,7 @@ public class AgentToolTests
     {
         var answer = string.Concat(Enumerable.Repeat("Budgets and limits were discussed at length. ", 40)) + "The cat is called Miso. " + new string('x', 500);
         var history = new List<ChatMessageRecord> { new() { Id = "1", Role = "assistant", Content = answer, CreatedAt = DateTimeOffset.UnixEpoch } };
-        var tools = new ChatTools(_ => Task.FromResult<IReadOnlyList<ChatMessageRecord>>(history), TimeProvider.System);
+        var tools = new ChatTools(_ => history.ToAsyncEnumerable(), TimeProvider.System);
 
         var result = await tools.SearchAsync("Miso", default);
 
