@@ -200,9 +200,9 @@ internal static class ChatApis
         WriteRateLimitHeaders(context, admission);
         if (!admission.Allowed)
         {
-            return admission.Code == LimitDecision.QuotaExhausted
-                ? Problems.Create(context, StatusCodes.Status429TooManyRequests, LimitDecision.QuotaExhausted, "Token quota exhausted",
-                    $"You have used your {admission.Limit} tokens for this period; more become available as older usage leaves the window.")
+            return admission.QuotaTokens is { } quotaTokens
+                ? QuotaExhausted(context, quotaTokens, available: 0, held: 0,
+                    $"You have used your {quotaTokens} tokens for this period; more become available as older usage leaves the window.")
                 : Problems.Create(context, StatusCodes.Status429TooManyRequests, LimitDecision.RateLimited, "Too many requests",
                     $"At most {admission.Limit} chat requests per window; retry after {Seconds(admission.RetryAfter)} s.");
         }
@@ -260,7 +260,7 @@ internal static class ChatApis
             {
                 streams.Abandon(stream);
                 context.Response.Headers.RetryAfter = Seconds(quota.RetryAfter).ToString(CultureInfo.InvariantCulture);
-                return Problems.Create(context, StatusCodes.Status429TooManyRequests, LimitDecision.QuotaExhausted, "Token quota exhausted",
+                return QuotaExhausted(context, quota.Quota, quota.Available, quota.HeldByOthers,
                     $"Only {quota.Available} tokens are left in your quota{(quota.HeldByOthers > 0 ? $" while your answers in progress hold {quota.HeldByOthers}" : "")}; " +
                     $"this message needs {inputTokens} to start.");
             }
@@ -632,6 +632,14 @@ internal static class ChatApis
         : Problems.Create(context, StatusCodes.Status409Conflict, "turn-in-progress", "A turn is in progress",
             $"Session '{running.SessionId}' is still answering a message. Wait for its done event, or follow it at GET /api/chat/streams/{running.Id}, then send again.",
             new() { ["session_id"] = running.SessionId, ["stream_id"] = running.Id });
+
+    /// <summary>
+    /// 429 for the token quota. Its numbers are in the body: the RateLimit headers describe the request window on
+    /// every answer, so a client pacing its requests by them is never told the quota is a number of requests.
+    /// </summary>
+    private static IResult QuotaExhausted(HttpContext context, long quota, long available, long held, string detail) =>
+        Problems.Create(context, StatusCodes.Status429TooManyRequests, LimitDecision.QuotaExhausted, "Token quota exhausted", detail,
+            new() { ["quota_tokens"] = quota, ["available_tokens"] = available, ["held_tokens"] = held });
 
     private static IResult SessionNotFound(HttpContext context, string sessionId) =>
         Problems.Create(context, StatusCodes.Status404NotFound, "session-not-found", "Session not found",

@@ -58,6 +58,9 @@ internal sealed record LimitDecision(bool Allowed, string? Code, long Limit, lon
     /// <summary>The admitted request's place in the window, to give back if it fails on our side.</summary>
     public UserLimiter.RequestSlot? Slot { get; init; }
 
+    /// <summary>Refused for the token quota: the quota (<see cref="Limit"/> and the others are the request window's).</summary>
+    public long? QuotaTokens { get; init; }
+
     public const string RateLimited = "rate-limited";
     public const string QuotaExhausted = "quota-exhausted";
 }
@@ -102,7 +105,8 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telem
             // Back when enough of the oldest spending has left the window to be under the quota again.
             var retry = TimeUntilBelow(usage.Tokens, usage.Spent - tokenLimit + 1, TokenWindow, now);
             RecordRejection(LimitDecision.QuotaExhausted);
-            return new LimitDecision(false, LimitDecision.QuotaExhausted, tokenLimit, 0, retry, retry);
+            // The RateLimit headers describe the request window on every answer; the quota is in the problem.
+            return Standing(usage, requestLimit, now) with { Allowed = false, Code = LimitDecision.QuotaExhausted, RetryAfter = retry, QuotaTokens = tokenLimit };
         }
 
         if (usage.Requests.Count >= requestLimit)
@@ -161,12 +165,12 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telem
                 ? HeldRetryAfter
                 : TimeUntilBelow(usage.Tokens, usage.Spent - (limit - needed), TokenWindow, now);
             RecordRejection(LimitDecision.QuotaExhausted);
-            return new TokenHoldDecision(null, available, usage.Held, retry);
+            return new TokenHoldDecision(null, limit, available, usage.Held, retry);
         }
 
         var tokens = Math.Min(wanted, available);
         usage.Held += tokens;
-        return new TokenHoldDecision(new TokenHold(this, userId, tokens), available, usage.Held - tokens, TimeSpan.Zero);
+        return new TokenHoldDecision(new TokenHold(this, userId, tokens), limit, available, usage.Held - tokens, TimeSpan.Zero);
     }
 
     /// <summary>Users with an entry: those with requests, spending or holds in their windows (and, until the next sweep, some without).</summary>
@@ -319,5 +323,5 @@ internal sealed class UserLimiter(LimitOptions options, TimeProvider time, Telem
     }
 }
 
-/// <summary>A run's hold on the token quota, or, when the quota is short, what is left, what runs in progress hold, and when to come back.</summary>
-internal sealed record TokenHoldDecision(UserLimiter.TokenHold? Hold, long Available, long HeldByOthers, TimeSpan RetryAfter);
+/// <summary>A run's hold on the token quota, or, when the quota is short, the quota, what is left, what runs in progress hold, and when to come back.</summary>
+internal sealed record TokenHoldDecision(UserLimiter.TokenHold? Hold, long Quota, long Available, long HeldByOthers, TimeSpan RetryAfter);

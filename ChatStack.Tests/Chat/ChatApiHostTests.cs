@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -312,6 +313,10 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
         var problem = JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement;
         Assert.Equal("quota-exhausted", problem.GetProperty("code").GetString());
         Assert.Contains("400 tokens", problem.GetProperty("detail").GetString());
+        Assert.Equal((400, 0, 0), (problem.GetProperty("quota_tokens").GetInt32(), problem.GetProperty("available_tokens").GetInt32(), problem.GetProperty("held_tokens").GetInt32()));
+        // The RateLimit headers describe the request window, as on every other answer (one request of 60 used), not the quota.
+        Assert.Equal(("60", "59"), (refused.Headers.GetValues("RateLimit-Limit").Single(), refused.Headers.GetValues("RateLimit-Remaining").Single()));
+        Assert.InRange(int.Parse(refused.Headers.GetValues("RateLimit-Reset").Single(), CultureInfo.InvariantCulture), 1, 60);
     }
 
     [Fact]
@@ -337,6 +342,8 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
         var problem = JsonDocument.Parse(await third.Content.ReadAsStringAsync()).RootElement;
         Assert.Equal("quota-exhausted", problem.GetProperty("code").GetString());
         Assert.Contains("Only 0 tokens are left in your quota while your answers in progress hold 3000", problem.GetProperty("detail").GetString());
+        Assert.Equal((3000, 0, 3000), (problem.GetProperty("quota_tokens").GetInt32(), problem.GetProperty("available_tokens").GetInt32(), problem.GetProperty("held_tokens").GetInt32()));
+        Assert.Equal("60", third.Headers.GetValues("RateLimit-Limit").Single());
 
         var spent = 0;
         foreach (var (response, budget) in new[] { (first, 2000), (second, 1000) })

@@ -105,6 +105,8 @@ public class UserLimiterTests
         Assert.False(refused.Allowed);
         Assert.Equal(LimitDecision.QuotaExhausted, refused.Code);
         Assert.Equal(TimeSpan.FromMinutes(30), refused.RetryAfter); // when the first 600 leave the window
+        // The quota is named apart; Limit and Remaining stay the request window's (60 a minute, none taken by the refusal).
+        Assert.Equal((1000L, 60L, 60L), (refused.QuotaTokens, refused.Limit, refused.Remaining));
         _time.Advance(TimeSpan.FromMinutes(30));
         Assert.Equal(600, limiter.TokensRemaining("alice"));
         Assert.True(limiter.TryAdmit("alice").Allowed);
