@@ -51,6 +51,7 @@ internal sealed class BpeRanks
                 slot = (slot + 1) & _mask;
             }
             _slots[slot] = new Slot { Head = Head(key), Length = key.Length, Rank = kv.Value, Offset = pos };
+            MaxTokenLength = Math.Max(MaxTokenLength, key.Length);
             if (key.Length > 8)
             {
                 key[8..].CopyTo(_blob.AsSpan(pos));
@@ -61,6 +62,9 @@ internal sealed class BpeRanks
     }
 
     internal int Count { get; }
+
+    /// <summary>Bytes of the longest token: a longer piece is never one token.</summary>
+    internal int MaxTokenLength { get; }
 
     /// <summary>Rank of <paramref name="bytes"/>, or <see cref="int.MaxValue"/> if it is not a token.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

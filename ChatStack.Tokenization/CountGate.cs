@@ -10,12 +10,13 @@ namespace ChatStack.Tokenization;
 /// <remarks>
 /// <see cref="IncrementalTokenCounter"/> re-counts the unfinished piece at each count. In ordinary text that is a word
 /// or two; inside one long piece (a run of '=' or of spaces, letters with no break) it is the whole run so far, so a
-/// count at every checkpoint, or at every delta once the sound upper bound meets the limit, costs the square of the
-/// run (20,001 '=' in 8-character deltas: about 200× counting once, over 1,000× with a budget the bound meets). Once a
-/// count leaves more than <see cref="LongRun"/> characters unsettled, the gate holds deltas back and counts when they add up to a quarter
-/// of the unsettled run (at least 256 characters): each count costs the run so far, the run grows by a quarter between
-/// counts, so all of them cost about five counts of the final run, and held text waits at most about a fifth of the
-/// time the run has streamed. A limit reached inside a held batch is found by bisecting the held deltas' ends.
+/// count at every checkpoint, or at every delta once the sound upper bound meets the limit, would split the run again
+/// each time: the square of the run. (Merging, the costly part, is done only for what the run gained: see
+/// <see cref="LongPieceCache"/>.) Once a count leaves more than <see cref="LongRun"/> characters unsettled, the gate
+/// holds deltas back and counts when they add up to a quarter of the unsettled run (at least 256 characters): the run
+/// grows by a quarter between counts, so splitting reads about five times the final run in all, and held text waits at
+/// most about a fifth of the time the run has streamed. A limit reached inside a held batch is found by bisecting the
+/// held deltas' ends.
 /// </remarks>
 public sealed class CountGate(IncrementalTokenCounter exact)
 {

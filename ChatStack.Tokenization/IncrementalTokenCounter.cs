@@ -24,6 +24,7 @@ public sealed class IncrementalTokenCounter
     private int _scanned; // offsets below this were checked and are not stable boundaries
     private int _length = -1; // length of the text at the last count
     private int _total;
+    private LongPieceCache? _longPiece; // the encoding of a long piece at the end of the text, while it grows
 
     // For Estimate, fed by Appended: a delta that starts with an ASCII character is estimated at the characters per
     // token learned from the last mostly-ASCII stretch between two counts, any other delta at one token per character
@@ -51,7 +52,7 @@ public sealed class IncrementalTokenCounter
     /// follows, so the text before it counts the same in any longer prefix. Reads nothing of this counter's state.
     /// </summary>
     internal int CountPrefix(ReadOnlySpan<char> text, int length, int committedChars, int committedTokens) =>
-        committedTokens + _counter.CountTokens(text[committedChars..length]);
+        committedTokens + _counter.CountTokens(text[committedChars..length], ref _longPiece, committedChars);
 
     /// <summary>
     /// Tokens of <paramref name="textSoFar"/>, equal to counting it in one call. It must begin with the text of the
@@ -75,14 +76,15 @@ public sealed class IncrementalTokenCounter
         int total = _committedTokens;
         if (boundary < 0)
         {
-            total += _counter.CountTokens(textSoFar[_committedChars..]);
+            total += _counter.CountTokens(textSoFar[_committedChars..], ref _longPiece, _committedChars);
         }
         else
         {
-            int counted = _counter.CountTokens(textSoFar[_committedChars..], boundary - _committedChars, out int settled);
+            int counted = _counter.CountTokens(textSoFar[_committedChars..], boundary - _committedChars, out int settled, ref _longPiece, _committedChars);
             total += counted;
             _committedTokens += settled;
             _committedChars = boundary;
+            ForgetCommittedPiece();
         }
         _length = textSoFar.Length;
         Learn(total);
@@ -148,6 +150,7 @@ public sealed class IncrementalTokenCounter
         _committedChars = _committedTokens = _scanned = _total = _asciiSinceCount = _otherSinceCount = 0;
         _length = -1;
         _tokensPerAsciiChar = 1 / InitialAsciiCharsPerToken;
+        _longPiece = null;
     }
 
     /// <summary>Moves the committed boundary to the last stable boundary of <paramref name="text"/>, counting what it passes.</summary>
@@ -157,10 +160,26 @@ public sealed class IncrementalTokenCounter
         int boundary = LastStableBoundary(text);
         if (boundary >= 0)
         {
-            _committedTokens += _counter.CountTokens(text[_committedChars..boundary]);
+            _committedTokens += _counter.CountTokens(text[_committedChars..boundary], ref _longPiece, _committedChars);
             _committedChars = boundary;
+            ForgetCommittedPiece();
         }
     }
+
+    // A kept long piece before the committed boundary is counted for good: its memory goes.
+    private void ForgetCommittedPiece()
+    {
+        if (_longPiece is { } piece && piece.Start < _committedChars)
+        {
+            _longPiece = null;
+        }
+    }
+
+    /// <summary>Bytes merged through the long-piece cache, for tests.</summary>
+    internal long LongPieceMergedBytes => _longPiece?.MergedBytes ?? 0;
+
+    /// <summary>Counts of the long-piece cache that had to merge from further back, for tests.</summary>
+    internal int LongPieceWentBack => _longPiece?.WentBack ?? 0;
 
     /// <summary>The last stable boundary of <paramref name="text"/> after the committed one, or -1; offsets before the end are not checked again.</summary>
     private int LastStableBoundary(ReadOnlySpan<char> text)
@@ -182,6 +201,7 @@ public sealed class IncrementalTokenCounter
     {
         _scanned -= _committedChars;
         _length = _length < 0 ? -1 : _length - _committedChars;
+        _longPiece?.Shift(_committedChars);
         _committedChars = 0;
     }
 

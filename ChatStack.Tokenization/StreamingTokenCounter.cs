@@ -96,11 +96,16 @@ public sealed class StreamingTokenCounter
 /// <summary>What the streaming counters need from a counter; lets tests run them over any one-shot counter.</summary>
 internal interface ITokenCounterCore
 {
-    int CountTokens(ReadOnlySpan<char> text);
+    /// <summary>
+    /// Tokens of <paramref name="text"/>, which starts at <paramref name="offset"/> of a text that only grows: a long
+    /// piece at its end is merged through <paramref name="longPiece"/> (created when first needed), which keeps its
+    /// encoding for the next count.
+    /// </summary>
+    int CountTokens(ReadOnlySpan<char> text, ref LongPieceCache? longPiece, int offset);
 
     /// <summary>
-    /// Tokens of <paramref name="text"/>, and in <paramref name="tokensBefore"/> those of <c>text[..boundary]</c>
-    /// in the same pass when <paramref name="boundary"/> is stable (<see cref="IncrementalTokenCounter.IsStableBoundary"/>).
+    /// As above, and in <paramref name="tokensBefore"/> the tokens of <c>text[..boundary]</c> in the same pass when
+    /// <paramref name="boundary"/> is stable (<see cref="IncrementalTokenCounter.IsStableBoundary"/>).
     /// </summary>
-    int CountTokens(ReadOnlySpan<char> text, int boundary, out int tokensBefore);
+    int CountTokens(ReadOnlySpan<char> text, int boundary, out int tokensBefore, ref LongPieceCache? longPiece, int offset);
 }

@@ -23,15 +23,15 @@ internal sealed class RecountingTokenCounter(TokenCounter inner) : ITokenCounter
 
     public IncrementalTokenCounter CreateIncrementalCounter() => new(this);
 
-    int ITokenCounterCore.CountTokens(ReadOnlySpan<char> text)
+    int ITokenCounterCore.CountTokens(ReadOnlySpan<char> text, ref LongPieceCache? longPiece, int offset)
     {
         Characters += text.Length;
-        return _core.CountTokens(text);
+        return _core.CountTokens(text, ref longPiece, offset);
     }
 
-    int ITokenCounterCore.CountTokens(ReadOnlySpan<char> text, int boundary, out int tokensBefore)
+    int ITokenCounterCore.CountTokens(ReadOnlySpan<char> text, int boundary, out int tokensBefore, ref LongPieceCache? longPiece, int offset)
     {
         Characters += text.Length;
-        return _core.CountTokens(text, boundary, out tokensBefore);
+        return _core.CountTokens(text, boundary, out tokensBefore, ref longPiece, offset);
     }
 }

@@ -138,9 +138,10 @@ public sealed class StreamingTokenCounterTests
                 {
                     continue;
                 }
-                int total = counter.CountTokens(text, boundary, out int before);
-                Assert.Equal(counter.CountTokens(text), total);
-                Assert.Equal(counter.CountTokens(text.AsSpan(0, boundary)), before);
+                LongPieceCache? none = null;
+                int total = counter.CountTokens(text, boundary, out int before, ref none, 0);
+                Assert.Equal(tokenCounter.CountTokens(text), total);
+                Assert.Equal(tokenCounter.CountTokens(text.AsSpan(0, boundary)), before);
             }
         }, iter: 200);
     }
