@@ -15,10 +15,11 @@ namespace ChatStack.Tokenization;
 /// <see cref="LongPieceCache"/>.) Once a count leaves more than <see cref="LongRun"/> characters unsettled, the gate
 /// holds deltas back and counts when they add up to a quarter of the unsettled run (at least 256 characters): the run
 /// grows by a quarter between counts, so splitting reads about five times the final run in all, and held text waits at
-/// most about a fifth of the time the run has streamed. A limit reached inside a held batch is found by bisecting the
-/// held deltas' ends.
+/// most about a fifth of the time the run has streamed, or, given a clock, at most <c>maxHold</c> (a count at most that
+/// often reads the run once more, which is cheap now that it is not merged again). A limit reached inside a held batch
+/// is found by bisecting the held deltas' ends.
 /// </remarks>
-public sealed class CountGate(IncrementalTokenCounter exact)
+public sealed class CountGate(IncrementalTokenCounter exact, TimeProvider? clock = null, TimeSpan maxHold = default)
 {
     /// <summary>Characters left unsettled by a count past which the text is in a long run and deltas are held.</summary>
     public const int LongRun = 1024;
@@ -30,6 +31,7 @@ public sealed class CountGate(IncrementalTokenCounter exact)
     // Holding: the length that completes a batch. Otherwise a limit for the sound bound, which passes it once LongRun
     // characters went uncounted (committed tokens + 3 per character): one comparison a delta, as before the gate.
     private int _countAt = 3 * LongRun + 1;
+    private long _heldSince; // the clock's timestamp of the first held delta
 
     /// <summary>Characters the caller may have shown: all but the held ones (the text's length when none are).</summary>
     public int Shown(int lengthSoFar) => Holding ? _countedLength : lengthSoFar;
@@ -47,6 +49,11 @@ public sealed class CountGate(IncrementalTokenCounter exact)
         exact.Appended(delta);
         if (Holding)
         {
+            if (_heldEnds.Count == 0 && clock is not null)
+            {
+                _heldSince = clock.GetTimestamp();
+            }
+
             _heldEnds.Add(lengthSoFar);
             return false;
         }
@@ -55,13 +62,16 @@ public sealed class CountGate(IncrementalTokenCounter exact)
     }
 
     /// <summary>
-    /// Whether a count is due: in a long run, once the held text makes a batch; otherwise when the counter's estimate
-    /// reaches <paramref name="checkpoint"/> or its sound bound reaches <paramref name="limit"/>
-    /// (<see cref="IncrementalTokenCounter.CountDue"/>), or when more than <see cref="LongRun"/> characters went uncounted.
+    /// Whether a count is due: in a long run, once the held text makes a batch or its first delta was held for
+    /// <c>maxHold</c>; otherwise when the counter's estimate reaches <paramref name="checkpoint"/> or its sound bound
+    /// reaches <paramref name="limit"/> (<see cref="IncrementalTokenCounter.CountDue"/>), or when more than
+    /// <see cref="LongRun"/> characters went uncounted.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool CountDue(int lengthSoFar, int checkpoint, int limit) =>
-        Holding ? lengthSoFar >= _countAt : exact.CountDue(lengthSoFar, checkpoint, Math.Min(limit, _countAt));
+        Holding ? lengthSoFar >= _countAt || HeldTooLong() : exact.CountDue(lengthSoFar, checkpoint, Math.Min(limit, _countAt));
+
+    private bool HeldTooLong() => clock is not null && _heldEnds.Count > 0 && clock.GetElapsedTime(_heldSince) >= maxHold;
 
     /// <summary>
     /// Counts <paramref name="textSoFar"/> exactly. Returns the length the text keeps and its tokens: all of it, unless

@@ -389,7 +389,7 @@ internal sealed class AgentRun(
     private async Task<IReadOnlyList<FunctionCallContent>> StreamModelAsync(ChatHistory context, PromptExecutionSettings settings, Kernel kernel, CancellationToken cancellationToken)
     {
         var calls = new FunctionCallContentBuilder();
-        _live = new AnswerTokenCounter(counter, _answer);
+        _live = new AnswerTokenCounter(counter, _answer, time);
         _modelCalls++;
         using var span = ModelCallSpan.Start(request.Model, (settings as OpenAIPromptExecutionSettings)?.MaxTokens ?? 0, streaming: true, capture.Enabled, context, metrics);
         var answerStart = _answer.Length;

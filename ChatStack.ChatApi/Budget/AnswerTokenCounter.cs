@@ -10,14 +10,17 @@ namespace ChatStack.ChatApi.Budget;
 /// </summary>
 internal sealed class AnswerTokenCounter
 {
+    /// <summary>Longest a held delta waits for the count that shows it: a slow model's long run still reads as it streams.</summary>
+    public static readonly TimeSpan MaxHold = TimeSpan.FromSeconds(1);
+
     private readonly CountGate _gate;
     private readonly AnswerText _answer;
     private readonly int _start;
 
     /// <summary>Counts what is appended to <paramref name="answer"/> from now on (a new text when none is given).</summary>
-    public AnswerTokenCounter(ITokenCounter counter, AnswerText? answer = null)
+    public AnswerTokenCounter(ITokenCounter counter, AnswerText? answer = null, TimeProvider? clock = null)
     {
-        _gate = new CountGate(counter.CreateIncrementalCounter());
+        _gate = new CountGate(counter.CreateIncrementalCounter(), clock ?? TimeProvider.System, MaxHold);
         _answer = answer ?? new AnswerText();
         _start = _answer.Length;
     }

@@ -12,7 +12,7 @@ using ChatStack.Tokenization;
 namespace ChatStack.Tests.Chat;
 
 /// <summary>The agent run against fakes of its seams: the store in memory, the offline model, a recording event writer.</summary>
-public class AgentRunTests
+public class AgentRunTests(ITestOutputHelper output)
 {
     private static readonly ITokenCounter Counter = TokenCounterFactory.Default.ForEncoding("o200k_base");
     private readonly InMemoryChatSessionStore _store = new();
@@ -360,7 +360,8 @@ public class AgentRunTests
     /// only the messages after it, as the API does.
     /// </summary>
     private AgentRun Run(IReadOnlyList<ChatMessageRecord> history, string message, IChatCompletionService model, int budget, int contextWindow = 128_000, int keepRecent = 4,
-        int summarized = 0, string session = "s1", string? summaryThrough = null, IChatSessionStore? store = null, bool? capture = null, ITokenCounter? counter = null)
+        int summarized = 0, string session = "s1", string? summaryThrough = null, IChatSessionStore? store = null, bool? capture = null, ITokenCounter? counter = null,
+        TimeProvider? time = null)
     {
         summaryThrough ??= summarized > 0 ? history[summarized - 1].Id : null;
         var chatSession = new ChatSession
@@ -379,7 +380,7 @@ public class AgentRunTests
         return new AgentRun(new ChatRunRequest("u1", chatSession, history.Skip(summarized).ToList(), message, spec, quota, NewSession: history.Count == 0), _events, model, counter ?? Counter, store ?? _store,
             new ChatStack.ChatApi.DualWrite.ChatEventOutbox(new ChatStack.ChatApi.DualWrite.DualWriteOptions { DualWrite = capture is not null, CaptureContent = capture ?? false },
                 new ChatStack.ChatApi.DualWrite.ContentHash("a-content-hash-key-of-sufficient-length-0123456789")),
-            new ChatStack.ChatApi.DualWrite.OutboxSignal(), options, TimeProvider.System, NullLogger.Instance,
+            new ChatStack.ChatApi.DualWrite.OutboxSignal(), options, time ?? TimeProvider.System, NullLogger.Instance,
             new ChatStack.ChatApi.Telemetry.ChatMetrics(TelemetryCapture.MeterFactory), new ChatStack.ChatApi.Telemetry.ContentCaptureOptions(capture ?? false));
     }
 
@@ -452,11 +453,29 @@ public class AgentRunTests
     }
 
     /// <summary>The text the run streamed, in <c>message_delta</c> events (before event <paramref name="before"/>, when given).</summary>
+    [Fact]
+    public async Task A_slow_models_long_run_is_shown_at_least_every_second_not_in_quarter_run_batches()
+    {
+        // 30,000 '=' in deltas of 64 characters (a token each), 250 ms apart: two minutes of one long line.
+        var text = "Here:\n" + new string('=', 30_000) + "\nDone.";
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        await Run([], "Draw a line.", new ChunkedModel(text, 64, () => time.Advance(TimeSpan.FromMilliseconds(250))), budget: 100_000, time: time)
+            .ExecuteAsync(CancellationToken.None);
+
+        Assert.Equal(FinishReasons.Stop, Assert.IsType<DoneEvent>(_events.All[^1].Data).FinishReason);
+        Assert.Equal(text, Streamed());
+        // Held deltas come out a second's worth at a time (4 deltas, 256 characters), where quarter-run batches grew
+        // to thousands of characters, up to half a minute of the model's output.
+        var deltas = _events.All.Where(e => e.Type == ChatEventTypes.MessageDelta).Select(e => ((MessageDeltaEvent)e.Data).Text.Length).ToList();
+        output.WriteLine($"{deltas.Count} message_delta events, longest {deltas.Max()} characters");
+        Assert.InRange(deltas.Max(), 64, 5 * 64);
+    }
+
     private string Streamed(int before = int.MaxValue) => string.Concat(_events.All.Take(before)
         .Where(e => e.Type == ChatEventTypes.MessageDelta).Select(e => ((MessageDeltaEvent)e.Data).Text));
 
     /// <summary>A model that streams a fixed text in chunks of <paramref name="chunkChars"/> characters, and asks for no tool.</summary>
-    private sealed class ChunkedModel(string text, int chunkChars) : IChatCompletionService
+    private sealed class ChunkedModel(string text, int chunkChars, Action? beforeChunk = null) : IChatCompletionService
     {
         public IReadOnlyDictionary<string, object?> Attributes { get; } = new Dictionary<string, object?>();
 
@@ -469,6 +488,7 @@ public class AgentRunTests
             for (var start = 0; start < text.Length; start += chunkChars)
             {
                 cancellationToken.ThrowIfCancellationRequested();
+                beforeChunk?.Invoke();
                 yield return new StreamingChatMessageContent(AuthorRole.Assistant, text.Substring(start, Math.Min(chunkChars, text.Length - start)));
             }
 

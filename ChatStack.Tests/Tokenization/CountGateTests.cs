@@ -1,6 +1,7 @@
 using ChatStack.Tokenization;
 using ChatStack.Tests.Support;
 using CsCheck;
+using Microsoft.Extensions.Time.Testing;
 
 namespace ChatStack.Tests.Tokenization;
 
@@ -100,6 +101,56 @@ public sealed class CountGateTests(ITestOutputHelper output)
     /// Streams <paramref name="text"/> in deltas as the chat API does: show what the gate lets through, count when a
     /// checkpoint or the limit is due, stop at a count that reaches <paramref name="limit"/>; counts once more at the end.
     /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Given_a_clock_held_text_waits_at_most_the_longest_hold(bool clock)
+    {
+        // A slow model: 40,000 '=' in deltas of 64 characters (one token each), 250 ms apart.
+        var text = "Draw: " + Repeat("=", 40_000);
+        var time = new FakeTimeProvider();
+        var gate = clock ? new CountGate(O200k.CreateIncrementalCounter(), time, TimeSpan.FromSeconds(1)) : new CountGate(O200k.CreateIncrementalCounter());
+        var appendedAt = new List<(int End, DateTimeOffset At)>();
+        var start = time.GetUtcNow();
+        var longestWait = TimeSpan.Zero;
+        int counts = 0, shown = 0;
+        for (int end = 0; end < text.Length;)
+        {
+            time.Advance(TimeSpan.FromMilliseconds(250));
+            var delta = text.AsSpan(end, Math.Min(64, text.Length - end));
+            end += delta.Length;
+            appendedAt.Add((end, time.GetUtcNow()));
+            gate.Appended(delta, end);
+            if (gate.CountDue(end, Checkpoint, int.MaxValue))
+            {
+                var (length, tokens) = gate.Count(text.AsSpan(0, end), int.MaxValue);
+                Assert.Equal(O200k.CountTokens(text.AsSpan(0, length)), tokens);
+                counts++;
+            }
+
+            // Every delta now shown waited from when it came until now.
+            int nowShown = gate.Shown(end);
+            foreach (var (deltaEnd, at) in appendedAt.Where(a => a.End > shown && a.End <= nowShown))
+            {
+                longestWait = TimeSpan.FromTicks(Math.Max(longestWait.Ticks, (time.GetUtcNow() - at).Ticks));
+            }
+            shown = nowShown;
+        }
+
+        output.WriteLine($"clock {clock}: {counts} counts over {appendedAt.Count} deltas ({(appendedAt[^1].At - start).TotalSeconds:F0} s), longest wait {longestWait.TotalSeconds:F3} s");
+        if (clock)
+        {
+            // Shown within the hold (counted at the first delta after it); about a count a second while the run lasts.
+            Assert.InRange(longestWait, TimeSpan.Zero, TimeSpan.FromSeconds(1));
+            Assert.InRange(counts, 100, 200);
+        }
+        else
+        {
+            // Batches of a quarter of the run: the last one waits for about 160 deltas, 40 s.
+            Assert.True(longestWait > TimeSpan.FromSeconds(20), $"waited at most {longestWait}");
+        }
+    }
+
     private static (List<int> Counts, List<(int Shown, int Tokens)> ShownAtCounts) Stream(CountGate gate, string text, int deltaChars, int limit, out int kept, out int tokens)
     {
         var counts = new List<int>();

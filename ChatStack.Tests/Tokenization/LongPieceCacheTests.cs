@@ -1,7 +1,6 @@
 using System.Text;
 using ChatStack.Tokenization;
 using CsCheck;
-using Xunit.Abstractions;
 
 namespace ChatStack.Tests.Tokenization;
 
