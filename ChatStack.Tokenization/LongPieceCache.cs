@@ -103,15 +103,15 @@ internal sealed class LongPieceCache
             return 1;
         }
 
-        int[] starts = ArrayPool<int>.Shared.Rent(total + 1);
-        try
+        for (int back = InitialBackTokens; ; back *= 4)
         {
-            for (int back = InitialBackTokens; ; back *= 4)
+            // Merge again from the start of token `first`; the tokens before it stand if the merge starts with it.
+            int first = Math.Max(0, _tokens - back);
+            int from = first == 0 ? 0 : _ends[first - 1];
+            var window = bytes[from..];
+            int[] starts = ArrayPool<int>.Shared.Rent(window.Length + 1);
+            try
             {
-                // Merge again from the start of token `first`; the tokens before it stand if the merge starts with it.
-                int first = Math.Max(0, _tokens - back);
-                int from = first == 0 ? 0 : _ends[first - 1];
-                var window = bytes[from..];
                 int parts = BytePairEncoder.Merge(ranks, window, starts);
                 MergedBytes += window.Length;
                 if (first > 0 && from + starts[1] != _ends[first])
@@ -130,10 +130,10 @@ internal sealed class LongPieceCache
                 _tokens = kept;
                 return first + parts;
             }
-        }
-        finally
-        {
-            ArrayPool<int>.Shared.Return(starts);
+            finally
+            {
+                ArrayPool<int>.Shared.Return(starts);
+            }
         }
     }
 

@@ -641,26 +641,14 @@ internal sealed class AgentRun(
         }
 
         // A summarized session can hold any number of messages of up to ~1 MB each: read a page at a time.
-        string? after = null;
-        while (true)
+        await foreach (var message in store.ReadMessagesAsync(_session.Id, after: null, SearchPageSize, cancellationToken))
         {
-            var page = await store.ListMessagesAsync(_session.Id, after, SearchPageSize, cancellationToken);
-            foreach (var message in page)
+            if (string.CompareOrdinal(message.Id, _userMessageId) >= 0)
             {
-                if (string.CompareOrdinal(message.Id, _userMessageId) >= 0)
-                {
-                    yield break; // the message asking, and what followed it
-                }
-
-                yield return message;
+                yield break; // the message asking, and what followed it
             }
 
-            if (page.Count < SearchPageSize)
-            {
-                yield break;
-            }
-
-            after = page[^1].Id;
+            yield return message;
         }
     }
 

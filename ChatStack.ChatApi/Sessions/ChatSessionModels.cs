@@ -1,4 +1,5 @@
 using System.Buffers.Text;
+using System.Runtime.CompilerServices;
 using System.Text.Json.Serialization;
 
 namespace ChatStack.ChatApi.Sessions;
@@ -191,14 +192,24 @@ internal static class ChatSessionStoreExtensions
             return await store.ListMessagesAsync(sessionId, cancellationToken);
         }
 
-        var messages = new List<ChatMessageRecord>();
+        return await store.ReadMessagesAsync(sessionId, after, HistoryPageSize, cancellationToken).ToListAsync(cancellationToken);
+    }
+
+    /// <summary>The messages whose ids sort after <paramref name="after"/> (from the first when null), read <paramref name="pageSize"/> at a time as they are enumerated.</summary>
+    public static async IAsyncEnumerable<ChatMessageRecord> ReadMessagesAsync(this IChatSessionStore store, string sessionId, string? after, int pageSize,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
         while (true)
         {
-            var page = await store.ListMessagesAsync(sessionId, after, HistoryPageSize, cancellationToken);
-            messages.AddRange(page);
-            if (page.Count < HistoryPageSize)
+            var page = await store.ListMessagesAsync(sessionId, after, pageSize, cancellationToken);
+            foreach (var message in page)
             {
-                return messages;
+                yield return message;
+            }
+
+            if (page.Count < pageSize)
+            {
+                yield break;
             }
 
             after = page[^1].Id;
