@@ -53,7 +53,7 @@ internal sealed class ToolSpan(Activity? activity, bool captureContent) : IDispo
         span?.SetTag(GenAiAttributes.ToolCallId, run.CurrentToolCallId);
         if (run.CaptureContent)
         {
-            span?.SetTag(GenAiAttributes.ToolCallArguments, System.Text.Json.JsonSerializer.Serialize(arguments.ToDictionary(a => a.Key, a => GenAiContent.Text(a.Value))));
+            span?.SetTag(GenAiAttributes.ToolCallArguments, GenAiContent.ArgumentsJson(arguments));
         }
 
         return new ToolSpan(span, run.CaptureContent);

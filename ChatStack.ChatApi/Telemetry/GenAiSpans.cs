@@ -356,7 +356,10 @@ internal static class GenAiContent
         return new JsonArray { new JsonObject { ["role"] = "assistant", ["parts"] = parts, ["finish_reason"] = finishReason } }.ToJsonString(Json);
     }
 
-    private static JsonObject Arguments(KernelArguments? arguments)
+    /// <summary>A tool call's arguments as captured on its <c>execute_tool</c> span: the same JSON as in the messages.</summary>
+    public static string ArgumentsJson(IReadOnlyDictionary<string, string?> arguments) => Arguments(arguments).ToJsonString(Json);
+
+    private static JsonObject Arguments<T>(IEnumerable<KeyValuePair<string, T>>? arguments)
     {
         var json = new JsonObject();
         foreach (var (key, value) in arguments ?? [])
