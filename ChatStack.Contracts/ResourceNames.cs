@@ -38,4 +38,7 @@ public static class ResourceNames
 
     /// <summary>The Firestore collection of chat sessions (messages are its subcollection <c>messages</c>).</summary>
     public const string SessionsCollection = "sessions";
+
+    /// <summary>The Firestore collection of per-user request and token windows, one document per user, shared by the chat API's instances.</summary>
+    public const string UserLimitsCollection = "user_limits";
 }

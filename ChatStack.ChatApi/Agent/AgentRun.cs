@@ -79,7 +79,7 @@ internal sealed class AgentRun(
         finally
         {
             // Settled before `done` (or with nothing, when not admitted); a run that failed on the way pays what it counted.
-            request.Quota.Settle(_budget.Current.TotalTokens);
+            await request.Quota.SettleAsync(_budget.Current.TotalTokens);
             _admitted.TrySetException(new InvalidOperationException("The run ended before it saved the user's message."));
         }
     }
@@ -164,7 +164,7 @@ internal sealed class AgentRun(
         }
         catch (Exception e)
         {
-            request.Quota.Settle(0); // nothing was saved or sent; given back before the request answers
+            await request.Quota.SettleAsync(0); // nothing was saved or sent; given back before the request answers
             _admitted.SetException(e); // the request answers with its problem, and that is where it is logged
         }
 
@@ -596,7 +596,7 @@ internal sealed class AgentRun(
         }
 
         // Before `done`: a client that sends its next message on `done` finds this run's spending counted.
-        request.Quota.Settle(_budget.Current.TotalTokens);
+        await request.Quota.SettleAsync(_budget.Current.TotalTokens);
         Emit(BudgetPhases.Finalize);
         if (error is not null)
         {

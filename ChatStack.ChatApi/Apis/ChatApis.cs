@@ -196,7 +196,24 @@ internal static class ChatApis
             return TurnInProgress(context, running);
         }
 
-        var admission = limiter.TryAdmit(userId);
+        // The quota caps the budget, and the run holds it until it ends: a request never plans to spend more than the
+        // user has left, and two runs at once cannot both plan to spend the same tokens. Admitted and held in one step
+        // (one round trip to the shared windows); a request refused after this gives its hold back.
+        LimitDecision admission;
+        TokenHoldDecision? quota;
+        try
+        {
+            (admission, quota) = await limiter.TryAdmitAndHoldAsync(userId, budgetMax, needed: inputTokens + 1, context.RequestAborted);
+        }
+        catch (ChatStoreUnavailableException e)
+        {
+            return Problems.StoreUnavailable(context, e); // the windows live in Firestore: nothing was counted
+        }
+        catch (ChatStoreRefusedException e)
+        {
+            return Problems.StoreRefused(context, e);
+        }
+
         WriteRateLimitHeaders(context, admission);
         if (!admission.Allowed)
         {
@@ -207,6 +224,14 @@ internal static class ChatApis
                     $"At most {admission.Limit} chat requests per window; retry after {Seconds(admission.RetryAfter)} s.");
         }
 
+        if (quota!.Hold is null)
+        {
+            context.Response.Headers.RetryAfter = Seconds(quota.RetryAfter).ToString(CultureInfo.InvariantCulture);
+            return QuotaExhausted(context, quota.Quota, quota.Available, quota.HeldByOthers,
+                $"Only {quota.Available} tokens are left in your quota{(quota.HeldByOthers > 0 ? $" while your answers in progress hold {quota.HeldByOthers}" : "")}; " +
+                $"this message needs {inputTokens} to start.");
+        }
+
         // From here a failure on our side (the store down or refusing, or a bug) gives the request's slot back: a
         // user retrying through a Firestore outage must not be locked out by it. The client's own refusals
         // (session-not-found, turn-in-progress, quota-exhausted) keep it: each cost a store read, and a client
@@ -214,7 +239,7 @@ internal static class ChatApis
         // request's to give back; then the run's (it settles the hold before Admitted fails).
         ChatSession session;
         ChatStream? stream = null;
-        UserLimiter.TokenHold? hold = null;
+        UserLimiter.TokenHold hold = quota.Hold;
         var runStarted = false;
         try
         {
@@ -224,6 +249,7 @@ internal static class ChatApis
                 var existing = await store.GetSessionAsync(sessionId, context.RequestAborted);
                 if (existing is null || existing.UserId != userId)
                 {
+                    await GiveBackClaims();
                     return SessionNotFound(context, sessionId);
                 }
 
@@ -231,6 +257,7 @@ internal static class ChatApis
                 stream = streams.TryStart(userId, sessionId, out var other);
                 if (stream is null)
                 {
+                    await GiveBackClaims();
                     return TurnInProgress(context, other!);
                 }
 
@@ -253,19 +280,6 @@ internal static class ChatApis
                 stream = streams.TryStart(userId, session.Id, out _)!; // a new session: nothing else can be running in it
             }
 
-            // The quota caps the budget, and the run holds it until it ends: a request never plans to spend more than the
-            // user has left, and two runs at once cannot both plan to spend the same tokens.
-            var quota = limiter.TryHold(userId, budgetMax, needed: inputTokens + 1);
-            if (quota.Hold is null)
-            {
-                streams.Abandon(stream);
-                context.Response.Headers.RetryAfter = Seconds(quota.RetryAfter).ToString(CultureInfo.InvariantCulture);
-                return QuotaExhausted(context, quota.Quota, quota.Available, quota.HeldByOthers,
-                    $"Only {quota.Available} tokens are left in your quota{(quota.HeldByOthers > 0 ? $" while your answers in progress hold {quota.HeldByOthers}" : "")}; " +
-                    $"this message needs {inputTokens} to start.");
-            }
-
-            hold = quota.Hold;
             var run = agent.Create(new ChatRunRequest(userId, session, history, message, model, hold, NewSession: chat.SessionId is null), stream);
             runs.Track(RunInBackground(run, streams, stream, lifetime.ApplicationStopping, logger));
             runStarted = true;
@@ -275,37 +289,37 @@ internal static class ChatApis
         }
         catch (ChatStoreUnavailableException e)
         {
-            GiveBackClaims();
-            GiveBackSlot(context, admission);
+            await GiveBackClaims();
+            await GiveBackSlot(context, admission);
             return Problems.StoreUnavailable(context, e);
         }
         catch (ChatStoreRefusedException e)
         {
-            GiveBackClaims();
-            GiveBackSlot(context, admission);
+            await GiveBackClaims();
+            await GiveBackSlot(context, admission);
             return Problems.StoreRefused(context, e);
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
             // The client hung up, which cut the store call short: not our failure, and the store was already asked
             // for it, so the slot stays spent. The exception handler records it as a client that left, not as a 500.
-            GiveBackClaims();
+            await GiveBackClaims();
             throw;
         }
         catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
         {
             // The API is stopping and cancelled the run before its first save: nothing was kept, nothing is wrong
             // with the request or with us, and a retry (elsewhere, or here once restarted) will pass.
-            GiveBackClaims();
-            GiveBackSlot(context, admission);
+            await GiveBackClaims();
+            await GiveBackSlot(context, admission);
             return Problems.ShuttingDown(context);
         }
         catch
         {
             // A bug, or a failure nobody foresaw: ours all the same. The exception handler logs it and answers 500,
             // with the RateLimit headers written here (it clears the response, then writes them again).
-            GiveBackClaims();
-            GiveBackSlot(context, admission);
+            await GiveBackClaims();
+            await GiveBackSlot(context, admission);
             throw;
         }
 
@@ -313,7 +327,7 @@ internal static class ChatApis
         context.Response.Headers["X-Stream-Id"] = stream.Id;
         return new SseResult(stream, 0, TimeSpan.FromSeconds(options.HeartbeatSeconds));
 
-        void GiveBackClaims()
+        async Task GiveBackClaims()
         {
             if (stream is not null)
             {
@@ -322,7 +336,7 @@ internal static class ChatApis
 
             if (!runStarted)
             {
-                hold?.Settle(0);
+                await hold.SettleAsync(0);
             }
         }
     }
@@ -649,11 +663,12 @@ internal static class ChatApis
     /// A chat failed on our side before its stream started: it does not count against the request rate, and its
     /// RateLimit headers say so (Remaining as it is now, this request's slot included).
     /// </summary>
-    private static void GiveBackSlot(HttpContext context, LimitDecision admission)
+    private static async Task GiveBackSlot(HttpContext context, LimitDecision admission)
     {
-        if (admission.Slot is { } slot)
+        // A store that cannot be reached keeps the slot (logged); the headers then say what admission said.
+        if (admission.Slot is { } slot && await slot.ReleaseAsync() is { } standing)
         {
-            WriteRateLimitHeaders(context, slot.Release());
+            WriteRateLimitHeaders(context, standing);
         }
     }
 

@@ -2,12 +2,14 @@ using System.Text.Json;
 using ChatStack.ChatApi.Agent;
 using ChatStack.ChatApi.Apis;
 using ChatStack.ChatApi.Budget;
+using ChatStack.ChatApi.DualWrite;
 using ChatStack.ChatApi.Identity;
 using ChatStack.ChatApi.Limits;
 using ChatStack.ChatApi.Page;
 using ChatStack.ChatApi.Sessions;
 using ChatStack.ChatApi.Streaming;
 using ChatStack.ChatApi.Telemetry;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace Microsoft.Extensions.Hosting;
@@ -29,7 +31,12 @@ internal static class ChatApiExtensions
 
         services.AddOptions<ChatOptions>().Bind(builder.Configuration.GetSection(ChatOptions.Section)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<ChatOptions>, ChatOptionsValidation>();
-        services.AddSingleton((builder.Configuration.GetSection(LimitOptions.Section).Get<LimitOptions>() ?? new LimitOptions()).Validated());
+        var limits = (builder.Configuration.GetSection(LimitOptions.Section).Get<LimitOptions>() ?? new LimitOptions()).Validated();
+        services.AddSingleton(limits);
+        // Shared through Firestore whenever sessions are there: every instance then enforces the same windows.
+        services.TryAddSingleton<IUserUsageStore>(sp => limits.Store == LimitStore.Shared && sp.GetRequiredService<DualWriteOptions>().FirestoreWrite
+            ? ActivatorUtilities.CreateInstance<FirestoreUserUsageStore>(sp)
+            : ActivatorUtilities.CreateInstance<MemoryUserUsageStore>(sp));
         services.AddSingleton<ModelCatalog>();
         services.AddSingleton<TokenCounterProvider>();
         services.AddSingleton<ITokenCounterProvider>(sp => sp.GetRequiredService<TokenCounterProvider>());

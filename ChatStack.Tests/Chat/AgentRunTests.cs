@@ -376,7 +376,10 @@ public class AgentRunTests(ITestOutputHelper output)
 
         var spec = new ModelSpec("m", new ModelOptions { Provider = ModelProvider.Offline, ContextWindow = contextWindow, Encoding = "o200k_base" });
         var options = new ChatOptions { KeepRecentMessages = keepRecent };
-        var quota = new UserLimiter(new LimitOptions(), TimeProvider.System).TryHold("u1", budget, needed: 1).Hold!;
+        var limits = new LimitOptions();
+        // The memory store answers at once: the hold is there when the task returns.
+        var quota = new UserLimiter(limits, new MemoryUserUsageStore(limits, TimeProvider.System), TimeProvider.System, NullLogger<UserLimiter>.Instance)
+            .TryHoldAsync("u1", budget, needed: 1, CancellationToken.None).GetAwaiter().GetResult().Hold!;
         return new AgentRun(new ChatRunRequest("u1", chatSession, history.Skip(summarized).ToList(), message, spec, quota, NewSession: history.Count == 0), _events, model, counter ?? Counter, store ?? _store,
             new ChatStack.ChatApi.DualWrite.ChatEventOutbox(new ChatStack.ChatApi.DualWrite.DualWriteOptions { DualWrite = capture is not null, CaptureContent = capture ?? false },
                 new ChatStack.ChatApi.DualWrite.ContentHash("a-content-hash-key-of-sufficient-length-0123456789")),

@@ -237,14 +237,19 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public async Task An_unreachable_firestore_answers_503_with_retry_after_before_the_model_is_called()
+    // Shared: the limits' own read finds Firestore down first, and nothing is counted. Memory: the session store does,
+    // after the request was admitted and its budget held, and both are given back.
+    [Theory]
+    [InlineData("Shared")]
+    [InlineData("Memory")]
+    public async Task An_unreachable_firestore_answers_503_with_retry_after_before_the_model_is_called(string limitStore)
     {
         await using var provider = await OpenAiCompatibleServer.StartAsync();
         await using var host = await ChatApiHost.StartAsync("127.0.0.1:1", new Dictionary<string, string?>
         {
             ["Chat:DefaultModel"] = "test-model",
             ["Chat:Models:test-model:Endpoint"] = provider.BaseAddress.ToString(),
+            ["Limits:Store"] = limitStore,
         });
         var client = await ChatApiClient.SignInAsync(host.Address, "store-down-user");
         using var response = await client.PostChatAsync(new { message = "hello?" });
@@ -253,8 +258,12 @@ public class ChatApiHostTests(StackFixture stack, ITestOutputHelper output)
         Assert.True(response.Headers.RetryAfter?.Delta > TimeSpan.Zero);
         Assert.Equal("store-unavailable", JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("code").GetString());
         Assert.Empty(provider.Requests);
-        // The budget it held is given back: nothing was spent.
-        Assert.Equal(new LimitOptions().TokensPerWindow, host.Services.GetRequiredService<UserLimiter>().TokensRemaining("store-down-user"));
+        if (limitStore == "Memory")
+        {
+            // The budget it held is given back, and its request: nothing was spent.
+            Assert.Equal(new LimitOptions().TokensPerWindow, await host.Services.GetRequiredService<UserLimiter>().TokensRemainingAsync("store-down-user", default));
+            Assert.Equal("60", response.Headers.GetValues("RateLimit-Remaining").Single());
+        }
 
         using var read = await client.Http.GetAsync("/api/sessions/some-session");
         Assert.Equal(HttpStatusCode.ServiceUnavailable, read.StatusCode);

@@ -116,7 +116,7 @@ public class StoreFailureRateLimitTests(StackFixture stack)
         var client = await ChatApiClient.SignInAsync(host.Address, user);
         await client.ChatAsync(new { message = "hello" }); // one of the two slots
         var sessionId = client.LastSessionId!;
-        var quota = QuotaLeft(host, user);
+        var quota = await QuotaLeft(host, user);
         logs.Clear();
         // Not a gRPC status the store knows how to tell: what a bug on the way to Firestore throws.
         var bug = new InvalidOperationException($"a bug injected at the {call}");
@@ -140,7 +140,7 @@ public class StoreFailureRateLimitTests(StackFixture stack)
         var withBug = logs.GetSnapshot().Where(r => ReferenceEquals(r.Exception, bug) || r.Message.Contains(bug.Message, StringComparison.Ordinal)).ToList();
         Assert.Equal(LogLevel.Error, Assert.Single(withBug).Level);
         Assert.Single(logs.GetSnapshot(), r => r.Category == "ChatStack.ChatApi.Problems" && r.Message.Contains("answered 500 internal-error", StringComparison.Ordinal));
-        Assert.Equal(quota, QuotaLeft(host, user)); // no hold left behind
+        Assert.Equal(quota, await QuotaLeft(host, user)); // no hold left behind
 
         // Healed: the session takes its next message (no turn left claimed), on the slot given back; then the limit.
         faults.Heal();
@@ -169,7 +169,7 @@ public class StoreFailureRateLimitTests(StackFixture stack)
         var client = await ChatApiClient.SignInAsync(host.Address, User);
         await client.ChatAsync(new { message = "hello" });
         var sessionId = client.LastSessionId!;
-        var quota = QuotaLeft(host, User);
+        var quota = await QuotaLeft(host, User);
         logs.Clear();
 
         // The client hangs up while the history is read (the turn claimed); the read goes on once the server has
@@ -196,7 +196,7 @@ public class StoreFailureRateLimitTests(StackFixture stack)
 
         // Not our failure: no error, no 500 logged for a client that left.
         Assert.DoesNotContain(logs.GetSnapshot(), r => r.Level >= LogLevel.Warning);
-        Assert.Equal(quota, QuotaLeft(host, User));
+        Assert.Equal(quota, await QuotaLeft(host, User));
 
         // Its slot stays spent (the session and its history were read for it): one of three left, and the session free.
         using (var ok = await client.PostChatAsync(new { session_id = sessionId, message = "back" }))
@@ -207,7 +207,7 @@ public class StoreFailureRateLimitTests(StackFixture stack)
         }
     }
 
-    private static long QuotaLeft(ChatApiHost host, string user) => host.Services.GetRequiredService<UserLimiter>().TokensRemaining(user);
+    private static Task<long> QuotaLeft(ChatApiHost host, string user) => host.Services.GetRequiredService<UserLimiter>().TokensRemainingAsync(user, default);
 
     private static (string Limit, string Remaining) RateLimit(HttpResponseMessage response) =>
         (HeaderOrNone(response, "RateLimit-Limit"), HeaderOrNone(response, "RateLimit-Remaining"));

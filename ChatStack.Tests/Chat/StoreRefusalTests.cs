@@ -41,7 +41,7 @@ public class StoreRefusalTests(StackFixture stack)
         var client = await ChatApiClient.SignInAsync(host.Address, $"denied-{read}-reader");
         await client.ChatAsync(new { message = "hello" });
         var sessionId = client.LastSessionId!;
-        var quota = QuotaLeft(host, "denied-" + read + "-reader");
+        var quota = await QuotaLeft(host, "denied-" + read + "-reader");
         logs.Clear();
         // The history is read after the turn is claimed: a refusal there must give the claim back.
         faults.Fail(read == "session" ? SessionRead : MessagesListed, StatusCode.PermissionDenied, detail: FirestoreSays);
@@ -53,7 +53,7 @@ public class StoreRefusalTests(StackFixture stack)
 
         Assert.Equal(1, faults.Injected); // a refusal is not retried
         AssertLoggedOnce(logs, "PermissionDenied");
-        Assert.Equal(quota, QuotaLeft(host, "denied-" + read + "-reader"));
+        Assert.Equal(quota, await QuotaLeft(host, "denied-" + read + "-reader"));
 
         // Not busy: a 409 turn-in-progress would make this throw.
         faults.Heal();
@@ -78,7 +78,7 @@ public class StoreRefusalTests(StackFixture stack)
             sessionId = client.LastSessionId;
         }
 
-        var quota = QuotaLeft(host, user);
+        var quota = await QuotaLeft(host, user);
         logs.Clear();
         faults.Fail(FirestoreFaults.MessageCommit("user"), StatusCode.PermissionDenied, detail: FirestoreSays);
 
@@ -91,7 +91,7 @@ public class StoreRefusalTests(StackFixture stack)
 
         Assert.Equal(1, faults.Injected);
         AssertLoggedOnce(logs, "PermissionDenied");
-        Assert.Equal(quota, QuotaLeft(host, user));
+        Assert.Equal(quota, await QuotaLeft(host, user));
         faults.Heal();
         var sessions = (await client.GetJsonAsync("/api/sessions")).GetProperty("sessions");
         Assert.Equal(newSession ? 0 : 1, sessions.GetArrayLength()); // no session without its first message
@@ -268,7 +268,7 @@ public class StoreRefusalTests(StackFixture stack)
         },
     };
 
-    private static long QuotaLeft(ChatApiHost host, string user) => host.Services.GetRequiredService<UserLimiter>().TokensRemaining(user);
+    private static Task<long> QuotaLeft(ChatApiHost host, string user) => host.Services.GetRequiredService<UserLimiter>().TokensRemainingAsync(user, default);
 
     /// <summary>The store's refusal as a problem: declared, readable, telling the client it was not their doing, and not quoting Firestore.</summary>
     private static async Task AssertStoreErrorAsync(ChatApiHost host, ChatApiClient client, HttpResponseMessage response)
