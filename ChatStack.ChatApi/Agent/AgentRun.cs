@@ -552,6 +552,9 @@ internal sealed class AgentRun(
             }
         }
 
+        // Before `done`: a client that sends its next message on `done` finds this run's spending counted. Settled
+        // beside the answer's commit, not after it: the spending is known now, and neither write waits on the other.
+        var settled = request.Quota.SettleAsync(_budget.Current.TotalTokens);
         string? assistantMessageId = null;
         try
         {
@@ -595,8 +598,7 @@ internal sealed class AgentRun(
             finishReason = FinishReasons.Error;
         }
 
-        // Before `done`: a client that sends its next message on `done` finds this run's spending counted.
-        await request.Quota.SettleAsync(_budget.Current.TotalTokens);
+        await settled;
         Emit(BudgetPhases.Finalize);
         if (error is not null)
         {

@@ -14,7 +14,10 @@
 //   concurrency  (a stack of its own, paced like a real model) many chats held open at once: errors, the chat
 //           API's memory per open stream, event gaps. [-- concurrency --streams 2000 --ramp-seconds 20 --pace-ms 37
 //           --answer-sentences 60 --target chat-api|chat-api-memory --via-proxy --full-gc]
-// Usage: dotnet run -c Release --project bench/ChatStack.Bench.Pipeline [-- sse|ingest|all|startup|coldstart|concurrency --chats 12 --concurrency 2 --answer-sentences 2000 --events 20000 --rate 500 --seconds 20]
+//   limits  short turns one at a time on the chat API with its per-user limits in Firestore (shared by every
+//           instance, the default) and on a twin keeping them in its own memory: what the shared limits add to
+//           time to first token and to a turn. [--turns 200]
+// Usage: dotnet run -c Release --project bench/ChatStack.Bench.Pipeline [-- sse|ingest|all|startup|coldstart|concurrency|limits --chats 12 --concurrency 2 --answer-sentences 2000 --events 20000 --rate 500 --seconds 20]
 using ChatStack.Bench.Pipeline;
 
 if (args is ["bare-server", var deltasFile])
@@ -62,6 +65,15 @@ if (part is "concurrency")
     Console.WriteLine("stack healthy: emulators, provisioner, chat-api and chat-api-memory");
     await ConcurrencyBench.RunAsync(paced, new ConcurrencyBench.Options(Arg("--streams", 2000), Arg("--ramp-seconds", 20), pace, answer,
         args.SkipWhile(a => a != "--target").Skip(1).FirstOrDefault() ?? Stack.ChatApi, Direct: !args.Contains("--via-proxy"), FullGc: args.Contains("--full-gc")));
+    Console.WriteLine($"load at the end: {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+    return;
+}
+
+if (part is "limits")
+{
+    await using var twins = await Stack.StartAsync(deltaDelayMs: 0, sentences, localLimitsApi: true);
+    Console.WriteLine("stack healthy: emulators, provisioner, chat-api and chat-api-local-limits");
+    await SseBench.RunLimitsAsync(twins, Arg("--turns", 200));
     Console.WriteLine($"load at the end: {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
     return;
 }

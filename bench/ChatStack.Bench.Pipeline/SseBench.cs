@@ -213,6 +213,51 @@ internal static class SseBench
         }
     }
 
+    /// <summary>
+    /// Short turns one at a time, alternating between the chat API with its limits in Firestore and its twin with
+    /// them in memory (each after 40 to warm up): the shared limits' read and conditional commit at admission, and
+    /// the settlement beside the answer's commit, as time to first delta and time to `done`.
+    /// </summary>
+    public static async Task RunLimitsAsync(Stack stack, int turns)
+    {
+        using var shared = Client(stack.Endpoint(Stack.ChatApi));
+        using var local = Client(stack.Endpoint(Stack.ChatApiLocalLimits));
+        await SignInAsync(shared);
+        await SignInAsync(local);
+        for (var i = 0; i < 40; i++)
+        {
+            await ChatAsync(shared, ShortPrompt);
+            await ChatAsync(local, ShortPrompt);
+        }
+
+        var (sharedRuns, localRuns) = (new List<StreamRun>(), new List<StreamRun>());
+        for (var i = 0; i < turns; i++)
+        {
+            // Alternating which goes first, so neither always meets the other's leftover work.
+            if (i % 2 == 0)
+            {
+                sharedRuns.Add(await ChatAsync(shared, ShortPrompt));
+                localRuns.Add(await ChatAsync(local, ShortPrompt));
+            }
+            else
+            {
+                localRuns.Add(await ChatAsync(local, ShortPrompt));
+                sharedRuns.Add(await ChatAsync(shared, ShortPrompt));
+            }
+        }
+
+        string Row(string name, List<StreamRun> runs) =>
+            $"| {name} | {Ms(P(runs, r => r.FirstDelta, 50))} / {Ms(P(runs, r => r.FirstDelta, 90))} / {Ms(P(runs, r => r.FirstDelta, 99))} | {Ms(P(runs, r => r.Total, 50))} / {Ms(P(runs, r => r.Total, 90))} / {Ms(P(runs, r => r.Total, 99))} |";
+        Console.WriteLine();
+        Console.WriteLine($"per-user limits, {turns} short turns ({sharedRuns[0].CompletionTokens} tokens) each way, one at a time, Firestore and dual write on for both:");
+        Console.WriteLine("| limits | first delta p50 / p90 / p99 | turn p50 / p90 / p99 |");
+        Console.WriteLine("|---|---:|---:|");
+        Console.WriteLine(Row("shared (Firestore, the default)", sharedRuns));
+        Console.WriteLine(Row("this instance's memory", localRuns));
+        Console.WriteLine($"added by sharing them: first delta p50 {Ms(P(sharedRuns, r => r.FirstDelta, 50) - P(localRuns, r => r.FirstDelta, 50))}, " +
+            $"turn p50 {Ms(P(sharedRuns, r => r.Total, 50) - P(localRuns, r => r.Total, 50))} (differences of the percentiles)");
+    }
+
     private static string Ms(TimeSpan t) => $"{t.TotalMilliseconds:F1} ms";
 
     private static TimeSpan P(List<StreamRun> runs, Func<StreamRun, TimeSpan> pick, int percentile) =>

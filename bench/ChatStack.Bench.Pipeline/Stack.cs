@@ -1,6 +1,7 @@
 using Aspire.Hosting;
 using Aspire.Hosting.ApplicationModel;
 using Aspire.Hosting.Testing;
+using ChatStack.Hosting.GoogleCloud;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -16,6 +17,7 @@ internal sealed class Stack : IAsyncDisposable
 {
     public const string ChatApi = "chat-api";
     public const string ChatApiMemory = "chat-api-memory";
+    public const string ChatApiLocalLimits = "chat-api-local-limits";
     public const string ProjectId = "chatstack-local";
 
     // Set on every project, so a benchmark finds this stack's processes among other stacks on the machine.
@@ -40,7 +42,11 @@ internal sealed class Stack : IAsyncDisposable
 
     public Uri Endpoint(string resource) => App.GetEndpoint(resource, "http");
 
-    public static async Task<Stack> StartAsync(int deltaDelayMs, int longAnswerSentences)
+    /// <param name="localLimitsApi">
+    /// A third chat API, the real one's twin (Firestore, dual write) but with its limits in its own memory
+    /// (<c>Limits:Store=Memory</c>), so the shared limits' cost is a difference too.
+    /// </param>
+    public static async Task<Stack> StartAsync(int deltaDelayMs, int longAnswerSentences, bool localLimitsApi = false)
     {
         var runId = Guid.NewGuid().ToString("N");
         // The testing builder starts no dashboard, so the services' OTLP endpoint would refuse every export: each
@@ -61,6 +67,22 @@ internal sealed class Stack : IAsyncDisposable
             .WithEnvironment("ENABLE_FIRESTORE_WRITE", "false")
             .WithEnvironment("ENABLE_DUAL_WRITE", "false")
             .WithHttpHealthCheck("/health");
+
+        if (localLimitsApi)
+        {
+            IResourceBuilder<IResourceWithEndpoints> Emulator(string name) =>
+                builder.CreateResourceBuilder(builder.Resources.OfType<IResourceWithEndpoints>().Single(r => r.Name == name));
+            IResourceBuilder<ParameterResource> Parameter(string name) =>
+                builder.CreateResourceBuilder(builder.Resources.OfType<ParameterResource>().Single(p => p.Name == name));
+            builder.AddProject(ChatApiLocalLimits, chatApi.GetProjectMetadata().ProjectPath)
+                .WithEnvironment("Identity__SigningKey", builder.CreateResourceBuilder(signingKey))
+                .WithEnvironment("DualWrite__ContentHashKey", Parameter("chat-api-content-hash-key"))
+                .WithGoogleCloudProject(Parameter("gcp-project-id"))
+                .WithGoogleCloudEmulator(Emulator("pubsub"))
+                .WithGoogleCloudEmulator(Emulator("firestore"))
+                .WithEnvironment("Limits__Store", "Memory")
+                .WithHttpHealthCheck("/health");
+        }
 
         foreach (var project in builder.Resources.OfType<ProjectResource>())
         {
@@ -96,7 +118,7 @@ internal sealed class Stack : IAsyncDisposable
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
         await app.StartAsync(timeout.Token);
         var notifications = app.Services.GetRequiredService<ResourceNotificationService>();
-        await Task.WhenAll(new[] { "pubsub", "firestore", "bigquery", ChatApi, ChatApiMemory }
+        await Task.WhenAll(new[] { "pubsub", "firestore", "bigquery", ChatApi, ChatApiMemory }.Concat(localLimitsApi ? [ChatApiLocalLimits] : [])
             .Select(name => notifications.WaitForResourceHealthyAsync(name, timeout.Token))
             .Append(notifications.WaitForResourceAsync("provisioner", KnownResourceStates.Finished, timeout.Token)));
 
