@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
@@ -19,8 +20,10 @@ namespace ChatStack.ChatApi.Limits;
 /// instances admitting the same user's requests at once count both, and never more than the limit.
 /// </summary>
 /// <remarks>
-/// A chat pays one read and one commit when it is admitted (its budget held in the same write) and one of each when
-/// its run settles; no transaction, so no lock is held across a round trip. A write whose outcome was not told (a lost
+/// A chat pays one commit when it is admitted (its budget held in the same write) and one when its run settles, as
+/// long as no other instance wrote the user's document in between: each instance keeps the copy it last wrote or
+/// read, and commits on its update time without reading first. A stale copy fails the commit and is read again; a
+/// refusal is never decided from a copy. No transaction, so no lock is held across a round trip. A write whose outcome was not told (a lost
 /// answer) is tried again only by reading first: every change is keyed by an id (<see cref="UserUsage"/>), so one
 /// already applied is not applied twice.
 /// </remarks>
@@ -29,6 +32,11 @@ internal sealed class FirestoreUserUsageStore(Firestore.FirestoreClient client, 
     // Contention on one user's document: instances, or one user's parallel requests, writing it at once. Each write
     // that loses reads again; N racers take up to N rounds, so the bound is a time, the one a request waits on a store.
     private static readonly TimeSpan MaxContention = FirestoreRetry.Brief;
+
+    // Users whose document this instance keeps a copy of (a few KB each at most).
+    private const int MaxKnownUsers = 4096;
+
+    private readonly ConcurrentDictionary<string, Document> _known = new(StringComparer.Ordinal);
 
     private string Database => $"projects/{gcp.RequireProjectId()}/databases/{gcp.FirestoreDatabase}";
 
@@ -48,30 +56,51 @@ internal sealed class FirestoreUserUsageStore(Firestore.FirestoreClient client, 
     {
         var name = DocumentName(userId);
         var started = Stopwatch.GetTimestamp();
+        // The document as this instance last wrote or read it: while nobody else wrote it since, a change commits
+        // without reading first (one round trip, not two). A stale copy costs a failed commit and a read.
+        var fromCache = _known.TryGetValue(name, out var document);
+        if (!fromCache)
+        {
+            document = await ReadAsync(name, cancellationToken);
+        }
+
         for (var round = 1; ; round++)
         {
-            var document = await ReadAsync(name, cancellationToken);
             var usage = document is null ? new UserUsage() : Decode(document);
             var result = change(usage);
             if (!usage.Changed)
             {
+                if (fromCache)
+                {
+                    // A refusal (or a reading) is only as good as what it read: from a copy, it could miss a slot
+                    // given back or a hold settled elsewhere, so it is decided again from the document itself.
+                    (document, fromCache) = (await ReadAsync(name, cancellationToken), false);
+                    round--;
+                    continue;
+                }
+
+                Remember(name, document);
                 return result;
             }
 
+            var written = Encode(name, userId, usage);
             var write = new Write
             {
-                Update = Encode(name, userId, usage),
+                Update = written,
                 // Nobody wrote it since it was read (or it still does not exist).
                 CurrentDocument = document is null ? new Precondition { Exists = false } : new Precondition { UpdateTime = document.UpdateTime },
             };
             try
             {
                 using var span = Telemetry.FirestoreSpans.StartCommit(ResourceNames.UserLimitsCollection, Database, 1, 0);
+                CommitResponse? response = null;
                 // Safe to repeat after an unclear failure: a repeat that finds its own write fails the precondition,
                 // and the next round reads that write and finds the change applied.
                 await Telemetry.FirestoreSpans.Trace(span, FirestoreRetry.CommitAsync(
-                    deadline => client.CommitAsync(new CommitRequest { Database = Database, Writes = { write } }, deadline: deadline, cancellationToken: cancellationToken).ResponseAsync,
+                    async deadline => response = await client.CommitAsync(new CommitRequest { Database = Database, Writes = { write } }, deadline: deadline, cancellationToken: cancellationToken),
                     RetrySafety.Safe, FirestoreRetry.Brief, cancellationToken));
+                written.UpdateTime = response!.WriteResults[0].UpdateTime;
+                Remember(name, written);
                 return result;
             }
             catch (ChatStoreRefusedException e) when (e.StatusCode is StatusCode.FailedPrecondition or StatusCode.AlreadyExists)
@@ -82,11 +111,33 @@ internal sealed class FirestoreUserUsageStore(Firestore.FirestoreClient client, 
                         $"The limits of user '{userId}' changed under {round} writes in a row; Firestore said {e.StatusCode}: {e.Detail}", e);
                 }
 
-                // Somebody else's write came first: read theirs and decide again, after a short jittered pause that
-                // spreads the racers out.
-                await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(1, 5 * Math.Min(round, 10))), cancellationToken);
+                // Somebody else's write came first (or the copy was stale): read theirs and decide again; after a
+                // lost race, first a short jittered pause that spreads the racers out.
+                if (!fromCache)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.Next(1, 5 * Math.Min(round, 10))), cancellationToken);
+                }
+
+                (document, fromCache) = (await ReadAsync(name, cancellationToken), false);
             }
         }
+    }
+
+    private void Remember(string name, Document? document)
+    {
+        if (document is null)
+        {
+            _known.TryRemove(name, out _);
+            return;
+        }
+
+        // Bounded like the token counter's piece cache: full, it starts over (a miss costs one read).
+        if (_known.Count >= MaxKnownUsers)
+        {
+            _known.Clear();
+        }
+
+        _known[name] = document;
     }
 
     /// <summary>The user's document, or null when there is none (a batch read tells an absent document as a result, not NOT_FOUND).</summary>

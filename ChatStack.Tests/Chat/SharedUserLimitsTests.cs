@@ -91,7 +91,7 @@ public sealed class SharedUserLimitsTests(StackFixture stack) : UserLimiterTests
     }
 
     [Fact]
-    public async Task A_chat_is_admitted_and_its_budget_held_in_one_read_and_one_commit_and_settled_in_as_many()
+    public async Task A_chat_is_admitted_with_its_hold_in_one_commit_and_settled_in_one_while_no_other_instance_wrote_between()
     {
         var calls = new CallCounter();
         var channel = GoogleCloudChannels.Create(stack.FirestoreHost, GoogleCloudChannels.FirestoreEndpoint);
@@ -100,10 +100,36 @@ public sealed class SharedUserLimitsTests(StackFixture stack) : UserLimiterTests
         var limiter = new UserLimiter(options, new FirestoreUserUsageStore(new Firestore.FirestoreClient(channel.Intercept(calls)),
             new GoogleCloudOptions { ProjectId = _project }, options), _time, NullLogger<UserLimiter>.Instance);
 
+        // A user this instance has not seen: read (absent), then written.
         var (_, quota) = await limiter.TryAdmitAndHoldAsync("alice", 500, needed: 1, default);
         Assert.Equal((1, 1), (calls.Reads, calls.Commits));
         await quota!.Hold!.SettleAsync(100);
-        Assert.Equal((2, 2), (calls.Reads, calls.Commits));
+        Assert.Equal((1, 2), (calls.Reads, calls.Commits));
+        var (_, next) = await limiter.TryAdmitAndHoldAsync("alice", 500, needed: 1, default);
+        Assert.Equal((1, 3), (calls.Reads, calls.Commits));
+
+        // Another instance wrote in between: the copy's commit fails, and the document is read again.
+        await Instance(options).TryAdmitAsync("alice", default);
+        await next!.Hold!.SettleAsync(100);
+        Assert.Equal((2, 5), (calls.Reads, calls.Commits));
+        Assert.Equal(options.TokensPerWindow - 200, await limiter.TokensRemainingAsync("alice", default));
+    }
+
+    [Fact]
+    public async Task A_refusal_is_decided_from_the_document_never_from_an_instances_copy_of_it()
+    {
+        var options = new LimitOptions { RequestsPerWindow = 3 };
+        var (a, b) = (Instance(options), Instance(options));
+        await a.TryAdmitAsync("alice", default);
+        var given = await b.TryAdmitAsync("alice", default);
+        Assert.Equal(0, (await a.TryAdmitAsync("alice", default)).Remaining); // A's copy now holds a full window
+
+        // B gives its slot back (a chat that failed on our side): A's copy still shows the window full.
+        await given.Slot!.ReleaseAsync();
+        var admitted = await a.TryAdmitAsync("alice", default);
+
+        Assert.True(admitted.Allowed);
+        Assert.Equal(0, admitted.Remaining);
     }
 
     /// <summary>Counts the calls that pass: batch reads and commits.</summary>
