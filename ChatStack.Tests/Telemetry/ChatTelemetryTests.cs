@@ -99,6 +99,13 @@ public sealed class ChatTelemetryTests(StackFixture stack, ITestOutputHelper out
         Assert.All(commits, c => Assert.Equal(DbAttributes.Firestore, c.GetTagItem(DbAttributes.SystemName)));
         Assert.Single(commits, c => c.ParentSpanId == tool.SpanId);
 
+        // The shared limits' two commits: the admission with its hold, in the request before the run starts, and the
+        // settlement, in the run.
+        var limits = trace.Where(s => s.DisplayName == "commit user_limits").OrderBy(s => s.StartTimeUtc).ToList();
+        Assert.Equal(2, limits.Count);
+        Assert.True(limits[0].StartTimeUtc < agent.StartTimeUtc);
+        Assert.Equal(agent.SpanId, limits[1].ParentSpanId);
+
         // The relay's publish is a root of its own, linked to the spans that wrote the records.
         Assert.Equal(default, send.ParentSpanId);
         Assert.Equal(ActivityKind.Producer, send.Kind);
