@@ -140,20 +140,8 @@ internal sealed class FirestoreUserUsageStore(Firestore.FirestoreClient client, 
         _known[name] = document;
     }
 
-    /// <summary>The user's document, or null when there is none (a batch read tells an absent document as a result, not NOT_FOUND).</summary>
     private Task<Document?> ReadAsync(string name, CancellationToken cancellationToken) =>
-        FirestoreRetry.ReadAsync(async deadline =>
-        {
-            using var call = client.BatchGetDocuments(new BatchGetDocumentsRequest { Database = Database, Documents = { name } },
-                deadline: deadline, cancellationToken: cancellationToken);
-            Document? found = null;
-            while (await call.ResponseStream.MoveNext(cancellationToken))
-            {
-                found = call.ResponseStream.Current.Found ?? found;
-            }
-
-            return found;
-        }, cancellationToken);
+        FirestoreRetry.ReadDocumentAsync(client, Database, name, cancellationToken);
 
     // Each list is one JSON string: Firestore indexes every array element and map field it is given, and these would be
     // hundreds of index entries a write, never queried. As text they are one each, and still read plainly in a console.

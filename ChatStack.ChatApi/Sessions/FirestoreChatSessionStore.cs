@@ -22,25 +22,9 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
     public async Task<ChatSession?> GetSessionAsync(string sessionId, CancellationToken cancellationToken) =>
         await ReadSessionAsync(sessionId, cancellationToken) is { } document ? ToSession(sessionId, document) : null;
 
-    /// <summary>
-    /// The session's document, or null when there is none. A batch read, not GetDocument: it tells an absent document
-    /// as a result (<c>missing</c>), so NOT_FOUND is left to mean what else Firestore says it for, a database or
-    /// project that does not exist (a deployment fault, told as <c>store-error</c>, not as a missing session). One read
-    /// either way.
-    /// </summary>
+    /// <summary>The session's document, or null when there is none (a missing session, not NOT_FOUND: see <see cref="FirestoreRetry.ReadDocumentAsync"/>).</summary>
     private Task<Document?> ReadSessionAsync(string sessionId, CancellationToken cancellationToken) =>
-        FirestoreRetry.ReadAsync(async deadline =>
-        {
-            using var call = client.BatchGetDocuments(new BatchGetDocumentsRequest { Database = Database, Documents = { SessionName(sessionId) } },
-                deadline: deadline, cancellationToken: cancellationToken);
-            Document? found = null;
-            while (await call.ResponseStream.MoveNext(cancellationToken))
-            {
-                found = call.ResponseStream.Current.Found ?? found;
-            }
-
-            return found;
-        }, cancellationToken);
+        FirestoreRetry.ReadDocumentAsync(client, Database, SessionName(sessionId), cancellationToken);
 
     private Write NewSessionWrite(ChatSession session) => new()
     {

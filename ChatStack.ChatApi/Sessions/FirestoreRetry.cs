@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Google.Cloud.Firestore.V1;
 using Grpc.Core;
 
 namespace ChatStack.ChatApi.Sessions;
@@ -52,6 +53,25 @@ internal static class FirestoreRetry
         await RunAsync(async deadline => result = await attempt(deadline), RetrySafety.Safe, Brief, cancellationToken);
         return result!; // a safe call ends only by succeeding or throwing
     }
+
+    /// <summary>
+    /// One document by name, or null when there is none. A batch read, not GetDocument: it tells an absent document
+    /// as a result (<c>missing</c>), so NOT_FOUND is left to mean what else Firestore says it for, a database or
+    /// project that does not exist (a deployment fault, not an absent document). One read either way.
+    /// </summary>
+    public static Task<Document?> ReadDocumentAsync(Firestore.FirestoreClient client, string database, string name, CancellationToken cancellationToken) =>
+        ReadAsync(async deadline =>
+        {
+            using var call = client.BatchGetDocuments(new BatchGetDocumentsRequest { Database = database, Documents = { name } },
+                deadline: deadline, cancellationToken: cancellationToken);
+            Document? found = null;
+            while (await call.ResponseStream.MoveNext(cancellationToken))
+            {
+                found = call.ResponseStream.Current.Found ?? found;
+            }
+
+            return found;
+        }, cancellationToken);
 
     /// <summary>Runs a commit until it succeeds, is known to be saved, or may not be repeated.</summary>
     public static Task CommitAsync(Func<DateTime, Task> attempt, RetrySafety safety, TimeSpan total, CancellationToken cancellationToken) =>

@@ -261,9 +261,8 @@ public sealed class SharedUserLimitsTests(StackFixture stack) : UserLimiterTests
 
         async Task<HttpResponseMessage> Chat(ChatApiHost host)
         {
-            using var client = host.CreateClient();
-            client.DefaultRequestHeaders.Authorization = new("Bearer", await DevToken(client, "shared-user"));
-            var response = await client.PostAsJsonAsync("/api/chat", new { message = "hello" });
+            var client = await ChatApiClient.SignInAsync(host.Address, "shared-user");
+            var response = await client.PostChatAsync(new { message = "hello" });
             await response.Content.LoadIntoBufferAsync(); // the whole stream: the turn has ended
             return response;
         }
@@ -275,12 +274,5 @@ public sealed class SharedUserLimitsTests(StackFixture stack) : UserLimiterTests
         Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
         Assert.Equal("rate-limited", (await refused.Content.ReadFromJsonAsync<Dictionary<string, object>>())!["code"].ToString());
         Assert.Equal("0", refused.Headers.GetValues("RateLimit-Remaining").Single());
-    }
-
-    private static async Task<string> DevToken(HttpClient client, string userId)
-    {
-        var response = await client.PostAsJsonAsync("/api/dev/token", new { user_id = userId });
-        response.EnsureSuccessStatusCode();
-        return (await response.Content.ReadFromJsonAsync<Dictionary<string, object>>())!["access_token"].ToString()!;
     }
 }
