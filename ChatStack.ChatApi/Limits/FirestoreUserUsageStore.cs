@@ -15,17 +15,17 @@ namespace ChatStack.ChatApi.Limits;
 
 /// <summary>
 /// The windows in Firestore, one document per user (<c>user_limits/{userId}</c>: the admitted requests, the spends,
-/// the holds of runs in progress), shared by every instance of the API. Each change reads the document and writes it
-/// back on the condition that nobody wrote it in between (its update time), reading again when somebody did: two
-/// instances admitting the same user's requests at once count both, and never more than the limit.
+/// the holds of runs in progress), shared by every instance of the API. Each change is written on the condition that
+/// nobody wrote the document since it was read (its update time), and decided again from a new read when somebody
+/// did: two instances admitting the same user's requests at once count both, and never more than the limit.
 /// </summary>
 /// <remarks>
 /// A chat pays one commit when it is admitted (its budget held in the same write) and one when its run settles, as
 /// long as no other instance wrote the user's document in between: each instance keeps the copy it last wrote or
-/// read, and commits on its update time without reading first. A stale copy fails the commit and is read again; a
-/// refusal is never decided from a copy. No transaction, so no lock is held across a round trip. A write whose outcome was not told (a lost
-/// answer) is tried again only by reading first: every change is keyed by an id (<see cref="UserUsage"/>), so one
-/// already applied is not applied twice.
+/// read and commits on its update time without reading first. A stale copy fails the commit and is read again; a
+/// refusal is never decided from a copy. No transaction, so no lock is held across a round trip. A write whose
+/// outcome was not told (a lost answer) is decided again only from a read: every change is keyed by an id
+/// (<see cref="UserUsage"/>), so one already applied is not applied twice.
 /// </remarks>
 internal sealed class FirestoreUserUsageStore(Firestore.FirestoreClient client, GoogleCloudOptions gcp, LimitOptions options) : IUserUsageStore
 {
@@ -33,8 +33,9 @@ internal sealed class FirestoreUserUsageStore(Firestore.FirestoreClient client, 
     // that loses reads again; N racers take up to N rounds, so the bound is a time, the one a request waits on a store.
     private static readonly TimeSpan MaxContention = FirestoreRetry.Brief;
 
-    // Users whose document this instance keeps a copy of (a few KB each at most).
-    private const int MaxKnownUsers = 4096;
+    // Users whose document this instance keeps a copy of: mostly a few hundred bytes, ~20 KB at most (a full request
+    // window and a day of spends), so at most ~20 MB.
+    private const int MaxKnownUsers = 1024;
 
     private readonly ConcurrentDictionary<string, Document> _known = new(StringComparer.Ordinal);
 
