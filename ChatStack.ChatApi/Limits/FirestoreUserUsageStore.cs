@@ -39,6 +39,10 @@ internal sealed class FirestoreUserUsageStore(Firestore.FirestoreClient client, 
 
     private readonly ConcurrentDictionary<string, Document> _known = new(StringComparer.Ordinal);
 
+    // Each list is one JSON string: Firestore indexes every array element and map field it is given, and these would be
+    // hundreds of index entries a write, never queried. As text they are one each, and still read plainly in a console.
+    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
     private string Database => $"projects/{gcp.RequireProjectId()}/databases/{gcp.FirestoreDatabase}";
 
     /// <summary>A two-hundred-and-eighty-eighth of the token window (five minutes of a day): at most ~290 spends a document.</summary>
@@ -144,10 +148,6 @@ internal sealed class FirestoreUserUsageStore(Firestore.FirestoreClient client, 
     private Task<Document?> ReadAsync(string name, CancellationToken cancellationToken) =>
         FirestoreRetry.ReadDocumentAsync(client, Database, name, cancellationToken);
 
-    // Each list is one JSON string: Firestore indexes every array element and map field it is given, and these would be
-    // hundreds of index entries a write, never queried. As text they are one each, and still read plainly in a console.
-    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
-
     private static Document Encode(string name, string userId, UserUsage usage) => new()
     {
         Name = name,
@@ -170,7 +170,8 @@ internal sealed class FirestoreUserUsageStore(Firestore.FirestoreClient client, 
             usage.Holds[id] = hold;
         }
 
-        // Written in order by this store; sorted anyway, as the rules read the oldest first.
+        // The rules read the oldest first; entries that different instances appended carry their own clocks, which
+        // can differ by a little, so the lists are put in order here.
         usage.Requests.Sort((a, b) => a.At.CompareTo(b.At));
         usage.Spends.Sort((a, b) => a.At.CompareTo(b.At));
         return usage;

@@ -32,17 +32,18 @@ public sealed class SharedUserLimitsTests(StackFixture stack) : UserLimiterTests
 
     private protected override IUserUsageStore Store(LimitOptions options) => NewStore(options);
 
-    private FirestoreUserUsageStore NewStore(LimitOptions options, FirestoreFaults? faults = null)
+    /// <param name="calls">What each Firestore call passes on its way (faults to inject, a counter), if anything.</param>
+    private FirestoreUserUsageStore NewStore(LimitOptions options, Interceptor? calls = null)
     {
         var channel = GoogleCloudChannels.Create(stack.FirestoreHost, GoogleCloudChannels.FirestoreEndpoint);
         _channels.Add(channel);
-        var client = faults is null ? new Firestore.FirestoreClient(channel) : new Firestore.FirestoreClient(channel.Intercept(faults));
+        var client = calls is null ? new Firestore.FirestoreClient(channel) : new Firestore.FirestoreClient(channel.Intercept(calls));
         return new FirestoreUserUsageStore(client, new GoogleCloudOptions { ProjectId = _project }, options);
     }
 
     /// <summary>Another instance of the API: its own client and channel, the same Firestore project.</summary>
-    private UserLimiter Instance(LimitOptions options, FirestoreFaults? faults = null, ILogger<UserLimiter>? logger = null) =>
-        new(options, NewStore(options, faults), _time, logger ?? NullLogger<UserLimiter>.Instance);
+    private UserLimiter Instance(LimitOptions options, Interceptor? calls = null, ILogger<UserLimiter>? logger = null) =>
+        new(options, NewStore(options, calls), _time, logger ?? NullLogger<UserLimiter>.Instance);
 
     public void Dispose()
     {
@@ -94,11 +95,8 @@ public sealed class SharedUserLimitsTests(StackFixture stack) : UserLimiterTests
     public async Task A_chat_is_admitted_with_its_hold_in_one_commit_and_settled_in_one_while_no_other_instance_wrote_between()
     {
         var calls = new CallCounter();
-        var channel = GoogleCloudChannels.Create(stack.FirestoreHost, GoogleCloudChannels.FirestoreEndpoint);
-        _channels.Add(channel);
         var options = new LimitOptions();
-        var limiter = new UserLimiter(options, new FirestoreUserUsageStore(new Firestore.FirestoreClient(channel.Intercept(calls)),
-            new GoogleCloudOptions { ProjectId = _project }, options), _time, NullLogger<UserLimiter>.Instance);
+        var limiter = Instance(options, calls);
 
         // A user this instance has not seen: read (absent), then written.
         var (_, quota) = await limiter.TryAdmitAndHoldAsync("alice", 500, needed: 1, default);
