@@ -41,4 +41,7 @@ public static class ResourceNames
 
     /// <summary>The Firestore collection of per-user request and token windows, one document per user, shared by the chat API's instances.</summary>
     public const string UserLimitsCollection = "user_limits";
+
+    /// <summary>The Firestore collection of turns in progress, one document per session answering a message, shared by the chat API's instances.</summary>
+    public const string SessionTurnsCollection = "session_turns";
 }

@@ -61,6 +61,12 @@ internal sealed class AgentRun(
     private string _userMessageId = "";
     private readonly TaskCompletionSource _admitted = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    // The run's hold on its session, for every instance: claimed with the user's message, renewed every third of its
+    // lifetime until the last commit gives it up.
+    private readonly TurnLease _turn = new(request.TurnId ?? Guid.NewGuid().ToString("N"), options.TurnLease);
+    private readonly CancellationTokenSource _renewing = new();
+    private Task _renewal = Task.CompletedTask;
+
     public TokenBudget Budget => _budget.Current;
 
     /// <summary>
@@ -78,6 +84,7 @@ internal sealed class AgentRun(
         }
         finally
         {
+            await StopRenewingAsync();
             // Settled before `done` (or with nothing, when not admitted); a run that failed on the way pays what it counted.
             await request.Quota.SettleAsync(_budget.Current.TotalTokens);
             _admitted.TrySetException(new InvalidOperationException("The run ended before it saved the user's message."));
@@ -93,7 +100,12 @@ internal sealed class AgentRun(
         if (!await AdmitAsync(cancellationToken))
         {
             var failure = Admitted.Exception?.GetBaseException();
-            span.Finish(_budget.Current, FinishReasons.Error, failure is null or ChatStoreUnavailableException ? "store_unavailable" : failure.GetType().Name, default);
+            span.Finish(_budget.Current, FinishReasons.Error, failure switch
+            {
+                null or ChatStoreUnavailableException => "store_unavailable",
+                ChatSessionBusyException => "turn_in_progress",
+                _ => failure.GetType().Name,
+            }, default);
             return;
         }
 
@@ -159,6 +171,7 @@ internal sealed class AgentRun(
         try
         {
             _userMessageId = await IngressAsync(cancellationToken);
+            _renewal = RenewTurnAsync(_renewing.Token);
             _admitted.SetResult();
             return true;
         }
@@ -183,7 +196,7 @@ internal sealed class AgentRun(
             Tokens = userTokens,
             CreatedAt = time.GetUtcNow(),
         };
-        await PersistAsync(message, cancellationToken);
+        await PersistAsync(message, cancellationToken, turn: TurnChange.Claim(_turn));
         Emit(BudgetPhases.Ingress);
         return message.Id;
     }
@@ -555,6 +568,7 @@ internal sealed class AgentRun(
         // Before `done`: a client that sends its next message on `done` finds this run's spending counted. Settled
         // beside the answer's commit, not after it: the spending is known now, and neither write waits on the other.
         var settled = request.Quota.SettleAsync(_budget.Current.TotalTokens);
+        await StopRenewingAsync();
         string? assistantMessageId = null;
         try
         {
@@ -575,12 +589,14 @@ internal sealed class AgentRun(
                 };
                 // The run's usage goes in the answer's commit: one round trip fewer before `done`. The answer was
                 // streamed and charged already: its save outlasts a longer store outage than a request would wait for.
-                await PersistAsync(message, CancellationToken.None, Usage(_persistedMessages + 1), SaveWait.Long);
+                // The session's hold is given up in it too: a client that sends on `done` finds the session free on
+                // every instance.
+                await PersistAsync(message, CancellationToken.None, Usage(_persistedMessages + 1), SaveWait.Long, TurnChange.GiveUp(_turn));
                 assistantMessageId = message.Id;
             }
             else if (_persistedMessages > 0)
             {
-                await store.AddUsageAsync(_session.Id, Usage(_persistedMessages), CancellationToken.None);
+                await store.AddUsageAsync(_session.Id, Usage(_persistedMessages), _turn, CancellationToken.None);
             }
         }
         catch (ChatStoreUnavailableException e)
@@ -612,13 +628,50 @@ internal sealed class AgentRun(
         return error;
     }
 
+    /// <summary>
+    /// Keeps the session held while the run goes on. A renewal that fails (the store down for a moment) is tried again
+    /// at the next third: the hold lasts its whole lifetime from the last one that worked.
+    /// </summary>
+    private async Task RenewTurnAsync(CancellationToken stop)
+    {
+        try
+        {
+            while (!_turn.Lost)
+            {
+                await Task.Delay(_turn.Lifetime / 3, time, stop);
+                try
+                {
+                    await store.RenewTurnAsync(_session.Id, _turn, stop);
+                }
+                catch (Exception e) when (!stop.IsCancellationRequested)
+                {
+                    logger.LogWarning(e, "Could not renew the turn of session {SessionId}; trying again in {Seconds} s", _session.Id, (_turn.Lifetime / 3).TotalSeconds);
+                }
+            }
+
+            // Not stopped: the answer is streaming to its reader and is saved as usual; a second turn may run beside it.
+            logger.LogWarning("The turn of session {SessionId} was taken over by another after its hold expired unrenewed", _session.Id);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>Before the last commit, which gives the hold up; idempotent.</summary>
+    private async Task StopRenewingAsync()
+    {
+        await _renewing.CancelAsync();
+        await _renewal;
+    }
+
     private RunUsage Usage(int messages) => new(_budget.Current.PromptTokens, _budget.Current.CompletionTokens, messages, time.GetUtcNow());
 
-    private async Task PersistAsync(ChatMessageRecord message, CancellationToken cancellationToken, RunUsage? usage = null, SaveWait wait = SaveWait.Brief)
+    private async Task PersistAsync(ChatMessageRecord message, CancellationToken cancellationToken, RunUsage? usage = null, SaveWait wait = SaveWait.Brief,
+        TurnChange? turn = null)
     {
         var records = outbox.RecordsFor(_session, message, _budget.Current, _persistedMessages);
         var newSession = request.NewSession && _persistedMessages == 0 ? _session : null;
-        await store.AppendMessageAsync(_session.Id, message, records, usage, newSession, wait, cancellationToken);
+        await store.AppendMessageAsync(_session.Id, message, records, usage, newSession, turn, wait, cancellationToken);
         _persistedMessages++;
         if (records.Count > 0)
         {

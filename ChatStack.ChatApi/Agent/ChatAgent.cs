@@ -14,7 +14,9 @@ namespace ChatStack.ChatApi.Agent;
 /// <paramref name="Quota"/> is the run's hold on the user's token quota: its size is the run's budget, and the run
 /// settles it with what it spent.
 /// </summary>
-internal sealed record ChatRunRequest(string UserId, ChatSession Session, IReadOnlyList<ChatMessageRecord> History, string Message, ModelSpec Model, UserLimiter.TokenHold Quota, bool NewSession = false)
+/// <param name="TurnId">The turn's stream id, which its hold on the session names for a second message's 409.</param>
+internal sealed record ChatRunRequest(string UserId, ChatSession Session, IReadOnlyList<ChatMessageRecord> History, string Message, ModelSpec Model, UserLimiter.TokenHold Quota,
+    bool NewSession = false, string? TurnId = null)
 {
     public int BudgetMax => (int)Quota.Tokens;
 }

@@ -70,6 +70,15 @@ internal sealed class ChatOptions
     /// </summary>
     public double ReconnectGraceSeconds { get; set; } = 10;
 
+    /// <summary>
+    /// How long a turn's hold on its session lasts unless its run renews it (every third of it): what keeps a second
+    /// message to the session, on any instance, from running until the turn ends, and how long a session stays
+    /// answering after the instance running its turn died.
+    /// </summary>
+    public double TurnLeaseSeconds { get; set; } = 60;
+
+    public TimeSpan TurnLease => TimeSpan.FromSeconds(TurnLeaseSeconds);
+
     public OfflineModelOptions Offline { get; set; } = new();
 
     /// <summary>Most characters of a message: its document, as a chat event's JSON (up to 6 bytes a character), fits Firestore's 1 MiB.</summary>
@@ -146,6 +155,11 @@ internal sealed class ChatOptions
             {
                 yield return $"{Section}:{name} is {seconds}; it must lie in 0..86400";
             }
+        }
+
+        if (!(TurnLeaseSeconds is >= 3 and <= 3600))
+        {
+            yield return $"{Section}:TurnLeaseSeconds is {TurnLeaseSeconds}; it must lie in 3..3600 (a run renews it every third)";
         }
 
         if (Offline.DeltaDelayMs < 0)

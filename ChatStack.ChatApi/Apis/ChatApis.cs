@@ -280,12 +280,18 @@ internal static class ChatApis
                 stream = streams.TryStart(userId, session.Id, out _)!; // a new session: nothing else can be running in it
             }
 
-            var run = agent.Create(new ChatRunRequest(userId, session, history, message, model, hold, NewSession: chat.SessionId is null), stream);
+            var run = agent.Create(new ChatRunRequest(userId, session, history, message, model, hold, NewSession: chat.SessionId is null, TurnId: stream.Id), stream);
             runs.Track(RunInBackground(run, streams, stream, lifetime.ApplicationStopping, logger));
             runStarted = true;
 
             // The stream starts once the message is saved: until then a failure is the request's, with nothing to resume.
             await run.Admitted;
+        }
+        catch (ChatSessionBusyException e)
+        {
+            // Another instance runs a turn of this session: found by the claim in the message's commit, nothing saved.
+            await GiveBackClaims();
+            return TurnInProgress(context, e);
         }
         catch (ChatStoreUnavailableException e)
         {
@@ -506,7 +512,7 @@ internal static class ChatApis
         }
     }
 
-    private static async Task<IResult> DeleteSession(string sessionId, HttpContext context, IChatSessionStore store, ChatStreamRegistry streams)
+    private static async Task<IResult> DeleteSession(string sessionId, HttpContext context, IChatSessionStore store, ChatStreamRegistry streams, IOptions<ChatOptions> options)
     {
         if (!Ids.IsSafe(sessionId))
         {
@@ -536,8 +542,15 @@ internal static class ChatApis
                 return TurnInProgress(context, running!);
             }
 
+            // And held for every instance: a turn running elsewhere is refused here, and a send elsewhere meanwhile is
+            // refused there. Deleting the session gives the hold up with it.
+            await store.ClaimTurnAsync(sessionId, new TurnLease(claim.Id, options.Value.TurnLease) { Deleting = true }, context.RequestAborted);
             await store.DeleteSessionAsync(sessionId, context.RequestAborted);
             return TypedResults.NoContent();
+        }
+        catch (ChatSessionBusyException e)
+        {
+            return TurnInProgress(context, e);
         }
         catch (ChatStoreUnavailableException e)
         {
@@ -640,12 +653,17 @@ internal static class ChatApis
             "A session id is 1-128 characters of letters, digits, '-' and '_'.", field: field);
 
     /// <summary>A session answers one message at a time; the running turn can be read (or resumed) meanwhile.</summary>
-    private static IResult TurnInProgress(HttpContext context, ChatStream running) => running.IsDeletion
+    private static IResult TurnInProgress(HttpContext context, ChatStream running) => TurnInProgress(context, running.SessionId, running.Id, running.IsDeletion);
+
+    /// <summary>The same answer when the session is held on another instance (found by the hold in Firestore).</summary>
+    private static IResult TurnInProgress(HttpContext context, ChatSessionBusyException busy) => TurnInProgress(context, busy.SessionId, busy.StreamId, busy.Deleting);
+
+    private static IResult TurnInProgress(HttpContext context, string sessionId, string streamId, bool deleting) => deleting
         ? Problems.Create(context, StatusCodes.Status409Conflict, "session-being-deleted", "The session is being deleted",
-            $"Session '{running.SessionId}' is being deleted; it takes no more messages.", new() { ["session_id"] = running.SessionId })
+            $"Session '{sessionId}' is being deleted; it takes no more messages.", new() { ["session_id"] = sessionId })
         : Problems.Create(context, StatusCodes.Status409Conflict, "turn-in-progress", "A turn is in progress",
-            $"Session '{running.SessionId}' is still answering a message. Wait for its done event, or follow it at GET /api/chat/streams/{running.Id}, then send again.",
-            new() { ["session_id"] = running.SessionId, ["stream_id"] = running.Id });
+            $"Session '{sessionId}' is still answering a message. Wait for its done event, or follow it at GET /api/chat/streams/{streamId}, then send again.",
+            new() { ["session_id"] = sessionId, ["stream_id"] = streamId });
 
     /// <summary>
     /// 429 for the token quota. Its numbers are in the body: the RateLimit headers describe the request window on

@@ -127,6 +127,50 @@ internal sealed class ChatStoreRefusedException(Grpc.Core.RpcException inner)
 /// <summary>Firestore has no ready composite index for a query (it is missing, or still building after the provisioner created it).</summary>
 internal sealed class ChatStoreIndexMissingException(string firestoreSays, Exception inner) : Exception(firestoreSays, inner);
 
+/// <summary>
+/// Another turn holds the session (on this instance or another): its message is not saved, and the request answers
+/// 409 turn-in-progress.
+/// </summary>
+internal sealed class ChatSessionBusyException(string sessionId, string streamId, bool deleting)
+    : Exception(deleting ? $"Session '{sessionId}' is being deleted." : $"Session '{sessionId}' is answering another message (stream {streamId}).")
+{
+    public string SessionId => sessionId;
+
+    /// <summary>The stream of the turn that holds the session.</summary>
+    public string StreamId => streamId;
+
+    /// <summary>The session is held by its deletion, not by a turn.</summary>
+    public bool Deleting => deleting;
+}
+
+/// <summary>
+/// A run's hold on its session, shared by every instance: claimed in the commit of the turn's first message, renewed
+/// while the run goes on, given up in the commit of its last. A run whose instance died holds it until it expires.
+/// </summary>
+internal sealed class TurnLease(string streamId, TimeSpan lifetime)
+{
+    public string StreamId => streamId;
+
+    public TimeSpan Lifetime => lifetime;
+
+    /// <summary>Held by the session's deletion: a message sent meanwhile is told so.</summary>
+    public bool Deleting { get; init; }
+
+    /// <summary>The store's version of the hold as this run last wrote or read it (Firestore: the document's update time); null until claimed.</summary>
+    public object? Version { get; set; }
+
+    /// <summary>Another turn took the session over (this one's lease had expired): the run no longer writes the hold.</summary>
+    public bool Lost { get; set; }
+}
+
+/// <summary>What a commit does with the run's <see cref="TurnLease"/>.</summary>
+internal readonly record struct TurnChange(TurnLease Lease, bool Release)
+{
+    public static TurnChange Claim(TurnLease lease) => new(lease, false);
+
+    public static TurnChange GiveUp(TurnLease lease) => new(lease, true);
+}
+
 /// <summary>How long a save goes on retrying a store that fails for a moment before it gives up.</summary>
 internal enum SaveWait
 {
@@ -153,8 +197,12 @@ internal interface IChatSessionStore
     /// message the run's usage, and for the first message of a conversation its <paramref name="newSession"/>: one
     /// round trip on the hot path where there would be two. Saved exactly once, however often it is retried.
     /// </summary>
-    Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<DualWrite.OutboxRecord> outbox, RunUsage? usage, ChatSession? newSession, SaveWait wait,
-        CancellationToken cancellationToken);
+    /// <remarks>
+    /// With <paramref name="turn"/>, the same commit claims the session for the run (throwing
+    /// <see cref="ChatSessionBusyException"/>, nothing saved, when another turn holds it) or gives the claim up.
+    /// </remarks>
+    Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<DualWrite.OutboxRecord> outbox, RunUsage? usage, ChatSession? newSession,
+        TurnChange? turn, SaveWait wait, CancellationToken cancellationToken);
 
     /// <summary>Messages in creation order.</summary>
     Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken);
@@ -166,14 +214,20 @@ internal interface IChatSessionStore
     Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, string? after, int limit, CancellationToken cancellationToken);
 
     /// <summary>Adds a run's usage and message count to the session totals, atomically (a run that ends without a message of its own).</summary>
-    Task AddUsageAsync(string sessionId, RunUsage usage, CancellationToken cancellationToken);
+    Task AddUsageAsync(string sessionId, RunUsage usage, TurnLease? giveUp, CancellationToken cancellationToken);
+
+    /// <summary>Holds the session with no message to save (its deletion): <see cref="ChatSessionBusyException"/> when another holds it.</summary>
+    Task ClaimTurnAsync(string sessionId, TurnLease lease, CancellationToken cancellationToken);
+
+    /// <summary>Extends the run's hold on its session by its lifetime; sets <see cref="TurnLease.Lost"/> when another turn has it.</summary>
+    Task RenewTurnAsync(string sessionId, TurnLease lease, CancellationToken cancellationToken);
 
     Task SetSummaryAsync(string sessionId, string summary, string throughMessageId, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Sets the session's title; false when there is no such session (any more). Its activity time stays as it was.</summary>
     Task<bool> RenameSessionAsync(string sessionId, string title, CancellationToken cancellationToken);
 
-    /// <summary>Deletes the session and its messages; a delete cut short leaves a session that deleting again finishes.</summary>
+    /// <summary>Deletes the session, its messages and its hold; a delete cut short leaves a session that deleting again finishes.</summary>
     Task DeleteSessionAsync(string sessionId, CancellationToken cancellationToken);
 }
 

@@ -10,14 +10,17 @@ namespace ChatStack.ChatApi.Sessions;
 /// <summary>
 /// Sessions in Firestore through the generated gRPC client, laid out for a person to browse:
 /// <c>sessions/{sessionId}</c> (user_id, title, timestamps, token totals) and
-/// <c>sessions/{sessionId}/messages/{messageId}</c> (role, content, tokens, created_at). Every call goes through
-/// <see cref="FirestoreRetry"/>; each says whether repeating it is safe.
+/// <c>sessions/{sessionId}/messages/{messageId}</c> (role, content, tokens, created_at), and while a turn runs
+/// <c>session_turns/{sessionId}</c> (stream_id, expires_at), the hold that keeps a second message to the session from
+/// running on any instance. Every call goes through <see cref="FirestoreRetry"/>; each says whether repeating it is safe.
 /// </summary>
-internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client, GoogleCloudOptions options) : IChatSessionStore
+internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client, GoogleCloudOptions options, TimeProvider time) : IChatSessionStore
 {
     private string Database => $"projects/{options.RequireProjectId()}/databases/{options.FirestoreDatabase}";
 
     private string SessionName(string sessionId) => $"{Database}/documents/{ResourceNames.SessionsCollection}/{sessionId}";
+
+    internal string TurnName(string sessionId) => $"{Database}/documents/{ResourceNames.SessionTurnsCollection}/{sessionId}";
 
     public async Task<ChatSession?> GetSessionAsync(string sessionId, CancellationToken cancellationToken) =>
         await ReadSessionAsync(sessionId, cancellationToken) is { } document ? ToSession(sessionId, document) : null;
@@ -110,8 +113,8 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             : new ChatSessionPage(sessions, null);
     }
 
-    public async Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<DualWrite.OutboxRecord> outbox, RunUsage? usage, ChatSession? newSession, SaveWait wait,
-        CancellationToken cancellationToken)
+    public async Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<DualWrite.OutboxRecord> outbox, RunUsage? usage, ChatSession? newSession,
+        TurnChange? turn, SaveWait wait, CancellationToken cancellationToken)
     {
         var document = new Document
         {
@@ -155,8 +158,182 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             request.Writes.Add(UsageWrite(sessionId, usage));
         }
 
+        if (turn is { } change)
+        {
+            await CommitWithTurnAsync(sessionId, request, change, document.Name, "messages", outbox.Count, RetrySafety.Guarded, FirestoreRetry.Total(wait), cancellationToken);
+            return;
+        }
+
         using var span = Telemetry.FirestoreSpans.StartCommit("messages", Database, request.Writes.Count, outbox.Count);
         await Telemetry.FirestoreSpans.Trace(span, Commit(request, RetrySafety.Guarded, FirestoreRetry.Total(wait), cancellationToken));
+    }
+
+    /// <summary>
+    /// Commits <paramref name="request"/> with the turn's claim (created, or taken over from an expired one) or its
+    /// release (deleted, while it is still this run's). The turn document is written only by runs, each under a
+    /// precondition on what it last saw, so a failed precondition means another run got there first: read it, and
+    /// decide again. <paramref name="proof"/> is a document the commit creates, which tells whether a repeat that
+    /// found its preconditions failed was applied before.
+    /// </summary>
+    private async Task CommitWithTurnAsync(string sessionId, CommitRequest request, TurnChange change, string? proof, string collection, int outboxRecords,
+        RetrySafety safety, TimeSpan total, CancellationToken cancellationToken)
+    {
+        var lease = change.Lease;
+        var started = time.GetTimestamp();
+        // The likely case first: no turn held (the previous one gave it up), or still this run's as it last wrote it.
+        Precondition? expected = change.Release
+            ? (lease.Lost || lease.Version is not Timestamp held ? null : new Precondition { UpdateTime = held })
+            : new Precondition { Exists = false };
+        var writes = request.Writes.Count; // the request's own; the turn's write goes after them, decided anew each round
+        for (var round = 1; ; round++)
+        {
+            ChatStoreRefusedException? refused = null;
+            var attempt = request;
+            while (attempt.Writes.Count > writes)
+            {
+                attempt.Writes.RemoveAt(writes);
+            }
+
+            if (expected is not null)
+            {
+                attempt.Writes.Add(change.Release
+                    ? new Write { Delete = TurnName(sessionId), CurrentDocument = expected }
+                    : TurnWrite(sessionId, lease, expected));
+            }
+
+            try
+            {
+                CommitResponse? response = null;
+                bool own;
+                using (var span = Telemetry.FirestoreSpans.StartCommit(collection, Database, attempt.Writes.Count, outboxRecords))
+                {
+                    own = await Telemetry.FirestoreSpans.Trace(span, FirestoreRetry.CommitAsync(
+                        async deadline => response = await client.CommitAsync(attempt, deadline: deadline, cancellationToken: cancellationToken),
+                        safety, total, cancellationToken));
+                }
+
+                if (own)
+                {
+                    if (expected is not null)
+                    {
+                        lease.Version = change.Release ? null : response!.WriteResults[^1].UpdateTime;
+                    }
+
+                    return;
+                }
+
+                // A repeat met a failed precondition: its own earlier attempt, or another run's turn written meanwhile.
+                if (proof is null || await FirestoreRetry.ReadDocumentAsync(client, Database, proof, cancellationToken) is not null)
+                {
+                    if (expected is not null)
+                    {
+                        lease.Version = !change.Release && await ReadTurnAsync(sessionId, cancellationToken) is { } mine && StreamOf(mine) == lease.StreamId
+                            ? mine.UpdateTime
+                            : null;
+                    }
+
+                    return;
+                }
+            }
+            catch (ChatStoreRefusedException e) when (expected is not null && e.StatusCode is StatusCode.AlreadyExists or StatusCode.FailedPrecondition or StatusCode.NotFound)
+            {
+                if (time.GetElapsedTime(started) > FirestoreRetry.Brief)
+                {
+                    throw new ChatStoreUnavailableException($"The turn of session '{sessionId}' changed under {round} commits in a row; Firestore said {e.StatusCode}: {e.Detail}", e);
+                }
+
+                refused = e;
+            }
+
+            var current = await ReadTurnAsync(sessionId, cancellationToken);
+            if (refused is not null && (expected!.UpdateTime is { } version ? Equals(current?.UpdateTime, version) : current is null))
+            {
+                // The turn is as this commit expected: another of its writes was refused (say, its message exists).
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(refused);
+            }
+
+            var holder = current is null ? null : StreamOf(current);
+            if (change.Release)
+            {
+                // Still this run's (a renewal whose answer was lost moved its version): give it up as it is now.
+                // Another run's, or none: this run's lease expired and was taken over; the commit leaves it alone.
+                (expected, lease.Lost) = holder == lease.StreamId ? (new Precondition { UpdateTime = current!.UpdateTime }, false) : (null, true);
+            }
+            else if (holder == lease.StreamId)
+            {
+                lease.Version = current!.UpdateTime; // an earlier attempt of this commit was applied
+                return;
+            }
+            else if (current is not null && ExpiresAt(current) > time.GetUtcNow() && !(lease.Deleting && IsDeletion(current)))
+            {
+                throw new ChatSessionBusyException(sessionId, holder ?? "", IsDeletion(current));
+            }
+            else
+            {
+                // Expired: its run's instance died (or stopped renewing). Or a deletion's, which another deletion may
+                // repeat (one cut short must not lock its retry out). Taken over on the version read.
+                expected = current is null ? new Precondition { Exists = false } : new Precondition { UpdateTime = current.UpdateTime };
+            }
+        }
+    }
+
+    private Write TurnWrite(string sessionId, TurnLease lease, Precondition expected)
+    {
+        var turn = new Document { Name = TurnName(sessionId), Fields = { ["stream_id"] = Str(lease.StreamId), ["expires_at"] = Time(time.GetUtcNow() + lease.Lifetime) } };
+        if (lease.Deleting)
+        {
+            turn.Fields["deleting"] = new FsValue { BooleanValue = true };
+        }
+
+        return new Write { Update = turn, CurrentDocument = expected };
+    }
+
+    // Safe to repeat: a repeat after its own write fails the precondition, and the read then finds the hold this one's.
+    public Task ClaimTurnAsync(string sessionId, TurnLease lease, CancellationToken cancellationToken) =>
+        CommitWithTurnAsync(sessionId, new CommitRequest { Database = Database }, TurnChange.Claim(lease), null, ResourceNames.SessionTurnsCollection, 0,
+            RetrySafety.Safe, FirestoreRetry.Brief, cancellationToken);
+
+    private Task<Document?> ReadTurnAsync(string sessionId, CancellationToken cancellationToken) =>
+        FirestoreRetry.ReadDocumentAsync(client, Database, TurnName(sessionId), cancellationToken);
+
+    private static string? StreamOf(Document turn) => S(turn, "stream_id");
+
+    private static DateTimeOffset ExpiresAt(Document turn) => T(turn, "expires_at");
+
+    private static bool IsDeletion(Document turn) => turn.Fields.TryGetValue("deleting", out var deleting) && deleting.BooleanValue;
+
+    public async Task RenewTurnAsync(string sessionId, TurnLease lease, CancellationToken cancellationToken)
+    {
+        if (lease.Lost || lease.Version is not Timestamp held)
+        {
+            return;
+        }
+
+        try
+        {
+            CommitResponse? response = null;
+            var request = new CommitRequest { Database = Database, Writes = { TurnWrite(sessionId, lease, new Precondition { UpdateTime = held }) } };
+            using var span = Telemetry.FirestoreSpans.StartCommit(ResourceNames.SessionTurnsCollection, Database, 1, 0);
+            // Safe to repeat: a repeat after its own write fails the precondition, and the read below finds the turn this run's.
+            await Telemetry.FirestoreSpans.Trace(span, FirestoreRetry.CommitAsync(
+                async deadline => response = await client.CommitAsync(request, deadline: deadline, cancellationToken: cancellationToken),
+                RetrySafety.Safe, FirestoreRetry.Brief, cancellationToken));
+            lease.Version = response!.WriteResults[0].UpdateTime;
+            return;
+        }
+        catch (ChatStoreRefusedException e) when (e.StatusCode is StatusCode.FailedPrecondition or StatusCode.NotFound)
+        {
+        }
+
+        var current = await ReadTurnAsync(sessionId, cancellationToken);
+        if (current is not null && StreamOf(current) == lease.StreamId)
+        {
+            lease.Version = current.UpdateTime;
+        }
+        else
+        {
+            lease.Lost = true;
+        }
     }
 
     public async Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken)
@@ -213,8 +390,10 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
     }
 
     // Increments with nothing to guard them: repeated only when Firestore said it applied nothing.
-    public Task AddUsageAsync(string sessionId, RunUsage usage, CancellationToken cancellationToken) =>
-        Commit(UsageWrite(sessionId, usage), RetrySafety.Unsafe, cancellationToken);
+    public Task AddUsageAsync(string sessionId, RunUsage usage, TurnLease? giveUp, CancellationToken cancellationToken) => giveUp is null
+        ? Commit(UsageWrite(sessionId, usage), RetrySafety.Unsafe, cancellationToken)
+        : CommitWithTurnAsync(sessionId, new CommitRequest { Database = Database, Writes = { UsageWrite(sessionId, usage) } }, TurnChange.GiveUp(giveUp), null,
+            ResourceNames.SessionsCollection, 0, RetrySafety.Unsafe, FirestoreRetry.Long, cancellationToken);
 
     private Write UsageWrite(string sessionId, RunUsage usage) => new()
     {
@@ -296,7 +475,10 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             await Telemetry.FirestoreSpans.Trace(span, Commit(request, RetrySafety.Safe, FirestoreRetry.Brief, cancellationToken));
         }
 
-        await Commit(new Write { Delete = SessionName(sessionId) }, RetrySafety.Safe, cancellationToken);
+        // A turn's hold goes with its session (a turn still running finds its session gone when it saves).
+        using var last = Telemetry.FirestoreSpans.StartCommit(ResourceNames.SessionsCollection, Database, 2, 0);
+        await Telemetry.FirestoreSpans.Trace(last, Commit(new CommitRequest { Database = Database, Writes = { new Write { Delete = TurnName(sessionId) }, new Write { Delete = SessionName(sessionId) } } },
+            RetrySafety.Safe, FirestoreRetry.Brief, cancellationToken));
     }
 
     private const int MaxWritesPerCommit = 500;

@@ -73,11 +73,15 @@ internal static class FirestoreRetry
             return found;
         }, cancellationToken);
 
-    /// <summary>Runs a commit until it succeeds, is known to be saved, or may not be repeated.</summary>
-    public static Task CommitAsync(Func<DateTime, Task> attempt, RetrySafety safety, TimeSpan total, CancellationToken cancellationToken) =>
+    /// <summary>
+    /// Runs a commit until it succeeds, is known to be saved, or may not be repeated. False when a
+    /// <see cref="RetrySafety.Guarded"/> repeat failed its precondition, taken as an earlier attempt applied: a commit
+    /// with preconditions others can fail too must confirm that itself.
+    /// </summary>
+    public static Task<bool> CommitAsync(Func<DateTime, Task> attempt, RetrySafety safety, TimeSpan total, CancellationToken cancellationToken) =>
         RunAsync(attempt, safety, total, cancellationToken);
 
-    private static async Task RunAsync(Func<DateTime, Task> attempt, RetrySafety safety, TimeSpan total, CancellationToken cancellationToken)
+    private static async Task<bool> RunAsync(Func<DateTime, Task> attempt, RetrySafety safety, TimeSpan total, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
         var backoff = FirstBackoff;
@@ -88,7 +92,7 @@ internal static class FirestoreRetry
             try
             {
                 await attempt(DateTime.UtcNow.Add(left < AttemptDeadline ? left : AttemptDeadline));
-                return;
+                return true;
             }
             catch (RpcException e) when (e.StatusCode == StatusCode.Cancelled && cancellationToken.IsCancellationRequested)
             {
@@ -101,7 +105,7 @@ internal static class FirestoreRetry
             {
                 // An earlier attempt was applied: this one found its documents (Firestore and its emulator say
                 // ALREADY_EXISTS for Exists=false; FAILED_PRECONDITION is the other way a precondition fails).
-                return;
+                return false;
             }
             catch (RpcException e) when (IsPassing(e.StatusCode) || e.StatusCode is StatusCode.Unknown or StatusCode.Cancelled)
             {

@@ -6,7 +6,8 @@ namespace ChatStack.ChatApi.Sessions;
 /// <summary>
 /// Sessions in this process's memory, for <c>ENABLE_FIRESTORE_WRITE=false</c>: chats keep their context for as long
 /// as the process lives, and each message's outbox records go to the in-memory outbox with it. Holds at most
-/// <see cref="Capacity"/> sessions, forgetting the least recently updated.
+/// <see cref="Capacity"/> sessions, forgetting the least recently updated. One process: the turns' claims on their
+/// sessions are the stream registry's alone, so the <see cref="TurnLease"/> writes do nothing here.
 /// </summary>
 internal sealed class InMemoryChatSessionStore(MemoryOutbox? outbox = null) : IChatSessionStore
 {
@@ -40,8 +41,8 @@ internal sealed class InMemoryChatSessionStore(MemoryOutbox? outbox = null) : IC
             : new ChatSessionPage(sessions, null));
     }
 
-    public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<OutboxRecord> records, RunUsage? usage, ChatSession? newSession, SaveWait wait,
-        CancellationToken cancellationToken)
+    public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<OutboxRecord> records, RunUsage? usage, ChatSession? newSession,
+        TurnChange? turn, SaveWait wait, CancellationToken cancellationToken)
     {
         if (newSession is not null)
         {
@@ -55,7 +56,7 @@ internal sealed class InMemoryChatSessionStore(MemoryOutbox? outbox = null) : IC
         }
 
         outbox?.Add(records);
-        return usage is null ? Task.CompletedTask : AddUsageAsync(sessionId, usage, cancellationToken);
+        return usage is null ? Task.CompletedTask : AddUsageAsync(sessionId, usage, null, cancellationToken);
     }
 
     public Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, CancellationToken cancellationToken)
@@ -87,7 +88,7 @@ internal sealed class InMemoryChatSessionStore(MemoryOutbox? outbox = null) : IC
         }
     }
 
-    public Task AddUsageAsync(string sessionId, RunUsage usage, CancellationToken cancellationToken)
+    public Task AddUsageAsync(string sessionId, RunUsage usage, TurnLease? giveUp, CancellationToken cancellationToken)
     {
         Update(sessionId, s => s with
         {
@@ -99,6 +100,10 @@ internal sealed class InMemoryChatSessionStore(MemoryOutbox? outbox = null) : IC
         });
         return Task.CompletedTask;
     }
+
+    public Task ClaimTurnAsync(string sessionId, TurnLease lease, CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task RenewTurnAsync(string sessionId, TurnLease lease, CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task SetSummaryAsync(string sessionId, string summary, string throughMessageId, DateTimeOffset now, CancellationToken cancellationToken)
     {

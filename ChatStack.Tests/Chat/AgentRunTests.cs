@@ -371,7 +371,7 @@ public class AgentRunTests(ITestOutputHelper output)
         };
         foreach (var m in history)
         {
-            _store.AppendMessageAsync(session, m, [], null, m == history[0] ? chatSession : null, SaveWait.Brief, CancellationToken.None);
+            _store.AppendMessageAsync(session, m, [], null, m == history[0] ? chatSession : null, null, SaveWait.Brief, CancellationToken.None);
         }
 
         var spec = new ModelSpec("m", new ModelOptions { Provider = ModelProvider.Offline, ContextWindow = contextWindow, Encoding = "o200k_base" });
@@ -393,10 +393,10 @@ public class AgentRunTests(ITestOutputHelper output)
         public List<ChatStack.ChatApi.DualWrite.OutboxRecord> Records { get; } = [];
 
         public override Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<ChatStack.ChatApi.DualWrite.OutboxRecord> outbox, RunUsage? usage,
-            ChatSession? newSession, SaveWait wait, CancellationToken cancellationToken)
+            ChatSession? newSession, TurnChange? turn, SaveWait wait, CancellationToken cancellationToken)
         {
             Records.AddRange(outbox);
-            return base.AppendMessageAsync(sessionId, message, outbox, usage, newSession, wait, cancellationToken);
+            return base.AppendMessageAsync(sessionId, message, outbox, usage, newSession, turn, wait, cancellationToken);
         }
     }
 
@@ -424,16 +424,43 @@ public class AgentRunTests(ITestOutputHelper output)
     private sealed class RefusingAnswerStore(IChatSessionStore inner) : DelegatingStore(inner)
     {
         public override Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<ChatStack.ChatApi.DualWrite.OutboxRecord> outbox, RunUsage? usage,
-            ChatSession? newSession, SaveWait wait, CancellationToken cancellationToken) => message.Role == "assistant"
+            ChatSession? newSession, TurnChange? turn, SaveWait wait, CancellationToken cancellationToken) => message.Role == "assistant"
                 ? throw new InvalidOperationException("FailedPrecondition: no entity to update")
-                : base.AppendMessageAsync(sessionId, message, outbox, usage, newSession, wait, cancellationToken);
+                : base.AppendMessageAsync(sessionId, message, outbox, usage, newSession, turn, wait, cancellationToken);
+    }
+
+    /// <summary>Records what each commit did with the run's hold on its session, and its renewals, in order.</summary>
+    private sealed class TurnRecordingStore(IChatSessionStore inner) : DelegatingStore(inner)
+    {
+        public List<(string Step, TurnLease Lease)> Steps { get; } = [];
+
+        public override Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<ChatStack.ChatApi.DualWrite.OutboxRecord> outbox, RunUsage? usage,
+            ChatSession? newSession, TurnChange? turn, SaveWait wait, CancellationToken cancellationToken)
+        {
+            lock (Steps)
+            {
+                Steps.Add((turn is { } change ? $"{(change.Release ? "give up" : "claim")} with {message.Role}" : $"{message.Role} only", turn?.Lease!));
+            }
+
+            return base.AppendMessageAsync(sessionId, message, outbox, usage, newSession, turn, wait, cancellationToken);
+        }
+
+        public override Task RenewTurnAsync(string sessionId, TurnLease lease, CancellationToken cancellationToken)
+        {
+            lock (Steps)
+            {
+                Steps.Add(("renew", lease));
+            }
+
+            return base.RenewTurnAsync(sessionId, lease, cancellationToken);
+        }
     }
 
     /// <summary>Passes every call to another store; a test overrides what it changes.</summary>
     private abstract class DelegatingStore(IChatSessionStore inner) : IChatSessionStore
     {
         public virtual Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<ChatStack.ChatApi.DualWrite.OutboxRecord> outbox, RunUsage? usage,
-            ChatSession? newSession, SaveWait wait, CancellationToken cancellationToken) => inner.AppendMessageAsync(sessionId, message, outbox, usage, newSession, wait, cancellationToken);
+            ChatSession? newSession, TurnChange? turn, SaveWait wait, CancellationToken cancellationToken) => inner.AppendMessageAsync(sessionId, message, outbox, usage, newSession, turn, wait, cancellationToken);
 
         public Task<ChatSession?> GetSessionAsync(string sessionId, CancellationToken cancellationToken) => inner.GetSessionAsync(sessionId, cancellationToken);
 
@@ -445,7 +472,11 @@ public class AgentRunTests(ITestOutputHelper output)
         public virtual Task<IReadOnlyList<ChatMessageRecord>> ListMessagesAsync(string sessionId, string? after, int limit, CancellationToken cancellationToken) =>
             inner.ListMessagesAsync(sessionId, after, limit, cancellationToken);
 
-        public Task AddUsageAsync(string sessionId, RunUsage usage, CancellationToken cancellationToken) => inner.AddUsageAsync(sessionId, usage, cancellationToken);
+        public Task AddUsageAsync(string sessionId, RunUsage usage, TurnLease? giveUp, CancellationToken cancellationToken) => inner.AddUsageAsync(sessionId, usage, giveUp, cancellationToken);
+
+        public Task ClaimTurnAsync(string sessionId, TurnLease lease, CancellationToken cancellationToken) => inner.ClaimTurnAsync(sessionId, lease, cancellationToken);
+
+        public virtual Task RenewTurnAsync(string sessionId, TurnLease lease, CancellationToken cancellationToken) => inner.RenewTurnAsync(sessionId, lease, cancellationToken);
 
         public Task SetSummaryAsync(string sessionId, string summary, string throughMessageId, DateTimeOffset now, CancellationToken cancellationToken) =>
             inner.SetSummaryAsync(sessionId, summary, throughMessageId, now, cancellationToken);
@@ -456,6 +487,24 @@ public class AgentRunTests(ITestOutputHelper output)
     }
 
     /// <summary>The text the run streamed, in <c>message_delta</c> events (before event <paramref name="before"/>, when given).</summary>
+    [Fact]
+    public async Task A_run_holds_its_session_from_the_users_message_to_its_answer_and_renews_the_hold_while_it_runs()
+    {
+        // Two minutes of a slow model (deltas 250 ms apart on a fake clock): a hold of 60 s is renewed every 20 s.
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var store = new TurnRecordingStore(_store);
+        await Run([], "Talk.", new ChunkedModel(string.Concat(Enumerable.Repeat("word ", 480)), 5, () => time.Advance(TimeSpan.FromMilliseconds(250))),
+            budget: 100_000, store: store, time: time).ExecuteAsync(CancellationToken.None);
+
+        Assert.Equal(FinishReasons.Stop, Assert.IsType<DoneEvent>(_events.All[^1].Data).FinishReason);
+        var steps = store.Steps.Select(s => s.Step).ToList();
+        Assert.Equal("claim with user", steps[0]);
+        Assert.Equal("give up with assistant", steps[^1]); // and no renewal after it
+        Assert.InRange(steps.Count(s => s == "renew"), 4, 6); // 120 s of run: at 20, 40, …, 120 s
+        Assert.Equal(steps.Count - 2, steps.Count(s => s == "renew"));
+        Assert.Single(store.Steps.Select(s => s.Lease).Distinct()); // one hold throughout
+    }
+
     [Fact]
     public async Task A_slow_models_long_run_is_shown_at_least_every_second_not_in_quarter_run_batches()
     {

@@ -31,6 +31,7 @@ public sealed class ChatOptionsTests
     [InlineData("HeartbeatSeconds", "0", "Chat:HeartbeatSeconds is 0; it must lie in (0, 3600]")]
     [InlineData("ResumeWindowSeconds", "-5", "Chat:ResumeWindowSeconds is -5; it must lie in 0..86400")]
     [InlineData("ReconnectGraceSeconds", "100000", "Chat:ReconnectGraceSeconds is 100000; it must lie in 0..86400")]
+    [InlineData("TurnLeaseSeconds", "1", "Chat:TurnLeaseSeconds is 1; it must lie in 3..3600 (a run renews it every third)")]
     [InlineData("Offline:DeltaDelayMs", "-1", "Chat:Offline:DeltaDelayMs is -1; it must be 0 or more")]
     public void A_setting_out_of_range_is_named_with_its_value_and_range(string setting, string value, string problem)
     {

@@ -77,7 +77,7 @@ public class SessionDeletionTests(StackFixture stack)
                 Role = "user",
                 Content = $"message {i}",
                 CreatedAt = DateTimeOffset.UtcNow,
-            }, Array.Empty<OutboxRecord>(), null, null, SaveWait.Brief, ct));
+            }, Array.Empty<OutboxRecord>(), null, null, null, SaveWait.Brief, ct));
         Assert.True((await store.ListMessagesAsync(session, CancellationToken.None)).Count > 620);
 
         using var deleted = await client.Http.DeleteAsync($"/api/sessions/{session}");

@@ -50,8 +50,8 @@ internal sealed class ObservedStore(IChatSessionStore inner) : IChatSessionStore
     public Task<ChatSessionPage> ListSessionsAsync(string userId, int limit, SessionCursor? after, CancellationToken cancellationToken) =>
         inner.ListSessionsAsync(userId, limit, after, cancellationToken);
 
-    public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<OutboxRecord> outbox, RunUsage? usage, ChatSession? newSession, SaveWait wait,
-        CancellationToken cancellationToken)
+    public Task AppendMessageAsync(string sessionId, ChatMessageRecord message, IReadOnlyList<OutboxRecord> outbox, RunUsage? usage, ChatSession? newSession,
+        TurnChange? turn, SaveWait wait, CancellationToken cancellationToken)
     {
         if (FailNextAppend)
         {
@@ -60,10 +60,14 @@ internal sealed class ObservedStore(IChatSessionStore inner) : IChatSessionStore
         }
 
         Appends.Enqueue((message.Role, newSession is not null));
-        return inner.AppendMessageAsync(sessionId, message, outbox, usage, newSession, wait, cancellationToken);
+        return inner.AppendMessageAsync(sessionId, message, outbox, usage, newSession, turn, wait, cancellationToken);
     }
 
-    public Task AddUsageAsync(string sessionId, RunUsage usage, CancellationToken cancellationToken) => inner.AddUsageAsync(sessionId, usage, cancellationToken);
+    public Task AddUsageAsync(string sessionId, RunUsage usage, TurnLease? giveUp, CancellationToken cancellationToken) => inner.AddUsageAsync(sessionId, usage, giveUp, cancellationToken);
+
+    public Task ClaimTurnAsync(string sessionId, TurnLease lease, CancellationToken cancellationToken) => inner.ClaimTurnAsync(sessionId, lease, cancellationToken);
+
+    public Task RenewTurnAsync(string sessionId, TurnLease lease, CancellationToken cancellationToken) => inner.RenewTurnAsync(sessionId, lease, cancellationToken);
 
     public Task SetSummaryAsync(string sessionId, string summary, string throughMessageId, DateTimeOffset now, CancellationToken cancellationToken) =>
         inner.SetSummaryAsync(sessionId, summary, throughMessageId, now, cancellationToken);
