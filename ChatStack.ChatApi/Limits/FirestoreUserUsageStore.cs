@@ -23,7 +23,8 @@ namespace ChatStack.ChatApi.Limits;
 /// A chat pays one commit when it is admitted (its budget held in the same write) and one when its run settles, as
 /// long as no other instance wrote the user's document in between: each instance keeps the copy it last wrote or
 /// read and commits on its update time without reading first. A stale copy fails the commit and is read again; a
-/// refusal is never decided from a copy. No transaction, so no lock is held across a round trip. A write whose
+/// refusal is never decided from a copy. No transaction, so no lock is held in Firestore; on one instance, one
+/// user's changes wait for each other (a gate per user) rather than race on the same copy. A write whose
 /// outcome was not told (a lost answer) is decided again only from a read: every change is keyed by an id
 /// (<see cref="UserUsage"/>), so one already applied is not applied twice.
 /// </remarks>
@@ -38,6 +39,10 @@ internal sealed class FirestoreUserUsageStore(Firestore.FirestoreClient client, 
     private const int MaxKnownUsers = 1024;
 
     private readonly ConcurrentDictionary<string, Document> _known = new(StringComparer.Ordinal);
+
+    // One change at a time per user on this instance: its own requests would otherwise race each other on the same
+    // copy, and each loser pays a failed commit and a read (three round trips where waiting for the winner costs one).
+    private readonly Dictionary<string, Gate> _gates = new(StringComparer.Ordinal);
 
     // Each list is one JSON string: Firestore indexes every array element and map field it is given, and these would be
     // hundreds of index entries a write, never queried. As text they are one each, and still read plainly in a console.
@@ -60,6 +65,52 @@ internal sealed class FirestoreUserUsageStore(Firestore.FirestoreClient client, 
     public async Task<T> UpdateAsync<T>(string userId, Func<UserUsage, T> change, CancellationToken cancellationToken)
     {
         var name = DocumentName(userId);
+        Gate? gate;
+        lock (_gates)
+        {
+            if (!_gates.TryGetValue(name, out gate))
+            {
+                _gates[name] = gate = new Gate();
+            }
+
+            gate.Users++;
+        }
+
+        try
+        {
+            await gate.Lock.WaitAsync(cancellationToken);
+            try
+            {
+                return await UpdateUnderGateAsync(name, userId, change, cancellationToken);
+            }
+            finally
+            {
+                gate.Lock.Release();
+            }
+        }
+        finally
+        {
+            lock (_gates)
+            {
+                if (--gate.Users == 0)
+                {
+                    _gates.Remove(name);
+                    gate.Lock.Dispose();
+                }
+            }
+        }
+    }
+
+    private sealed class Gate
+    {
+        public SemaphoreSlim Lock { get; } = new(1, 1);
+
+        /// <summary>Changes waiting or under way; the gate is dropped with the last.</summary>
+        public int Users { get; set; }
+    }
+
+    private async Task<T> UpdateUnderGateAsync<T>(string name, string userId, Func<UserUsage, T> change, CancellationToken cancellationToken)
+    {
         var started = Stopwatch.GetTimestamp();
         // The document as this instance last wrote or read it: while nobody else wrote it since, a change commits
         // without reading first (one round trip, not two). A stale copy costs a failed commit and a read.

@@ -114,6 +114,22 @@ public sealed class SharedUserLimitsTests(StackFixture stack) : UserLimiterTests
     }
 
     [Fact]
+    public async Task One_users_changes_at_once_on_one_instance_wait_for_each_other_rather_than_race()
+    {
+        var calls = new CallCounter();
+        var options = new LimitOptions { RequestsPerWindow = 50 };
+        var limiter = Instance(options, calls);
+        await limiter.TryAdmitAsync("alice", default); // the instance has its copy: one read, one commit
+
+        var decisions = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(() => limiter.TryAdmitAndHoldAsync("alice", 100, needed: 1, default))));
+
+        Assert.All(decisions, d => Assert.NotNull(d.Quota!.Hold));
+        // One commit each, in turn, each on the copy the one before wrote: no commit failed, nothing was read again.
+        Assert.Equal((1, 9), (calls.Reads, calls.Commits));
+        Assert.Equal(40, (await Instance(options).TryAdmitAsync("alice", default)).Remaining);
+    }
+
+    [Fact]
     public async Task A_refusal_is_decided_from_the_document_never_from_an_instances_copy_of_it()
     {
         var options = new LimitOptions { RequestsPerWindow = 3 };
