@@ -15,8 +15,9 @@ namespace ChatStack.ChatApi.Agent;
 /// settles it with what it spent.
 /// </summary>
 /// <param name="TurnId">The turn's stream id, which its hold on the session names for a second message's 409.</param>
+/// <param name="TurnEndedHere">Whether a turn (by stream id) ran on this instance and has ended: see <see cref="TurnLease.EndedHere"/>.</param>
 internal sealed record ChatRunRequest(string UserId, ChatSession Session, IReadOnlyList<ChatMessageRecord> History, string Message, ModelSpec Model, UserLimiter.TokenHold Quota,
-    bool NewSession = false, string? TurnId = null)
+    bool NewSession = false, string? TurnId = null, Func<string, bool>? TurnEndedHere = null)
 {
     public int BudgetMax => (int)Quota.Tokens;
 }

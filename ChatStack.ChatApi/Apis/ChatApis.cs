@@ -280,7 +280,8 @@ internal static class ChatApis
                 stream = streams.TryStart(userId, session.Id, out _)!; // a new session: nothing else can be running in it
             }
 
-            var run = agent.Create(new ChatRunRequest(userId, session, history, message, model, hold, NewSession: chat.SessionId is null, TurnId: stream.Id), stream);
+            var run = agent.Create(new ChatRunRequest(userId, session, history, message, model, hold, NewSession: chat.SessionId is null,
+                TurnId: stream.Id, TurnEndedHere: streams.HasEnded), stream);
             runs.Track(RunInBackground(run, streams, stream, lifetime.ApplicationStopping, logger));
             runStarted = true;
 
@@ -544,7 +545,7 @@ internal static class ChatApis
 
             // And held for every instance: a turn running elsewhere is refused here, and a send elsewhere meanwhile is
             // refused there. Deleting the session gives the hold up with it.
-            await store.ClaimTurnAsync(sessionId, new TurnLease(claim.Id, options.Value.TurnLease) { Deleting = true }, context.RequestAborted);
+            await store.ClaimTurnAsync(sessionId, new TurnLease(claim.Id, options.Value.TurnLease) { Deleting = true, EndedHere = streams.HasEnded }, context.RequestAborted);
             await store.DeleteSessionAsync(sessionId, context.RequestAborted);
             return TypedResults.NoContent();
         }

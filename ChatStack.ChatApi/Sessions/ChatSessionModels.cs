@@ -156,6 +156,13 @@ internal sealed class TurnLease(string streamId, TimeSpan lifetime)
     /// <summary>Held by the session's deletion: a message sent meanwhile is told so.</summary>
     public bool Deleting { get; init; }
 
+    /// <summary>
+    /// Whether a turn, by its stream id, ran on this instance and has ended: its hold can be taken over at once. A
+    /// turn whose last commit failed (the store down) leaves its hold; this instance's next message to the session
+    /// need not wait out its lifetime.
+    /// </summary>
+    public Func<string, bool>? EndedHere { get; init; }
+
     /// <summary>The store's version of the hold as this run last wrote or read it (Firestore: the document's update time); null until claimed.</summary>
     public object? Version { get; set; }
 

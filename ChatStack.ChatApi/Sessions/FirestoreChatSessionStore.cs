@@ -264,14 +264,16 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
                 lease.Version = current!.UpdateTime; // an earlier attempt of this commit was applied
                 return;
             }
-            else if (current is not null && ExpiresAt(current) > time.GetUtcNow() && !(lease.Deleting && IsDeletion(current)))
+            else if (current is not null && ExpiresAt(current) > time.GetUtcNow() && !(lease.Deleting && IsDeletion(current))
+                && !(holder is not null && lease.EndedHere?.Invoke(holder) == true))
             {
                 throw new ChatSessionBusyException(sessionId, holder ?? "", IsDeletion(current));
             }
             else
             {
                 // Expired: its run's instance died (or stopped renewing). Or a deletion's, which another deletion may
-                // repeat (one cut short must not lock its retry out). Taken over on the version read.
+                // repeat (one cut short must not lock its retry out). Or a turn this instance ran and saw end, whose
+                // last commit could not give it up. Taken over on the version read.
                 expected = current is null ? new Precondition { Exists = false } : new Precondition { UpdateTime = current.UpdateTime };
             }
         }

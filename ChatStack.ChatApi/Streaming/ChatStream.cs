@@ -413,6 +413,12 @@ internal sealed class ChatStreamRegistry : IDisposable
         return stream;
     }
 
+    /// <summary>
+    /// Whether <paramref name="streamId"/> ran here and has ended (or was abandoned), within the resume window: its
+    /// hold on its session, if its last commit could not give it up, is this instance's to take over.
+    /// </summary>
+    public bool HasEnded(string streamId) => _streams.TryGetValue(streamId, out var stream) && stream.IsCompleted;
+
     /// <summary>The stream of <paramref name="sessionId"/>'s turn in progress, if any.</summary>
     public ChatStream? RunningTurn(string sessionId) => _running.GetValueOrDefault(sessionId);
 

@@ -77,6 +77,24 @@ public class StoreRetryTests(StackFixture stack)
     }
 
     [Fact]
+    public async Task A_turn_whose_answer_could_not_be_saved_does_not_hold_its_session_against_the_next_message()
+    {
+        // The answer's commit, which also gives up the turn's hold in Firestore, is refused: the hold stays behind. This
+        // instance saw that turn end, so its next message takes the hold over rather than waiting out its lease.
+        var faults = new FirestoreFaults();
+        await using var host = await ChatApiHost.StartWithFaultsAsync(stack.FirestoreHost, faults);
+        var client = await ChatApiClient.SignInAsync(host.Address, "unsaved-answer-user");
+        faults.Fail(FirestoreFaults.MessageCommit("assistant"), StatusCode.PermissionDenied);
+        Assert.Equal("store_error", (await client.ChatAsync(new { message = "hello" }))[^1].Payload.GetProperty("code").GetString());
+
+        var next = await client.ChatAsync(new { session_id = client.LastSessionId, message = "hello again" });
+
+        Assert.Equal(1, faults.Injected);
+        Assert.Equal("done", next[^1].Event);
+        Assert.Equal(["user", "user", "assistant"], await RolesAsync(client));
+    }
+
+    [Fact]
     public async Task Contention_on_every_attempt_at_the_start_of_a_turn_answers_503_with_retry_after()
     {
         var faults = new FirestoreFaults();
