@@ -63,7 +63,7 @@ internal sealed class AgentRun(
 
     // The run's hold on its session, for every instance: claimed with the user's message, renewed every third of its
     // lifetime until the last commit gives it up.
-    private readonly TurnLease _turn = new(request.TurnId ?? Guid.NewGuid().ToString("N"), options.TurnLease) { EndedHere = request.TurnEndedHere };
+    private readonly TurnLease? _turn = options.SharedTurns ? new(request.TurnId ?? Guid.NewGuid().ToString("N"), options.TurnLease) { EndedHere = request.TurnEndedHere } : null;
     private readonly CancellationTokenSource _renewing = new();
     private Task _renewal = Task.CompletedTask;
 
@@ -171,7 +171,7 @@ internal sealed class AgentRun(
         try
         {
             _userMessageId = await IngressAsync(cancellationToken);
-            _renewal = RenewTurnAsync(_renewing.Token);
+            _renewal = _turn is null ? Task.CompletedTask : RenewTurnAsync(_turn, _renewing.Token);
             _admitted.SetResult();
             return true;
         }
@@ -196,7 +196,7 @@ internal sealed class AgentRun(
             Tokens = userTokens,
             CreatedAt = time.GetUtcNow(),
         };
-        await PersistAsync(message, cancellationToken, turn: TurnChange.Claim(_turn));
+        await PersistAsync(message, cancellationToken, turn: _turn is null ? null : TurnChange.Claim(_turn));
         Emit(BudgetPhases.Ingress);
         return message.Id;
     }
@@ -591,7 +591,7 @@ internal sealed class AgentRun(
                 // streamed and charged already: its save outlasts a longer store outage than a request would wait for.
                 // The session's hold is given up in it too: a client that sends on `done` finds the session free on
                 // every instance.
-                await PersistAsync(message, CancellationToken.None, Usage(_persistedMessages + 1), SaveWait.Long, TurnChange.GiveUp(_turn));
+                await PersistAsync(message, CancellationToken.None, Usage(_persistedMessages + 1), SaveWait.Long, _turn is null ? null : TurnChange.GiveUp(_turn));
                 assistantMessageId = message.Id;
             }
             else if (_persistedMessages > 0)
@@ -632,20 +632,20 @@ internal sealed class AgentRun(
     /// Keeps the session held while the run goes on. A renewal that fails (the store down for a moment) is tried again
     /// at the next third: the hold lasts its whole lifetime from the last one that worked.
     /// </summary>
-    private async Task RenewTurnAsync(CancellationToken stop)
+    private async Task RenewTurnAsync(TurnLease turn, CancellationToken stop)
     {
         try
         {
-            while (!_turn.Lost)
+            while (!turn.Lost)
             {
-                await Task.Delay(_turn.Lifetime / 3, time, stop);
+                await Task.Delay(turn.Lifetime / 3, time, stop);
                 try
                 {
-                    await store.RenewTurnAsync(_session.Id, _turn, stop);
+                    await store.RenewTurnAsync(_session.Id, turn, stop);
                 }
                 catch (Exception e) when (!stop.IsCancellationRequested)
                 {
-                    logger.LogWarning(e, "Could not renew the turn of session {SessionId}; trying again in {Seconds} s", _session.Id, (_turn.Lifetime / 3).TotalSeconds);
+                    logger.LogWarning(e, "Could not renew the turn of session {SessionId}; trying again in {Seconds} s", _session.Id, (turn.Lifetime / 3).TotalSeconds);
                 }
             }
 

@@ -77,6 +77,13 @@ internal sealed class ChatOptions
     /// </summary>
     public double TurnLeaseSeconds { get; set; } = 60;
 
+    /// <summary>
+    /// Whether a session's one-turn-at-a-time rule holds across instances (a hold in Firestore: one more write in the
+    /// turn's first commit and one in its last). Off, it holds within each instance only, which is enough where one
+    /// instance serves (a laptop, <c>maxScale: 1</c>) and saves those writes.
+    /// </summary>
+    public bool SharedTurns { get; set; } = true;
+
     public TimeSpan TurnLease => TimeSpan.FromSeconds(TurnLeaseSeconds);
 
     public OfflineModelOptions Offline { get; set; } = new();

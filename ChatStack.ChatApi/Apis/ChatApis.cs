@@ -545,7 +545,11 @@ internal static class ChatApis
 
             // And held for every instance: a turn running elsewhere is refused here, and a send elsewhere meanwhile is
             // refused there. Deleting the session gives the hold up with it.
-            await store.ClaimTurnAsync(sessionId, new TurnLease(claim.Id, options.Value.TurnLease) { Deleting = true, EndedHere = streams.HasEnded }, context.RequestAborted);
+            if (options.Value.SharedTurns)
+            {
+                await store.ClaimTurnAsync(sessionId, new TurnLease(claim.Id, options.Value.TurnLease) { Deleting = true, EndedHere = streams.HasEnded }, context.RequestAborted);
+            }
+
             await store.DeleteSessionAsync(sessionId, context.RequestAborted);
             return TypedResults.NoContent();
         }

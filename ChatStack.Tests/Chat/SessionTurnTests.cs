@@ -199,6 +199,24 @@ public sealed class SessionTurnTests(StackFixture stack) : IDisposable
         Assert.Null(await store.GetSessionAsync(session, default));
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_turn_writes_its_hold_only_where_turns_are_shared(bool shared)
+    {
+        var faults = new FirestoreFaults();
+        var turnWrites = 0;
+        faults.Before(TurnCommit, () => Task.FromResult(Interlocked.Increment(ref turnWrites)));
+        await using var host = await ChatApiHost.StartWithFaultsAsync(stack.FirestoreHost, faults,
+            settings: new Dictionary<string, string?> { ["Chat:SharedTurns"] = shared ? "true" : "false" });
+        var client = await ChatApiClient.SignInAsync(host.Address, "one-instance-user");
+
+        Assert.Equal("done", (await client.ChatAsync(new { message = "hello" }))[^1].Event);
+
+        // Shared: the claim, in the user message's commit (the first commit that touches the hold; Before fires once).
+        Assert.Equal(shared ? 1 : 0, turnWrites);
+    }
+
     [Fact]
     public async Task Two_chat_API_instances_answer_one_message_of_a_session_at_a_time()
     {
