@@ -44,4 +44,10 @@ public static class ResourceNames
 
     /// <summary>The Firestore collection of turns in progress, one document per session answering a message, shared by the chat API's instances.</summary>
     public const string SessionTurnsCollection = "session_turns";
+
+    /// <summary>
+    /// The timestamp after which a document of <see cref="SessionTurnsCollection"/> or <see cref="UserLimitsCollection"/>
+    /// means nothing any more: their TTL field, which the provisioner sets on real Firestore.
+    /// </summary>
+    public const string ExpiresAtField = "expires_at";
 }

@@ -159,6 +159,8 @@ internal sealed class FirestoreUserUsageStore(Firestore.FirestoreClient client, 
                 Remember(name, written);
                 return result;
             }
+            // FAILED_PRECONDITION also when the copy's document was deleted meanwhile (its TTL passed, or by hand): read
+            // again, it starts anew.
             catch (ChatStoreRefusedException e) when (e.StatusCode is StatusCode.FailedPrecondition or StatusCode.AlreadyExists)
             {
                 if (Stopwatch.GetElapsedTime(started) > MaxContention)
@@ -199,7 +201,7 @@ internal sealed class FirestoreUserUsageStore(Firestore.FirestoreClient client, 
     private Task<Document?> ReadAsync(string name, CancellationToken cancellationToken) =>
         FirestoreRetry.ReadDocumentAsync(client, Database, name, cancellationToken);
 
-    private static Document Encode(string name, string userId, UserUsage usage) => new()
+    private Document Encode(string name, string userId, UserUsage usage) => new()
     {
         Name = name,
         Fields =
@@ -208,6 +210,9 @@ internal sealed class FirestoreUserUsageStore(Firestore.FirestoreClient client, 
             ["requests"] = Str(JsonSerializer.Serialize(usage.Requests, Json)),
             ["spends"] = Str(JsonSerializer.Serialize(usage.Spends, Json)),
             ["holds"] = Str(JsonSerializer.Serialize(usage.Holds, Json)),
+            // The TTL field (the provisioner's policy on real Firestore): past it the document counts nothing, and a
+            // user who never comes back leaves nothing behind.
+            [ResourceNames.ExpiresAtField] = new FsValue { TimestampValue = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTimeOffset(usage.Expiry(options)) },
         },
     };
 

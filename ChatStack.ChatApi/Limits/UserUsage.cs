@@ -57,6 +57,30 @@ internal sealed class UserUsage
 
     public bool IsEmpty => Requests.Count == 0 && Spends.Count == 0 && Holds.Count == 0;
 
+    /// <summary>When every entry will have left its window (or expired): from then on the usage counts nothing, as if it were empty.</summary>
+    public DateTimeOffset Expiry(LimitOptions options)
+    {
+        var last = DateTimeOffset.UnixEpoch;
+        foreach (var request in Requests)
+        {
+            last = Max(last, request.At + options.RequestWindow);
+        }
+
+        foreach (var spend in Spends)
+        {
+            last = Max(last, spend.At + options.TokenWindow);
+        }
+
+        foreach (var hold in Holds.Values)
+        {
+            last = Max(last, hold.ExpiresAt);
+        }
+
+        return last;
+
+        static DateTimeOffset Max(DateTimeOffset a, DateTimeOffset b) => a > b ? a : b;
+    }
+
     /// <summary>Drops what has left its window, and holds whose instance never settled them.</summary>
     public void Prune(DateTimeOffset now, LimitOptions options)
     {

@@ -281,7 +281,7 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
 
     private Write TurnWrite(string sessionId, TurnLease lease, Precondition expected)
     {
-        var turn = new Document { Name = TurnName(sessionId), Fields = { ["stream_id"] = Str(lease.StreamId), ["expires_at"] = Time(time.GetUtcNow() + lease.Lifetime) } };
+        var turn = new Document { Name = TurnName(sessionId), Fields = { ["stream_id"] = Str(lease.StreamId), [ResourceNames.ExpiresAtField] = Time(time.GetUtcNow() + lease.Lifetime) } };
         if (lease.Deleting)
         {
             turn.Fields["deleting"] = new FsValue { BooleanValue = true };
@@ -300,7 +300,7 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
 
     private static string? StreamOf(Document turn) => S(turn, "stream_id");
 
-    private static DateTimeOffset ExpiresAt(Document turn) => T(turn, "expires_at");
+    private static DateTimeOffset ExpiresAt(Document turn) => T(turn, ResourceNames.ExpiresAtField);
 
     private static bool IsDeletion(Document turn) => turn.Fields.TryGetValue("deleting", out var deleting) && deleting.BooleanValue;
 

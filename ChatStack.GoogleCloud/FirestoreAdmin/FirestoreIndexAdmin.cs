@@ -30,15 +30,27 @@ public sealed record FirestoreCollectionGroup(string ProjectId, string Database,
     // Not percent-encoded: project and database ids are letters, digits and hyphens, or "(default)", which the
     // API's own examples write as is (escaping would send %28default%29).
     internal string IndexesPath => $"v1/projects/{ProjectId}/databases/{Database}/collectionGroups/{Id}/indexes";
+
+    /// <summary>A field's settings; the field paths used here are plain names, which need no quoting.</summary>
+    internal string FieldPath(string field) => $"v1/projects/{ProjectId}/databases/{Database}/collectionGroups/{Id}/fields/{field}";
 }
 
-/// <summary>Composite indexes of Firestore databases. The emulator has no admin API (and needs no indexes).</summary>
+/// <summary>
+/// Composite indexes and TTL policies of Firestore databases. The emulator has no admin API (and needs no indexes,
+/// nor deletes expired documents).
+/// </summary>
 public interface IFirestoreIndexAdmin
 {
     Task<IReadOnlyList<FirestoreIndex>> ListIndexesAsync(FirestoreCollectionGroup group, CancellationToken cancellationToken);
 
     /// <summary>Starts building the index; Firestore answers with a long-running operation, not waited for here.</summary>
     Task CreateIndexAsync(FirestoreCollectionGroup group, FirestoreIndex index, CancellationToken cancellationToken);
+
+    /// <summary>The state of the TTL policy on <paramref name="field"/> (<c>CREATING</c>, <c>ACTIVE</c>, <c>NEEDS_REPAIR</c>), or null when it has none.</summary>
+    Task<string?> GetTtlStateAsync(FirestoreCollectionGroup group, string field, CancellationToken cancellationToken);
+
+    /// <summary>Makes <paramref name="field"/>, a timestamp, the group's TTL: Firestore deletes a document some time after it passes.</summary>
+    Task EnableTtlAsync(FirestoreCollectionGroup group, string field, CancellationToken cancellationToken);
 }
 
 /// <summary>A Firestore Admin API error: HTTP code, canonical status and message.</summary>
@@ -75,6 +87,27 @@ public sealed class FirestoreIndexAdmin(HttpClient http) : IFirestoreIndexAdmin
     public async Task CreateIndexAsync(FirestoreCollectionGroup group, FirestoreIndex index, CancellationToken cancellationToken)
     {
         using var response = await SendAsync(() => http.PostAsJsonAsync(group.IndexesPath, index with { Name = null, State = null }, cancellationToken));
+        await EnsureSuccessAsync(response, cancellationToken);
+    }
+
+    public async Task<string?> GetTtlStateAsync(FirestoreCollectionGroup group, string field, CancellationToken cancellationToken)
+    {
+        using var response = await SendAsync(() => http.GetAsync(group.FieldPath(field), cancellationToken));
+        if (response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return null; // never configured
+        }
+
+        await EnsureSuccessAsync(response, cancellationToken);
+        var settings = await response.Content.ReadFromJsonAsync<FieldSettings>(cancellationToken);
+        return settings?.TtlConfig is { } ttl ? ttl.State ?? "CREATING" : null;
+    }
+
+    public async Task EnableTtlAsync(FirestoreCollectionGroup group, string field, CancellationToken cancellationToken)
+    {
+        // Only the TTL setting: the mask leaves the field's index settings as they are.
+        using var response = await SendAsync(() => http.PatchAsJsonAsync($"{group.FieldPath(field)}?updateMask=ttlConfig",
+            new FieldSettings(new TtlConfig(null)), cancellationToken));
         await EnsureSuccessAsync(response, cancellationToken);
     }
 
@@ -118,6 +151,10 @@ public sealed class FirestoreIndexAdmin(HttpClient http) : IFirestoreIndexAdmin
         throw new FirestoreAdminException((int)response.StatusCode, status,
             $"Firestore Admin API answered {(int)response.StatusCode}{(status is null ? "" : " " + status)}: {message}");
     }
+
+    private sealed record FieldSettings([property: JsonPropertyName("ttlConfig")] TtlConfig? TtlConfig);
+
+    private sealed record TtlConfig([property: JsonPropertyName("state"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? State);
 
     private sealed record IndexPage(
         [property: JsonPropertyName("indexes")] IReadOnlyList<FirestoreIndex>? Indexes,

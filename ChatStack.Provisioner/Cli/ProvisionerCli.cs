@@ -71,7 +71,7 @@ public static partial class ProvisionerCli
             Description = "Print the plan (create / update / unchanged per resource) and change nothing. Exit code 2 when changes are pending.",
         };
 
-        var provision = new Command("provision", "Create or update ChatStack's Pub/Sub and BigQuery resources (and, on real Google Cloud, Firestore's composite index) so they match the desired state.")
+        var provision = new Command("provision", "Create or update ChatStack's Pub/Sub and BigQuery resources (and, on real Google Cloud, Firestore's composite index and TTL policies) so they match the desired state.")
         {
             dataset, location, project, minBackoff, maxBackoff, dryRun,
         };
@@ -124,8 +124,8 @@ public static partial class ProvisionerCli
         builder.AddBasicServiceDefaults();
         builder.AddPubSubClients();
         builder.AddBigQueryClient(bigQuery => bigQuery.ProjectId = projectId);
-        // Firestore's composite index is only for real Firestore (no emulator set at all; the emulator needs none and
-        // has no admin API), or for an admin endpoint configured in its place (tests).
+        // Firestore's composite index and TTL policies are only for real Firestore (no emulator set at all; the emulator
+        // needs no index, deletes nothing by TTL and has no admin API), or for an admin endpoint configured in its place (tests).
         var firestoreIndexes = options is { PubSubEmulatorHost: null, FirestoreEmulatorHost: null, BigQueryEmulatorHost: null }
             || !string.IsNullOrWhiteSpace(builder.Configuration["GoogleCloud:FirestoreAdminEndpoint"]);
         if (firestoreIndexes)

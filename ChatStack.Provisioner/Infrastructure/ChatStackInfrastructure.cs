@@ -41,9 +41,14 @@ public static class ChatStackInfrastructure
         IFirestoreIndexAdmin? firestoreIndexes = null)
     {
         var project = settings.ProjectId;
+        FirestoreCollectionGroup Group(string id) => new(project, settings.FirestoreDatabase, id);
         IInfrastructureResource[] firestore = firestoreIndexes is null ? [] :
         [
-            new FirestoreIndexResource(firestoreIndexes, new FirestoreCollectionGroup(project, settings.FirestoreDatabase, ResourceNames.SessionsCollection), SessionsByUser),
+            new FirestoreIndexResource(firestoreIndexes, Group(ResourceNames.SessionsCollection), SessionsByUser),
+            // Documents that outlive their use: a turn's hold left by an instance that died, a user's limits once every
+            // window in them has passed. Each carries the time after which it means nothing.
+            new FirestoreTtlResource(firestoreIndexes, Group(ResourceNames.SessionTurnsCollection), ResourceNames.ExpiresAtField),
+            new FirestoreTtlResource(firestoreIndexes, Group(ResourceNames.UserLimitsCollection), ResourceNames.ExpiresAtField),
         ];
         return
         [

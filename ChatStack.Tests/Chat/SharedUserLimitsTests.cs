@@ -267,6 +267,30 @@ public sealed class SharedUserLimitsTests(StackFixture stack) : UserLimiterTests
     }
 
     [Fact]
+    public async Task A_users_document_says_when_it_counts_nothing_any_more_and_one_deleted_meanwhile_starts_anew()
+    {
+        var options = new LimitOptions { RequestsPerWindow = 5, RequestWindowSeconds = 60, TokensPerWindow = 1000, HoldLifetimeMinutes = 90 };
+        var limiter = Instance(options);
+        using var channel = GoogleCloudChannels.Create(stack.FirestoreHost, GoogleCloudChannels.FirestoreEndpoint);
+        var firestore = new Firestore.FirestoreClient(channel);
+        var name = $"projects/{_project}/databases/(default)/documents/user_limits/alice";
+        async Task<DateTimeOffset> ExpiresAt() => (await firestore.GetDocumentAsync(new GetDocumentRequest { Name = name })).Fields["expires_at"].TimestampValue.ToDateTimeOffset();
+
+        var start = _time.GetUtcNow();
+        await limiter.TryAdmitAsync("alice", default);
+        Assert.Equal(start + options.RequestWindow, await ExpiresAt());
+        var hold = (await limiter.TryHoldAsync("alice", 300, needed: 1, default)).Hold!;
+        Assert.Equal(start + options.HoldLifetime, await ExpiresAt());
+        await hold.SettleAsync(100);
+        Assert.Equal(start + options.TokenWindow, await ExpiresAt()); // the spend is the last to leave its window
+
+        // Firestore's TTL (or a person) deletes it while this instance still has its copy: the next change starts anew.
+        await firestore.DeleteDocumentAsync(new DeleteDocumentRequest { Name = name });
+        Assert.Equal(4, (await limiter.TryAdmitAsync("alice", default)).Remaining);
+        Assert.Equal(1000, await limiter.TokensRemainingAsync("alice", default));
+    }
+
+    [Fact]
     public async Task Two_chat_API_instances_on_one_Firestore_share_a_users_request_window()
     {
         var settings = new Dictionary<string, string?> { ["GOOGLE_CLOUD_PROJECT"] = _project, ["Limits:RequestsPerWindow"] = "2" };
