@@ -513,7 +513,8 @@ internal static class ChatApis
         }
     }
 
-    private static async Task<IResult> DeleteSession(string sessionId, HttpContext context, IChatSessionStore store, ChatStreamRegistry streams, IOptions<ChatOptions> options)
+    private static async Task<IResult> DeleteSession(string sessionId, HttpContext context, IChatSessionStore store, ChatStreamRegistry streams, IOptions<ChatOptions> options,
+        ILoggerFactory loggers)
     {
         if (!Ids.IsSafe(sessionId))
         {
@@ -522,6 +523,7 @@ internal static class ChatApis
 
         var userId = context.User.UserId();
         ChatStream? claim = null;
+        TurnLease? hold = null;
         try
         {
             var session = await store.GetSessionAsync(sessionId, context.RequestAborted);
@@ -547,10 +549,12 @@ internal static class ChatApis
             // refused there. Deleting the session gives the hold up with it.
             if (options.Value.SharedTurns)
             {
-                await store.ClaimTurnAsync(sessionId, new TurnLease(claim.Id, options.Value.TurnLease) { Deleting = true, EndedHere = streams.HasEnded }, context.RequestAborted);
+                hold = new TurnLease(claim.Id, options.Value.TurnLease) { Deleting = true, EndedHere = streams.HasEnded };
+                await store.ClaimTurnAsync(sessionId, hold, context.RequestAborted);
             }
 
             await store.DeleteSessionAsync(sessionId, context.RequestAborted);
+            hold = null; // deleted with the session
             return TypedResults.NoContent();
         }
         catch (ChatSessionBusyException e)
@@ -563,6 +567,21 @@ internal static class ChatApis
         }
         finally
         {
+            // A delete that did not finish (its client left, the store failed) leaves the session as deletable as it
+            // was and as open to messages: its hold goes, not after its lifetime.
+            if (hold?.Version is not null)
+            {
+                try
+                {
+                    await store.GiveUpTurnAsync(sessionId, hold, CancellationToken.None);
+                }
+                catch (Exception e)
+                {
+                    loggers.CreateLogger(typeof(ChatApis).FullName!).LogWarning(e,
+                        "Could not give up the hold of an unfinished delete of session {SessionId}; it lapses in {Seconds} s", sessionId, hold.Lifetime.TotalSeconds);
+                }
+            }
+
             if (claim is not null)
             {
                 streams.Abandon(claim);

@@ -226,6 +226,9 @@ internal interface IChatSessionStore
     /// <summary>Holds the session with no message to save (its deletion): <see cref="ChatSessionBusyException"/> when another holds it.</summary>
     Task ClaimTurnAsync(string sessionId, TurnLease lease, CancellationToken cancellationToken);
 
+    /// <summary>Gives up a hold taken with <see cref="ClaimTurnAsync"/>, if it is still this one's.</summary>
+    Task GiveUpTurnAsync(string sessionId, TurnLease lease, CancellationToken cancellationToken);
+
     /// <summary>Extends the run's hold on its session by its lifetime; sets <see cref="TurnLease.Lost"/> when another turn has it.</summary>
     Task RenewTurnAsync(string sessionId, TurnLease lease, CancellationToken cancellationToken);
 

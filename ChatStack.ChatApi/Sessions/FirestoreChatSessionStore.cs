@@ -200,6 +200,10 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
                     ? new Write { Delete = TurnName(sessionId), CurrentDocument = expected }
                     : TurnWrite(sessionId, lease, expected));
             }
+            else if (attempt.Writes.Count == 0)
+            {
+                return; // a hold to give up that is not this one's any more, and nothing else to write
+            }
 
             try
             {
@@ -293,6 +297,11 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
     // Safe to repeat: a repeat after its own write fails the precondition, and the read then finds the hold this one's.
     public Task ClaimTurnAsync(string sessionId, TurnLease lease, CancellationToken cancellationToken) =>
         CommitWithTurnAsync(sessionId, new CommitRequest { Database = Database }, TurnChange.Claim(lease), null, ResourceNames.SessionTurnsCollection, 0,
+            RetrySafety.Safe, FirestoreRetry.Brief, cancellationToken);
+
+    // Safe to repeat: a repeat after its own delete finds the hold gone, and leaves it so.
+    public Task GiveUpTurnAsync(string sessionId, TurnLease lease, CancellationToken cancellationToken) =>
+        CommitWithTurnAsync(sessionId, new CommitRequest { Database = Database }, TurnChange.GiveUp(lease), null, ResourceNames.SessionTurnsCollection, 0,
             RetrySafety.Safe, FirestoreRetry.Brief, cancellationToken);
 
     private Task<Document?> ReadTurnAsync(string sessionId, CancellationToken cancellationToken) =>

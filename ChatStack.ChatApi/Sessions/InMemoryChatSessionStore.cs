@@ -103,6 +103,8 @@ internal sealed class InMemoryChatSessionStore(MemoryOutbox? outbox = null) : IC
 
     public Task ClaimTurnAsync(string sessionId, TurnLease lease, CancellationToken cancellationToken) => Task.CompletedTask;
 
+    public Task GiveUpTurnAsync(string sessionId, TurnLease lease, CancellationToken cancellationToken) => Task.CompletedTask;
+
     public Task RenewTurnAsync(string sessionId, TurnLease lease, CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task SetSummaryAsync(string sessionId, string summary, string throughMessageId, DateTimeOffset now, CancellationToken cancellationToken)

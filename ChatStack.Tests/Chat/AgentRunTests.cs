@@ -474,6 +474,8 @@ public class AgentRunTests(ITestOutputHelper output)
 
         public Task AddUsageAsync(string sessionId, RunUsage usage, TurnLease? giveUp, CancellationToken cancellationToken) => inner.AddUsageAsync(sessionId, usage, giveUp, cancellationToken);
 
+        public Task GiveUpTurnAsync(string sessionId, TurnLease lease, CancellationToken cancellationToken) => inner.GiveUpTurnAsync(sessionId, lease, cancellationToken);
+
         public Task ClaimTurnAsync(string sessionId, TurnLease lease, CancellationToken cancellationToken) => inner.ClaimTurnAsync(sessionId, lease, cancellationToken);
 
         public virtual Task RenewTurnAsync(string sessionId, TurnLease lease, CancellationToken cancellationToken) => inner.RenewTurnAsync(sessionId, lease, cancellationToken);

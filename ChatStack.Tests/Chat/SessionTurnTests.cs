@@ -186,6 +186,30 @@ public sealed class SessionTurnTests(StackFixture stack) : IDisposable
     }
 
     [Fact]
+    public async Task A_deletion_that_did_not_finish_gives_its_hold_up_and_one_that_lapsed_leaves_its_successors_alone()
+    {
+        var (a, b) = (Instance(), Instance());
+        var first = Lease();
+        var session = await StartSessionAsync(a, first);
+        await Answer(a, session, first);
+
+        var deletion = new TurnLease("deletion", Lifetime) { Deleting = true };
+        await b.ClaimTurnAsync(session, deletion, default);
+        await b.GiveUpTurnAsync(session, deletion, default);
+        Assert.Null(await TurnDocument(session));
+
+        // A deletion whose hold lapsed (its instance stalled) and was taken over gives up nothing of the successor's.
+        var stalled = new TurnLease("stalled deletion", Lifetime) { Deleting = true };
+        await b.ClaimTurnAsync(session, stalled, default);
+        _time.Advance(Lifetime + TimeSpan.FromSeconds(1));
+        var next = Lease();
+        await Ask(a, session, next);
+        await b.GiveUpTurnAsync(session, stalled, default);
+        Assert.True(stalled.Lost);
+        Assert.Equal(next.StreamId, (await TurnDocument(session))!.Fields["stream_id"].StringValue);
+    }
+
+    [Fact]
     public async Task Deleting_a_session_deletes_its_turns_hold()
     {
         var store = Instance();
