@@ -63,7 +63,7 @@ internal sealed class AgentRun(
 
     // The run's hold on its session, for every instance: claimed with the user's message, renewed every third of its
     // lifetime until the last commit gives it up.
-    private readonly TurnLease? _turn = options.SharedTurns ? new(request.TurnId ?? Guid.NewGuid().ToString("N"), options.TurnLease) { EndedHere = request.TurnEndedHere } : null;
+    private readonly TurnLease? _turn = request.Turn;
     private readonly CancellationTokenSource _renewing = new();
     private Task _renewal = Task.CompletedTask;
 

@@ -14,10 +14,10 @@ namespace ChatStack.ChatApi.Agent;
 /// <paramref name="Quota"/> is the run's hold on the user's token quota: its size is the run's budget, and the run
 /// settles it with what it spent.
 /// </summary>
-/// <param name="TurnId">The turn's stream id, which its hold on the session names for a second message's 409.</param>
-/// <param name="TurnEndedHere">Whether a turn (by stream id) ran on this instance and has ended: see <see cref="TurnLease.EndedHere"/>.</param>
+/// <param name="Turn">The run's hold on its session for every instance (claimed with the user's message, renewed, given up
+/// with the answer); null where the rule is kept per instance (<see cref="ChatOptions.SharedTurns"/> off).</param>
 internal sealed record ChatRunRequest(string UserId, ChatSession Session, IReadOnlyList<ChatMessageRecord> History, string Message, ModelSpec Model, UserLimiter.TokenHold Quota,
-    bool NewSession = false, string? TurnId = null, Func<string, bool>? TurnEndedHere = null)
+    bool NewSession = false, TurnLease? Turn = null)
 {
     public int BudgetMax => (int)Quota.Tokens;
 }

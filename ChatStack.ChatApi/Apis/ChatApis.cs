@@ -281,7 +281,7 @@ internal static class ChatApis
             }
 
             var run = agent.Create(new ChatRunRequest(userId, session, history, message, model, hold, NewSession: chat.SessionId is null,
-                TurnId: stream.Id, TurnEndedHere: streams.HasEnded), stream);
+                Turn: TurnLeaseOf(stream, streams, options)), stream);
             runs.Track(RunInBackground(run, streams, stream, lifetime.ApplicationStopping, logger));
             runStarted = true;
 
@@ -547,10 +547,9 @@ internal static class ChatApis
 
             // And held for every instance: a turn running elsewhere is refused here, and a send elsewhere meanwhile is
             // refused there. Deleting the session gives the hold up with it.
-            if (options.Value.SharedTurns)
+            if (TurnLeaseOf(claim, streams, options.Value) is { } deleting)
             {
-                hold = new TurnLease(claim.Id, options.Value.TurnLease) { Deleting = true, EndedHere = streams.HasEnded };
-                await store.ClaimTurnAsync(sessionId, hold, context.RequestAborted);
+                await store.ClaimTurnAsync(sessionId, hold = deleting, context.RequestAborted);
             }
 
             await store.DeleteSessionAsync(sessionId, context.RequestAborted);
@@ -675,6 +674,14 @@ internal static class ChatApis
     private static IResult InvalidSessionId(HttpContext context, string? field = null) =>
         Problems.Create(context, StatusCodes.Status400BadRequest, "invalid-session-id", "Invalid session id",
             "A session id is 1-128 characters of letters, digits, '-' and '_'.", field: field);
+
+    /// <summary>
+    /// The hold of a turn (or a deletion) on its session for every instance, named by its stream; null where the rule
+    /// is kept per instance. A hold this instance's own ended turn left behind (its last commit failed) is taken over.
+    /// </summary>
+    private static TurnLease? TurnLeaseOf(ChatStream stream, ChatStreamRegistry streams, ChatOptions options) => options.SharedTurns
+        ? new TurnLease(stream.Id, options.TurnLease) { Deleting = stream.IsDeletion, EndedHere = streams.HasEnded }
+        : null;
 
     /// <summary>A session answers one message at a time; the running turn can be read (or resumed) meanwhile.</summary>
     private static IResult TurnInProgress(HttpContext context, ChatStream running) => TurnInProgress(context, running.SessionId, running.Id, running.IsDeletion);

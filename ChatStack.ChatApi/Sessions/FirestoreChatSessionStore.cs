@@ -180,10 +180,10 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
     {
         var lease = change.Lease;
         var started = time.GetTimestamp();
-        // The likely case first: no turn held (the previous one gave it up), or still this run's as it last wrote it.
-        Precondition? expected = change.Release
-            ? (lease.Lost || lease.Version is not Timestamp held ? null : new Precondition { UpdateTime = held })
-            : new Precondition { Exists = false };
+        // The likely case first: no turn held (the previous one gave it up), or still this run's as it last wrote it
+        // (a renewal claims again what it holds).
+        var held = lease.Lost ? null : lease.Version as Timestamp;
+        Precondition? expected = held is not null ? new Precondition { UpdateTime = held } : change.Release ? null : new Precondition { Exists = false };
         var writes = request.Writes.Count; // the request's own; the turn's write goes after them, decided anew each round
         for (var round = 1; ; round++)
         {
@@ -208,15 +208,15 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             try
             {
                 CommitResponse? response = null;
-                bool own;
+                var commit = FirestoreRetry.CommitAsync(
+                    async deadline => response = await client.CommitAsync(attempt, deadline: deadline, cancellationToken: cancellationToken),
+                    safety, total, cancellationToken);
                 using (var span = Telemetry.FirestoreSpans.StartCommit(collection, Database, attempt.Writes.Count, outboxRecords))
                 {
-                    own = await Telemetry.FirestoreSpans.Trace(span, FirestoreRetry.CommitAsync(
-                        async deadline => response = await client.CommitAsync(attempt, deadline: deadline, cancellationToken: cancellationToken),
-                        safety, total, cancellationToken));
+                    await Telemetry.FirestoreSpans.Trace(span, commit);
                 }
 
-                if (own)
+                if (await commit)
                 {
                     if (expected is not null)
                     {
@@ -313,35 +313,21 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
 
     private static bool IsDeletion(Document turn) => turn.Fields.TryGetValue("deleting", out var deleting) && deleting.BooleanValue;
 
+    // A claim of what the lease holds, from its version: the same write, read and decision as the first claim. Another
+    // turn's live hold means this one's lapsed and was taken over.
     public async Task RenewTurnAsync(string sessionId, TurnLease lease, CancellationToken cancellationToken)
     {
-        if (lease.Lost || lease.Version is not Timestamp held)
+        if (lease.Lost || lease.Version is null)
         {
             return;
         }
 
         try
         {
-            CommitResponse? response = null;
-            var request = new CommitRequest { Database = Database, Writes = { TurnWrite(sessionId, lease, new Precondition { UpdateTime = held }) } };
-            using var span = Telemetry.FirestoreSpans.StartCommit(ResourceNames.SessionTurnsCollection, Database, 1, 0);
-            // Safe to repeat: a repeat after its own write fails the precondition, and the read below finds the turn this run's.
-            await Telemetry.FirestoreSpans.Trace(span, FirestoreRetry.CommitAsync(
-                async deadline => response = await client.CommitAsync(request, deadline: deadline, cancellationToken: cancellationToken),
-                RetrySafety.Safe, FirestoreRetry.Brief, cancellationToken));
-            lease.Version = response!.WriteResults[0].UpdateTime;
-            return;
+            await CommitWithTurnAsync(sessionId, new CommitRequest { Database = Database }, TurnChange.Claim(lease), null, ResourceNames.SessionTurnsCollection, 0,
+                RetrySafety.Safe, FirestoreRetry.Brief, cancellationToken);
         }
-        catch (ChatStoreRefusedException e) when (e.StatusCode is StatusCode.FailedPrecondition or StatusCode.NotFound)
-        {
-        }
-
-        var current = await ReadTurnAsync(sessionId, cancellationToken);
-        if (current is not null && StreamOf(current) == lease.StreamId)
-        {
-            lease.Version = current.UpdateTime;
-        }
-        else
+        catch (ChatSessionBusyException)
         {
             lease.Lost = true;
         }

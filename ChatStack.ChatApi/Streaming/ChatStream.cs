@@ -414,8 +414,8 @@ internal sealed class ChatStreamRegistry : IDisposable
     }
 
     /// <summary>
-    /// Whether <paramref name="streamId"/> ran here and has ended (or was abandoned), within the resume window: its
-    /// hold on its session, if its last commit could not give it up, is this instance's to take over.
+    /// Whether <paramref name="streamId"/> ran here and has ended, within the resume window: its hold on its session,
+    /// if its last commit could not give it up, is this instance's to take over. (An abandoned stream is forgotten.)
     /// </summary>
     public bool HasEnded(string streamId) => _streams.TryGetValue(streamId, out var stream) && stream.IsCompleted;
 

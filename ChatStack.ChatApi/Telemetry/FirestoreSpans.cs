@@ -35,24 +35,16 @@ internal static class FirestoreSpans
     }
 
     /// <summary>Awaits the commit (with its retries) and marks the span failed if it threw.</summary>
-    public static async Task Trace(Activity? span, Task commit) => await Trace(span, Completion(commit));
-
-    public static async Task<T> Trace<T>(Activity? span, Task<T> commit)
+    public static async Task Trace(Activity? span, Task commit)
     {
         try
         {
-            return await commit;
+            await commit;
         }
         catch (Exception e)
         {
             span.SetError(e.GetType().FullName ?? e.GetType().Name, e.GetBaseException().Message);
             throw;
         }
-    }
-
-    private static async Task<bool> Completion(Task commit)
-    {
-        await commit;
-        return true;
     }
 }

@@ -361,7 +361,7 @@ public class AgentRunTests(ITestOutputHelper output)
     /// </summary>
     private AgentRun Run(IReadOnlyList<ChatMessageRecord> history, string message, IChatCompletionService model, int budget, int contextWindow = 128_000, int keepRecent = 4,
         int summarized = 0, string session = "s1", string? summaryThrough = null, IChatSessionStore? store = null, bool? capture = null, ITokenCounter? counter = null,
-        TimeProvider? time = null)
+        TimeProvider? time = null, TurnLease? turn = null)
     {
         summaryThrough ??= summarized > 0 ? history[summarized - 1].Id : null;
         var chatSession = new ChatSession
@@ -380,7 +380,7 @@ public class AgentRunTests(ITestOutputHelper output)
         // The memory store answers at once: the hold is there when the task returns.
         var quota = new UserLimiter(limits, new MemoryUserUsageStore(limits, TimeProvider.System), TimeProvider.System, NullLogger<UserLimiter>.Instance)
             .TryHoldAsync("u1", budget, needed: 1, CancellationToken.None).GetAwaiter().GetResult().Hold!;
-        return new AgentRun(new ChatRunRequest("u1", chatSession, history.Skip(summarized).ToList(), message, spec, quota, NewSession: history.Count == 0), _events, model, counter ?? Counter, store ?? _store,
+        return new AgentRun(new ChatRunRequest("u1", chatSession, history.Skip(summarized).ToList(), message, spec, quota, NewSession: history.Count == 0, Turn: turn), _events, model, counter ?? Counter, store ?? _store,
             new ChatStack.ChatApi.DualWrite.ChatEventOutbox(new ChatStack.ChatApi.DualWrite.DualWriteOptions { DualWrite = capture is not null, CaptureContent = capture ?? false },
                 new ChatStack.ChatApi.DualWrite.ContentHash("a-content-hash-key-of-sufficient-length-0123456789")),
             new ChatStack.ChatApi.DualWrite.OutboxSignal(), options, time ?? TimeProvider.System, NullLogger.Instance,
@@ -496,7 +496,7 @@ public class AgentRunTests(ITestOutputHelper output)
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
         var store = new TurnRecordingStore(_store);
         await Run([], "Talk.", new ChunkedModel(string.Concat(Enumerable.Repeat("word ", 480)), 5, () => time.Advance(TimeSpan.FromMilliseconds(250))),
-            budget: 100_000, store: store, time: time).ExecuteAsync(CancellationToken.None);
+            budget: 100_000, store: store, time: time, turn: new TurnLease("s1-turn", TimeSpan.FromSeconds(60))).ExecuteAsync(CancellationToken.None);
 
         Assert.Equal(FinishReasons.Stop, Assert.IsType<DoneEvent>(_events.All[^1].Data).FinishReason);
         var steps = store.Steps.Select(s => s.Step).ToList();
