@@ -46,8 +46,15 @@ public static class ResourceNames
     public const string SessionTurnsCollection = "session_turns";
 
     /// <summary>
-    /// The timestamp after which a document of <see cref="SessionTurnsCollection"/> or <see cref="UserLimitsCollection"/>
-    /// means nothing any more: their TTL field, which the provisioner sets on real Firestore.
+    /// The Firestore collection of requests to stop a stream that another chat API instance runs, one document per
+    /// stream, which the running instance listens for.
+    /// </summary>
+    public const string StreamCancelsCollection = "stream_cancels";
+
+    /// <summary>
+    /// The timestamp after which a document of <see cref="SessionTurnsCollection"/>, <see cref="UserLimitsCollection"/>
+    /// or <see cref="StreamCancelsCollection"/> means nothing any more: their TTL field, which the provisioner sets on
+    /// real Firestore.
     /// </summary>
     public const string ExpiresAtField = "expires_at";
 }

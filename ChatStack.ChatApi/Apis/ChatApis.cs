@@ -8,6 +8,7 @@ using ChatStack.ChatApi.Limits;
 using ChatStack.ChatApi.Sessions;
 using ChatStack.ChatApi.Streaming;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using ChatStack.Tokenization;
 
@@ -57,8 +58,10 @@ internal static class ChatApis
         api.MapPost("/chat/streams/{streamId}/cancel", CancelStream)
             .WithName("CancelChatStream")
             .WithSummary("Stop the answer now: the model call is cancelled, and what was said so far is saved and counted (finish_reason cancelled).")
+            .WithDescription("Any instance takes it: one that does not run the stream passes it on to the one that does (through Firestore, where turns are shared).")
             .Produces(StatusCodes.Status204NoContent)
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         api.MapGet("/models", ListModels)
             .WithName("ListModels")
@@ -370,16 +373,38 @@ internal static class ChatApis
         }
     }
 
-    /// <summary>Idempotent: a stream that has already ended is left as it is.</summary>
-    private static IResult CancelStream(string streamId, HttpContext context, ChatStreamRegistry streams)
+    /// <summary>
+    /// Idempotent: a stream that has already ended is left as it is. A stream another instance runs (no session
+    /// affinity) is stopped through Firestore, where turns are shared.
+    /// </summary>
+    private static async Task<IResult> CancelStream(string streamId, HttpContext context, ChatStreamRegistry streams, [FromServices] FirestoreStreamCancels? elsewhere)
     {
-        if (streams.Find(streamId) is not { } stream || stream.UserId != context.User.UserId())
+        var userId = context.User.UserId();
+        if (streams.Find(streamId) is { } stream)
         {
-            return StreamNotFound(context);
+            if (stream.UserId != userId)
+            {
+                return StreamNotFound(context);
+            }
+
+            stream.Cancel();
+            return Results.NoContent();
         }
 
-        stream.Cancel();
-        return Results.NoContent();
+        try
+        {
+            return elsewhere is not null && await elsewhere.RequestAsync(streamId, userId, context.RequestAborted)
+                ? Results.NoContent()
+                : StreamNotFound(context);
+        }
+        catch (ChatStoreUnavailableException e)
+        {
+            return Problems.StoreUnavailable(context, e);
+        }
+        catch (ChatStoreRefusedException e)
+        {
+            return Problems.StoreRefused(context, e);
+        }
     }
 
     private static IResult ResumeStream(string streamId, HttpContext context, ChatStreamRegistry streams, IOptions<ChatOptions> options)
@@ -680,7 +705,7 @@ internal static class ChatApis
     /// is kept per instance. A hold this instance's own ended turn left behind (its last commit failed) is taken over.
     /// </summary>
     private static TurnLease? TurnLeaseOf(ChatStream stream, ChatStreamRegistry streams, ChatOptions options) => options.SharedTurns
-        ? new TurnLease(stream.Id, options.TurnLease) { Deleting = stream.IsDeletion, EndedHere = streams.HasEnded }
+        ? new TurnLease(stream.Id, options.TurnLease) { Deleting = stream.IsDeletion, EndedHere = streams.HasEnded, UserId = stream.UserId, InstanceId = streams.InstanceId }
         : null;
 
     /// <summary>A session answers one message at a time; the running turn can be read (or resumed) meanwhile.</summary>

@@ -1,5 +1,6 @@
 using ChatStack.ChatApi.DualWrite;
 using ChatStack.ChatApi.Sessions;
+using ChatStack.ChatApi.Streaming;
 using ChatStack.GoogleCloud;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
@@ -27,6 +28,9 @@ internal static class ChatStorageExtensions
             builder.AddFirestoreClient();
             services.TryAddSingleton<IChatSessionStore, FirestoreChatSessionStore>();
             services.TryAddSingleton<IOutboxStore, FirestoreOutbox>();
+            // A stop that reaches an instance not running the stream is passed on through Firestore.
+            services.TryAddSingleton<FirestoreStreamCancels>();
+            services.AddHostedService(sp => sp.GetRequiredService<FirestoreStreamCancels>());
         }
         else
         {

@@ -156,6 +156,12 @@ internal sealed class TurnLease(string streamId, TimeSpan lifetime)
     /// <summary>Held by the session's deletion: a message sent meanwhile is told so.</summary>
     public bool Deleting { get; init; }
 
+    /// <summary>Whose turn it is: another instance asked to stop the stream checks it against the caller.</summary>
+    public string? UserId { get; init; }
+
+    /// <summary>The instance that runs the turn: where another instance sends a request to stop it.</summary>
+    public string? InstanceId { get; init; }
+
     /// <summary>
     /// Whether a turn, by its stream id, ran on this instance and has ended: its hold can be taken over at once. A
     /// turn whose last commit failed (the store down) leaves its hold; this instance's next message to the session

@@ -291,6 +291,9 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             turn.Fields["deleting"] = new FsValue { BooleanValue = true };
         }
 
+        AddIfSet(turn, "user_id", lease.UserId);
+        AddIfSet(turn, "instance_id", lease.InstanceId);
+
         return new Write { Update = turn, CurrentDocument = expected };
     }
 

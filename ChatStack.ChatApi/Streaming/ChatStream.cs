@@ -379,6 +379,9 @@ internal sealed class ChatStreamRegistry : IDisposable
         _sweeper = time.CreateTimer(_ => Sweep(), null, SweepInterval, SweepInterval);
     }
 
+    /// <summary>This process among the chat API's instances: the turns' holds name it, for a stop sent to another instance.</summary>
+    public string InstanceId { get; } = Guid.NewGuid().ToString("N");
+
     /// <summary>How long a finished stream can still be resumed.</summary>
     public TimeSpan ResumeWindow { get; set; } = TimeSpan.FromMinutes(5);
 

@@ -46,9 +46,11 @@ public static class ChatStackInfrastructure
         [
             new FirestoreIndexResource(firestoreIndexes, Group(ResourceNames.SessionsCollection), SessionsByUser),
             // Documents that outlive their use: a turn's hold left by an instance that died, a user's limits once every
-            // window in them has passed. Each carries the time after which it means nothing.
+            // window in them has passed, a request to stop a stream whose instance died first. Each carries the time
+            // after which it means nothing.
             new FirestoreTtlResource(firestoreIndexes, Group(ResourceNames.SessionTurnsCollection), ResourceNames.ExpiresAtField),
             new FirestoreTtlResource(firestoreIndexes, Group(ResourceNames.UserLimitsCollection), ResourceNames.ExpiresAtField),
+            new FirestoreTtlResource(firestoreIndexes, Group(ResourceNames.StreamCancelsCollection), ResourceNames.ExpiresAtField),
         ];
         return
         [

@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net;
 using System.Text.Json;
 using ChatStack.ChatApi.Sessions;
@@ -7,6 +9,10 @@ using Google.Cloud.Firestore.V1;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Core.Interceptors;
+using ChatStack.ChatApi.Streaming;
+using ChatStack.Contracts.Telemetry;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Time.Testing;
 
 namespace ChatStack.Tests.Chat;
@@ -66,11 +72,13 @@ public sealed class SessionTurnTests(StackFixture stack) : IDisposable
     private static Task Ask(IChatSessionStore store, string sessionId, TurnLease lease, string text = "next") =>
         store.AppendMessageAsync(sessionId, Message("user", text), [], null, null, TurnChange.Claim(lease), SaveWait.Brief, default);
 
-    private async Task<Document?> TurnDocument(string sessionId)
+    private Task<Document?> TurnDocument(string sessionId) => Document($"session_turns/{sessionId}");
+
+    private async Task<Document?> Document(string path)
     {
         using var channel = GoogleCloudChannels.Create(stack.FirestoreHost, GoogleCloudChannels.FirestoreEndpoint);
         return await FirestoreRetry.ReadDocumentAsync(new Firestore.FirestoreClient(channel), $"projects/{_project}/databases/(default)",
-            $"projects/{_project}/databases/(default)/documents/session_turns/{sessionId}", default);
+            $"projects/{_project}/databases/(default)/documents/{path}", default);
     }
 
     private static TurnLease Lease() => new(Guid.NewGuid().ToString("N"), Lifetime);
@@ -287,5 +295,151 @@ public sealed class SessionTurnTests(StackFixture stack) : IDisposable
         Assert.Equal(["user", "assistant", "user", "assistant"], messages); // the refused send left nothing
         using var deleted = await onFirst.Http.DeleteAsync($"/api/sessions/{session}");
         Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_stop_sent_to_an_instance_that_does_not_run_the_stream_stops_it_where_it_runs()
+    {
+        // A long answer, slowly: ~2,000 deltas 4 ms apart, so only a stop ends it within the test.
+        var settings = new Dictionary<string, string?>
+        {
+            ["GOOGLE_CLOUD_PROJECT"] = _project,
+            ["Chat:Offline:DeltaDelayMs"] = "4",
+            ["Chat:Offline:LongAnswerSentences"] = "400",
+        };
+        var spans = new ConcurrentQueue<Activity>();
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == ChatStackTelemetry.ChatApi,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = spans.Enqueue,
+        };
+        ActivitySource.AddActivityListener(listener);
+        await using var first = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
+        await using var second = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
+        await second.Services.GetRequiredService<FirestoreStreamCancels>().Listening.WaitAsync(TimeSpan.FromSeconds(30));
+        await first.Services.GetRequiredService<FirestoreStreamCancels>().Listening.WaitAsync(TimeSpan.FromSeconds(30));
+        var (onFirst, onSecond) = (await ChatApiClient.SignInAsync(first.Address, "no-affinity"), await ChatApiClient.SignInAsync(second.Address, "no-affinity"));
+        var stranger = await ChatApiClient.SignInAsync(second.Address, "someone-else");
+
+        using var running = await onFirst.PostChatAsync(new { message = "Tell me a long story about queues." });
+        running.EnsureSuccessStatusCode();
+        var session = running.Headers.GetValues("X-Session-Id").Single();
+        var stream = running.Headers.GetValues("X-Stream-Id").Single();
+        await using var body = await running.Content.ReadAsStreamAsync();
+        var events = new List<SseMessage>();
+        await foreach (var message in Sse.ReadAsync(body))
+        {
+            if (message.IsComment)
+            {
+                continue;
+            }
+
+            events.Add(message);
+            if (events.Count(e => e.Event == "message_delta") == 5)
+            {
+                // Not the stranger's to stop, nor a stream that exists: the second instance finds no such turn.
+                using (var foreign = await stranger.Http.PostAsync($"/api/chat/streams/{stream}/cancel", null))
+                {
+                    Assert.Equal(HttpStatusCode.NotFound, foreign.StatusCode);
+                }
+
+                using (var unknown = await onSecond.Http.PostAsync("/api/chat/streams/0123456789abcdef0123456789abcdef/cancel", null))
+                {
+                    Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+                }
+
+                using var stop = await onSecond.Http.PostAsync($"/api/chat/streams/{stream}/cancel", null);
+                Assert.Equal(HttpStatusCode.NoContent, stop.StatusCode);
+            }
+        }
+
+        var done = Assert.Single(events, e => e.Event == "done").Payload;
+        Assert.Equal("cancelled", done.GetProperty("finish_reason").GetString());
+        var deltas = events.Where(e => e.Event == "message_delta").ToList();
+        Assert.True(deltas.Count < 1_000, $"stopped well before its end ({deltas.Count} deltas)");
+
+        // Saved as said, on either instance; the request was acted on and removed; the session takes the next message.
+        var messages = (await onSecond.GetJsonAsync($"/api/sessions/{session}/messages")).EnumerateArray().ToList();
+        Assert.Equal("cancelled", messages[^1].GetProperty("finish_reason").GetString());
+        Assert.Equal(string.Concat(deltas.Select(e => e.Payload.GetProperty("text").GetString())), messages[^1].GetProperty("content").GetString());
+        Assert.Null(await Document($"stream_cancels/{stream}"));
+        Assert.Single(spans, span => span.DisplayName == "commit stream_cancels" && span.GetTagItem(DbAttributes.Namespace) is string db && db.Contains(_project, StringComparison.Ordinal));
+        using var next = await onSecond.PostChatAsync(new { session_id = session, message = "Shorter, please." });
+        Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_stop_request_waiting_in_Firestore_is_acted_on_when_the_listen_starts()
+    {
+        // The listen is down when the stop is asked (say, a reconnect): the request waits, and the first snapshot of
+        // the listen that starts next finds it.
+        var settings = new Dictionary<string, string?>
+        {
+            ["GOOGLE_CLOUD_PROJECT"] = _project,
+            ["Chat:Offline:DeltaDelayMs"] = "4",
+            ["Chat:Offline:LongAnswerSentences"] = "400",
+        };
+        var outage = new ListenOutage();
+        await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, settings,
+            configure: builder => builder.Services.Replace(ServiceDescriptor.Singleton(_ => new Firestore.FirestoreClient(
+                GoogleCloudChannels.Create(stack.FirestoreHost, GoogleCloudChannels.FirestoreEndpoint).Intercept(outage)))));
+        var client = await ChatApiClient.SignInAsync(host.Address, "late-listen");
+        var listener = host.Services.GetRequiredService<FirestoreStreamCancels>();
+        Assert.False(listener.Listening.IsCompleted);
+
+        using var running = await client.PostChatAsync(new { message = "Tell me a long story about queues." });
+        running.EnsureSuccessStatusCode();
+        var stream = running.Headers.GetValues("X-Stream-Id").Single();
+        Assert.True(await listener.RequestAsync(stream, "late-listen", default)); // what another instance does
+        Assert.NotNull(await Document($"stream_cancels/{stream}"));
+
+        Assert.True(outage.Refused > 0);
+        outage.Down = false;
+        var events = await Sse.ReadAllAsync(running);
+        Assert.Equal("cancelled", events.Single(e => e.Event == "done").Payload.GetProperty("finish_reason").GetString());
+        Assert.Null(await Document($"stream_cancels/{stream}"));
+    }
+
+    /// <summary>Firestore refusing listens (UNAVAILABLE) while <see cref="Down"/>; every other call passes.</summary>
+    private sealed class ListenOutage : Interceptor
+    {
+        private int _refused;
+
+        public volatile bool Down = true;
+
+        public int Refused => Volatile.Read(ref _refused);
+
+        public override AsyncDuplexStreamingCall<TRequest, TResponse> AsyncDuplexStreamingCall<TRequest, TResponse>(ClientInterceptorContext<TRequest, TResponse> context,
+            AsyncDuplexStreamingCallContinuation<TRequest, TResponse> continuation)
+        {
+            if (!Down)
+            {
+                return continuation(context);
+            }
+
+            Interlocked.Increment(ref _refused);
+            var status = new Status(StatusCode.Unavailable, "listen refused by the test");
+            return new AsyncDuplexStreamingCall<TRequest, TResponse>(new Discard<TRequest>(), new FailingReader<TResponse>(new RpcException(status)),
+                Task.FromResult(new Metadata()), () => status, () => [], () => { });
+        }
+
+        private sealed class Discard<T> : IClientStreamWriter<T>
+        {
+            public WriteOptions? WriteOptions { get; set; }
+
+            public Task WriteAsync(T message) => Task.CompletedTask;
+
+            public Task WriteAsync(T message, CancellationToken cancellationToken) => Task.CompletedTask;
+
+            public Task CompleteAsync() => Task.CompletedTask;
+        }
+
+        private sealed class FailingReader<T>(Exception failure) : IAsyncStreamReader<T>
+        {
+            public T Current => throw new InvalidOperationException();
+
+            public Task<bool> MoveNext(CancellationToken cancellationToken) => Task.FromException<bool>(failure);
+        }
     }
 }
