@@ -46,15 +46,24 @@ public static class ResourceNames
     public const string SessionTurnsCollection = "session_turns";
 
     /// <summary>
-    /// The Firestore collection of requests to stop a stream that another chat API instance runs, one document per
-    /// stream, which the running instance listens for.
+    /// The Firestore collection of requests to stop or to copy a stream that another chat API instance runs (one
+    /// document per stream and kind), which the running instance listens for.
     /// </summary>
-    public const string StreamCancelsCollection = "stream_cancels";
+    public const string StreamRequestsCollection = "stream_requests";
 
     /// <summary>
-    /// The timestamp after which a document of <see cref="SessionTurnsCollection"/>, <see cref="UserLimitsCollection"/>
-    /// or <see cref="StreamCancelsCollection"/> means nothing any more: their TTL field, which the provisioner sets on
-    /// real Firestore.
+    /// The Firestore collection of streams copied for a reader who resumed on another instance: one document per stream,
+    /// its events in the subcollection <c>chunks</c>.
+    /// </summary>
+    public const string StreamEventsCollection = "stream_events";
+
+    /// <summary>The subcollection of <see cref="StreamEventsCollection"/> that holds a copied stream's events.</summary>
+    public const string StreamChunksCollection = "chunks";
+
+    /// <summary>
+    /// The timestamp after which a document of <see cref="SessionTurnsCollection"/>, <see cref="UserLimitsCollection"/>,
+    /// <see cref="StreamRequestsCollection"/>, <see cref="StreamEventsCollection"/> or <see cref="StreamChunksCollection"/>
+    /// means nothing any more: their TTL field, which the provisioner sets on real Firestore.
     /// </summary>
     public const string ExpiresAtField = "expires_at";
 }

@@ -51,9 +51,11 @@ internal static class ChatApis
         api.MapGet("/chat/streams/{streamId}", ResumeStream)
             .WithName("ResumeChatStream")
             .WithSummary("Resume a stream in progress or just finished; send Last-Event-ID to skip what you have.")
+            .WithDescription("Any instance takes a stream in progress: one that does not run it follows a copy the running instance makes (through Firestore, where turns are shared). A stream that has ended resumes only on its own instance.")
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
             .ProducesProblem(StatusCodes.Status400BadRequest)
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         api.MapPost("/chat/streams/{streamId}/cancel", CancelStream)
             .WithName("CancelChatStream")
@@ -145,7 +147,7 @@ internal static class ChatApis
 
     private static async Task<IResult> PostChat(HttpContext context, ChatAgent agent, ModelCatalog models, ITokenCounterProvider counters,
         IChatSessionStore store, IOutboxStore outbox, UserLimiter limiter, ChatStreamRegistry streams, IOptions<ChatOptions> chatOptions,
-        IHostApplicationLifetime lifetime, ChatRunTracker runs, TimeProvider time, ILogger<ChatAgent> logger)
+        IHostApplicationLifetime lifetime, ChatRunTracker runs, TimeProvider time, ILogger<ChatAgent> logger, [FromServices] FirestoreStreamRelay? elsewhere)
     {
         var options = chatOptions.Value;
         var userId = context.User.UserId();
@@ -153,7 +155,7 @@ internal static class ChatApis
         // A client reconnecting to the same URL (EventSource does) resumes instead of asking again.
         if (context.Request.Headers.TryGetValue("Last-Event-ID", out var lastEventId) && !string.IsNullOrEmpty(lastEventId))
         {
-            return Resume(context, streams, userId, lastEventId!, options);
+            return await Resume(context, streams, elsewhere, userId, lastEventId!, options);
         }
 
         var (chat, problem) = await ReadRequestAsync(context, options);
@@ -377,10 +379,11 @@ internal static class ChatApis
     /// Idempotent: a stream that has already ended is left as it is. A stream another instance runs (no session
     /// affinity) is stopped through Firestore, where turns are shared.
     /// </summary>
-    private static async Task<IResult> CancelStream(string streamId, HttpContext context, ChatStreamRegistry streams, [FromServices] FirestoreStreamCancels? elsewhere)
+    private static async Task<IResult> CancelStream(string streamId, HttpContext context, ChatStreamRegistry streams, [FromServices] FirestoreStreamRelay? elsewhere)
     {
         var userId = context.User.UserId();
-        if (streams.Find(streamId) is { } stream)
+        var stream = streams.Find(streamId);
+        if (stream is { IsReplica: false })
         {
             if (stream.UserId != userId)
             {
@@ -391,9 +394,14 @@ internal static class ChatApis
             return Results.NoContent();
         }
 
+        if (stream is { IsCompleted: true } && stream.UserId == userId)
+        {
+            return Results.NoContent(); // a replica of a stream that has ended: nothing to stop
+        }
+
         try
         {
-            return elsewhere is not null && await elsewhere.RequestAsync(streamId, userId, context.RequestAborted)
+            return elsewhere is not null && await elsewhere.RequestCancelAsync(streamId, userId, context.RequestAborted)
                 ? Results.NoContent()
                 : StreamNotFound(context);
         }
@@ -407,13 +415,15 @@ internal static class ChatApis
         }
     }
 
-    private static IResult ResumeStream(string streamId, HttpContext context, ChatStreamRegistry streams, IOptions<ChatOptions> options)
+    private static Task<IResult> ResumeStream(string streamId, HttpContext context, ChatStreamRegistry streams, IOptions<ChatOptions> options,
+        [FromServices] FirestoreStreamRelay? elsewhere)
     {
         var lastEventId = context.Request.Headers["Last-Event-ID"].ToString();
-        return Resume(context, streams, context.User.UserId(), string.IsNullOrEmpty(lastEventId) ? $"{streamId}.0" : lastEventId, options.Value, streamId);
+        return Resume(context, streams, elsewhere, context.User.UserId(), string.IsNullOrEmpty(lastEventId) ? $"{streamId}.0" : lastEventId, options.Value, streamId);
     }
 
-    private static IResult Resume(HttpContext context, ChatStreamRegistry streams, string userId, string lastEventId, ChatOptions options, string? expectedStream = null)
+    private static async Task<IResult> Resume(HttpContext context, ChatStreamRegistry streams, FirestoreStreamRelay? elsewhere, string userId, string lastEventId,
+        ChatOptions options, string? expectedStream = null)
     {
         if (!ChatStream.TryParseEventId(lastEventId, out var streamId, out var sequence) || (expectedStream is not null && streamId != expectedStream))
         {
@@ -422,6 +432,23 @@ internal static class ChatApis
         }
 
         var stream = streams.Find(streamId);
+        if (stream is null && elsewhere is not null)
+        {
+            // Run by another instance (no session affinity): followed through a copy it makes in Firestore.
+            try
+            {
+                stream = await elsewhere.FollowAsync(streamId, userId, sequence, context.RequestAborted);
+            }
+            catch (ChatStoreUnavailableException e)
+            {
+                return Problems.StoreUnavailable(context, e);
+            }
+            catch (ChatStoreRefusedException e)
+            {
+                return Problems.StoreRefused(context, e);
+            }
+        }
+
         if (stream is null || stream.UserId != userId)
         {
             return StreamNotFound(context);

@@ -28,9 +28,9 @@ internal static class ChatStorageExtensions
             builder.AddFirestoreClient();
             services.TryAddSingleton<IChatSessionStore, FirestoreChatSessionStore>();
             services.TryAddSingleton<IOutboxStore, FirestoreOutbox>();
-            // A stop that reaches an instance not running the stream is passed on through Firestore.
-            services.TryAddSingleton<FirestoreStreamCancels>();
-            services.AddHostedService(sp => sp.GetRequiredService<FirestoreStreamCancels>());
+            // A stop or a resume that reaches an instance not running the stream is passed on through Firestore.
+            services.TryAddSingleton<FirestoreStreamRelay>();
+            services.AddHostedService(sp => sp.GetRequiredService<FirestoreStreamRelay>());
         }
         else
         {

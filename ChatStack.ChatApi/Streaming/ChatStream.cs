@@ -83,6 +83,12 @@ internal sealed class ChatStream : IChatEventWriter
     /// <summary>Not a turn: a delete holding the session. It has no events to follow.</summary>
     public bool IsDeletion { get; init; }
 
+    /// <summary>
+    /// A copy of a stream that another instance runs, filled from Firestore for a reader who resumed here: stopping it
+    /// means asking that instance (<see cref="FirestoreStreamRelay"/>); its own cancellation only says nobody reads it.
+    /// </summary>
+    public bool IsReplica { get; init; }
+
     public bool IsCompleted { get; private set; }
 
     // Read under the lock: the registry's sweep reads it from other threads, and a 16-byte value can tear.
@@ -133,10 +139,12 @@ internal sealed class ChatStream : IChatEventWriter
         }
     }
 
-    public void Write(string type, object data)
-    {
+    public void Write(string type, object data) =>
         // Serialized outside the lock: readers take the same lock for every batch they send.
-        var json = JsonSerializer.SerializeToUtf8Bytes(data, data.GetType(), Json);
+        WriteJson(type, JsonSerializer.SerializeToUtf8Bytes(data, data.GetType(), Json));
+
+    private void WriteJson(string type, ReadOnlySpan<byte> json)
+    {
         var typeNumber = EventType.NumberOf(type);
         lock (_gate)
         {
@@ -201,6 +209,53 @@ internal sealed class ChatStream : IChatEventWriter
 
             _awaited |= from == _ends.Count && !IsCompleted;
             return (Math.Max(from, _ends.Count), IsCompleted, _changed.Task);
+        }
+    }
+
+    /// <summary>
+    /// Copies the events after <paramref name="afterSequence"/>, about <paramref name="maxBytes"/> of them (at least
+    /// one), into <paramref name="output"/> in a form another process reads back with <see cref="Import"/>: per event
+    /// its type's length and name, its data's length (little-endian) and data. Returns the sequence of the last one.
+    /// </summary>
+    public long Export(IBufferWriter<byte> output, long afterSequence, int maxBytes)
+    {
+        lock (_gate)
+        {
+            var i = (int)Math.Clamp(afterSequence, 0, _ends.Count);
+            for (var written = 0; i < _ends.Count && (written == 0 || written < maxBytes); i++)
+            {
+                var start = i == 0 ? 0 : _ends[i - 1];
+                var type = Encoding.UTF8.GetBytes(EventType.Name(Byte(start)));
+                var length = _ends[i] - start - 1;
+                var head = output.GetSpan(1 + type.Length + 4);
+                head[0] = (byte)type.Length;
+                type.CopyTo(head[1..]);
+                System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(head[(1 + type.Length)..], length);
+                output.Advance(1 + type.Length + 4);
+                for (var at = start + 1; at < _ends[i];)
+                {
+                    var take = Math.Min(_ends[i] - at, ChunkSize - (at % ChunkSize));
+                    output.Write(_chunks[at / ChunkSize].AsSpan(at % ChunkSize, take));
+                    at += take;
+                }
+
+                written += 5 + type.Length + length;
+            }
+
+            return Math.Max(i, afterSequence);
+        }
+    }
+
+    /// <summary>Appends events <see cref="Export"/> wrote, which follow this stream's last one.</summary>
+    public void Import(ReadOnlySpan<byte> events)
+    {
+        while (!events.IsEmpty)
+        {
+            var type = Encoding.UTF8.GetString(events.Slice(1, events[0]));
+            events = events[(1 + events[0])..];
+            var length = System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(events);
+            WriteJson(type, events.Slice(4, length));
+            events = events[(4 + length)..];
         }
     }
 
@@ -329,6 +384,7 @@ internal sealed class ChatStream : IChatEventWriter
         private static readonly Lock Gate = new();
         private static readonly Dictionary<string, byte> Numbers = new(StringComparer.Ordinal);
         private static byte[][] _heads = [];
+        private static string[] _names = [];
 
         public static byte NumberOf(string type)
         {
@@ -339,12 +395,14 @@ internal sealed class ChatStream : IChatEventWriter
                     return number;
                 }
 
-                if (_heads.Length > byte.MaxValue || type.Any(c => c is '"' or '\\' or '\n' or '\r' || char.IsControl(c)))
+                if (_heads.Length > byte.MaxValue || Encoding.UTF8.GetByteCount(type) > byte.MaxValue
+                    || type.Any(c => c is '"' or '\\' or '\n' or '\r' || char.IsControl(c)))
                 {
                     throw new ArgumentException($"'{type}' cannot be an SSE event type here.", nameof(type));
                 }
 
                 number = (byte)_heads.Length;
+                _names = [.. _names, type];
                 _heads = [.. _heads, Encoding.UTF8.GetBytes($"\nevent: {type}\ndata: {{\"type\":\"{type}\",\"data\":")];
                 Numbers[type] = number;
                 return number;
@@ -352,6 +410,8 @@ internal sealed class ChatStream : IChatEventWriter
         }
 
         public static byte[] Head(byte number) => Volatile.Read(ref _heads)[number];
+
+        public static string Name(byte number) => Volatile.Read(ref _names)[number];
     }
 }
 
@@ -420,7 +480,16 @@ internal sealed class ChatStreamRegistry : IDisposable
     /// Whether <paramref name="streamId"/> ran here and has ended, within the resume window: its hold on its session,
     /// if its last commit could not give it up, is this instance's to take over. (An abandoned stream is forgotten.)
     /// </summary>
-    public bool HasEnded(string streamId) => _streams.TryGetValue(streamId, out var stream) && stream.IsCompleted;
+    public bool HasEnded(string streamId) => _streams.TryGetValue(streamId, out var stream) && stream.IsCompleted && !stream.IsReplica;
+
+    /// <summary>
+    /// Keeps <paramref name="replica"/> of a stream another instance runs, for resuming here; the one kept already
+    /// when another reader here got there first.
+    /// </summary>
+    public ChatStream AddReplica(ChatStream replica) => _streams.GetOrAdd(replica.Id, replica);
+
+    /// <summary>Forgets a replica that stopped following its stream (nobody read it any more) before the stream ended.</summary>
+    public void Forget(ChatStream replica) => _streams.TryRemove(KeyValuePair.Create(replica.Id, replica));
 
     /// <summary>The stream of <paramref name="sessionId"/>'s turn in progress, if any.</summary>
     public ChatStream? RunningTurn(string sessionId) => _running.GetValueOrDefault(sessionId);

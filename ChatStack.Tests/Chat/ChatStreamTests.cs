@@ -43,6 +43,39 @@ public class ChatStreamTests
     }
 
     [Fact]
+    public void A_replica_filled_from_exported_pieces_sends_the_same_frames_as_its_stream()
+    {
+        var stream = new ChatStream("s5", "u", "session");
+        for (var i = 0; i < 600; i++)
+        {
+            stream.Write(ChatEventTypes.MessageDelta, new MessageDeltaEvent(i % 7 == 0 ? "héllo 世界 👋\n" : $" word{i}"));
+        }
+
+        stream.Write(ChatEventTypes.ToolEnd, new ToolEndEvent("search_history", new Dictionary<string, string?>(), new string('x', 9000), 1, "ok"));
+        stream.Write(ChatEventTypes.Done, new { finish_reason = "stop" });
+
+        // In pieces of about 1 KB (one event at least, so the 9 KB one goes alone), as the copy is written.
+        var replica = new ChatStream("s5", "u", "session") { IsReplica = true };
+        var pieces = 0;
+        for (long copied = 0; copied < stream.EventCount; pieces++)
+        {
+            var piece = new ArrayBufferWriter<byte>();
+            var next = stream.Export(piece, copied, maxBytes: 1024);
+            Assert.True(next > copied);
+            replica.Import(piece.WrittenSpan);
+            Assert.Equal(next, replica.EventCount);
+            copied = next;
+        }
+
+        Assert.InRange(pieces, 10, 600);
+        var (original, copy) = (new ArrayBufferWriter<byte>(), new ArrayBufferWriter<byte>());
+        stream.CopyTo(original, 0);
+        replica.CopyTo(copy, 0);
+        Assert.Equal(Encoding.UTF8.GetString(original.WrittenSpan), Encoding.UTF8.GetString(copy.WrittenSpan));
+        Assert.Equal(stream.EventCount, stream.Export(new ArrayBufferWriter<byte>(), stream.EventCount, 1024)); // nothing after the last
+    }
+
+    [Fact]
     public void Resuming_after_a_sequence_sends_only_the_later_events_with_their_ids()
     {
         var stream = new ChatStream("s2", "u", "session");

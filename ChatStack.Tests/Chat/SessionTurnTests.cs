@@ -317,8 +317,8 @@ public sealed class SessionTurnTests(StackFixture stack) : IDisposable
         ActivitySource.AddActivityListener(listener);
         await using var first = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
         await using var second = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
-        await second.Services.GetRequiredService<FirestoreStreamCancels>().Listening.WaitAsync(TimeSpan.FromSeconds(30));
-        await first.Services.GetRequiredService<FirestoreStreamCancels>().Listening.WaitAsync(TimeSpan.FromSeconds(30));
+        await second.Services.GetRequiredService<FirestoreStreamRelay>().Listening.WaitAsync(TimeSpan.FromSeconds(30));
+        await first.Services.GetRequiredService<FirestoreStreamRelay>().Listening.WaitAsync(TimeSpan.FromSeconds(30));
         var (onFirst, onSecond) = (await ChatApiClient.SignInAsync(first.Address, "no-affinity"), await ChatApiClient.SignInAsync(second.Address, "no-affinity"));
         var stranger = await ChatApiClient.SignInAsync(second.Address, "someone-else");
 
@@ -363,8 +363,8 @@ public sealed class SessionTurnTests(StackFixture stack) : IDisposable
         var messages = (await onSecond.GetJsonAsync($"/api/sessions/{session}/messages")).EnumerateArray().ToList();
         Assert.Equal("cancelled", messages[^1].GetProperty("finish_reason").GetString());
         Assert.Equal(string.Concat(deltas.Select(e => e.Payload.GetProperty("text").GetString())), messages[^1].GetProperty("content").GetString());
-        Assert.Null(await Document($"stream_cancels/{stream}"));
-        Assert.Single(spans, span => span.DisplayName == "commit stream_cancels" && span.GetTagItem(DbAttributes.Namespace) is string db && db.Contains(_project, StringComparison.Ordinal));
+        Assert.Null(await Document($"stream_requests/{stream}.cancel"));
+        Assert.Single(spans, span => span.DisplayName == "commit stream_requests" && span.GetTagItem(DbAttributes.Namespace) is string db && db.Contains(_project, StringComparison.Ordinal));
         using var next = await onSecond.PostChatAsync(new { session_id = session, message = "Shorter, please." });
         Assert.Equal(HttpStatusCode.OK, next.StatusCode);
     }
@@ -385,20 +385,187 @@ public sealed class SessionTurnTests(StackFixture stack) : IDisposable
             configure: builder => builder.Services.Replace(ServiceDescriptor.Singleton(_ => new Firestore.FirestoreClient(
                 GoogleCloudChannels.Create(stack.FirestoreHost, GoogleCloudChannels.FirestoreEndpoint).Intercept(outage)))));
         var client = await ChatApiClient.SignInAsync(host.Address, "late-listen");
-        var listener = host.Services.GetRequiredService<FirestoreStreamCancels>();
+        var listener = host.Services.GetRequiredService<FirestoreStreamRelay>();
         Assert.False(listener.Listening.IsCompleted);
 
         using var running = await client.PostChatAsync(new { message = "Tell me a long story about queues." });
         running.EnsureSuccessStatusCode();
         var stream = running.Headers.GetValues("X-Stream-Id").Single();
-        Assert.True(await listener.RequestAsync(stream, "late-listen", default)); // what another instance does
-        Assert.NotNull(await Document($"stream_cancels/{stream}"));
+        Assert.True(await listener.RequestCancelAsync(stream, "late-listen", default)); // what another instance does
+        Assert.NotNull(await Document($"stream_requests/{stream}.cancel"));
 
         Assert.True(outage.Refused > 0);
         outage.Down = false;
         var events = await Sse.ReadAllAsync(running);
         Assert.Equal("cancelled", events.Single(e => e.Event == "done").Payload.GetProperty("finish_reason").GetString());
-        Assert.Null(await Document($"stream_cancels/{stream}"));
+        Assert.Null(await Document($"stream_requests/{stream}.cancel"));
+    }
+
+    /// <summary>Two instances on one Firestore, turns shared, the offline model at a pace a test can interrupt.</summary>
+    private async Task<(ChatApiHost First, ChatApiHost Second)> TwoInstancesAsync(int sentences, int reconnectGraceSeconds = 10)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["GOOGLE_CLOUD_PROJECT"] = _project,
+            ["Chat:Offline:DeltaDelayMs"] = "4",
+            ["Chat:Offline:LongAnswerSentences"] = $"{sentences}",
+            ["Chat:ReconnectGraceSeconds"] = $"{reconnectGraceSeconds}",
+        };
+        var first = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
+        var second = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
+        await first.Services.GetRequiredService<FirestoreStreamRelay>().Listening.WaitAsync(TimeSpan.FromSeconds(30));
+        await second.Services.GetRequiredService<FirestoreStreamRelay>().Listening.WaitAsync(TimeSpan.FromSeconds(30));
+        return (first, second);
+    }
+
+    /// <summary>The first <paramref name="count"/> events of a chat on <paramref name="client"/>'s instance; then its connection is dropped.</summary>
+    private static async Task<(string Session, string Stream, List<SseMessage> Events)> ChatThenDropAsync(ChatApiClient client, int count)
+    {
+        using var response = await client.PostChatAsync(new { message = "Tell me a long story about queues." });
+        response.EnsureSuccessStatusCode();
+        var events = new List<SseMessage>();
+        await using (var body = await response.Content.ReadAsStreamAsync())
+        {
+            await foreach (var message in Sse.ReadAsync(body))
+            {
+                if (!message.IsComment && events.Count < count)
+                {
+                    events.Add(message);
+                }
+
+                if (events.Count == count)
+                {
+                    break;
+                }
+            }
+        }
+
+        return (response.Headers.GetValues("X-Session-Id").Single(), response.Headers.GetValues("X-Stream-Id").Single(), events);
+    }
+
+    private static async Task<HttpResponseMessage> ResumeAsync(ChatApiClient client, string stream, string? lastEventId)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, $"/api/chat/streams/{stream}");
+        if (lastEventId is not null)
+        {
+            request.Headers.Add("Last-Event-ID", lastEventId);
+        }
+
+        return await client.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+    }
+
+    [Fact]
+    public async Task A_resume_on_an_instance_that_does_not_run_the_stream_follows_it_to_its_end_with_the_same_ids()
+    {
+        // A grace of 1 s: the run outlives its dropped reader only because the copy read elsewhere counts as one.
+        var (first, second) = await TwoInstancesAsync(sentences: 100, reconnectGraceSeconds: 1);
+        await using var _ = first;
+        await using var __ = second;
+        var (onFirst, onSecond) = (await ChatApiClient.SignInAsync(first.Address, "roaming"), await ChatApiClient.SignInAsync(second.Address, "roaming"));
+        var stranger = await ChatApiClient.SignInAsync(second.Address, "someone-else");
+        var (session, stream, seen) = await ChatThenDropAsync(onFirst, 30);
+
+        using (var foreign = await ResumeAsync(stranger, stream, seen[^1].Id))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, foreign.StatusCode);
+        }
+
+        using (var unknown = await ResumeAsync(onSecond, "0123456789abcdef0123456789abcdef", null))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        }
+
+        using var resumed = await ResumeAsync(onSecond, stream, seen[^1].Id);
+        Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
+        var rest = (await Sse.ReadAllAsync(resumed)).Where(e => !e.IsComment).ToList();
+
+        // The rest of the same stream: ids go on from the last one seen, without a gap or a repeat, to its done.
+        var all = seen.Concat(rest).ToList();
+        Assert.Equal(Enumerable.Range(1, all.Count).Select(n => $"{stream}.{n}"), all.Select(e => e.Id));
+        Assert.Equal("stop", all[^1].Payload.GetProperty("finish_reason").GetString());
+        var messages = (await onFirst.GetJsonAsync($"/api/sessions/{session}/messages")).EnumerateArray().ToList();
+        Assert.Equal(string.Concat(all.Where(e => e.Event == "message_delta").Select(e => e.Payload.GetProperty("text").GetString())),
+            messages[^1].GetProperty("content").GetString());
+
+        // The ended stream resumes from the replica kept on the second instance, as on the first.
+        using var again = await ResumeAsync(onSecond, stream, $"{stream}.{all.Count - 1}");
+        Assert.Equal("done", Assert.Single(await Sse.ReadAllAsync(again), e => !e.IsComment).Event);
+    }
+
+    [Fact]
+    public async Task A_stream_read_only_on_another_instance_is_stopped_when_its_reader_there_leaves()
+    {
+        var (first, second) = await TwoInstancesAsync(sentences: 400, reconnectGraceSeconds: 1);
+        await using var _ = first;
+        await using var __ = second;
+        var (onFirst, onSecond) = (await ChatApiClient.SignInAsync(first.Address, "leaver"), await ChatApiClient.SignInAsync(second.Address, "leaver"));
+        var (session, stream, seen) = await ChatThenDropAsync(onFirst, 10);
+
+        using (var resumed = await ResumeAsync(onSecond, stream, seen[^1].Id))
+        {
+            await using var body = await resumed.Content.ReadAsStreamAsync();
+            var read = 0;
+            await foreach (var message in Sse.ReadAsync(body))
+            {
+                if (!message.IsComment && ++read == 10)
+                {
+                    break; // and the reader on the second instance leaves too
+                }
+            }
+        }
+
+        // Its replica's grace, then the first instance's: the run is cancelled as for a reader that hung up.
+        JsonElement? answer = null;
+        for (var waited = 0; waited < 200 && answer is null; waited++)
+        {
+            await Task.Delay(100);
+            answer = (await onFirst.GetJsonAsync($"/api/sessions/{session}/messages")).EnumerateArray()
+                .Where(m => m.GetProperty("role").GetString() == "assistant").Cast<JsonElement?>().FirstOrDefault();
+        }
+
+        Assert.NotNull(answer);
+        Assert.Equal("cancelled", answer.Value.GetProperty("finish_reason").GetString());
+    }
+
+    [Fact]
+    public async Task A_follower_whose_copy_stops_growing_lets_its_readers_go_once_the_stream_has_no_live_turn()
+    {
+        // The running instance copies the stream once, then every further copy commit is refused (as if it had died
+        // mid-copy, or its copy failed): the reader elsewhere must not wait on a copy that never ends.
+        var settings = new Dictionary<string, string?>
+        {
+            ["GOOGLE_CLOUD_PROJECT"] = _project,
+            ["Chat:Offline:DeltaDelayMs"] = "4",
+            ["Chat:Offline:LongAnswerSentences"] = "60",
+            ["Chat:TurnLeaseSeconds"] = "3",
+        };
+        var faults = new FirestoreFaults();
+        var copies = 0;
+        faults.Fail(request => request is CommitRequest commit
+            && commit.Writes.Any(w => w.Update?.Name.Contains("/stream_events/", StringComparison.Ordinal) == true)
+            && Interlocked.Increment(ref copies) > 1, StatusCode.PermissionDenied, times: int.MaxValue);
+        await using var first = await ChatApiHost.StartAsync(stack.FirestoreHost, settings,
+            configure: builder => builder.Services.Replace(ServiceDescriptor.Singleton(_ => new Firestore.FirestoreClient(
+                GoogleCloudChannels.Create(stack.FirestoreHost, GoogleCloudChannels.FirestoreEndpoint).Intercept(faults)))));
+        await using var second = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
+        await first.Services.GetRequiredService<FirestoreStreamRelay>().Listening.WaitAsync(TimeSpan.FromSeconds(30));
+        var (onFirst, onSecond) = (await ChatApiClient.SignInAsync(first.Address, "stalled"), await ChatApiClient.SignInAsync(second.Address, "stalled"));
+
+        // Read on the first instance to the end (so the run is not stopped for want of a reader), and meanwhile resume
+        // on the second from the start.
+        using var running = await onFirst.PostChatAsync(new { message = "Tell me a long story about queues." });
+        running.EnsureSuccessStatusCode();
+        var stream = running.Headers.GetValues("X-Stream-Id").Single();
+        var original = Sse.ReadAllAsync(running);
+        using var resumed = await ResumeAsync(onSecond, stream, null);
+        Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
+        var followed = await Sse.ReadAllAsync(resumed).WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal("done", (await original).Last(e => !e.IsComment).Event);
+        Assert.NotEqual("done", followed.LastOrDefault(e => !e.IsComment)?.Event); // ended without the copy's end
+        Assert.True(faults.Injected > 0);
+        using var gone = await ResumeAsync(onSecond, stream, null);
+        Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode); // forgotten there, and no live turn to follow
     }
 
     /// <summary>Firestore refusing listens (UNAVAILABLE) while <see cref="Down"/>; every other call passes.</summary>
