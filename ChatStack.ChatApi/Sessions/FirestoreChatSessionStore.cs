@@ -87,21 +87,8 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
         List<ChatSession> sessions;
         try
         {
-            sessions = await FirestoreRetry.ReadAsync(async deadline =>
-            {
-                using var call = client.RunQuery(new RunQueryRequest { Parent = $"{Database}/documents", StructuredQuery = query },
-                    deadline: deadline, cancellationToken: cancellationToken);
-                var found = new List<ChatSession>();
-                while (await call.ResponseStream.MoveNext(cancellationToken))
-                {
-                    if (call.ResponseStream.Current.Document is { } document)
-                    {
-                        found.Add(ToSession(document.Name[(document.Name.LastIndexOf('/') + 1)..], document));
-                    }
-                }
-
-                return found;
-            }, cancellationToken);
+            sessions = (await FirestoreRetry.QueryAsync(client, $"{Database}/documents", query, cancellationToken))
+                .ConvertAll(document => ToSession(document.Name[(document.Name.LastIndexOf('/') + 1)..], document));
         }
         catch (ChatStoreRefusedException e) when (e.StatusCode == StatusCode.FailedPrecondition)
         {
@@ -372,21 +359,7 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             query.StartAt = new Cursor { Values = { new FsValue { ReferenceValue = $"{SessionName(sessionId)}/messages/{after}" } }, Before = false };
         }
 
-        return await FirestoreRetry.ReadAsync(async deadline =>
-        {
-            using var call = client.RunQuery(new RunQueryRequest { Parent = SessionName(sessionId), StructuredQuery = query },
-                deadline: deadline, cancellationToken: cancellationToken);
-            var found = new List<ChatMessageRecord>();
-            while (await call.ResponseStream.MoveNext(cancellationToken))
-            {
-                if (call.ResponseStream.Current.Document is { } document)
-                {
-                    found.Add(ToMessage(document));
-                }
-            }
-
-            return found;
-        }, cancellationToken);
+        return (await FirestoreRetry.QueryAsync(client, SessionName(sessionId), query, cancellationToken)).ConvertAll(ToMessage);
     }
 
     // Increments with nothing to guard them: repeated only when Firestore said it applied nothing.

@@ -73,6 +73,23 @@ internal static class FirestoreRetry
             return found;
         }, cancellationToken);
 
+    /// <summary>The documents a query under <paramref name="parent"/> finds, in its order, read again as a whole after a passing failure.</summary>
+    public static Task<List<Document>> QueryAsync(Firestore.FirestoreClient client, string parent, StructuredQuery query, CancellationToken cancellationToken) =>
+        ReadAsync(async deadline =>
+        {
+            using var call = client.RunQuery(new RunQueryRequest { Parent = parent, StructuredQuery = query }, deadline: deadline, cancellationToken: cancellationToken);
+            var found = new List<Document>();
+            while (await call.ResponseStream.MoveNext(cancellationToken))
+            {
+                if (call.ResponseStream.Current.Document is { } document)
+                {
+                    found.Add(document);
+                }
+            }
+
+            return found;
+        }, cancellationToken);
+
     /// <summary>
     /// Runs a commit until it succeeds, is known to be saved, or may not be repeated. False when a
     /// <see cref="RetrySafety.Guarded"/> repeat failed its precondition, taken as an earlier attempt applied: a commit

@@ -199,22 +199,7 @@ internal sealed class FirestoreStreamRelay(Firestore.FirestoreClient client, Goo
                 },
                 OrderBy = { new StructuredQuery.Types.Order { Field = new() { FieldPath = "first" } } },
             };
-            var chunks = await FirestoreRetry.ReadAsync(async deadline =>
-            {
-                using var call = client.RunQuery(new RunQueryRequest { Parent = CopyName(replica.Id), StructuredQuery = query },
-                    deadline: deadline, cancellationToken: cancellationToken);
-                var found = new List<Document>();
-                while (await call.ResponseStream.MoveNext(cancellationToken))
-                {
-                    if (call.ResponseStream.Current.Document is { } chunk)
-                    {
-                        found.Add(chunk);
-                    }
-                }
-
-                return found;
-            }, cancellationToken);
-            foreach (var chunk in chunks)
+            foreach (var chunk in await FirestoreRetry.QueryAsync(client, CopyName(replica.Id), query, cancellationToken))
             {
                 if (chunk.Fields["first"].IntegerValue != replica.EventCount + 1)
                 {
@@ -324,18 +309,7 @@ internal sealed class FirestoreStreamRelay(Firestore.FirestoreClient client, Goo
             Where = FieldEquals("stream_id", streamId),
             Limit = 1,
         };
-        var hold = await FirestoreRetry.ReadAsync(async deadline =>
-        {
-            using var call = client.RunQuery(new RunQueryRequest { Parent = $"{Database}/documents", StructuredQuery = query },
-                deadline: deadline, cancellationToken: cancellationToken);
-            Document? found = null;
-            while (await call.ResponseStream.MoveNext(cancellationToken))
-            {
-                found = call.ResponseStream.Current.Document ?? found;
-            }
-
-            return found;
-        }, cancellationToken);
+        var hold = (await FirestoreRetry.QueryAsync(client, $"{Database}/documents", query, cancellationToken)).FirstOrDefault();
 
         // A hold past its time is a dead instance's: nobody would listen. A deletion's is no stream anyone can follow.
         return hold is null || Str(hold, "user_id") != userId || Str(hold, "instance_id") is not { } instance
@@ -384,20 +358,21 @@ internal sealed class FirestoreStreamRelay(Firestore.FirestoreClient client, Goo
         }
 
         var backoff = FirstBackoff;
-        var failing = false; // an outage is logged once, not at every reconnect
+        // Firestore ends a listen now and then (an idle one within minutes): one that ends is opened again quietly.
+        // An outage, a second failure in a row, is logged once, not at every reconnect.
+        var failures = 0;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
                 await ListenAsync(() =>
                 {
-                    if (failing)
+                    if (failures >= 2)
                     {
                         logger.LogInformation("Listening for other instances' requests about this instance's streams again");
-                        failing = false;
                     }
 
-                    backoff = FirstBackoff;
+                    (failures, backoff) = (0, FirstBackoff);
                 }, stoppingToken);
             }
             catch (Exception) when (stoppingToken.IsCancellationRequested)
@@ -408,10 +383,13 @@ internal sealed class FirestoreStreamRelay(Firestore.FirestoreClient client, Goo
             {
                 // Any failure is retried: an exception escaping here would stop the API. Meanwhile a request sent
                 // from another instance waits for the listen to come back (it stays until then).
-                if (!failing)
+                if (++failures == 2)
                 {
                     logger.LogWarning(e, "Cannot listen for other instances' requests about this instance's streams; retrying");
-                    failing = true;
+                }
+                else if (failures == 1)
+                {
+                    logger.LogDebug(e, "The listen for other instances' requests ended; listening again");
                 }
 
                 await Task.Delay(backoff, time, stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
