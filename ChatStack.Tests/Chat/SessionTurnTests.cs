@@ -300,13 +300,7 @@ public sealed class SessionTurnTests(StackFixture stack) : IDisposable
     [Fact]
     public async Task A_stop_sent_to_an_instance_that_does_not_run_the_stream_stops_it_where_it_runs()
     {
-        // A long answer, slowly: ~2,000 deltas 4 ms apart, so only a stop ends it within the test.
-        var settings = new Dictionary<string, string?>
-        {
-            ["GOOGLE_CLOUD_PROJECT"] = _project,
-            ["Chat:Offline:DeltaDelayMs"] = "4",
-            ["Chat:Offline:LongAnswerSentences"] = "400",
-        };
+        // A long answer, slowly: only a stop ends it within the test.
         var spans = new ConcurrentQueue<Activity>();
         using var listener = new ActivityListener
         {
@@ -315,10 +309,9 @@ public sealed class SessionTurnTests(StackFixture stack) : IDisposable
             ActivityStopped = spans.Enqueue,
         };
         ActivitySource.AddActivityListener(listener);
-        await using var first = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
-        await using var second = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
-        await second.Services.GetRequiredService<FirestoreStreamRelay>().Listening.WaitAsync(TimeSpan.FromSeconds(30));
-        await first.Services.GetRequiredService<FirestoreStreamRelay>().Listening.WaitAsync(TimeSpan.FromSeconds(30));
+        var (first, second) = await TwoInstancesAsync(sentences: 400);
+        await using var _ = first;
+        await using var __ = second;
         var (onFirst, onSecond) = (await ChatApiClient.SignInAsync(first.Address, "no-affinity"), await ChatApiClient.SignInAsync(second.Address, "no-affinity"));
         var stranger = await ChatApiClient.SignInAsync(second.Address, "someone-else");
 
@@ -374,12 +367,7 @@ public sealed class SessionTurnTests(StackFixture stack) : IDisposable
     {
         // The listen is down when the stop is asked (say, a reconnect): the request waits, and the first snapshot of
         // the listen that starts next finds it.
-        var settings = new Dictionary<string, string?>
-        {
-            ["GOOGLE_CLOUD_PROJECT"] = _project,
-            ["Chat:Offline:DeltaDelayMs"] = "4",
-            ["Chat:Offline:LongAnswerSentences"] = "400",
-        };
+        var settings = Paced(sentences: 400);
         var outage = new ListenOutage();
         await using var host = await ChatApiHost.StartAsync(stack.FirestoreHost, settings,
             configure: builder => builder.Services.Replace(ServiceDescriptor.Singleton(_ => new Firestore.FirestoreClient(
@@ -401,16 +389,19 @@ public sealed class SessionTurnTests(StackFixture stack) : IDisposable
         Assert.Null(await Document($"stream_requests/{stream}.cancel"));
     }
 
+    /// <summary>This test's Firestore project, and the offline model's answer of <paramref name="sentences"/> at a pace a test can interrupt.</summary>
+    private Dictionary<string, string?> Paced(int sentences) => new()
+    {
+        ["GOOGLE_CLOUD_PROJECT"] = _project,
+        ["Chat:Offline:DeltaDelayMs"] = "4",
+        ["Chat:Offline:LongAnswerSentences"] = $"{sentences}",
+    };
+
     /// <summary>Two instances on one Firestore, turns shared, the offline model at a pace a test can interrupt.</summary>
     private async Task<(ChatApiHost First, ChatApiHost Second)> TwoInstancesAsync(int sentences, int reconnectGraceSeconds = 10)
     {
-        var settings = new Dictionary<string, string?>
-        {
-            ["GOOGLE_CLOUD_PROJECT"] = _project,
-            ["Chat:Offline:DeltaDelayMs"] = "4",
-            ["Chat:Offline:LongAnswerSentences"] = $"{sentences}",
-            ["Chat:ReconnectGraceSeconds"] = $"{reconnectGraceSeconds}",
-        };
+        var settings = Paced(sentences);
+        settings["Chat:ReconnectGraceSeconds"] = $"{reconnectGraceSeconds}";
         var first = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
         var second = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
         await first.Services.GetRequiredService<FirestoreStreamRelay>().Listening.WaitAsync(TimeSpan.FromSeconds(30));
@@ -532,13 +523,8 @@ public sealed class SessionTurnTests(StackFixture stack) : IDisposable
     {
         // The running instance copies the stream once, then every further copy commit is refused (as if it had died
         // mid-copy, or its copy failed): the reader elsewhere must not wait on a copy that never ends.
-        var settings = new Dictionary<string, string?>
-        {
-            ["GOOGLE_CLOUD_PROJECT"] = _project,
-            ["Chat:Offline:DeltaDelayMs"] = "4",
-            ["Chat:Offline:LongAnswerSentences"] = "60",
-            ["Chat:TurnLeaseSeconds"] = "3",
-        };
+        var settings = Paced(sentences: 60);
+        settings["Chat:TurnLeaseSeconds"] = "3";
         var faults = new FirestoreFaults();
         var copies = 0;
         faults.Fail(request => request is CommitRequest commit
