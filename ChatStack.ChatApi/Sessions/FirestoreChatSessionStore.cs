@@ -195,11 +195,13 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
             try
             {
                 CommitResponse? response = null;
-                var commit = FirestoreRetry.CommitAsync(
-                    async deadline => response = await client.CommitAsync(attempt, deadline: deadline, cancellationToken: cancellationToken),
-                    safety, total, cancellationToken);
+                Task<bool> commit;
+                // Started inside the span, so the gRPC call is its child.
                 using (var span = Telemetry.FirestoreSpans.StartCommit(collection, Database, attempt.Writes.Count, outboxRecords))
                 {
+                    commit = FirestoreRetry.CommitAsync(
+                        async deadline => response = await client.CommitAsync(attempt, deadline: deadline, cancellationToken: cancellationToken),
+                        safety, total, cancellationToken);
                     await Telemetry.FirestoreSpans.Trace(span, commit);
                 }
 

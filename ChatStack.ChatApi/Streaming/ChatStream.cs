@@ -225,7 +225,7 @@ internal sealed class ChatStream : IChatEventWriter
             for (var written = 0; i < _ends.Count && (written == 0 || written < maxBytes); i++)
             {
                 var start = i == 0 ? 0 : _ends[i - 1];
-                var type = Encoding.UTF8.GetBytes(EventType.Name(Byte(start)));
+                var type = EventType.Name(Byte(start));
                 var length = _ends[i] - start - 1;
                 var head = output.GetSpan(1 + type.Length + 4);
                 head[0] = (byte)type.Length;
@@ -384,7 +384,7 @@ internal sealed class ChatStream : IChatEventWriter
         private static readonly Lock Gate = new();
         private static readonly Dictionary<string, byte> Numbers = new(StringComparer.Ordinal);
         private static byte[][] _heads = [];
-        private static string[] _names = [];
+        private static byte[][] _names = []; // UTF-8, for Export
 
         public static byte NumberOf(string type)
         {
@@ -402,7 +402,7 @@ internal sealed class ChatStream : IChatEventWriter
                 }
 
                 number = (byte)_heads.Length;
-                _names = [.. _names, type];
+                _names = [.. _names, Encoding.UTF8.GetBytes(type)];
                 _heads = [.. _heads, Encoding.UTF8.GetBytes($"\nevent: {type}\ndata: {{\"type\":\"{type}\",\"data\":")];
                 Numbers[type] = number;
                 return number;
@@ -411,7 +411,7 @@ internal sealed class ChatStream : IChatEventWriter
 
         public static byte[] Head(byte number) => Volatile.Read(ref _heads)[number];
 
-        public static string Name(byte number) => Volatile.Read(ref _names)[number];
+        public static byte[] Name(byte number) => Volatile.Read(ref _names)[number];
     }
 }
 

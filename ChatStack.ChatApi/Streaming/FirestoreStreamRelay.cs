@@ -62,8 +62,16 @@ internal sealed class FirestoreStreamRelay(Firestore.FirestoreClient client, Goo
     /// Asks the instance running <paramref name="streamId"/> to stop it. False when no live turn of
     /// <paramref name="userId"/>'s has that stream (it ended, it is someone else's, or it never was).
     /// </summary>
-    public async Task<bool> RequestCancelAsync(string streamId, string userId, CancellationToken cancellationToken) =>
-        await FindTurnAsync(streamId, userId, cancellationToken) is { } turn && await RequestAsync(turn, Cancel, cancellationToken);
+    public async Task<bool> RequestCancelAsync(string streamId, string userId, CancellationToken cancellationToken)
+    {
+        if (await FindTurnAsync(streamId, userId, cancellationToken) is not { } turn)
+        {
+            return false;
+        }
+
+        await RequestAsync(turn, Cancel, cancellationToken);
+        return true;
+    }
 
     /// <summary>
     /// A replica of <paramref name="streamId"/>, which another instance runs, once it holds the first
@@ -72,11 +80,12 @@ internal sealed class FirestoreStreamRelay(Firestore.FirestoreClient client, Goo
     /// </summary>
     public async Task<ChatStream?> FollowAsync(string streamId, string userId, long seen, CancellationToken cancellationToken)
     {
-        if (await FindTurnAsync(streamId, userId, cancellationToken) is not { } turn || !await RequestAsync(turn, Mirror, cancellationToken))
+        if (await FindTurnAsync(streamId, userId, cancellationToken) is not { } turn)
         {
             return null;
         }
 
+        await RequestAsync(turn, Mirror, cancellationToken);
         var replica = new ChatStream(streamId, userId, turn.SessionId, time, streams.ReconnectGrace) { IsReplica = true };
         var started = time.GetTimestamp();
         while (await PullAsync(replica, cancellationToken) is not { } completed || (!completed && replica.EventCount < seen))
@@ -319,7 +328,7 @@ internal sealed class FirestoreStreamRelay(Firestore.FirestoreClient client, Goo
             : new Turn(streamId, userId, hold.Name[(hold.Name.LastIndexOf('/') + 1)..], instance);
     }
 
-    private async Task<bool> RequestAsync(Turn turn, string kind, CancellationToken cancellationToken)
+    private async Task RequestAsync(Turn turn, string kind, CancellationToken cancellationToken)
     {
         var request = new Document
         {
@@ -346,7 +355,6 @@ internal sealed class FirestoreStreamRelay(Firestore.FirestoreClient client, Goo
 
         logger.LogInformation("Asked instance {InstanceId} to {Kind} stream {StreamId}", turn.InstanceId,
             kind switch { Cancel => "stop", Mirror => "copy", _ => "let go of its copy of" }, turn.StreamId);
-        return true;
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)

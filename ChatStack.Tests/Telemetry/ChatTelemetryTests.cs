@@ -98,6 +98,8 @@ public sealed class ChatTelemetryTests(StackFixture stack, ITestOutputHelper out
         Assert.All(commits, c => Assert.Equal(1, c.GetTagItem("chatstack.outbox.records")));
         Assert.All(commits, c => Assert.Equal(DbAttributes.Firestore, c.GetTagItem(DbAttributes.SystemName)));
         Assert.Single(commits, c => c.ParentSpanId == tool.SpanId);
+        // The gRPC call is each commit's child (the user's and the answer's commits carry the session's hold too).
+        Assert.All(commits, c => Assert.Contains(trace, s => s.ParentSpanId == c.SpanId && s.Kind == ActivityKind.Client));
 
         // The shared limits' two commits: the admission with its hold, in the request before the run starts, and the
         // settlement, in the run.
