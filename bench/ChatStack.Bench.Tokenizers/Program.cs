@@ -9,11 +9,24 @@ using ChatStack.Bench.Tokenizers;
 using ChatStack.Tokenization;
 
 // Usage: dotnet run -c Release --project bench/ChatStack.Bench.Tokenizers -- [--job short] [--segments] [BenchmarkDotNet options]
+//        ... -- --stream-profile          streaming variants interleaved in one process
+//        ... -- --stream-alone [rounds]   streaming variants each in a process of its own (default 5 rounds, ~3 min)
 // Runs the .NET counters under BenchmarkDotNet (in-process unless --outOfProcess), then the npm peers on the same
 // corpus file, and prints MB/s, allocations and ratios (also written to BenchmarkDotNet.Artifacts/token-counting.md).
 if (args.Contains("--stream-profile"))
 {
     StreamProfile.Run();
+    return;
+}
+if (Array.IndexOf(args, "--stream-alone-child") is var child and >= 0)
+{
+    StreamAlone.Child(args[child + 1], double.Parse(args[child + 2], CultureInfo.InvariantCulture));
+    return;
+}
+if (Array.IndexOf(args, "--stream-alone") is var alone and >= 0)
+{
+    int rounds = alone + 1 < args.Length && int.TryParse(args[alone + 1], out int r) ? r : 5;
+    StreamAlone.Run(rounds, seconds: 3);
     return;
 }
 
