@@ -61,8 +61,15 @@ public static class ResourceNames
     public const string StreamChunksCollection = "chunks";
 
     /// <summary>
+    /// The Firestore collection of streams that have ended, one document per stream naming the instance that ran it,
+    /// for as long as that instance keeps it for resuming: a resume that reaches another instance asks it for a copy.
+    /// </summary>
+    public const string StreamEndsCollection = "stream_ends";
+
+    /// <summary>
     /// The timestamp after which a document of <see cref="SessionTurnsCollection"/>, <see cref="UserLimitsCollection"/>,
-    /// <see cref="StreamRequestsCollection"/>, <see cref="StreamEventsCollection"/> or <see cref="StreamChunksCollection"/>
+    /// <see cref="StreamRequestsCollection"/>, <see cref="StreamEventsCollection"/>, <see cref="StreamChunksCollection"/> or
+    /// <see cref="StreamEndsCollection"/>
     /// means nothing any more: their TTL field, which the provisioner sets on real Firestore.
     /// </summary>
     public const string ExpiresAtField = "expires_at";

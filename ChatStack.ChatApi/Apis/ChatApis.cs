@@ -732,7 +732,14 @@ internal static class ChatApis
     /// is kept per instance. A hold this instance's own ended turn left behind (its last commit failed) is taken over.
     /// </summary>
     private static TurnLease? TurnLeaseOf(ChatStream stream, ChatStreamRegistry streams, ChatOptions options) => options.SharedTurns
-        ? new TurnLease(stream.Id, options.TurnLease) { Deleting = stream.IsDeletion, EndedHere = streams.HasEnded, UserId = stream.UserId, InstanceId = streams.InstanceId }
+        ? new TurnLease(stream.Id, options.TurnLease)
+        {
+            Deleting = stream.IsDeletion,
+            EndedHere = streams.HasEnded,
+            UserId = stream.UserId,
+            InstanceId = streams.InstanceId,
+            ResumableFor = stream.IsDeletion ? null : streams.ResumeWindow,
+        }
         : null;
 
     /// <summary>A session answers one message at a time; the running turn can be read (or resumed) meanwhile.</summary>

@@ -163,6 +163,12 @@ internal sealed class TurnLease(string streamId, TimeSpan lifetime)
     public string? InstanceId { get; init; }
 
     /// <summary>
+    /// How long the turn's stream, once ended, can still be resumed on <see cref="InstanceId"/>: giving the hold up
+    /// leaves <c>stream_ends/{streamId}</c> naming the instance for that long, where a resume on another finds it.
+    /// </summary>
+    public TimeSpan? ResumableFor { get; init; }
+
+    /// <summary>
     /// Whether a turn, by its stream id, ran on this instance and has ended: its hold can be taken over at once. A
     /// turn whose last commit failed (the store down) leaves its hold; this instance's next message to the session
     /// need not wait out its lifetime.

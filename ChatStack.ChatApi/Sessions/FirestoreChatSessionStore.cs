@@ -186,6 +186,10 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
                 attempt.Writes.Add(change.Release
                     ? new Write { Delete = TurnName(sessionId), CurrentDocument = expected }
                     : TurnWrite(sessionId, lease, expected));
+                if (change.Release && EndWrite(sessionId, lease) is { } end)
+                {
+                    attempt.Writes.Add(end);
+                }
             }
             else if (attempt.Writes.Count == 0)
             {
@@ -284,6 +288,33 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
         AddIfSet(turn, "instance_id", lease.InstanceId);
 
         return new Write { Update = turn, CurrentDocument = expected };
+    }
+
+    /// <summary>
+    /// Where the turn's stream ran, kept once its hold is given up (the hold named it until then), for a resume that
+    /// reaches another instance. It rides in the commit that gives the hold up: no write of its own.
+    /// </summary>
+    private Write? EndWrite(string sessionId, TurnLease lease)
+    {
+        if (lease is not { ResumableFor: { } kept, UserId: { } user, InstanceId: { } instance, Deleting: false })
+        {
+            return null;
+        }
+
+        return new Write
+        {
+            Update = new Document
+            {
+                Name = $"{Database}/documents/{ResourceNames.StreamEndsCollection}/{lease.StreamId}",
+                Fields =
+                {
+                    ["user_id"] = Str(user),
+                    ["instance_id"] = Str(instance),
+                    ["session_id"] = Str(sessionId),
+                    [ResourceNames.ExpiresAtField] = Time(time.GetUtcNow() + kept),
+                },
+            },
+        };
     }
 
     // Safe to repeat: a repeat after its own write fails the precondition, and the read then finds the hold this one's.

@@ -22,7 +22,8 @@ namespace ChatStack.ChatApi.Streaming;
 /// instance copy the stream's events to <c>stream_events/{streamId}</c> (a document, and its <c>chunks</c>), from the
 /// first, every quarter second until the stream ends; the instance that was asked follows them into a replica,
 /// which its readers read as they would the stream itself, with the same event ids. Nothing is copied for a stream
-/// nobody resumes elsewhere.
+/// nobody resumes elsewhere. A stream that has ended (its hold given up) is found through <c>stream_ends</c>, left
+/// by the commit that gave the hold up, and copied whole by its instance while that keeps it for resuming.
 /// </summary>
 /// <remarks>Works where turns are shared (<see cref="ChatOptions.SharedTurns"/>): only then do holds name their instance.</remarks>
 internal sealed class FirestoreStreamRelay(Firestore.FirestoreClient client, GoogleCloudOptions cloud, ChatStreamRegistry streams, IOptions<ChatOptions> options,
@@ -69,14 +70,19 @@ internal sealed class FirestoreStreamRelay(Firestore.FirestoreClient client, Goo
             return false;
         }
 
-        await RequestAsync(turn, Cancel, cancellationToken);
-        return true;
+        if (!turn.Ended)
+        {
+            await RequestAsync(turn, Cancel, cancellationToken);
+        }
+
+        return true; // an ended stream has nothing left to stop: as where it ran, the stop is answered all the same
     }
 
     /// <summary>
-    /// A replica of <paramref name="streamId"/>, which another instance runs, once it holds the first
-    /// <paramref name="seen"/> events (those its reader has seen) or the whole stream; null when no live turn of
-    /// <paramref name="userId"/>'s has that stream, or its instance did not answer within a few seconds.
+    /// A replica of <paramref name="streamId"/>, which another instance runs or ran, once it holds the first
+    /// <paramref name="seen"/> events (those its reader has seen) or, for a stream that has ended, all of them; null
+    /// when no turn of <paramref name="userId"/>'s has that stream (live, or ended within the resume window), or its
+    /// instance did not answer within a few seconds.
     /// </summary>
     public async Task<ChatStream?> FollowAsync(string streamId, string userId, long seen, CancellationToken cancellationToken)
     {
@@ -88,7 +94,8 @@ internal sealed class FirestoreStreamRelay(Firestore.FirestoreClient client, Goo
         await RequestAsync(turn, Mirror, cancellationToken);
         var replica = new ChatStream(streamId, userId, turn.SessionId, time, streams.ReconnectGrace) { IsReplica = true };
         var started = time.GetTimestamp();
-        while (await PullAsync(replica, cancellationToken) is not { } completed || (!completed && replica.EventCount < seen))
+        // An ended stream is copied whole in one go; a copy of it that is not complete is an older one, not yet redone.
+        while (await PullAsync(replica, cancellationToken) is not { } completed || (!completed && (turn.Ended || replica.EventCount < seen)))
         {
             if (time.GetElapsedTime(started) > FollowWait)
             {
@@ -137,7 +144,7 @@ internal sealed class FirestoreStreamRelay(Firestore.FirestoreClient client, Goo
                     // could copy the end): looked into once a lease. No live turn and still no end: what was saved is
                     // in the session's messages.
                     grown = time.GetTimestamp();
-                    if (await FindTurnAsync(replica.Id, replica.UserId, reading.Token) is null && await PullAsync(replica, reading.Token) == false)
+                    if (await FindTurnAsync(replica.Id, replica.UserId, reading.Token) is null or { Ended: true } && await PullAsync(replica, reading.Token) == false)
                     {
                         logger.LogWarning("Stopped following stream {StreamId}: its instance no longer runs it and its copy has no end", replica.Id);
                         break;
@@ -304,7 +311,10 @@ internal sealed class FirestoreStreamRelay(Firestore.FirestoreClient client, Goo
         }
     }
 
-    /// <summary>The live turn whose stream is <paramref name="streamId"/>, if it is <paramref name="userId"/>'s.</summary>
+    /// <summary>
+    /// The turn whose stream is <paramref name="streamId"/>, if it is <paramref name="userId"/>'s: live (its hold names
+    /// it), or ended within the resume window (<c>stream_ends</c> names where it ran, which keeps it that long).
+    /// </summary>
     private async Task<Turn?> FindTurnAsync(string streamId, string userId, CancellationToken cancellationToken)
     {
         if (!options.Value.SharedTurns)
@@ -318,15 +328,24 @@ internal sealed class FirestoreStreamRelay(Firestore.FirestoreClient client, Goo
             Where = FieldEquals("stream_id", streamId),
             Limit = 1,
         };
-        var hold = (await FirestoreRetry.QueryAsync(client, $"{Database}/documents", query, cancellationToken)).FirstOrDefault();
+        if ((await FirestoreRetry.QueryAsync(client, $"{Database}/documents", query, cancellationToken)).FirstOrDefault() is { } hold)
+        {
+            // A deletion's hold is no stream anyone can follow.
+            return hold.Fields.TryGetValue("deleting", out var deleting) && deleting.BooleanValue
+                ? null
+                : TurnOf(hold, streamId, userId, hold.Name[(hold.Name.LastIndexOf('/') + 1)..], ended: false);
+        }
 
-        // A hold past its time is a dead instance's: nobody would listen. A deletion's is no stream anyone can follow.
-        return hold is null || Str(hold, "user_id") != userId || Str(hold, "instance_id") is not { } instance
-            || (hold.Fields.TryGetValue("deleting", out var deleting) && deleting.BooleanValue)
-            || !hold.Fields.TryGetValue(ResourceNames.ExpiresAtField, out var expires) || expires.TimestampValue.ToDateTimeOffset() <= time.GetUtcNow()
-            ? null
-            : new Turn(streamId, userId, hold.Name[(hold.Name.LastIndexOf('/') + 1)..], instance);
+        var end = await FirestoreRetry.ReadDocumentAsync(client, Database, $"{Database}/documents/{ResourceNames.StreamEndsCollection}/{streamId}", cancellationToken);
+        return end is null || Str(end, "session_id") is not { } session ? null : TurnOf(end, streamId, userId, session, ended: true);
     }
+
+    // A hold past its time is a dead instance's, where nobody would listen; an end past its time, a stream its instance forgot.
+    private Turn? TurnOf(Document document, string streamId, string userId, string sessionId, bool ended) =>
+        Str(document, "user_id") != userId || Str(document, "instance_id") is not { } instance
+            || !document.Fields.TryGetValue(ResourceNames.ExpiresAtField, out var expires) || expires.TimestampValue.ToDateTimeOffset() <= time.GetUtcNow()
+            ? null
+            : new Turn(streamId, userId, sessionId, instance, ended);
 
     private async Task RequestAsync(Turn turn, string kind, CancellationToken cancellationToken)
     {
@@ -570,5 +589,5 @@ internal sealed class FirestoreStreamRelay(Firestore.FirestoreClient client, Goo
     private static string? Str(Document document, string field) =>
         document.Fields.TryGetValue(field, out var value) && value.ValueTypeCase == FsValue.ValueTypeOneofCase.StringValue ? value.StringValue : null;
 
-    private sealed record Turn(string StreamId, string UserId, string SessionId, string InstanceId);
+    private sealed record Turn(string StreamId, string UserId, string SessionId, string InstanceId, bool Ended);
 }

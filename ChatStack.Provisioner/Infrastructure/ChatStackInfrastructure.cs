@@ -47,12 +47,13 @@ public static class ChatStackInfrastructure
             new FirestoreIndexResource(firestoreIndexes, Group(ResourceNames.SessionsCollection), SessionsByUser),
             // Documents that outlive their use: a turn's hold left by an instance that died, a user's limits once every
             // window in them has passed, requests about a stream whose instance died first, copies of streams resumed
-            // on another instance. Each carries the time after which it means nothing.
+            // on another instance, where streams that ended ran. Each carries the time after which it means nothing.
             new FirestoreTtlResource(firestoreIndexes, Group(ResourceNames.SessionTurnsCollection), ResourceNames.ExpiresAtField),
             new FirestoreTtlResource(firestoreIndexes, Group(ResourceNames.UserLimitsCollection), ResourceNames.ExpiresAtField),
             new FirestoreTtlResource(firestoreIndexes, Group(ResourceNames.StreamRequestsCollection), ResourceNames.ExpiresAtField),
             new FirestoreTtlResource(firestoreIndexes, Group(ResourceNames.StreamEventsCollection), ResourceNames.ExpiresAtField),
             new FirestoreTtlResource(firestoreIndexes, Group(ResourceNames.StreamChunksCollection), ResourceNames.ExpiresAtField),
+            new FirestoreTtlResource(firestoreIndexes, Group(ResourceNames.StreamEndsCollection), ResourceNames.ExpiresAtField),
         ];
         return
         [

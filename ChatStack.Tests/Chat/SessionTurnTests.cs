@@ -484,6 +484,60 @@ public sealed class SessionTurnTests(StackFixture stack) : IDisposable
     }
 
     [Fact]
+    public async Task A_stream_that_ended_resumes_on_another_instance_within_the_resume_window()
+    {
+        var settings = Paced(sentences: 20);
+        settings["Chat:ResumeWindowSeconds"] = "8";
+        await using var first = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
+        await using var second = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
+        await first.Services.GetRequiredService<FirestoreStreamRelay>().Listening.WaitAsync(TimeSpan.FromSeconds(30));
+        var (onFirst, onSecond) = (await ChatApiClient.SignInAsync(first.Address, "late"), await ChatApiClient.SignInAsync(second.Address, "late"));
+        var stranger = await ChatApiClient.SignInAsync(second.Address, "someone-else");
+
+        // Read to the end on the first instance: its hold is given up, and nothing was ever copied.
+        using var chat = await onFirst.PostChatAsync(new { message = "Tell me a long story about queues." });
+        chat.EnsureSuccessStatusCode();
+        var stream = chat.Headers.GetValues("X-Stream-Id").Single();
+        var all = (await Sse.ReadAllAsync(chat)).Where(e => !e.IsComment).ToList();
+        Assert.Equal("done", all[^1].Event);
+        var ended = await Document($"stream_ends/{stream}");
+        Assert.NotNull(ended);
+        Assert.Equal(first.Services.GetRequiredService<ChatStreamRegistry>().InstanceId, ended.Fields["instance_id"].StringValue);
+
+        // A client that lost the last events reconnects, and reaches the second instance: the same events, same ids.
+        var lost = all.Count - 12;
+        using (var resumed = await ResumeAsync(onSecond, stream, all[lost - 1].Id))
+        {
+            Assert.Equal(HttpStatusCode.OK, resumed.StatusCode);
+            var rest = (await Sse.ReadAllAsync(resumed)).Where(e => !e.IsComment).ToList();
+            Assert.Equal(all.Skip(lost).Select(e => (e.Id, e.Event, e.Data)), rest.Select(e => (e.Id, e.Event, e.Data)));
+        }
+
+        using (var foreign = await ResumeAsync(stranger, stream, all[lost - 1].Id))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, foreign.StatusCode);
+        }
+
+        // Stopping it there is what it is where it ran: nothing left to stop, 204; not for someone else's.
+        Assert.Equal(HttpStatusCode.NoContent, (await onSecond.Http.PostAsync($"/api/chat/streams/{stream}/cancel", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await stranger.Http.PostAsync($"/api/chat/streams/{stream}/cancel", null)).StatusCode);
+
+        // Once the window has closed, the first instance has forgotten it, and so has Firestore's record of it.
+        var third = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
+        await using var ___ = third;
+        var onThird = await ChatApiClient.SignInAsync(third.Address, "late");
+        await Task.Delay(TimeSpan.FromSeconds(8));
+        var started = Stopwatch.StartNew();
+        using (var closed = await ResumeAsync(onThird, stream, all[lost - 1].Id))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, closed.StatusCode);
+        }
+
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(4), $"answered after {started.Elapsed}: asked the instance instead of reading the record's expiry");
+        Assert.Equal(HttpStatusCode.NotFound, (await onThird.Http.PostAsync($"/api/chat/streams/{stream}/cancel", null)).StatusCode);
+    }
+
+    [Fact]
     public async Task A_stream_read_only_on_another_instance_is_stopped_when_its_reader_there_leaves()
     {
         var (first, second) = await TwoInstancesAsync(sentences: 400, reconnectGraceSeconds: 1);

@@ -41,7 +41,7 @@ public sealed class FirestoreIndexProvisioningTests(StackFixture stack, ITestOut
         Assert.Equal(2, dryRun.ExitCode);
         var planned = Assert.Single(dryRun.Output.Split(Environment.NewLine), line => line.Contains("firestore.index"));
         Assert.Matches(@"^  \+ firestore\.index +sessions\(user_id asc, updated_at desc\) +create$", planned);
-        Assert.Contains("to create 15, to update 0, unchanged 0", dryRun.Output);
+        Assert.Contains("to create 16, to update 0, unchanged 0", dryRun.Output);
         Assert.DoesNotContain(admin.Requests, request => request.StartsWith("POST", StringComparison.Ordinal));
 
         Assert.Equal(0, (await Run(admin, "provision")).ExitCode);
@@ -54,24 +54,25 @@ public sealed class FirestoreIndexProvisioningTests(StackFixture stack, ITestOut
         // Listed in state CREATING, on the list's second page, with __name__ appended: converged, nothing posted again.
         var again = await Run(admin, "provision");
         Assert.Equal(0, again.ExitCode);
-        Assert.Contains("create 0, update 0, unchanged 15, incompatible 0", again.Output);
+        Assert.Contains("create 0, update 0, unchanged 16, incompatible 0", again.Output);
         Assert.Single(admin.Requests, request => request == $"POST {IndexesPath}");
     }
 
     [Fact]
-    public async Task The_ttl_policies_of_turn_holds_user_limits_and_stream_requests_and_copies_are_planned_enabled_once_and_then_unchanged()
+    public async Task The_ttl_policies_of_turn_holds_user_limits_and_stream_requests_copies_and_ends_are_planned_enabled_once_and_then_unchanged()
     {
         await using var admin = await FirestoreAdminServer.StartAsync();
         string Field(string group) => $"/v1/projects/{_project}/databases/chats/collectionGroups/{group}/fields/expires_at";
 
         var dryRun = await Run(admin, "provision", "--dry-run");
         var planned = dryRun.Output.Split(Environment.NewLine).Where(line => line.Contains("firestore.ttl")).ToList();
-        Assert.Equal(5, planned.Count);
+        Assert.Equal(6, planned.Count);
         Assert.Matches(@"^  \+ firestore\.ttl +session_turns\.expires_at +create$", planned[0]);
         Assert.Matches(@"^  \+ firestore\.ttl +user_limits\.expires_at +create$", planned[1]);
         Assert.Matches(@"^  \+ firestore\.ttl +stream_requests\.expires_at +create$", planned[2]);
         Assert.Matches(@"^  \+ firestore\.ttl +stream_events\.expires_at +create$", planned[3]);
         Assert.Matches(@"^  \+ firestore\.ttl +chunks\.expires_at +create$", planned[4]);
+        Assert.Matches(@"^  \+ firestore\.ttl +stream_ends\.expires_at +create$", planned[5]);
         Assert.DoesNotContain(admin.Requests, request => request.StartsWith("PATCH", StringComparison.Ordinal));
 
         Assert.Equal(0, (await Run(admin, "provision")).ExitCode);
@@ -79,11 +80,12 @@ public sealed class FirestoreIndexProvisioningTests(StackFixture stack, ITestOut
         Assert.Equal("CREATING", admin.Ttl[Field("user_limits")]);
         Assert.Equal("CREATING", admin.Ttl[Field("stream_requests")]);
         Assert.Equal("CREATING", admin.Ttl[Field("chunks")]);
+        Assert.Equal("CREATING", admin.Ttl[Field("stream_ends")]);
 
         // Still building (CREATING) counts as there: nothing patched again.
         admin.Ttl[Field("user_limits")] = "ACTIVE";
         Assert.Equal(0, (await Run(admin, "provision")).ExitCode);
-        Assert.Equal(5, admin.Requests.Count(request => request.StartsWith("PATCH", StringComparison.Ordinal)));
+        Assert.Equal(6, admin.Requests.Count(request => request.StartsWith("PATCH", StringComparison.Ordinal)));
         Assert.Contains($"PATCH {Field("session_turns")}?updateMask=ttlConfig", admin.Requests);
     }
 
