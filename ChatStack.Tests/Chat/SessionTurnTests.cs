@@ -605,7 +605,7 @@ public sealed class SessionTurnTests(StackFixture stack) : IDisposable
         Assert.NotEqual("done", followed.LastOrDefault(e => !e.IsComment)?.Event); // ended without the copy's end
         Assert.True(faults.Injected > 0);
         using var gone = await ResumeAsync(onSecond, stream, null);
-        Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode); // forgotten there, and no live turn to follow
+        Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode); // forgotten there, and its instance cannot copy it again
     }
 
     /// <summary>Firestore refusing listens (UNAVAILABLE) while <see cref="Down"/>; every other call passes.</summary>
