@@ -51,7 +51,7 @@ internal static class ChatApis
         api.MapGet("/chat/streams/{streamId}", ResumeStream)
             .WithName("ResumeChatStream")
             .WithSummary("Resume a stream in progress or just finished; send Last-Event-ID to skip what you have.")
-            .WithDescription("Any instance takes a stream in progress: one that does not run it follows a copy the running instance makes (through Firestore, where turns are shared). A stream that has ended resumes only on its own instance.")
+            .WithDescription("Any instance takes a stream in progress: one that does not run it follows a copy the running instance makes (through Firestore, where turns are shared). A stream that has ended is copied whole by the instance that ran it, within the resume window.")
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status404NotFound)

@@ -60,15 +60,7 @@ internal sealed class FirestoreChatSessionStore(Firestore.FirestoreClient client
         var query = new StructuredQuery
         {
             From = { new StructuredQuery.Types.CollectionSelector { CollectionId = ResourceNames.SessionsCollection } },
-            Where = new StructuredQuery.Types.Filter
-            {
-                FieldFilter = new StructuredQuery.Types.FieldFilter
-                {
-                    Field = new StructuredQuery.Types.FieldReference { FieldPath = "user_id" },
-                    Op = StructuredQuery.Types.FieldFilter.Types.Operator.Equal,
-                    Value = Str(userId),
-                },
-            },
+            Where = FirestoreRetry.Where("user_id", StructuredQuery.Types.FieldFilter.Types.Operator.Equal, Str(userId)),
             OrderBy =
             {
                 new StructuredQuery.Types.Order { Field = new() { FieldPath = "updated_at" }, Direction = StructuredQuery.Types.Direction.Descending },

@@ -73,6 +73,12 @@ internal static class FirestoreRetry
             return found;
         }, cancellationToken);
 
+    /// <summary>A query's filter on one field: <paramref name="field"/> <paramref name="op"/> <paramref name="value"/>.</summary>
+    public static StructuredQuery.Types.Filter Where(string field, StructuredQuery.Types.FieldFilter.Types.Operator op, Value value) => new()
+    {
+        FieldFilter = new StructuredQuery.Types.FieldFilter { Field = new StructuredQuery.Types.FieldReference { FieldPath = field }, Op = op, Value = value },
+    };
+
     /// <summary>The documents a query under <paramref name="parent"/> finds, in its order, read again as a whole after a passing failure.</summary>
     public static Task<List<Document>> QueryAsync(Firestore.FirestoreClient client, string parent, StructuredQuery query, CancellationToken cancellationToken) =>
         ReadAsync(async deadline =>

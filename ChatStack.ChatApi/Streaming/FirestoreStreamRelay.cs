@@ -204,15 +204,7 @@ internal sealed class FirestoreStreamRelay(Firestore.FirestoreClient client, Goo
             var query = new StructuredQuery
             {
                 From = { new StructuredQuery.Types.CollectionSelector { CollectionId = ResourceNames.StreamChunksCollection } },
-                Where = new StructuredQuery.Types.Filter
-                {
-                    FieldFilter = new StructuredQuery.Types.FieldFilter
-                    {
-                        Field = new StructuredQuery.Types.FieldReference { FieldPath = "first" },
-                        Op = StructuredQuery.Types.FieldFilter.Types.Operator.GreaterThan,
-                        Value = new FsValue { IntegerValue = replica.EventCount },
-                    },
-                },
+                Where = FirestoreRetry.Where("first", StructuredQuery.Types.FieldFilter.Types.Operator.GreaterThan, new FsValue { IntegerValue = replica.EventCount }),
                 OrderBy = { new StructuredQuery.Types.Order { Field = new() { FieldPath = "first" } } },
             };
             foreach (var chunk in await FirestoreRetry.QueryAsync(client, CopyName(replica.Id), query, cancellationToken))
@@ -576,15 +568,8 @@ internal sealed class FirestoreStreamRelay(Firestore.FirestoreClient client, Goo
 
     private string CopyName(string streamId) => $"{Database}/documents/{ResourceNames.StreamEventsCollection}/{streamId}";
 
-    private static StructuredQuery.Types.Filter FieldEquals(string field, string value) => new()
-    {
-        FieldFilter = new StructuredQuery.Types.FieldFilter
-        {
-            Field = new StructuredQuery.Types.FieldReference { FieldPath = field },
-            Op = StructuredQuery.Types.FieldFilter.Types.Operator.Equal,
-            Value = new FsValue { StringValue = value },
-        },
-    };
+    private static StructuredQuery.Types.Filter FieldEquals(string field, string value) =>
+        FirestoreRetry.Where(field, StructuredQuery.Types.FieldFilter.Types.Operator.Equal, new FsValue { StringValue = value });
 
     private static string? Str(Document document, string field) =>
         document.Fields.TryGetValue(field, out var value) && value.ValueTypeCase == FsValue.ValueTypeOneofCase.StringValue ? value.StringValue : null;

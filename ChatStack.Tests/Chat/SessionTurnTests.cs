@@ -397,11 +397,18 @@ public sealed class SessionTurnTests(StackFixture stack) : IDisposable
         ["Chat:Offline:LongAnswerSentences"] = $"{sentences}",
     };
 
-    /// <summary>Two instances on one Firestore, turns shared, the offline model at a pace a test can interrupt.</summary>
-    private async Task<(ChatApiHost First, ChatApiHost Second)> TwoInstancesAsync(int sentences, int reconnectGraceSeconds = 10)
+    private Dictionary<string, string?> Paced(int sentences, int reconnectGraceSeconds, int resumeWindowSeconds)
     {
         var settings = Paced(sentences);
         settings["Chat:ReconnectGraceSeconds"] = $"{reconnectGraceSeconds}";
+        settings["Chat:ResumeWindowSeconds"] = $"{resumeWindowSeconds}";
+        return settings;
+    }
+
+    /// <summary>Two instances on one Firestore, turns shared, the offline model at a pace a test can interrupt.</summary>
+    private async Task<(ChatApiHost First, ChatApiHost Second)> TwoInstancesAsync(int sentences, int reconnectGraceSeconds = 10, int resumeWindowSeconds = 300)
+    {
+        var settings = Paced(sentences, reconnectGraceSeconds, resumeWindowSeconds);
         var first = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
         var second = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
         await first.Services.GetRequiredService<FirestoreStreamRelay>().Listening.WaitAsync(TimeSpan.FromSeconds(30));
@@ -486,11 +493,9 @@ public sealed class SessionTurnTests(StackFixture stack) : IDisposable
     [Fact]
     public async Task A_stream_that_ended_resumes_on_another_instance_within_the_resume_window()
     {
-        var settings = Paced(sentences: 20);
-        settings["Chat:ResumeWindowSeconds"] = "8";
-        await using var first = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
-        await using var second = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
-        await first.Services.GetRequiredService<FirestoreStreamRelay>().Listening.WaitAsync(TimeSpan.FromSeconds(30));
+        var (first, second) = await TwoInstancesAsync(sentences: 20, resumeWindowSeconds: 8);
+        await using var _ = first;
+        await using var __ = second;
         var (onFirst, onSecond) = (await ChatApiClient.SignInAsync(first.Address, "late"), await ChatApiClient.SignInAsync(second.Address, "late"));
         var stranger = await ChatApiClient.SignInAsync(second.Address, "someone-else");
 
@@ -523,7 +528,7 @@ public sealed class SessionTurnTests(StackFixture stack) : IDisposable
         Assert.Equal(HttpStatusCode.NotFound, (await stranger.Http.PostAsync($"/api/chat/streams/{stream}/cancel", null)).StatusCode);
 
         // Once the window has closed, the first instance has forgotten it, and so has Firestore's record of it.
-        var third = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
+        var third = await ChatApiHost.StartAsync(stack.FirestoreHost, Paced(sentences: 20, reconnectGraceSeconds: 10, resumeWindowSeconds: 8));
         await using var ___ = third;
         var onThird = await ChatApiClient.SignInAsync(third.Address, "late");
         await Task.Delay(TimeSpan.FromSeconds(8));
