@@ -62,6 +62,9 @@ public sealed class IncrementalTokenCounter
     /// Tokens of <paramref name="textSoFar"/>, equal to counting it in one call. It must begin with the text of the
     /// previous call (text is only appended); only the length is checked.
     /// </summary>
+    // Not inlined: called once a checkpoint from a loop over deltas, it would swell that loop (its boundary scan,
+    // the estimate's learning) and slow every delta; see TokenCounter.CountTokens.
+    [MethodImpl(MethodImplOptions.NoInlining)]
     public int CountTokens(ReadOnlySpan<char> textSoFar)
     {
         if (textSoFar.Length == _length)

@@ -131,22 +131,7 @@ public class StreamingBenchmarks
     }
 
     [Benchmark(Description = "accumulate deltas, incremental at every checkpoint")]
-    public int AccumulateIncremental()
-    {
-        var text = Answer();
-        var count = _counter.CreateIncrementalCounter();
-        int start = 0, total = 0;
-        for (int k = 0; k < _deltaEnds.Length; k++)
-        {
-            text.Write(_answer.AsSpan(start, _deltaEnds[k] - start));
-            start = _deltaEnds[k];
-            if (_checkpointAfter[k])
-            {
-                total = count.CountTokens(text.WrittenSpan);
-            }
-        }
-        return total;
-    }
+    public int AccumulateIncremental() => StreamingAnswer.AccumulateIncremental(_counter.CreateIncrementalCounter(), Answer(), _answer, _deltaEnds, _checkpointAfter);
 
     [Benchmark(Description = "streaming counter (keeps only its tail), checkpoint every ~50 tokens")]
     public int Streaming() => StreamingAnswer.Stream(_counter.CreateStreamingCounter(), _answer, _deltaEnds, _checkpointAfter);
@@ -269,6 +254,23 @@ internal static class StreamingAnswer
             }
         }
         return gate.Count(text.WrittenSpan, limit).Tokens;
+    }
+
+    /// <summary>Keeps the streamed text and counts it incrementally at each checkpoint: the same loop as <see cref="AccumulateThenCount"/>, plus the counts.</summary>
+    internal static int AccumulateIncremental(IncrementalTokenCounter count, ArrayBufferWriter<char> text, string answer, int[] deltaEnds, bool[] checkpoint)
+    {
+        text.ResetWrittenCount();
+        int start = 0, total = 0;
+        for (int k = 0; k < deltaEnds.Length; k++)
+        {
+            text.Write(answer.AsSpan(start, deltaEnds[k] - start));
+            start = deltaEnds[k];
+            if (checkpoint[k])
+            {
+                total = count.CountTokens(text.WrittenSpan);
+            }
+        }
+        return total;
     }
 
     internal static int Stream(StreamingTokenCounter stream, string answer, int[] ends, bool[] checkpoint)
