@@ -25,14 +25,16 @@ internal static class StreamAlone
     ];
 
     // Ratio → (numerator, denominator): what each counter costs against what a caller would otherwise do.
-    private static readonly (string Label, string Of, string Against)[] Ratios =
+    // Goal rows are the counters' own costs; the others are shown beside them (the copy of each delta that a caller
+    // counting once also makes, and the chat API's per-delta gate on top of the counter).
+    private static readonly (string Label, string Of, string Against, bool Goal)[] Ratios =
     [
-        ("incremental ÷ count once", "incremental", "once"),
-        ("incremental, token deltas ÷ count once", "incremental-token-deltas", "once"),
-        ("accumulate + incremental ÷ accumulate + count once", "accumulate-incremental", "accumulate"),
-        ("streaming counter ÷ accumulate + count once", "streaming", "accumulate"),
-        ("streaming counter ÷ count once", "streaming", "once"),
-        ("chat API's loop ÷ accumulate + count once", "api", "accumulate"),
+        ("incremental ÷ count once", "incremental", "once", true),
+        ("incremental, token deltas ÷ count once", "incremental-token-deltas", "once", true),
+        ("accumulate + incremental ÷ accumulate + count once", "accumulate-incremental", "accumulate", true),
+        ("streaming counter ÷ accumulate + count once", "streaming", "accumulate", true),
+        ("streaming counter ÷ count once", "streaming", "once", false),
+        ("chat API's loop ÷ accumulate + count once", "api", "accumulate", false),
     ];
 
     private static readonly TimeSpan Warm = TimeSpan.FromSeconds(1.5);
@@ -85,11 +87,18 @@ internal static class StreamAlone
         Console.WriteLine();
         Console.WriteLine("| ratio, within a round | median | range |");
         Console.WriteLine("|---|---:|---:|");
-        foreach (var (label, of, against) in Ratios)
+        var goalRows = new List<(string, double)>();
+        foreach (var (label, of, against, goal) in Ratios)
         {
             var r = times[of].Zip(times[against], (a, b) => a / b).ToList();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {label} | **{Median(r):F2}×** | {r.Min():F2}–{r.Max():F2}× |"));
+            if (goal)
+            {
+                goalRows.Add((label, Median(r)));
+            }
         }
+        Console.WriteLine();
+        Console.WriteLine(Goals.Streaming("alone, median of the rounds", goalRows));
     }
 
     private static double RunChild(string name, double seconds)

@@ -55,7 +55,9 @@ internal static class StreamProfile
         var b = new StreamingBenchmarks();
         b.Setup();
         Console.WriteLine($"answer tokens {b.AnswerTokens}, deltas {b.DeltaCount}, checkpoints {b.CheckpointCount}, tail chars re-counted {b.TailStats()}");
-        Console.WriteLine(Describe(Measure()));
+        var figures = Measure();
+        Console.WriteLine(Describe(figures));
+        Console.WriteLine(Verdict(figures));
         Console.WriteLine(MeasureUnseen());
         Console.WriteLine(MeasureUnseenApi());
         foreach (string line in MeasureUnbroken())
@@ -208,6 +210,15 @@ internal static class StreamProfile
         $"({f.StreamingMs / f.OneShotMs:F2}× count once, {f.StreamingMs / f.AccumulateMs:F2}× accumulate + count once); " +
         $"as the chat API (count when the estimate says a checkpoint is due) {f.ApiGatedMs:F2} ms (**{f.ApiGatedMs / f.AccumulateMs:F2}×** accumulate + count once), " +
         $"with token deltas {f.ApiGatedTokenDeltasMs:F2} ms against {f.AccumulateTokenDeltasMs:F2} ms (**{f.ApiGatedTokenDeltasMs / f.AccumulateTokenDeltasMs:F2}×**).";
+
+    internal static string Verdict(Figures f) => Goals.Streaming("interleaved minimum",
+    [
+        ("incremental", f.IncrementalMs / f.OneShotMs),
+        ("deltas at token ends", f.IncrementalTokenDeltasMs / f.OneShotMs),
+        ("new cuts each round", f.IncrementalNewCutsMs / f.OneShotMs),
+        ("accumulate + incremental", f.AccumulateIncrementalMs / f.AccumulateMs),
+        ("streaming counter ÷ accumulate + count once", f.StreamingMs / f.AccumulateMs),
+    ]);
 
     private static double Time(Func<int> action)
     {
