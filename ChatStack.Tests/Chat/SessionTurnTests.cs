@@ -309,11 +309,8 @@ public sealed class SessionTurnTests(StackFixture stack) : IDisposable
             ActivityStopped = spans.Enqueue,
         };
         ActivitySource.AddActivityListener(listener);
-        var (first, second) = await TwoInstancesAsync(sentences: 400);
-        await using var _ = first;
-        await using var __ = second;
-        var (onFirst, onSecond) = (await ChatApiClient.SignInAsync(first.Address, "no-affinity"), await ChatApiClient.SignInAsync(second.Address, "no-affinity"));
-        var stranger = await ChatApiClient.SignInAsync(second.Address, "someone-else");
+        await using var hosts = await TwoInstancesAsync("no-affinity", sentences: 400);
+        var (first, second, onFirst, onSecond, stranger) = hosts;
 
         using var running = await onFirst.PostChatAsync(new { message = "Tell me a long story about queues." });
         running.EnsureSuccessStatusCode();
@@ -405,15 +402,34 @@ public sealed class SessionTurnTests(StackFixture stack) : IDisposable
         return settings;
     }
 
-    /// <summary>Two instances on one Firestore, turns shared, the offline model at a pace a test can interrupt.</summary>
-    private async Task<(ChatApiHost First, ChatApiHost Second)> TwoInstancesAsync(int sentences, int reconnectGraceSeconds = 10, int resumeWindowSeconds = 300)
+    /// <summary>
+    /// Two instances on one Firestore, turns shared, the offline model at a pace a test can interrupt; <paramref name="user"/>
+    /// signed in on each, and another user on the second.
+    /// </summary>
+    private async Task<TwoInstances> TwoInstancesAsync(string user, int sentences, int reconnectGraceSeconds = 10, int resumeWindowSeconds = 300)
     {
         var settings = Paced(sentences, reconnectGraceSeconds, resumeWindowSeconds);
         var first = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
         var second = await ChatApiHost.StartAsync(stack.FirestoreHost, settings);
         await first.Services.GetRequiredService<FirestoreStreamRelay>().Listening.WaitAsync(TimeSpan.FromSeconds(30));
         await second.Services.GetRequiredService<FirestoreStreamRelay>().Listening.WaitAsync(TimeSpan.FromSeconds(30));
-        return (first, second);
+        return new TwoInstances(first, second, await ChatApiClient.SignInAsync(first.Address, user), await ChatApiClient.SignInAsync(second.Address, user),
+            await ChatApiClient.SignInAsync(second.Address, "someone-else"));
+    }
+
+    private sealed record TwoInstances(ChatApiHost First, ChatApiHost Second, ChatApiClient OnFirst, ChatApiClient OnSecond, ChatApiClient Stranger) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            try
+            {
+                await First.DisposeAsync();
+            }
+            finally
+            {
+                await Second.DisposeAsync();
+            }
+        }
     }
 
     /// <summary>The first <paramref name="count"/> events of a chat on <paramref name="client"/>'s instance; then its connection is dropped.</summary>
@@ -456,11 +472,8 @@ public sealed class SessionTurnTests(StackFixture stack) : IDisposable
     public async Task A_resume_on_an_instance_that_does_not_run_the_stream_follows_it_to_its_end_with_the_same_ids()
     {
         // A grace of 1 s: the run outlives its dropped reader only because the copy read elsewhere counts as one.
-        var (first, second) = await TwoInstancesAsync(sentences: 100, reconnectGraceSeconds: 1);
-        await using var _ = first;
-        await using var __ = second;
-        var (onFirst, onSecond) = (await ChatApiClient.SignInAsync(first.Address, "roaming"), await ChatApiClient.SignInAsync(second.Address, "roaming"));
-        var stranger = await ChatApiClient.SignInAsync(second.Address, "someone-else");
+        await using var hosts = await TwoInstancesAsync("roaming", sentences: 100, reconnectGraceSeconds: 1);
+        var (first, second, onFirst, onSecond, stranger) = hosts;
         var (session, stream, seen) = await ChatThenDropAsync(onFirst, 30);
 
         using (var foreign = await ResumeAsync(stranger, stream, seen[^1].Id))
@@ -493,11 +506,8 @@ public sealed class SessionTurnTests(StackFixture stack) : IDisposable
     [Fact]
     public async Task A_stream_that_ended_resumes_on_another_instance_within_the_resume_window()
     {
-        var (first, second) = await TwoInstancesAsync(sentences: 20, resumeWindowSeconds: 8);
-        await using var _ = first;
-        await using var __ = second;
-        var (onFirst, onSecond) = (await ChatApiClient.SignInAsync(first.Address, "late"), await ChatApiClient.SignInAsync(second.Address, "late"));
-        var stranger = await ChatApiClient.SignInAsync(second.Address, "someone-else");
+        await using var hosts = await TwoInstancesAsync("late", sentences: 20, resumeWindowSeconds: 8);
+        var (first, second, onFirst, onSecond, stranger) = hosts;
 
         // Read to the end on the first instance: its hold is given up, and nothing was ever copied.
         using var chat = await onFirst.PostChatAsync(new { message = "Tell me a long story about queues." });
@@ -529,7 +539,7 @@ public sealed class SessionTurnTests(StackFixture stack) : IDisposable
 
         // Once the window has closed, the first instance has forgotten it, and so has Firestore's record of it.
         var third = await ChatApiHost.StartAsync(stack.FirestoreHost, Paced(sentences: 20, reconnectGraceSeconds: 10, resumeWindowSeconds: 8));
-        await using var ___ = third;
+        await using var _ = third;
         var onThird = await ChatApiClient.SignInAsync(third.Address, "late");
         await Task.Delay(TimeSpan.FromSeconds(8));
         var started = Stopwatch.StartNew();
@@ -545,10 +555,8 @@ public sealed class SessionTurnTests(StackFixture stack) : IDisposable
     [Fact]
     public async Task A_stream_read_only_on_another_instance_is_stopped_when_its_reader_there_leaves()
     {
-        var (first, second) = await TwoInstancesAsync(sentences: 400, reconnectGraceSeconds: 1);
-        await using var _ = first;
-        await using var __ = second;
-        var (onFirst, onSecond) = (await ChatApiClient.SignInAsync(first.Address, "leaver"), await ChatApiClient.SignInAsync(second.Address, "leaver"));
+        await using var hosts = await TwoInstancesAsync("leaver", sentences: 400, reconnectGraceSeconds: 1);
+        var (first, second, onFirst, onSecond, _) = hosts;
         var (session, stream, seen) = await ChatThenDropAsync(onFirst, 10);
 
         using (var resumed = await ResumeAsync(onSecond, stream, seen[^1].Id))
